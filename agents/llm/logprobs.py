@@ -1,0 +1,86 @@
+"""Per-token log-probabilities of responses under prompts (the quantity every ratio needs)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def pack_prompt_response(
+    prompt_ids: Sequence[Sequence[int]],
+    response_ids: Sequence[Sequence[int]],
+    pad_id: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Right-pad ``prompt + response`` rows into one batch.
+
+    Returns:
+        input_ids [B, L], attention_mask [B, L], response_mask [B, L] (1 on response tokens),
+        and ``L``.
+    """
+    if len(prompt_ids) != len(response_ids):
+        raise ValueError(
+            f"got {len(prompt_ids)} prompts but {len(response_ids)} responses; expected one each"
+        )
+    rows = [list(p) + list(r) for p, r in zip(prompt_ids, response_ids, strict=True)]
+    length = max(len(r) for r in rows)
+    batch = len(rows)
+    input_ids = torch.full((batch, length), pad_id, dtype=torch.long)
+    attention = torch.zeros((batch, length), dtype=torch.long)
+    response_mask = torch.zeros((batch, length), dtype=torch.float32)
+    for i, (p, r) in enumerate(zip(prompt_ids, response_ids, strict=True)):
+        n = len(p) + len(r)
+        input_ids[i, :n] = torch.tensor(rows[i], dtype=torch.long)
+        attention[i, :n] = 1
+        response_mask[i, len(p) : n] = 1.0
+    return input_ids, attention, response_mask, length
+
+
+def token_logprobs(
+    model: torch.nn.Module,
+    prompt_ids: Sequence[Sequence[int]],
+    response_ids: Sequence[Sequence[int]],
+    pad_id: int,
+    *,
+    temperature: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probabilities of each response token given its prompt, in one forward pass.
+
+    Gradients flow when called outside ``torch.no_grad()``.
+
+    Args:
+        model: A causal LM returning ``.logits`` of shape [B, L, V].
+        prompt_ids: B prompts (token ids).
+        response_ids: B responses (token ids), scored after their prompt.
+        pad_id: Token id used for right padding.
+        temperature: Logits are divided by it (match the sampling temperature for exact ratios).
+
+    Returns:
+        ``logp`` [B, R] and ``mask`` [B, R], R = the longest response; ``mask`` is 1 on real
+        response tokens, 0 on padding (``logp`` there is 0).
+    """
+    for i, p in enumerate(prompt_ids):
+        if len(p) == 0:  # the first response token would have no logit predicting it
+            raise ValueError(f"prompt {i} is empty; expected at least one token (e.g. BOS)")
+    input_ids, attention, response_mask, _ = pack_prompt_response(prompt_ids, response_ids, pad_id)
+    device = next(model.parameters()).device
+    logits = model(
+        input_ids=input_ids.to(device), attention_mask=attention.to(device)
+    ).logits  # [B, L, V]
+    r_max = max(max((len(r) for r in response_ids), default=0), 1)
+    batch = len(response_ids)
+    # Position t predicts token t+1; gather only the response positions before the softmax
+    # (prompts are much longer than responses: this saves most of the [B, L, V] float copies).
+    index = torch.zeros((batch, r_max), dtype=torch.long)
+    for i, (p, r) in enumerate(zip(prompt_ids, response_ids, strict=True)):
+        if r:
+            index[i, : len(r)] = torch.arange(len(p) - 1, len(p) - 1 + len(r))
+    index = index.to(device)
+    picked = logits.gather(1, index.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))  # [B, R, V]
+    picked = picked.float() / temperature
+    targets = input_ids.to(device).gather(1, (index + 1).clamp(max=input_ids.shape[1] - 1))
+    logp = torch.log_softmax(picked, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    mask = torch.zeros((batch, r_max), dtype=torch.float32, device=device)
+    for i, r in enumerate(response_ids):
+        mask[i, : len(r)] = 1.0
+    return logp * mask, mask

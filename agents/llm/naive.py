@@ -1,0 +1,174 @@
+"""The ``naive`` agent: the LLM zero-shot, batched across the harness's slots."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from agents.base import Agent
+from agents.llm.parsing import ParseStats, parse_action, style_for
+from agents.llm.policy import DEFAULT_MODEL, Policy, SamplingConfig, TransformersPolicy
+from agents.llm.prompts import EpisodeState, build_prompt
+from agents.llm.rollout import split_observation
+
+#: Response budgets per env (the paper's: action only for ScienceWorld, reasoning for WebShop).
+DEFAULT_MAX_NEW_TOKENS: dict[str, int] = {"scienceworld": 32, "ood": 32, "webshop": 512}
+#: The paper's evaluation temperature.
+EVAL_TEMPERATURE = 0.4
+
+
+def guess_env_name(info: dict[str, Any]) -> str:
+    """Guess the env short name from an info dict (WebShop actions look like ``click[...]``).
+
+    Example:
+        >>> guess_env_name({"admissible_actions": ["search[<query>]", "click[buy now]"]})
+        'webshop'
+        >>> guess_env_name({"admissible_actions": ["look around"]})
+        'scienceworld'
+    """
+    actions = [str(a) for a in info.get("admissible_actions") or []]
+    if actions and all(a.startswith(("search[", "click[")) for a in actions):
+        return "webshop"
+    return "scienceworld"
+
+
+class NaiveLLMAgent(Agent):
+    """Zero-shot LLM agent: prompt, one batched generation over all active slots, parse.
+
+    Args:
+        model: Model name / path for a :class:`TransformersPolicy` (ignored with ``policy``).
+        policy: A ready policy (shared with other agents or a server-backed one).
+        env: Env short name; when None it is taken from :meth:`env_kwargs` or guessed.
+        temperature: Sampling temperature (the paper evaluates at 0.4).
+        top_p: Nucleus mass.
+        max_new_tokens: Response budget; None = the env's default (32 ScienceWorld, 512 WebShop).
+        seed: Sampling seed.
+        max_history: Steps of history shown in the prompt.
+    """
+
+    name: ClassVar[str] = "naive"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        policy: Policy | None = None,
+        env: str | None = None,
+        temperature: float = EVAL_TEMPERATURE,
+        top_p: float = 1.0,
+        max_new_tokens: int | None = None,
+        seed: int | None = 0,
+        max_history: int | None = None,
+    ) -> None:
+        self._model_name = model or DEFAULT_MODEL
+        self._policy = policy
+        self.env_name = env
+        self.temperature = temperature
+        self.top_p = top_p
+        self.max_new_tokens = max_new_tokens
+        self.seed = seed
+        self.max_history = max_history
+        self.states: dict[int, EpisodeState] = {}
+        self.tips: dict[int, Any] = {}
+        self.parse_stats = ParseStats()
+
+    @property
+    def policy(self) -> Policy:
+        """The policy, loaded on first use."""
+        if self._policy is None:
+            self._policy = TransformersPolicy(self._model_name, sampling=self._sampling())
+        return self._policy
+
+    @property
+    def model(self) -> str | None:
+        """The model name (leaderboard)."""
+        if self._policy is not None:
+            return getattr(self._policy, "name", self._model_name)
+        return self._model_name
+
+    def _sampling(self) -> SamplingConfig:
+        budget = self.max_new_tokens or DEFAULT_MAX_NEW_TOKENS.get(self.env_name or "", 32)
+        return SamplingConfig(
+            temperature=self.temperature, top_p=self.top_p, max_new_tokens=budget, seed=self.seed
+        )
+
+    def config(self) -> dict[str, Any]:
+        """Settings recorded in the leaderboard entry."""
+        return {
+            "model": self.model,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_new_tokens": self._sampling().max_new_tokens,
+            "seed": self.seed,
+            "parse": self.parse_stats.as_dict(),
+        }
+
+    def env_kwargs(self, env_name: str) -> dict[str, Any]:
+        """Remember the env the harness runs (chooses prompt and parsing); no extra kwargs."""
+        if self.env_name is None:
+            self.env_name = env_name
+        return {}
+
+    def reset(self, slot: int, observation: Any, info: dict[str, Any]) -> None:
+        """Start a new episode in ``slot``."""
+        if self.env_name is None:
+            self.env_name = guess_env_name(info)
+        text, tips = split_observation(observation)
+        self.states[slot] = EpisodeState.start(text, info)
+        self.tips[slot] = tips
+
+    def act(self, slot: int, observation: Any, info: dict[str, Any]) -> str:
+        """The action for one slot (a batch of one)."""
+        return self.act_batch([slot], [observation], [info])[0]
+
+    def _prompt_kwargs(self) -> dict[str, Any]:
+        return {} if self.max_history is None else {"max_history": self.max_history}
+
+    def act_batch(
+        self,
+        slots: Sequence[int],
+        observations: Sequence[Any],
+        infos: Sequence[dict[str, Any]],
+    ) -> list[str]:
+        """Answer all active slots with one batched generation."""
+        env_name = self.env_name or (guess_env_name(infos[0]) if infos else "scienceworld")
+        prompts = []
+        for slot, obs, info in zip(slots, observations, infos, strict=True):
+            text, tips = split_observation(obs)
+            state = self.states.get(slot)
+            if state is None:
+                state = self.states[slot] = EpisodeState.start(text, info)
+            state.observation, state.info = text, dict(info)
+            prompts.append(build_prompt(env_name, state, tips, **self._prompt_kwargs()))
+        gens = self.policy.generate([p.with_tips() for p in prompts], self._sampling())
+        actions = []
+        for gen, info in zip(gens, infos, strict=True):
+            admissible = [str(a) for a in info.get("admissible_actions") or []]
+            parsed = parse_action(gen.text, admissible, style_for(env_name))
+            self.parse_stats.add(parsed)
+            actions.append(parsed.action)
+        return actions
+
+    def observe(
+        self,
+        slot: int,
+        action: str,
+        observation: Any,
+        reward: float,
+        terminated: bool,
+        truncated: bool,
+        info: dict[str, Any],
+    ) -> None:
+        """Append the step to the slot's history."""
+        state = self.states.get(slot)
+        if state is None:
+            return
+        text, tips = split_observation(observation)
+        state.advance(action, text, info)
+        self.tips[slot] = tips
+
+    def close(self) -> None:
+        """Release the model."""
+        if self._policy is not None and hasattr(self._policy, "close"):
+            self._policy.close()
+        self._policy = None

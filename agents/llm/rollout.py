@@ -1,0 +1,341 @@
+"""Batched multi-turn rollouts: many envs and one policy in lockstep.
+
+Each turn, the engine builds the prompts of all *active* episodes and answers them with ONE
+batched generation, parses and projects the outputs onto admissible actions, steps the envs and
+records a :class:`~agents.llm.trajectory.Turn` per episode. Rollouts come in groups of ``G``
+that start from the identical initial state (same reset seed and options). An env whose episode
+ends leaves the batch; while rollouts are still queued it takes the next one.
+
+Observations may be plain strings or the memory wrapper's dicts (raw observation + tips); only
+:func:`split_observation` knows that format.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+
+from agents.llm.parsing import ParseResult, ParseStats, parse_action, style_for
+from agents.llm.policy import EncodedPrompt, Generation, Policy, SamplingConfig
+from agents.llm.prompts import EpisodeState, Prompt, build_prompt
+from agents.llm.trajectory import Trajectory, Turn
+
+#: Keys of the memory wrapper's observation dict (raw observation, tips).
+OBSERVATION_KEY = "observation"
+TIPS_KEY = "tips"
+
+
+def split_observation(observation: Any) -> tuple[str, list[str] | str | None]:
+    """Split an observation into its text and its tips (the memory wrapper's format).
+
+    Args:
+        observation: A ``str``, or a mapping with ``"observation"`` (text) and optionally
+            ``"tips"`` (a list of tip strings or one joined string).
+
+    Returns:
+        ``(text, tips)``; ``tips`` is None for plain observations.
+
+    Example:
+        >>> split_observation("You are in the kitchen.")
+        ('You are in the kitchen.', None)
+        >>> split_observation({"observation": "kitchen", "tips": ["open the fridge"]})
+        ('kitchen', ['open the fridge'])
+    """
+    if isinstance(observation, str):
+        return observation, None
+    if isinstance(observation, Mapping):
+        if OBSERVATION_KEY not in observation:
+            raise TypeError(
+                f"observation dict has keys {sorted(observation)}; expected "
+                f"{OBSERVATION_KEY!r} (and optionally {TIPS_KEY!r})"
+            )
+        tips = observation.get(TIPS_KEY)
+        if tips is not None and not isinstance(tips, str):
+            tips = [str(t) for t in tips]
+        return str(observation[OBSERVATION_KEY]), tips
+    raise TypeError(
+        f"observation of type {type(observation).__name__}; expected str or a dict with "
+        f"{OBSERVATION_KEY!r} / {TIPS_KEY!r}"
+    )
+
+
+@dataclass
+class ResetSpec:
+    """How to reset the envs of one group (every member uses the same seed and options).
+
+    Attributes:
+        seed: Reset seed.
+        options: Reset options (task, variation, ...).
+        group_id: Name of the group (defaults to ``"g{index}"``).
+    """
+
+    seed: int | None = None
+    options: dict[str, Any] | None = None
+    group_id: str | None = None
+
+
+@dataclass
+class RolloutStats:
+    """Timings and counts of the last :meth:`RolloutEngine.run`.
+
+    Attributes:
+        batch_sizes: Number of episodes answered by each batched generation.
+        generated_tokens: Response tokens sampled.
+        generate_seconds: Time inside the policy's generation.
+        env_seconds: Time inside env ``reset`` / ``step``.
+        wall_seconds: Whole run.
+        parse: Parse outcome counts.
+    """
+
+    batch_sizes: list[int] = field(default_factory=list)
+    generated_tokens: int = 0
+    generate_seconds: float = 0.0
+    env_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    parse: ParseStats = field(default_factory=ParseStats)
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Generated tokens per wall-clock second of the run."""
+        return self.generated_tokens / self.wall_seconds if self.wall_seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary."""
+        return {
+            "generations": len(self.batch_sizes),
+            "mean_batch_size": (
+                sum(self.batch_sizes) / len(self.batch_sizes) if self.batch_sizes else 0.0
+            ),
+            "generated_tokens": self.generated_tokens,
+            "generate_seconds": self.generate_seconds,
+            "env_seconds": self.env_seconds,
+            "wall_seconds": self.wall_seconds,
+            "tokens_per_second": self.tokens_per_second,
+            "parse": self.parse.as_dict(),
+        }
+
+
+def _as_env_list(envs: Sequence[gym.Env] | gym.vector.VectorEnv) -> list[gym.Env]:
+    if isinstance(envs, gym.vector.VectorEnv):
+        sub = getattr(envs, "envs", None)
+        if sub is None:
+            raise TypeError(
+                f"{type(envs).__name__} does not expose its sub-envs; the rollout engine steps "
+                "envs individually (finished ones leave the batch). Pass a list of envs or a "
+                "gymnasium.vector.SyncVectorEnv."
+            )
+        return list(sub)
+    env_list = list(envs)
+    if not env_list:
+        raise ValueError("got no envs; expected at least one gymnasium env")
+    return env_list
+
+
+@dataclass
+class _Slot:
+    env: gym.Env
+    traj: Trajectory | None = None
+    state: EpisodeState | None = None
+    tips: list[str] | str | None = None
+    turns: int = 0
+
+
+class RolloutEngine:
+    """Runs groups of rollouts over many envs with one batched generation per turn.
+
+    Args:
+        policy: A :class:`~agents.llm.policy.Policy`; token-level policies (with
+            ``encode_prompt`` / ``generate_ids``) get full token records.
+        envs: A list of gymnasium envs or a ``SyncVectorEnv`` (its sub-envs are used).
+        env_name: Env short name choosing prompt and parsing (``scienceworld``, ``webshop``).
+        max_turns: Episodes are truncated after this many actions.
+        sampling: Sampling override for this engine (else the policy's own).
+        prompt_kwargs: Extra arguments of the prompt builder (``max_history``, ...).
+        prompt_fn: Replaces :func:`~agents.llm.prompts.build_prompt` (same signature).
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        envs: Sequence[gym.Env] | gym.vector.VectorEnv,
+        env_name: str = "scienceworld",
+        *,
+        max_turns: int = 30,
+        sampling: SamplingConfig | None = None,
+        prompt_kwargs: dict[str, Any] | None = None,
+        prompt_fn: Callable[..., Prompt] | None = None,
+    ) -> None:
+        if max_turns < 1:
+            raise ValueError(f"max_turns={max_turns!r}; expected >= 1")
+        self.policy = policy
+        self.envs = _as_env_list(envs)
+        self.env_name = env_name
+        self.style = style_for(env_name)
+        self.max_turns = max_turns
+        self.sampling = sampling
+        self.prompt_kwargs = dict(prompt_kwargs or {})
+        self.prompt_fn = prompt_fn or build_prompt
+        self.token_level = hasattr(policy, "encode_prompt") and hasattr(policy, "generate_ids")
+        self.stats = RolloutStats()
+
+    # ------------------------------------------------------------------ api
+    def run(
+        self,
+        specs: Sequence[ResetSpec | int | None],
+        group_size: int = 8,
+        *,
+        memory_mode: bool = False,
+    ) -> list[Trajectory]:
+        """Roll out ``group_size`` episodes per spec; return trajectories in (group, member) order.
+
+        Args:
+            specs: One :class:`ResetSpec` (or a bare seed) per group.
+            group_size: Rollouts per group (G), all from the identical initial state.
+            memory_mode: Put the tips carried by observations into the prompts.
+        """
+        if group_size < 1:
+            raise ValueError(f"group_size={group_size!r}; expected >= 1")
+        jobs: deque[tuple[ResetSpec, str, int]] = deque()
+        rank: dict[tuple[str, int], int] = {}
+        for g, spec in enumerate(specs):
+            spec = spec if isinstance(spec, ResetSpec) else ResetSpec(seed=spec)
+            gid = spec.group_id or f"g{g}"
+            for m in range(group_size):
+                if (gid, m) in rank:
+                    raise ValueError(f"group_id {gid!r} appears twice; expected unique ids")
+                rank[(gid, m)] = len(jobs)
+                jobs.append((spec, gid, m))
+        self.stats = RolloutStats()
+        start = time.perf_counter()
+        slots = [_Slot(env) for env in self.envs]
+        done: list[Trajectory] = []
+        while jobs or any(s.traj is not None for s in slots):
+            for slot in slots:
+                if slot.traj is None and jobs:
+                    self._start(slot, *jobs.popleft(), memory_mode=memory_mode)
+            active = [s for s in slots if s.traj is not None]
+            if active:
+                done.extend(self._turn(active, memory_mode))
+        self.stats.wall_seconds = time.perf_counter() - start
+        return sorted(done, key=lambda t: rank[(t.group_id, t.member)])
+
+    # ------------------------------------------------------------- internals
+    def _start(
+        self, slot: _Slot, spec: ResetSpec, gid: str, member: int, *, memory_mode: bool
+    ) -> None:
+        t0 = time.perf_counter()
+        obs, info = slot.env.reset(seed=spec.seed, options=spec.options)
+        self.stats.env_seconds += time.perf_counter() - t0
+        text, tips = split_observation(obs)
+        slot.state = EpisodeState.start(text, info)
+        slot.tips = tips if memory_mode else None
+        slot.turns = 0
+        slot.traj = Trajectory(
+            group_id=gid,
+            member=member,
+            memory_mode=memory_mode,
+            info={
+                "seed": spec.seed,
+                "options": spec.options,
+                "task": info.get("task"),
+                "instruction": slot.state.instruction,
+                "first_observation": text,
+            },
+        )
+
+    def _prompts(self, active: Sequence[_Slot]) -> list[Prompt]:
+        return [
+            self.prompt_fn(self.env_name, s.state, s.tips, **self.prompt_kwargs) for s in active
+        ]
+
+    def _generate(self, prompts: Sequence[Prompt]) -> tuple[list[EncodedPrompt], list[Generation]]:
+        t0 = time.perf_counter()
+        if self.token_level:
+            encoded = [
+                self.policy.encode_prompt(p.messages, p.tip_text or None)  # type: ignore[attr-defined]
+                for p in prompts
+            ]
+            gens = self.policy.generate_ids(  # type: ignore[attr-defined]
+                [e.ids for e in encoded], self.sampling
+            )
+        else:
+            gens = self.policy.generate([p.with_tips() for p in prompts], self.sampling)
+            encoded = [EncodedPrompt(ids=list(g.prompt_ids), ids_no_tips=[]) for g in gens]
+        self.stats.generate_seconds += time.perf_counter() - t0
+        self.stats.batch_sizes.append(len(prompts))
+        self.stats.generated_tokens += sum(len(g.response_ids) for g in gens)
+        return encoded, gens
+
+    def _turn(self, active: Sequence[_Slot], memory_mode: bool) -> list[Trajectory]:
+        prompts = self._prompts(active)
+        encoded, gens = self._generate(prompts)
+        finished: list[Trajectory] = []
+        for slot, prompt, enc, gen in zip(active, prompts, encoded, gens, strict=True):
+            assert slot.state is not None and slot.traj is not None
+            admissible = [str(a) for a in slot.state.info.get("admissible_actions") or []]
+            parsed: ParseResult = parse_action(gen.text, admissible, self.style)
+            self.stats.parse.add(parsed)
+            t0 = time.perf_counter()
+            obs, reward, terminated, truncated, info = slot.env.step(parsed.action)
+            self.stats.env_seconds += time.perf_counter() - t0
+            used_tips = bool(prompt.has_tips and self.token_level and enc.used_tips) or (
+                prompt.has_tips and not self.token_level
+            )
+            slot.traj.turns.append(
+                Turn(
+                    prompt_ids=list(enc.ids),
+                    prompt_ids_no_tips=list(enc.ids_no_tips),
+                    response_ids=list(gen.response_ids),
+                    logprobs=list(gen.logprobs),
+                    reward=float(reward),
+                    used_tips=used_tips,
+                    action=parsed.action,
+                    raw_output=gen.text,
+                    parse_ok=parsed.ok,
+                    tip_span=enc.tip_span if used_tips else None,
+                    tips=list(prompt.tips) if used_tips else [],
+                )
+            )
+            text, tips = split_observation(obs)
+            slot.state.advance(parsed.action, text, info)
+            slot.tips = tips if memory_mode else None
+            slot.turns += 1
+            over_limit = slot.turns >= self.max_turns
+            if terminated or truncated or over_limit:
+                traj = slot.traj
+                traj.score = float(info.get("score", traj.episode_return))
+                traj.success = bool(info.get("success", False))
+                traj.info.update(
+                    steps=slot.turns,
+                    terminated=bool(terminated),
+                    truncated=bool(truncated or (over_limit and not terminated)),
+                    parse_failures=sum(not t.parse_ok for t in traj.turns),
+                    history=list(slot.state.history),
+                    final_observation=text,
+                )
+                finished.append(traj)
+                slot.traj, slot.state, slot.tips = None, None, None
+        return finished
+
+
+def rollout_groups(
+    policy: Policy,
+    envs: Sequence[gym.Env] | gym.vector.VectorEnv,
+    specs: Sequence[ResetSpec | int | None],
+    *,
+    group_size: int = 8,
+    env_name: str = "scienceworld",
+    max_turns: int = 30,
+    memory_mode: bool = False,
+    sampling: SamplingConfig | None = None,
+) -> list[Trajectory]:
+    """One-call convenience over :class:`RolloutEngine` (see its arguments)."""
+    engine = RolloutEngine(
+        policy, envs, env_name, max_turns=max_turns, sampling=sampling
+    )
+    return engine.run(specs, group_size, memory_mode=memory_mode)

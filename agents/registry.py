@@ -1,0 +1,67 @@
+"""Agent names -> constructors, per environment.
+
+``make_agent("random", "scienceworld")`` builds the agent ``empo-gym run --agent random``
+uses. Learning and LLM agents import their heavy dependencies only when built.
+
+Example:
+    >>> agent = make_agent("random", "scienceworld", seed=3)
+    >>> agent.name
+    'random'
+    >>> make_agent("nope", "scienceworld")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown agent 'nope'; expected one of: ...
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from agents.base import Agent
+
+# agent name -> {env name or "*": "module:Class"}
+_AGENTS: dict[str, dict[str, str]] = {
+    "random": {
+        "*": "agents.scripted.random_agent:RandomAgent",
+        "webshop": "agents.scripted.webshop:WebShopRandomAgent",
+    },
+    "oracle": {
+        "scienceworld": "agents.scripted.oracle:ScienceWorldOracleAgent",
+        "webshop": "agents.scripted.webshop:WebShopOracleAgent",
+    },
+    "rule": {"webshop": "agents.scripted.webshop:WebShopRuleAgent"},
+}
+
+
+def register_agent(name: str, env: str, target: str) -> None:
+    """Register ``module:Class`` as agent ``name`` for ``env`` (``"*"``: every env)."""
+    _AGENTS.setdefault(name, {})[env] = target
+
+
+def agent_names() -> list[str]:
+    """All registered agent names."""
+    return sorted(_AGENTS)
+
+
+def agent_envs(name: str) -> list[str]:
+    """The envs agent ``name`` supports (``["*"]`` when any)."""
+    return sorted(_AGENTS[name])
+
+
+def _resolve(name: str, env: str) -> type[Agent]:
+    if name not in _AGENTS:
+        raise ValueError(f"unknown agent {name!r}; expected one of: {', '.join(agent_names())}")
+    table = _AGENTS[name]
+    target = table.get(env) or table.get("*")
+    if target is None:
+        raise ValueError(
+            f"agent {name!r} does not support env {env!r}; it supports: {', '.join(sorted(table))}"
+        )
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_agent(name: str, env: str, **kwargs: Any) -> Agent:
+    """Build agent ``name`` for env ``env`` with constructor ``kwargs``."""
+    return _resolve(name, env)(**kwargs)

@@ -1,0 +1,409 @@
+"""Hyperparameters of the GRPO and EMPO² trainers: one dataclass each, loaded from YAML.
+
+Defaults are the paper's (EMPO2.md, ScienceWorld column); :func:`paper_preset` applies the
+per-env differences and :func:`quick_preset` the CPU settings of ``empo-gym run``. Every value is
+validated when the dataclass is built, so a bad YAML file fails before any model loads.
+
+YAML layout (every key optional; unknown keys are rejected)::
+
+    agent: empo          # grpo | empo (picks the dataclass)
+    preset: quick        # default | paper | quick (the base the other keys override)
+    lr: 1.0e-5
+    group_size: 4
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+AGENTS = ("grpo", "empo")
+PRESETS = ("default", "paper", "quick")
+
+
+@dataclass
+class GRPOConfig:
+    """GRPO trainer settings (defaults: the paper's ScienceWorld recipe)."""
+
+    # --- run ---------------------------------------------------------------------------------
+    model: str = "smollm2-135m-instruct"
+    """Policy model: an alias, a Hugging Face id or a local path / GGUF file."""
+    env: str = "scienceworld"
+    """Env short name (``scienceworld``, ``webshop``, ...)."""
+    task: str | None = None
+    """Task name within the env (ScienceWorld trains each task separately); None = env default."""
+    seed: int = 0
+    """Seed of python, numpy and torch RNGs and of the mode draws."""
+    iterations: int = 200
+    """Training iterations (each = ``tasks_per_iter`` x ``group_size`` rollouts + updates)."""
+    output_dir: str = "runs/train"
+    """Directory of metrics.jsonl, checkpoints/ and the final model."""
+    checkpoint_every: int = 10
+    """Save a checkpoint every this many iterations (0 = only at the end)."""
+    keep_checkpoints: int = 2
+    """How many most recent checkpoints to keep on disk."""
+
+    # --- rollouts ----------------------------------------------------------------------------
+    tasks_per_iter: int = 16
+    """B: task instances sampled per iteration."""
+    group_size: int = 8
+    """N: rollouts per task instance (a GRPO group; all start from the same state)."""
+    max_steps: int = 30
+    """Environment steps per episode."""
+    max_response_tokens: int = 32
+    """Generated tokens per step (ScienceWorld: the action only)."""
+    max_context_tokens: int = 4500
+    """Longest prompt in tokens (older history is truncated by the prompt builder)."""
+    temperature: float = 1.0
+    """Sampling temperature during training (log-probabilities are scored at it too)."""
+    eval_temperature: float = 0.4
+    """Sampling temperature at evaluation (no memory)."""
+    eval_episodes: int = 20
+    """Evaluation episodes after training (ScienceWorld: 20 unseen test variations)."""
+
+    # --- objective ---------------------------------------------------------------------------
+    clip_low: float = 0.2
+    """PPO clip below: ratio >= 1 - clip_low."""
+    clip_high: float = 0.3
+    """PPO clip above: ratio <= 1 + clip_high (asymmetric, "clip-higher")."""
+    dual_clip: float = 10.0
+    """Dual-clip constant c for negative advantages (loss bounded by -A * c)."""
+    kl_coef: float = 0.0
+    """Weight of the k3 KL to the initial (reference) policy: 0 ScienceWorld, 0.01 WebShop."""
+    low_prob_masking: bool = True
+    """Mask out turns containing a token with old log-prob below ``low_prob_threshold``."""
+    low_prob_threshold: float = -5.0
+    """Old log-probability below which a token masks its whole turn."""
+    adv_eps: float = 1e-6
+    """Added to the group std when normalising returns."""
+
+    # --- optimisation ------------------------------------------------------------------------
+    lr: float = 1e-6
+    """AdamW learning rate."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas."""
+    adam_eps: float = 1e-8
+    """AdamW epsilon."""
+    max_grad_norm: float = 1.0
+    """Gradient-norm clip before each optimizer step."""
+    ppo_epochs: int = 1
+    """Passes over an iteration's turns."""
+    mini_batches: int = 1
+    """Optimizer steps per pass (the turns are split into this many mini-batches)."""
+    micro_batch_size: int = 8
+    """Turns per forward/backward (gradient accumulation inside a mini-batch)."""
+    lora: bool = False
+    """Train a LoRA adapter instead of all weights."""
+    lora_rank: int = 8
+    """LoRA rank r."""
+    lora_alpha: float = 16.0
+    """LoRA scaling alpha."""
+    lora_dropout: float = 0.0
+    """LoRA dropout."""
+
+    @property
+    def agent(self) -> str:
+        """``grpo`` or ``empo``."""
+        return "grpo"
+
+    def __post_init__(self) -> None:
+        _coerce_types(self)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first field whose value is out of range."""
+        _require(self, "iterations", self.iterations >= 0, ">= 0")
+        _require(self, "checkpoint_every", self.checkpoint_every >= 0, ">= 0 (0 = only at end)")
+        _require(self, "keep_checkpoints", self.keep_checkpoints >= 1, ">= 1")
+        _require(self, "tasks_per_iter", self.tasks_per_iter >= 1, ">= 1")
+        _require(self, "group_size", self.group_size >= 2, ">= 2 (GRPO needs a group baseline)")
+        _require(self, "max_steps", self.max_steps >= 1, ">= 1")
+        _require(self, "max_response_tokens", self.max_response_tokens >= 1, ">= 1")
+        _require(self, "max_context_tokens", self.max_context_tokens >= 1, ">= 1")
+        _require(self, "temperature", self.temperature > 0, "> 0 (training samples)")
+        _require(self, "eval_temperature", self.eval_temperature >= 0, ">= 0 (0 = greedy)")
+        _require(self, "eval_episodes", self.eval_episodes >= 0, ">= 0")
+        _require(self, "clip_low", 0 <= self.clip_low < 1, "in [0, 1)")
+        _require(self, "clip_high", self.clip_high >= 0, ">= 0")
+        _require(self, "dual_clip", self.dual_clip > 1, "> 1")
+        _require(self, "kl_coef", self.kl_coef >= 0, ">= 0")
+        _require(self, "adv_eps", self.adv_eps > 0, "> 0")
+        _require(self, "lr", self.lr > 0, "> 0")
+        _require(self, "weight_decay", self.weight_decay >= 0, ">= 0")
+        _require(
+            self,
+            "adam_betas",
+            len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas),
+            "two values in [0, 1)",
+        )
+        _require(self, "adam_eps", self.adam_eps > 0, "> 0")
+        _require(self, "max_grad_norm", self.max_grad_norm > 0, "> 0")
+        _require(self, "ppo_epochs", self.ppo_epochs >= 1, ">= 1")
+        _require(self, "mini_batches", self.mini_batches >= 1, ">= 1")
+        _require(self, "micro_batch_size", self.micro_batch_size >= 1, ">= 1")
+        _require(self, "lora_rank", self.lora_rank >= 1, ">= 1")
+        _require(self, "lora_alpha", self.lora_alpha > 0, "> 0")
+        _require(self, "lora_dropout", 0 <= self.lora_dropout < 1, "in [0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every field plus ``agent`` (for metrics and leaderboard entries).
+
+        Example:
+            >>> GRPOConfig().to_dict()["agent"], EMPOConfig().to_dict()["memory_prob"]
+            ('grpo', 0.25)
+        """
+        out = {"agent": self.agent}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+@dataclass
+class EMPOConfig(GRPOConfig):
+    """EMPO² trainer settings: GRPO's plus memory rollouts, tip distillation, intrinsic reward."""
+
+    memory_prob: float = 0.25
+    """p: probability that an iteration's rollouts are memory-augmented."""
+    off_policy_prob: float = 2.0 / 3.0
+    """q: probability that a memory iteration updates off-policy (tips stripped)."""
+    intrinsic_reward: bool = True
+    """Add the novelty bonus r_int = 1/(n+1) of memory rollouts to the returns."""
+    intrinsic_scale: float = 1.0
+    """Scale of the intrinsic reward relative to the env reward."""
+    memory_top_k: int = 10
+    """Memories retrieved per turn."""
+    memory_min_similarity: float = 0.5
+    """Cosine similarity a stored state must exceed to be retrieved."""
+    memory_capacity: int = 1000
+    """FIFO cap of entries per memory slot (one slot per training task instance)."""
+    tip_max_tokens: int = 128
+    """Generated tokens for the one-sentence tip written after each trajectory."""
+
+    @property
+    def agent(self) -> str:
+        """``grpo`` or ``empo``."""
+        return "empo"
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first field whose value is out of range."""
+        super().validate()
+        _require(self, "memory_prob", 0 <= self.memory_prob <= 1, "a probability in [0, 1]")
+        _require(
+            self, "off_policy_prob", 0 <= self.off_policy_prob <= 1, "a probability in [0, 1]"
+        )
+        _require(self, "intrinsic_scale", self.intrinsic_scale >= 0, ">= 0")
+        _require(self, "memory_top_k", self.memory_top_k >= 1, ">= 1")
+        _require(
+            self, "memory_min_similarity", -1 <= self.memory_min_similarity <= 1, "in [-1, 1]"
+        )
+        _require(self, "memory_capacity", self.memory_capacity >= 1, ">= 1")
+        _require(self, "tip_max_tokens", self.tip_max_tokens >= 1, ">= 1")
+
+
+TrainConfig = GRPOConfig | EMPOConfig
+
+#: Per-env differences of the paper's recipes (EMPO2.md "Settings the paper used").
+_PAPER_ENV: dict[str, dict[str, Any]] = {
+    "scienceworld": {"model": "Qwen/Qwen2.5-7B-Instruct", "kl_coef": 0.0},
+    "webshop": {
+        "model": "Qwen/Qwen2.5-7B-Instruct",
+        "kl_coef": 0.01,
+        "max_steps": 15,
+        "max_response_tokens": 512,
+        "eval_episodes": 500,
+    },
+}
+
+#: CPU settings of ``empo-gym run`` (2 cores, SmolLM2-135M, ~10 minutes).
+_QUICK: dict[str, Any] = {
+    "model": "smollm2-135m-instruct",
+    "iterations": 6,
+    "tasks_per_iter": 2,
+    "group_size": 4,
+    "max_steps": 6,
+    "max_response_tokens": 16,
+    "max_context_tokens": 1024,
+    "eval_episodes": 5,
+    "lr": 1e-5,
+    "micro_batch_size": 8,
+    "checkpoint_every": 2,
+    "output_dir": "runs/quick",
+}
+
+
+def config_class(agent: str) -> type[GRPOConfig]:
+    """The dataclass of ``agent`` (``grpo`` or ``empo``).
+
+    Example:
+        >>> config_class("empo").__name__
+        'EMPOConfig'
+    """
+    if agent not in AGENTS:
+        raise ValueError(f"agent={agent!r}; expected one of {list(AGENTS)}")
+    return EMPOConfig if agent == "empo" else GRPOConfig
+
+
+def paper_preset(agent: str, env: str = "scienceworld", **overrides: Any) -> GRPOConfig:
+    """The paper's settings for ``agent`` on ``env`` (needs 8 x A100-class GPUs), plus overrides.
+
+    Example:
+        >>> paper_preset("grpo", "webshop").kl_coef
+        0.01
+    """
+    if env not in _PAPER_ENV:
+        raise ValueError(f"env={env!r} has no paper preset; expected one of {list(_PAPER_ENV)}")
+    return config_class(agent)(**{"env": env, **_PAPER_ENV[env], **overrides})
+
+
+def quick_preset(agent: str, env: str = "scienceworld", **overrides: Any) -> GRPOConfig:
+    """The CPU quick settings for ``agent`` on ``env`` (SmolLM2-135M), plus overrides.
+
+    Example:
+        >>> quick_preset("empo").group_size
+        4
+    """
+    kl = _PAPER_ENV.get(env, {}).get("kl_coef", 0.0)
+    return config_class(agent)(**{"env": env, "kl_coef": kl, **_QUICK, **overrides})
+
+
+def config_from_dict(data: dict[str, Any], agent: str | None = None) -> GRPOConfig:
+    """Build a config from a mapping (the YAML layout of this module's docstring).
+
+    Args:
+        data: ``agent`` / ``preset`` keys plus field overrides.
+        agent: Overrides ``data["agent"]`` when given (e.g. from ``--agent``).
+
+    Raises:
+        ValueError: Unknown key, bad preset / agent, wrong type or out-of-range value; the
+            message names the key and the value.
+
+    Example:
+        >>> config_from_dict({"agent": "empo", "preset": "quick", "group_size": 3}).group_size
+        3
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"config must be a mapping of keys to values, got {type(data).__name__}")
+    data = dict(data)
+    agent = agent or data.pop("agent", "grpo")
+    data.pop("agent", None)
+    preset = data.pop("preset", "default")
+    cls = config_class(str(agent))
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown config key(s) {unknown} for agent {agent!r}; expected any of "
+            f"{sorted(known | {'agent', 'preset'})}"
+        )
+    if preset == "default":
+        return cls(**data)
+    if preset == "paper":
+        return paper_preset(str(agent), **data)
+    if preset == "quick":
+        return quick_preset(str(agent), **data)
+    raise ValueError(f"preset={preset!r}; expected one of {list(PRESETS)}")
+
+
+def load_config(path: str | Path, agent: str | None = None) -> GRPOConfig:
+    """Load and validate a YAML config (unknown keys rejected) before anything heavy happens.
+
+    Args:
+        path: YAML file (see the module docstring for its layout).
+        agent: Overrides the file's ``agent`` key.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: Invalid YAML or an invalid key / value (named in the message).
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from exc
+    try:
+        return config_from_dict(data or {}, agent=agent)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def _require(cfg: GRPOConfig, name: str, ok: bool, expected: str) -> None:
+    if not ok:
+        raise ValueError(f"{name}={getattr(cfg, name)!r} is invalid; expected {expected}")
+
+
+def _coerce_types(cfg: GRPOConfig) -> None:
+    """Check each field's type, converting what YAML writes loosely (``1e-6`` is a str in YAML
+    1.1, a list stands for a tuple, an int for a float)."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        setattr(cfg, f.name, _coerce(f.name, value, hints[f.name]))
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(name, value, arg)
+            except ValueError as exc:
+                errors.append(str(exc))
+        raise ValueError(errors[0])
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ValueError(f"{name}={value!r}; expected a list of {len(args)} values")
+        return tuple(_coerce(name, v, a) for v, a in zip(value, args, strict=True))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}={value!r}; expected true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name}={value!r}; expected an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool):
+            raise ValueError(f"{name}={value!r}; expected a number")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ValueError(f"{name}={value!r}; expected a number")
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{name}={value!r}; expected a string")
+        return value
+    return value
+
+
+__all__ = [
+    "AGENTS",
+    "EMPOConfig",
+    "GRPOConfig",
+    "PRESETS",
+    "TrainConfig",
+    "config_class",
+    "config_from_dict",
+    "load_config",
+    "paper_preset",
+    "quick_preset",
+]

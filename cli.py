@@ -1,0 +1,213 @@
+"""The ``empo-gym`` command line: list envs, run agents, show the leaderboard, benchmark.
+
+Every command is a thin layer over library code (``empo_gym.harness``, ``leaderboard``,
+``empo_gym.bench``); bad input ends with a one-line ``error:`` message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="empo-gym",
+    help="Text environments for LLM agents (ScienceWorld, WebShop, OOD) and EMPO²/GRPO agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+bench_app = typer.Typer(help="Benchmarks (the last output line is one JSON object).")
+app.add_typer(bench_app, name="bench")
+
+console = Console(stderr=True)
+DEFAULT_OUT = "leaderboard/results"
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+@dataclass
+class RunConfig:
+    """Settings of ``empo-gym run --config FILE`` (command-line flags override them)."""
+
+    agent: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the agent's constructor."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments of the environment's constructor."""
+    task: str | None = None
+    """Task of the env (ScienceWorld task name or id; OOD transfer name)."""
+    split: str | None = None
+    """Evaluation split (default: the env's test split)."""
+    episodes: int = 10
+    """Evaluation episodes."""
+    seed: int = 0
+    """Base seed; episode i resets with seed + i."""
+    num_envs: int = 1
+    """Env copies run in lockstep."""
+
+
+@app.command()
+def envs() -> None:
+    """List the environments, their Gymnasium ids, tasks and splits."""
+    from rich.table import Table
+
+    from empo_gym.registry import env_names, get_env_info
+
+    table = Table(title="empo-gym environments")
+    for col in ("env", "gym id", "splits", "tasks", "description"):
+        table.add_column(col, overflow="fold")
+    for name in env_names():
+        info = get_env_info(name)
+        try:
+            tasks = info.tasks()
+        except ImportError:
+            tasks = []
+        table.add_row(
+            name,
+            info.gym_id,
+            ", ".join(info.splits),
+            ", ".join(tasks) if tasks else "-",
+            info.description,
+        )
+    Console().print(table)
+
+
+@app.command()
+def run(
+    agent: str = typer.Option(..., "--agent", help="Agent name (see `empo-gym run --help`)."),
+    env: str = typer.Option(..., "--env", help="Env name: scienceworld, webshop, ood."),
+    task: str | None = typer.Option(None, "--task", help="Task (ScienceWorld name or id)."),
+    episodes: int | None = typer.Option(None, "--episodes", help="Evaluation episodes."),
+    seed: int | None = typer.Option(None, "--seed", help="Base seed."),
+    split: str | None = typer.Option(None, "--split", help="Evaluation split."),
+    config: Path | None = typer.Option(None, "--config", help="YAML run config."),
+    out: Path = typer.Option(Path(DEFAULT_OUT), "--out", help="Leaderboard output directory."),
+    num_envs: int | None = typer.Option(None, "--num-envs", help="Env copies in lockstep."),
+    trajectories: Path | None = typer.Option(
+        None, "--trajectories", help="Also write every episode's transitions to this JSONL file."
+    ),
+) -> None:
+    """Train the agent when it learns, evaluate it, and write its leaderboard JSON."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from agents.registry import make_agent
+    from empo_gym.harness import evaluate
+    from empo_gym.registry import get_env_info
+    from empo_gym.yaml_config import from_dict, load_yaml
+    from leaderboard import entry_from_result, write_entry
+
+    try:
+        cfg = load_yaml(RunConfig, config) if config else from_dict(RunConfig, {})
+        info = get_env_info(env)
+        task = task if task is not None else cfg.task
+        split = split or cfg.split or info.default_split
+        info.env_kwargs(task, split)  # validates task and split before anything starts
+        the_agent = make_agent(agent, env, **cfg.agent)
+        if the_agent.supported_envs and env not in the_agent.supported_envs:
+            raise ValueError(f"agent {agent!r} does not support env {env!r}")
+    except (ValueError, TypeError) as exc:
+        raise _fail(str(exc)) from None
+    n_episodes = episodes if episodes is not None else cfg.episodes
+    if the_agent.learns:
+        console.print(f"[bold]training[/] {agent} on {env}{f' / {task}' if task else ''}")
+        the_agent.train(env, task, str(out))
+    console.print(
+        f"[bold]evaluating[/] {agent} on {env}{f' / {task}' if task else ''} "
+        f"({split} split, {n_episodes} episodes)"
+    )
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        bar = progress.add_task("episodes", total=n_episodes)
+        try:
+            result = evaluate(
+                the_agent,
+                env,
+                task=task,
+                split=split,
+                episodes=n_episodes,
+                seed=seed if seed is not None else cfg.seed,
+                num_envs=num_envs if num_envs is not None else cfg.num_envs,
+                env_kwargs=cfg.env_kwargs,
+                trajectories_path=trajectories,
+                on_episode=lambda rec: progress.advance(bar),
+            )
+        except (ValueError, TypeError) as exc:
+            raise _fail(str(exc)) from None
+        finally:
+            the_agent.close()
+    entry = entry_from_result(result, agent=the_agent)
+    path = write_entry(entry, out)
+    m = result.metrics
+    console.print(
+        f"success_rate={m['success_rate']:.3f} mean_score={m['mean_score']:.1f} "
+        f"± {m['ci95']:.1f} over {m['episodes']} episodes ({result.wall_s:.1f} s)"
+    )
+    print(path)
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(
+    paths: list[Path] = typer.Argument(None, help="Result files or directories."),
+    env: str | None = typer.Option(None, "--env", help="Only this env."),
+    task: str | None = typer.Option(None, "--task", help="Only this task."),
+    agent: str | None = typer.Option(None, "--agent", help="Only this agent."),
+    fmt: str = typer.Option("table", "--format", help="table, markdown or json."),
+) -> None:
+    """Merge result files and show them as a table, markdown or JSON."""
+    import leaderboard as lb
+
+    if fmt not in lb.FORMATS:
+        raise _fail(f"unknown format {fmt!r}; expected one of: {', '.join(lb.FORMATS)}")
+    try:
+        entries = lb.load_entries(paths or [Path(DEFAULT_OUT)])
+    except lb.LeaderboardError as exc:
+        raise _fail(str(exc)) from None
+    entries = lb.filter_entries(entries, env=env, task=task, agent=agent)
+    if fmt == "json":
+        print(lb.render_json(entries))
+    elif fmt == "markdown":
+        print(lb.render_markdown(entries))
+    else:
+        Console(width=max(160, Console().width)).print(lb.render_table(entries))
+
+
+def _emit(metrics: dict[str, Any]) -> None:
+    """Print the benchmark's final line: one JSON object."""
+    sys.stdout.flush()
+    print(json.dumps(metrics, sort_keys=True))
+
+
+@bench_app.command("scienceworld")
+def bench_scienceworld(
+    steps: int = typer.Option(60, "--steps", help="Steps per timing round."),
+    rounds: int = typer.Option(5, "--rounds", help="Timing rounds (medians are reported)."),
+) -> None:
+    """Wrapper overhead, JVM memory (default vs capped heap), resets/s, 2-env vector steps/s."""
+    from empo_gym.bench.scienceworld import run_scienceworld_bench
+
+    _emit(run_scienceworld_bench(steps=steps, rounds=rounds, log=console.print))
+
+
+def main() -> None:  # pragma: no cover - console entry point alternative
+    """Run the app (``python cli.py ...``)."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

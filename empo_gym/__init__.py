@@ -1,0 +1,38 @@
+"""empo-gym: text environments for LLM agents, registered with Gymnasium.
+
+Importing the package registers:
+
+* ``empo_gym/ScienceWorld-v0`` -- ScienceWorld (JVM simulator) with Gymnasium semantics;
+* ``empo_gym/WebShop-v0`` -- a self-contained WebShop (generated catalogue, BM25 search);
+* ``empo_gym/ScienceWorldOOD-v0`` -- the EMPO² out-of-distribution transfer pairs.
+
+Example:
+    >>> import gymnasium as gym
+    >>> import empo_gym
+    >>> "empo_gym/ScienceWorld-v0" in gym.registry
+    True
+"""
+
+from __future__ import annotations
+
+from gymnasium.envs.registration import register
+
+from empo_gym import spaces  # noqa: F401  (registers the async-vector text codec)
+
+__version__ = "0.1.0"
+
+register(
+    id="empo_gym/ScienceWorld-v0",
+    entry_point="empo_gym.scienceworld.env:ScienceWorldEnv",
+    disable_env_checker=True,
+)
+register(
+    id="empo_gym/WebShop-v0",
+    entry_point="empo_gym.webshop.env:WebShopEnv",
+    disable_env_checker=True,
+)
+register(
+    id="empo_gym/ScienceWorldOOD-v0",
+    entry_point="empo_gym.ood:ScienceWorldOODEnv",
+    disable_env_checker=True,
+)

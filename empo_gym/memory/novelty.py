@@ -1,0 +1,132 @@
+"""Count-based novelty (intrinsic) reward over state embeddings.
+
+EMPO² (../shared/docs/EMPO2.md, "Intrinsic exploration reward"): a state is novel when its
+embedding is not similar to the states already seen; ``r_int = 1 / (n + 1)`` where ``n`` counts
+the stored states with cosine similarity above ``threshold``. Every scored state is then stored
+(revisits make a state less novel). States are counted per slot (task instance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from empo_gym.memory.embedders import Embedder, make_embedder, normalize_rows
+
+__all__ = ["NoveltyReward"]
+
+
+class NoveltyReward:
+    """``r = scale / (n + 1)``, n = similar states already seen in the slot.
+
+    Args:
+        embedder: Embedder or its name.
+        threshold: Cosine similarity above which a stored state counts as "the same" (the spec
+            gives no figure; 0.5 matches the memory retrieval threshold).
+        scale: Multiplier of the reward (a setting in EMPO²).
+        capacity: States kept per slot (FIFO), bounding memory and time.
+
+    Example:
+        >>> nov = NoveltyReward("hashing")
+        >>> nov("task/0", ["You are in the kitchen.", "You are in the kitchen."]).tolist()
+        [1.0, 0.5]
+        >>> nov("task/0", ["A completely different garden view"]).tolist()
+        [1.0]
+        >>> nov("task/1", ["You are in the kitchen."]).tolist()
+        [1.0]
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder | str = "hashing",
+        *,
+        threshold: float = 0.5,
+        scale: float = 1.0,
+        capacity: int = 10_000,
+    ):
+        if not -1.0 <= float(threshold) <= 1.0:
+            raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {threshold!r}")
+        if not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity must be a positive int, got {capacity!r}")
+        self.embedder: Embedder = make_embedder(embedder)
+        self.threshold = float(threshold)
+        self.scale = float(scale)
+        self.capacity = capacity
+        self._seen: dict[str, _RingBuffer] = {}
+
+    def __call__(
+        self,
+        slot: str,
+        states: Sequence[str],
+        embeddings: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Score ``states`` in order (each sees the ones before it) and remember them.
+
+        Args:
+            slot: Task slot.
+            states: State texts.
+            embeddings: Precomputed embeddings ``[n, dim]`` (skips the embedder).
+
+        Returns:
+            float32 rewards, one per state.
+        """
+        if not isinstance(slot, str):
+            raise TypeError(f"slot must be a str, got {slot!r}")
+        states = list(states)
+        if embeddings is None:
+            vecs = np.asarray(self.embedder(states), dtype=np.float32)
+        else:
+            vecs = normalize_rows(embeddings)
+        if vecs.shape != (len(states), self.embedder.dim):
+            raise ValueError(
+                f"embeddings must have shape {(len(states), self.embedder.dim)}, got {vecs.shape}"
+            )
+        buf = self._seen.get(slot)
+        if buf is None:
+            buf = self._seen[slot] = _RingBuffer(self.capacity, self.embedder.dim)
+        seen = buf.view()
+        n_prev = (vecs @ seen.T > self.threshold).sum(axis=1) if len(seen) else 0
+        # similarity among the new states themselves: state i sees states j < i
+        within = np.tril(vecs @ vecs.T > self.threshold, k=-1).sum(axis=1)
+        counts = n_prev + within
+        buf.extend(vecs)
+        return (self.scale / (counts + 1.0)).astype(np.float32)
+
+    def count(self, slot: str) -> int:
+        """States remembered for ``slot``."""
+        buf = self._seen.get(slot)
+        return 0 if buf is None else buf.n
+
+    def reset(self, slot: str | None = None) -> None:
+        """Forget the states of ``slot`` (all slots when None)."""
+        if slot is None:
+            self._seen.clear()
+        else:
+            self._seen.pop(slot, None)
+
+
+class _RingBuffer:
+    """Rows kept FIFO up to ``cap``; order is irrelevant for counting."""
+
+    def __init__(self, cap: int, dim: int):
+        self.cap = cap
+        self.data = np.zeros((min(cap, 64), dim), np.float32)
+        self.n = 0
+        self.pos = 0
+
+    def view(self) -> np.ndarray:
+        return self.data[: self.n]
+
+    def extend(self, rows: np.ndarray) -> None:
+        for row in rows[-self.cap :]:
+            if self.n < self.cap:
+                if self.n == len(self.data):
+                    extra = min(self.cap, 2 * len(self.data)) - len(self.data)
+                    self.data = np.concatenate([self.data, np.zeros((extra, self.data.shape[1]))])
+                    self.data = self.data.astype(np.float32, copy=False)
+                self.data[self.n] = row
+                self.n += 1
+            else:
+                self.data[self.pos] = row
+                self.pos = (self.pos + 1) % self.cap

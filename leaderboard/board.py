@@ -1,0 +1,129 @@
+"""Load, merge, filter and render many leaderboard result files."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from leaderboard.entry import LeaderboardError, validate_entry
+
+FORMATS = ("table", "markdown", "json")
+
+
+def load_entry(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate one result file; errors name the file (and the field)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LeaderboardError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LeaderboardError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    return validate_entry(data, str(path))
+
+
+def load_entries(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """Load result files and directories (``*.json`` inside, recursively)."""
+    entries = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*.json") if not f.name.startswith("."))
+        elif p.exists():
+            files = [p]
+        else:
+            raise LeaderboardError(f"{p}: no such file or directory")
+        for f in files:
+            entry = load_entry(f)
+            entry.setdefault("_source", str(f))
+            entries.append(entry)
+    return entries
+
+
+def filter_entries(
+    entries: Iterable[dict[str, Any]],
+    *,
+    env: str | None = None,
+    task: str | None = None,
+    agent: str | None = None,
+) -> list[dict[str, Any]]:
+    """Keep entries matching every given field."""
+    out = []
+    for e in entries:
+        if env is not None and e["env"] != env:
+            continue
+        if task is not None and e["task"] != task:
+            continue
+        if agent is not None and e["agent"] != agent:
+            continue
+        out.append(e)
+    return out
+
+
+def rows(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One flat row per entry, best mean score first within each (env, task)."""
+    out = []
+    for e in entries:
+        m = e["metrics"]
+        out.append(
+            {
+                "env": e["env"],
+                "task": e["task"] or "-",
+                "split": e["split"],
+                "agent": e["agent"],
+                "model": e["model"] or "-",
+                "success_rate": m["success_rate"],
+                "mean_score": m["mean_score"],
+                "ci95": m["ci95"],
+                "episodes": m["episodes"],
+                "date": e["provenance"]["date"],
+            }
+        )
+    out.sort(key=lambda r: (r["env"], r["task"], -r["mean_score"], r["agent"]))
+    return out
+
+
+_COLUMNS = ["env", "task", "split", "agent", "model", "success", "score", "episodes", "date"]
+
+
+def _cells(r: dict[str, Any]) -> list[str]:
+    return [
+        r["env"],
+        r["task"],
+        r["split"],
+        r["agent"],
+        r["model"],
+        f"{r['success_rate']:.3f}",
+        f"{r['mean_score']:.1f} ± {r['ci95']:.1f}",
+        str(r["episodes"]),
+        r["date"][:19],
+    ]
+
+
+def render_markdown(entries: Iterable[dict[str, Any]]) -> str:
+    """A GitHub-flavoured markdown table."""
+    lines = ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows(entries)]
+    return "\n".join(lines)
+
+
+def render_json(entries: Iterable[dict[str, Any]]) -> str:
+    """The merged rows as a JSON list."""
+    return json.dumps(rows(entries), indent=2, ensure_ascii=False)
+
+
+def render_table(entries: Iterable[dict[str, Any]]) -> Any:
+    """A rich Table."""
+    from rich.table import Table
+
+    table = Table(title="empo-gym leaderboard")
+    for c in _COLUMNS:
+        table.add_column(c, justify="right" if c in {"success", "score", "episodes"} else "left")
+    for r in rows(entries):
+        table.add_row(*_cells(r))
+    return table

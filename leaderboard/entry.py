@@ -1,0 +1,140 @@
+"""Leaderboard entries: build one from an evaluation, validate it, write it atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from empo_gym import provenance
+
+SCHEMA_VERSION = 1
+
+
+class LeaderboardError(ValueError):
+    """A leaderboard file is unreadable or violates the schema (names the file and field)."""
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The JSON Schema every entry follows (``leaderboard/schema.json``)."""
+    return json.loads(resources.files("leaderboard").joinpath("schema.json").read_text("utf-8"))
+
+
+def validate_entry(entry: Any, source: str = "<entry>") -> dict[str, Any]:
+    """Validate ``entry`` against the schema; raise :class:`LeaderboardError` naming the field.
+
+    Example:
+        >>> validate_entry({"schema_version": 1}, "x.json")
+        Traceback (most recent call last):
+        ...
+        leaderboard.entry.LeaderboardError: x.json: field 'agent': 'agent' is a required property
+    """
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(entry), key=lambda e: (len(e.path), list(e.path)))
+    if errors:
+        err = errors[0]
+        field = ".".join(str(p) for p in err.path)
+        if err.validator == "required":
+            missing = re.match(r"'([^']+)'", err.message)
+            if missing:
+                field = ".".join(filter(None, [field, missing.group(1)]))
+        raise LeaderboardError(f"{source}: field {field or '<root>'!r}: {err.message}")
+    return entry
+
+
+def build_entry(
+    *,
+    agent: str,
+    env: str,
+    task: str | None,
+    split: str,
+    model: str | None,
+    metrics: dict[str, Any],
+    config: dict[str, Any],
+    seeds: list[int],
+    success_rule: str | None,
+    wall_time_s: float,
+    episodes: list[dict[str, Any]] | None = None,
+    extra_provenance: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Assemble and validate a leaderboard entry."""
+    prov = provenance.collect(
+        {"seeds": list(seeds), "success_rule": success_rule, "wall_time_s": float(wall_time_s)}
+    )
+    prov.update(extra_provenance or {})
+    entry: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "agent": agent,
+        "env": env,
+        "task": task,
+        "split": split,
+        "model": model,
+        "metrics": metrics,
+        "config": config,
+        "provenance": prov,
+    }
+    if episodes is not None:
+        entry["episodes"] = episodes
+    return validate_entry(json.loads(json.dumps(entry, default=str)))
+
+
+def entry_from_result(
+    result: Any, *, agent: Any, extra_config: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Build an entry from a :class:`empo_gym.harness.EvalResult` and the agent that ran it."""
+    s = result.settings
+    rules = {r.extra.get("success_rule") for r in result.records} - {None}
+    return build_entry(
+        agent=agent.name,
+        env=s["env"],
+        task=s["task"],
+        split=s["split"],
+        model=agent.model,
+        metrics=result.metrics,
+        config={"agent": agent.config(), "eval": s, **(extra_config or {})},
+        seeds=s["seeds"],
+        success_rule=s.get("success_rule") or (rules.pop() if len(rules) == 1 else None),
+        wall_time_s=result.wall_s,
+        episodes=[asdict(r) for r in result.records],
+    )
+
+
+def write_atomic_json(path: str | os.PathLike[str], data: Any) -> Path:
+    """Write JSON to ``path`` via a temp file and ``os.replace`` (never a half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def entry_filename(entry: dict[str, Any]) -> str:
+    """A unique, readable file name: ``env[-task]-agent-YYYYmmddTHHMMSS-xxxx.json``."""
+    stamp = re.sub(r"[^0-9T]", "", entry["provenance"]["date"])[:15]
+    parts = [entry["env"], entry["task"], entry["agent"], stamp, os.urandom(2).hex()]
+    return "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", str(p)) for p in parts if p) + ".json"
+
+
+def write_entry(entry: dict[str, Any], out_dir: str | os.PathLike[str]) -> Path:
+    """Validate ``entry`` and write it into ``out_dir`` under a fresh name."""
+    validate_entry(entry)
+    return write_atomic_json(Path(out_dir) / entry_filename(entry), entry)
