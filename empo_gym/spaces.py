@@ -8,6 +8,7 @@ agents need a space whose ``contains`` accepts any ``str`` up to a length.
 from __future__ import annotations
 
 import string
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -68,11 +69,44 @@ MAX_ACTION_CHARS = 100_000
 
 
 # --- AsyncVectorEnv support -------------------------------------------------------------------
-# Gymnasium's shared-memory codec for ``Text`` maps characters through the space's charset: a
-# character outside it raises ``KeyError`` in the worker and strings come back as runs of "0".
-# UnicodeText stores Unicode code points (+1, so 0 marks padding) instead, so
-# ``gymnasium.make_vec(..., vectorization_mode="async")`` round-trips any text with the default
-# ``shared_memory=True``.
+# Gymnasium's shared-memory codec for ``Text`` maps characters through the space's charset (a
+# character outside it raises ``KeyError`` in the worker) and, worse, ``AsyncVectorEnv`` reads
+# the shared buffer once at construction expecting a live numpy view: a tuple of strings is a
+# snapshot, so observations come back empty or stale. UnicodeText stores Unicode code points
+# (+1, so 0 marks padding) and reads back a *live* sequence view that decodes on access and
+# deep-copies to a plain tuple, so ``gymnasium.make_vec(..., vectorization_mode="async")``
+# round-trips any text with the default ``shared_memory=True``.
+class SharedTextView(Sequence):
+    """A live, read-only view of ``n`` strings stored as code points in shared memory.
+
+    ``copy.deepcopy`` (what ``AsyncVectorEnv`` returns with its default ``copy=True``) gives a
+    plain ``tuple`` of ``str``.
+    """
+
+    def __init__(self, buffer: np.ndarray):
+        self._buffer = buffer  # [n, max_length] int32 view of the shared array
+
+    def __len__(self) -> int:
+        return int(self._buffer.shape[0])
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        row = self._buffer[index]
+        (nz,) = np.nonzero(row == 0)
+        end = int(nz[0]) if len(nz) else row.shape[0]
+        return (row[:end] - 1).astype("<i4").tobytes().decode("utf-32-le")
+
+    def __deepcopy__(self, memo: dict) -> tuple[str, ...]:
+        return tuple(self)
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == (tuple(other) if isinstance(other, Sequence) else other)
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
 def _register_shared_memory_codec() -> None:
     import multiprocessing as mp
 
@@ -83,26 +117,22 @@ def _register_shared_memory_codec() -> None:
         return ctx.Array(np.dtype(np.int32).char, n * space.max_length)
 
     @shm.read_from_shared_memory.register(UnicodeText)
-    def _read(space: UnicodeText, shared_memory: Any, n: int = 1) -> tuple[str, ...]:
+    def _read(space: UnicodeText, shared_memory: Any, n: int = 1) -> SharedTextView:
         data = np.frombuffer(shared_memory.get_obj(), dtype=np.int32).reshape(
             (n, space.max_length)
         )
-        out = []
-        for row in data:
-            (nz,) = np.nonzero(row == 0)
-            end = int(nz[0]) if len(nz) else space.max_length
-            out.append("".join(map(chr, (row[:end] - 1).tolist())))
-        return tuple(out)
+        return SharedTextView(data)
 
     @shm.write_to_shared_memory.register(UnicodeText)
     def _write(space: UnicodeText, index: int, values: str, shared_memory: Any) -> None:
         size = space.max_length
         text = str(values)[:size]
-        encoded = np.zeros(size, dtype=np.int32)
-        if text:
-            encoded[: len(text)] = np.frombuffer(text.encode("utf-32-le"), dtype=np.int32) + 1
         destination = np.frombuffer(shared_memory.get_obj(), dtype=np.int32)
-        np.copyto(destination[index * size : (index + 1) * size], encoded)
+        row = destination[index * size : (index + 1) * size]
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype="<i4") + 1
+        row[: len(codes)] = codes
+        if len(codes) < size:
+            row[len(codes)] = 0  # terminator; bytes after it are ignored
 
 
 _register_shared_memory_codec()

@@ -308,6 +308,23 @@ def auto_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> 
     return torch.float32
 
 
+def _forget_gguf_quantizer(model: Any) -> None:
+    """Mark a GGUF-loaded model as plain: its weights are already de-quantised tensors.
+
+    transformers keeps a GGUF "quantizer" on the model, which makes ``save_pretrained`` refuse
+    to serialise it although nothing is quantised any more.
+    """
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None
+    if hasattr(model, "is_quantized"):
+        with contextlib.suppress(AttributeError):
+            model.is_quantized = False
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "quantization_config"):
+        with contextlib.suppress(AttributeError):
+            delattr(config, "quantization_config")
+
+
 def _atomic_save(model: Any, tokenizer: Any, target: Path) -> None:
     """Save model (safetensors) + tokenizer to ``target`` via a temp dir and a rename."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -352,6 +369,7 @@ def load_model_and_tokenizer(
             model = AutoModelForCausalLM.from_pretrained(
                 gguf.parent, dtype=torch.float32, **kwargs
             )
+            _forget_gguf_quantizer(model)
             if cache and source.cache_path is not None:
                 # A read-only cache is fine: the model still loads, only slower next time.
                 with contextlib.suppress(OSError):

@@ -44,9 +44,9 @@ def render_tip_block(tips: Sequence[str] | str | None) -> str:
     if tips is None:
         return ""
     if isinstance(tips, str):
-        body = tips.strip("\n")
-        if body.startswith("<tip>"):  # already rendered by the memory wrapper
-            return body
+        if tips.strip().startswith("<tip>"):  # already rendered by the memory wrapper
+            return tips.strip()
+        body = "\n".join(t.strip() for t in tips.splitlines() if t.strip())
     else:
         body = "\n".join(t.strip() for t in tips if t and t.strip())
     if not body:

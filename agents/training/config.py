@@ -197,14 +197,10 @@ class EMPOConfig(GRPOConfig):
         """Raise ValueError naming the first field whose value is out of range."""
         super().validate()
         _require(self, "memory_prob", 0 <= self.memory_prob <= 1, "a probability in [0, 1]")
-        _require(
-            self, "off_policy_prob", 0 <= self.off_policy_prob <= 1, "a probability in [0, 1]"
-        )
+        _require(self, "off_policy_prob", 0 <= self.off_policy_prob <= 1, "a probability in [0, 1]")
         _require(self, "intrinsic_scale", self.intrinsic_scale >= 0, ">= 0")
         _require(self, "memory_top_k", self.memory_top_k >= 1, ">= 1")
-        _require(
-            self, "memory_min_similarity", -1 <= self.memory_min_similarity <= 1, "in [-1, 1]"
-        )
+        _require(self, "memory_min_similarity", -1 <= self.memory_min_similarity <= 1, "in [-1, 1]")
         _require(self, "memory_capacity", self.memory_capacity >= 1, ">= 1")
         _require(self, "tip_max_tokens", self.tip_max_tokens >= 1, ">= 1")
 

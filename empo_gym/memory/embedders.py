@@ -128,7 +128,7 @@ class HashingEmbedder:
             words = _TOKEN_RE.findall(text.lower())
             feats = words
             if self.bigrams and len(words) > 1:
-                feats = words + [a + " " + b for a, b in zip(words, words[1:])]
+                feats = words + [a + " " + b for a, b in zip(words, words[1:], strict=False)]
             counts: dict[str, int] = {}
             for f in feats:
                 counts[f] = counts.get(f, 0) + 1

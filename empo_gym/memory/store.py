@@ -19,6 +19,7 @@ one memory file without losing each other's entries.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -244,11 +245,12 @@ class MemoryStore:
             raise ValueError(
                 f"embeddings must have shape {(n, self.embedder.dim)}, got {vecs.shape}"
             )
-        return normalize_rows(vecs)
+        norms = np.linalg.norm(vecs, axis=1)
+        if np.any(np.abs(norms - 1.0) > 1e-4):  # keep unit rows bit-exact (identical reloads)
+            vecs = normalize_rows(vecs)
+        return vecs
 
-    def add(
-        self, entries: Iterable[MemoryEntry], embeddings: np.ndarray | None = None
-    ) -> int:
+    def add(self, entries: Iterable[MemoryEntry], embeddings: np.ndarray | None = None) -> int:
         """Add entries (one batched embedder call for their keys); return how many were new.
 
         Args:
@@ -266,7 +268,7 @@ class MemoryStore:
         else:
             vecs = self._check_embeddings(embeddings, len(entries))
         added = 0
-        for e, v in zip(entries, vecs):
+        for e, v in zip(entries, vecs, strict=True):
             s = self._slots.get(e.slot)
             if s is None:
                 s = self._slots[e.slot] = _Slot(self.capacity, self.embedder.dim)
@@ -319,7 +321,7 @@ class MemoryStore:
             vecs = self._check_embeddings(embeddings, len(slots))
         k = self.top_k if k is None else k
         out: list[list[Any]] = []
-        for slot, v in zip(slots, vecs):
+        for slot, v in zip(slots, vecs, strict=True):
             s = self._slots.get(slot)
             if s is None or s.n == 0:
                 out.append([])
@@ -510,8 +512,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise

@@ -168,7 +168,9 @@ from there."
         return out
 
 
-def build_tip_prompt(trajectory: Trajectory, max_steps: int = 30, max_state_chars: int = 300) -> str:
+def build_tip_prompt(
+    trajectory: Trajectory, max_steps: int = 30, max_state_chars: int = 300
+) -> str:
     """Fill :data:`TIP_PROMPT` for an LLM tip writer (states are truncated to stay short).
 
     Example:

@@ -1,0 +1,379 @@
+"""One policy update of GRPO / EMPO² from finished trajectory groups.
+
+Reads like the objective: returns -> group-relative advantages -> broadcast to every response
+token of every turn -> low-probability turn masking -> clipped token-level loss (+ k3 KL) ->
+gradient accumulation over micro-batches -> grad-norm clip -> AdamW step. The update mode only
+decides which prompt the numerator is scored under (:mod:`agents.training.modes`).
+
+Each turn of a trajectory is one row: ``prompt ids + response ids``, scored in one forward pass
+by :func:`agents.llm.logprobs.token_logprobs`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from agents.llm.logprobs import token_logprobs
+from agents.llm.trajectory import Trajectory
+from agents.training.config import GRPOConfig
+from agents.training.losses import (
+    clipped_surrogate,
+    group_advantages,
+    kl_penalty,
+    low_prob_turn_mask,
+    masked_sum,
+)
+from agents.training.modes import UpdateMode, denominator_prompt, numerator_prompt
+
+
+def trajectory_return(traj: Trajectory, intrinsic_scale: float = 0.0) -> float:
+    """The return GRPO normalises: env rewards plus the scaled intrinsic rewards.
+
+    The reference code adds each turn's intrinsic reward on that turn's last token; with an
+    outcome (trajectory-level) advantage that equals adding their sum to the return.
+
+    Example:
+        >>> from agents.llm.trajectory import Turn
+        >>> t = Trajectory("g", 0, [Turn([1], [1], [2], [-0.5], reward=1.0, intrinsic_reward=0.5)])
+        >>> trajectory_return(t), trajectory_return(t, intrinsic_scale=2.0)
+        (1.0, 2.0)
+    """
+    bonus = sum(t.intrinsic_reward for t in traj.turns) if intrinsic_scale else 0.0
+    return traj.episode_return + intrinsic_scale * bonus
+
+
+@dataclass
+class TurnBatch:
+    """All turns of an iteration as rows ready for scoring.
+
+    Attributes:
+        prompt_ids: Numerator prompt of each row (depends on the update mode).
+        response_ids: Response of each row.
+        old_logp: Sampling-policy log-probabilities, [N, R] (0 on padding).
+        response_mask: 1 on real response tokens, [N, R].
+        mask: ``response_mask`` after low-probability turn masking, [N, R].
+        advantages: Advantage of each row (its trajectory's), [N].
+        returns: Return of each trajectory (in group order), [T].
+        traj_index: Trajectory (position in ``returns``) of each row, [N].
+    """
+
+    prompt_ids: list[list[int]]
+    response_ids: list[list[int]]
+    old_logp: torch.Tensor
+    response_mask: torch.Tensor
+    mask: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    traj_index: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.prompt_ids)
+
+    @property
+    def masked_frac(self) -> float:
+        """Share of turns (with a response) removed by low-probability masking."""
+        has_tokens = self.response_mask.sum(-1) > 0
+        removed = has_tokens & (self.mask.sum(-1) == 0)
+        return float(removed.sum()) / max(int(has_tokens.sum()), 1)
+
+
+def _flatten(groups: Sequence[Sequence[Trajectory]]) -> list[Trajectory]:
+    return [traj for group in groups for traj in group]
+
+
+def build_turn_batch(
+    groups: Sequence[Sequence[Trajectory]],
+    mode: UpdateMode,
+    cfg: GRPOConfig,
+    old_logprobs: Sequence[Sequence[float]] | None = None,
+) -> TurnBatch:
+    """Rows of every turn of every trajectory, with advantages, old log-probs and masks.
+
+    Args:
+        groups: Trajectory groups (one group = the N rollouts of one task instance).
+        mode: Update mode; picks the numerator prompt of each row.
+        cfg: Trainer config (``adv_eps``, low-probability masking, intrinsic reward settings).
+        old_logprobs: One list per turn (groups -> trajectories -> turns order) replacing
+            ``Turn.logprobs`` (e.g. recomputed by :func:`recompute_old_logprobs`).
+
+    Raises:
+        ValueError: A turn's log-probabilities do not match its response length.
+    """
+    trajs = _flatten(groups)
+    scale = cfg.intrinsic_scale if getattr(cfg, "intrinsic_reward", False) else 0.0
+    returns = torch.tensor([trajectory_return(t, scale) for t in trajs], dtype=torch.float32)
+    group_ids = [gi for gi, group in enumerate(groups) for _ in group]
+    traj_adv = group_advantages(returns, group_ids, eps=cfg.adv_eps)  # [T]
+
+    prompts: list[list[int]] = []
+    responses: list[list[int]] = []
+    olds: list[Sequence[float]] = []
+    owner: list[int] = []
+    k = 0
+    for ti, traj in enumerate(trajs):
+        for turn in traj.turns:
+            old = turn.logprobs if old_logprobs is None else old_logprobs[k]
+            k += 1
+            if len(old) != len(turn.response_ids):
+                raise ValueError(
+                    f"trajectory {traj.group_id}/{traj.member}: turn with "
+                    f"{len(turn.response_ids)} response tokens has {len(old)} old log-probs; "
+                    "expected one per token"
+                )
+            prompts.append(numerator_prompt(turn, mode))
+            responses.append(list(turn.response_ids))
+            olds.append(old)
+            owner.append(ti)
+    if old_logprobs is not None and k != len(old_logprobs):
+        raise ValueError(f"old_logprobs has {len(old_logprobs)} entries; expected {k} (one/turn)")
+
+    n, r = len(responses), max((len(x) for x in responses), default=0)
+    old_logp = torch.zeros((n, max(r, 1)), dtype=torch.float32)  # [N, R]
+    response_mask = torch.zeros_like(old_logp)  # [N, R]
+    for i, old in enumerate(olds):
+        old_logp[i, : len(old)] = torch.tensor(list(old), dtype=torch.float32)
+        response_mask[i, : len(old)] = 1.0
+    mask = response_mask
+    if cfg.low_prob_masking:
+        mask = low_prob_turn_mask(old_logp, response_mask, cfg.low_prob_threshold)
+    traj_index = torch.tensor(owner, dtype=torch.long)
+    return TurnBatch(
+        prompt_ids=prompts,
+        response_ids=responses,
+        old_logp=old_logp,
+        response_mask=response_mask,
+        mask=mask,
+        advantages=traj_adv[traj_index] if n else torch.zeros(0),  # [N]
+        returns=returns,
+        traj_index=traj_index,
+    )
+
+
+@torch.no_grad()
+def recompute_old_logprobs(
+    model: torch.nn.Module,
+    groups: Sequence[Sequence[Trajectory]],
+    pad_id: int,
+    temperature: float = 1.0,
+    micro_batch_size: int = 8,
+) -> list[list[float]]:
+    """Score every turn's response under its sampling prompt with ``model`` (no gradient).
+
+    Use when the sampler's numbers differ from the trainer's (e.g. a quantised sampler), so the
+    on-policy ratio starts at exactly 1. Order: groups -> trajectories -> turns.
+    """
+    turns = [turn for traj in _flatten(groups) for turn in traj.turns]
+    out: list[list[float]] = []
+    for start in range(0, len(turns), micro_batch_size):
+        chunk = turns[start : start + micro_batch_size]
+        prompts = [denominator_prompt(t, UpdateMode.ON_POLICY) for t in chunk]
+        logp, _ = token_logprobs(
+            model, prompts, [t.response_ids for t in chunk], pad_id, temperature=temperature
+        )
+        out.extend(logp[i, : len(t.response_ids)].tolist() for i, t in enumerate(chunk))
+    return out
+
+
+@contextlib.contextmanager
+def _reference(model: torch.nn.Module, ref_model: torch.nn.Module | None) -> Iterator[Any]:
+    """Yield the reference policy: ``ref_model``, or the LoRA model with its adapter disabled."""
+    if ref_model is not None:
+        yield ref_model
+    elif hasattr(model, "disable_adapter"):
+        with model.disable_adapter():
+            yield model
+    else:
+        raise ValueError(
+            "kl_coef > 0 needs a reference policy: pass ref_model= (a frozen copy of the initial "
+            "model) or train a LoRA adapter (lora: true), whose base model serves as reference"
+        )
+
+
+def policy_update(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    groups: Sequence[Sequence[Trajectory]],
+    mode: UpdateMode,
+    cfg: GRPOConfig,
+    pad_id: int,
+    *,
+    old_logprobs: Sequence[Sequence[float]] | None = None,
+    ref_model: torch.nn.Module | None = None,
+    accelerator: Any | None = None,
+) -> dict[str, float]:
+    """Run the GRPO / EMPO² update of one iteration and return its metrics.
+
+    ``ppo_epochs`` passes; each splits the unmasked turns into ``mini_batches`` mini-batches
+    (one AdamW step each, after clipping the gradient norm to ``max_grad_norm``); a mini-batch is
+    processed in micro-batches of ``micro_batch_size`` turns whose losses are normalised by the
+    mini-batch's token count, so accumulation gives the full-batch token-mean gradient.
+
+    Args:
+        model: The policy (causal LM; a PEFT model when training LoRA).
+        optimizer: Its AdamW optimizer.
+        groups: Trajectory groups of the iteration.
+        mode: The update mode (numerator prompt with or without tips).
+        cfg: Trainer config.
+        pad_id: Padding token id.
+        old_logprobs: Optional per-turn replacement of ``Turn.logprobs`` (the denominator).
+        ref_model: Frozen reference policy for the KL term (``kl_coef > 0``).
+        accelerator: An ``accelerate.Accelerator`` (its ``backward`` and ``clip_grad_norm_`` are
+            used) or None for plain torch.
+
+    Returns:
+        Floats: ``loss``, ``pg_loss``, ``kl``, ``entropy``, ``clip_frac``, ``dual_clip_frac``,
+        ``ratio_mean``, ``ratio_max``, ``approx_kl``, ``grad_norm``, ``masked_frac``, ``turns``,
+        ``tokens``, ``steps``, ``skipped_steps``, ``return_mean``, ``adv_abs_mean``,
+        ``update_s``, ``update_tok_s``.
+    """
+    t0 = time.perf_counter()
+    batch = build_turn_batch(groups, mode, cfg, old_logprobs)
+    keep = [i for i in range(len(batch)) if batch.mask[i].sum() > 0]  # masked turns add nothing
+    params = [p for p in model.parameters() if p.requires_grad]
+    was_training = model.training
+    model.train()
+
+    sums: dict[str, float] = dict.fromkeys(
+        ("loss", "pg_loss", "kl", "entropy", "clip", "dual", "ratio", "approx_kl"), 0.0
+    )
+    ratio_max, tokens_seen, steps, skipped, grad_norms = 0.0, 0, 0, 0, []
+    for _ in range(cfg.ppo_epochs):
+        order = keep
+        if cfg.ppo_epochs > 1 or cfg.mini_batches > 1:
+            order = [keep[i] for i in torch.randperm(len(keep)).tolist()]
+        for mini in _split(order, cfg.mini_batches):
+            n_tok = float(batch.mask[mini].sum())
+            if n_tok == 0:
+                continue
+            # Similar lengths together: less padding; the summed gradient is unchanged.
+            mini = sorted(mini, key=lambda i: len(batch.prompt_ids[i]) + len(batch.response_ids[i]))
+            for start in range(0, len(mini), cfg.micro_batch_size):
+                rows = mini[start : start + cfg.micro_batch_size]
+                out = _micro_step(model, batch, rows, cfg, pad_id, n_tok, ref_model, accelerator)
+                for key in sums:
+                    sums[key] += out[key]
+                ratio_max = max(ratio_max, out["ratio_max"])
+                tokens_seen += int(out["tokens"])
+            norm = _clip_grad(params, cfg.max_grad_norm, accelerator)
+            if math.isfinite(norm):
+                optimizer.step()
+                grad_norms.append(norm)
+            else:  # never let one NaN/inf batch poison the weights
+                skipped += 1
+            optimizer.zero_grad(set_to_none=True)
+            steps += 1
+    if not was_training:
+        model.eval()
+
+    elapsed = time.perf_counter() - t0
+    tok = max(tokens_seen, 1)
+    return {
+        "loss": sums["loss"] / max(steps, 1),  # mean over optimizer steps of the step's loss
+        "pg_loss": sums["pg_loss"] / max(steps, 1),
+        "kl": sums["kl"] / tok,
+        "entropy": sums["entropy"] / tok,
+        "clip_frac": sums["clip"] / tok,
+        "dual_clip_frac": sums["dual"] / tok,
+        "ratio_mean": sums["ratio"] / tok if tokens_seen else 1.0,
+        "ratio_max": ratio_max,
+        "approx_kl": sums["approx_kl"] / tok,
+        "grad_norm": sum(grad_norms) / len(grad_norms) if grad_norms else 0.0,
+        "masked_frac": batch.masked_frac,
+        "turns": float(len(batch)),
+        "tokens": float(batch.mask.sum()),
+        "steps": float(steps),
+        "skipped_steps": float(skipped),
+        "return_mean": float(batch.returns.mean()) if batch.returns.numel() else 0.0,
+        "adv_abs_mean": float(batch.advantages.abs().mean()) if len(batch) else 0.0,
+        "update_s": elapsed,
+        "update_tok_s": tokens_seen / elapsed if elapsed > 0 else 0.0,
+    }
+
+
+def _split(items: list[int], parts: int) -> list[list[int]]:
+    size = math.ceil(len(items) / parts) if items else 0
+    return [items[i : i + size] for i in range(0, len(items), size)] if size else []
+
+
+def _micro_step(
+    model: torch.nn.Module,
+    batch: TurnBatch,
+    rows: list[int],
+    cfg: GRPOConfig,
+    pad_id: int,
+    normalizer: float,
+    ref_model: torch.nn.Module | None,
+    accelerator: Any | None,
+) -> dict[str, float]:
+    """Forward + backward of one micro-batch; returns token-weighted sums of its statistics."""
+    prompts = [batch.prompt_ids[i] for i in rows]
+    responses = [batch.response_ids[i] for i in rows]
+    logp, _ = token_logprobs(model, prompts, responses, pad_id, temperature=cfg.temperature)
+    device = logp.device
+    width = logp.shape[1]  # R of this micro-batch
+    old = batch.old_logp[rows, :width].to(device)  # [b, R]
+    mask = batch.mask[rows, :width].to(device)  # [b, R]
+    adv = batch.advantages[rows].to(device)  # [b]
+
+    pg_loss, stats = clipped_surrogate(
+        logp, old, adv, mask, cfg.clip_low, cfg.clip_high, cfg.dual_clip, normalizer=normalizer
+    )
+    loss = pg_loss
+    kl_sum = 0.0
+    if cfg.kl_coef > 0:
+        with torch.no_grad(), _reference(model, ref_model) as ref:
+            ref_logp, _ = token_logprobs(
+                ref, prompts, responses, pad_id, temperature=cfg.temperature
+            )
+        kl_tok = kl_penalty(logp, ref_logp.to(device))  # [b, R]
+        loss = loss + cfg.kl_coef * masked_sum(kl_tok, mask) / normalizer
+        kl_sum = float(masked_sum(kl_tok.detach(), mask))
+    if accelerator is not None:
+        accelerator.backward(loss)
+    else:
+        loss.backward()
+    n = stats.tokens
+    return {
+        "loss": float(loss.detach()),
+        "pg_loss": float(pg_loss.detach()),
+        "kl": kl_sum,
+        "entropy": float(masked_sum(-logp.detach(), mask)),
+        "clip": stats.clip_frac * n,
+        "dual": stats.dual_clip_frac * n,
+        "ratio": stats.ratio_mean * n,
+        "approx_kl": stats.approx_kl * n,
+        "ratio_max": stats.ratio_max,
+        "tokens": float(n),
+    }
+
+
+def _clip_grad(params: list[torch.Tensor], max_norm: float, accelerator: Any | None) -> float:
+    if accelerator is not None:
+        norm = accelerator.clip_grad_norm_(params, max_norm)
+    else:
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    return float(norm)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: GRPOConfig) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters with the config's settings.
+
+    Example:
+        >>> opt = make_optimizer(torch.nn.Linear(2, 2), GRPOConfig(lr=1e-3))
+        >>> opt.param_groups[0]["lr"]
+        0.001
+    """
+    return torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=cfg.lr,
+        betas=cfg.adam_betas,
+        eps=cfg.adam_eps,
+        weight_decay=cfg.weight_decay,
+    )

@@ -1,0 +1,620 @@
+"""Memory-aware observation wrappers for any empo_gym text env (EMPO² memory, in process).
+
+:class:`MemoryObservationWrapper` wraps one env; :class:`MemoryVectorWrapper` wraps a vector env
+and keeps ONE store for all sub-envs in the main process (batched retrieval and writing; an LLM
+tip writer runs there too). Both turn the text observation into a dict::
+
+    {"observation": raw env observation (tips never inside),
+     "tips":        retrieved memories joined with TIP_SEPARATOR ("\\n"; see split_tips),
+     "tip_block":   "<tip> Here are some memories ...\\n" + memories + "\\n</tip>" or ""}
+
+so a trainer strips tips exactly by using ``obs["observation"]`` (see :func:`compose_prompt`).
+All three fields are :class:`~empo_gym.spaces.UnicodeText`, which has a shared-memory codec, so
+``gymnasium.make_vec(..., vectorization_mode="async", wrappers=[MemoryObservationWrapper])``
+works with the default ``shared_memory=True`` and any Unicode text.
+
+Per episode, ``reset(options={"use_memory": bool, "eval": bool, "memory_slot": str})`` decides
+whether tips are retrieved (training mode writes a tip after every episode either way, as
+EMPO² does); in evaluation mode nothing is written to memory and no novelty state is kept. The
+intrinsic novelty reward of memory episodes is reported in ``info["intrinsic_reward"]`` and is
+added to the env reward only with ``add_intrinsic_to_reward=True``. The remaining options go to
+the wrapped env.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces as gspaces
+from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
+from gymnasium.vector.utils import batch_space
+
+from empo_gym.memory.embedders import Embedder
+from empo_gym.memory.novelty import NoveltyReward
+from empo_gym.memory.store import MemoryEntry, MemoryFileError, MemoryStore
+from empo_gym.memory.tips import (
+    TIP_BLOCK_CLOSE,
+    TIP_BLOCK_OPEN,
+    Step,
+    TemplateTipWriter,
+    TipWriter,
+    Trajectory,
+    clean_tip,
+    format_memory,
+    join_tips,
+    render_tip_block,
+)
+from empo_gym.spaces import UnicodeText
+
+__all__ = [
+    "MEMORY_OPTIONS",
+    "MemoryObservationWrapper",
+    "MemoryVectorWrapper",
+    "compose_prompt",
+    "default_slot",
+]
+
+#: Reset options consumed by the memory wrappers (not forwarded to the env).
+MEMORY_OPTIONS = ("use_memory", "eval", "memory_slot")
+#: Default maximum length of the ``tips`` field (top-10 memories of < 100 words fit easily).
+MAX_TIPS_CHARS = 16_000
+
+
+def default_slot(info: dict[str, Any]) -> str:
+    """Memory slot of an episode: ``task`` plus ``/variation`` when the env reports one.
+
+    Example:
+        >>> default_slot({"task": "boil", "variation": 3})
+        'boil/3'
+        >>> default_slot({"task": "webshop"})
+        'webshop'
+    """
+    task = info.get("task")
+    if task is None:
+        raise ValueError(
+            "the env's info has no 'task' key to name the memory slot; pass slot_fn=... or "
+            "reset(options={'memory_slot': ...})"
+        )
+    variation = info.get("variation")
+    return f"{task}" if variation is None else f"{task}/{variation}"
+
+
+def compose_prompt(observation: dict[str, str], with_tips: bool = True) -> str:
+    """The text an agent reads: the raw observation, plus the tip block when asked.
+
+    Example:
+        >>> obs = {"observation": "You are in a hall.", "tips": "m1",
+        ...        "tip_block": "<tip> ...\\nm1\\n</tip>"}
+        >>> compose_prompt(obs, with_tips=False)
+        'You are in a hall.'
+        >>> compose_prompt(obs).endswith("</tip>")
+        True
+    """
+    text = str(observation["observation"])
+    block = str(observation.get("tip_block", ""))
+    return text + "\n\n" + block if with_tips and block else text
+
+
+@dataclass
+class _Lane:
+    slot: str = ""
+    use_memory: bool = False
+    training: bool = True
+    task: str = ""
+    state: str = ""
+    steps: list[Step] = field(default_factory=list)
+    active: bool = False
+
+
+class _MemoryCore:
+    """Memory logic shared by the single-env and vector wrappers (batched over lanes)."""
+
+    def __init__(
+        self,
+        store: MemoryStore | str | os.PathLike[str] | None,
+        embedder: Embedder | str,
+        tip_writer: TipWriter | None,
+        novelty: NoveltyReward | bool,
+        slot_fn: Callable[[dict[str, Any]], str] | None,
+        use_memory: bool,
+        training: bool,
+        add_intrinsic_to_reward: bool,
+        max_tips_chars: int,
+        store_path: str | os.PathLike[str] | None,
+    ):
+        if store is None:
+            store = MemoryStore(embedder)
+        elif isinstance(store, (str, os.PathLike)):
+            store_path = store if store_path is None else store_path
+            try:
+                store = MemoryStore.load(store, embedder)
+            except MemoryFileError:
+                if os.path.exists(store):
+                    raise
+                store = MemoryStore(embedder)
+        if not isinstance(store, MemoryStore):
+            raise TypeError(f"store must be a MemoryStore or a file path, got {type(store)}")
+        self.store = store
+        self.store_path = store_path
+        self.tip_writer: TipWriter = TemplateTipWriter() if tip_writer is None else tip_writer
+        if not callable(self.tip_writer):
+            raise TypeError("tip_writer must be callable (list[Trajectory] -> list[str])")
+        if novelty is True:
+            novelty = NoveltyReward(self.store.embedder)
+        elif novelty is False or novelty is None:
+            novelty = None
+        elif not isinstance(novelty, NoveltyReward):
+            raise TypeError(f"novelty must be a bool or a NoveltyReward, got {novelty!r}")
+        self.novelty: NoveltyReward | None = novelty
+        self.slot_fn = default_slot if slot_fn is None else slot_fn
+        self.use_memory = bool(use_memory)
+        self.training = bool(training)
+        self.add_intrinsic_to_reward = bool(add_intrinsic_to_reward)
+        self.max_tips_chars = int(max_tips_chars)
+        #: Seconds spent in memory work (retrieval, novelty, tip writing, storing).
+        self.memory_seconds = 0.0
+        self.last_tips: list[list[str]] = []
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _fit(self, tips: list[str]) -> list[str]:
+        # keep whole memories within the field's length (the observation space is bounded)
+        out, used = [], 0
+        for t in tips:
+            t = " ".join(t.split())
+            if used + len(t) + 1 > self.max_tips_chars:
+                break
+            out.append(t)
+            used += len(t) + 1
+        return out
+
+    def _retrieve(self, lanes: list[_Lane], states: list[str]) -> list[list[str]]:
+        want = [i for i, ln in enumerate(lanes) if ln.use_memory]
+        tips: list[list[str]] = [[] for _ in lanes]
+        if want:
+            found = self.store.query_batch([lanes[i].slot for i in want], [states[i] for i in want])
+            for i, entries in zip(want, found, strict=True):
+                tips[i] = self._fit([e.text for e in entries])
+        return tips
+
+    def _novelty(self, lanes: list[_Lane], states: list[str]) -> np.ndarray:
+        out = np.zeros(len(lanes), dtype=np.float32)
+        if self.novelty is None:
+            return out
+        for i, (ln, s) in enumerate(zip(lanes, states, strict=True)):
+            if ln.use_memory and ln.training:
+                out[i] = self.novelty(ln.slot, [s])[0]
+        return out
+
+    # -- episode protocol -------------------------------------------------------------------
+    def split_options(self, options: dict[str, Any] | None) -> tuple[dict[str, Any], dict]:
+        options = dict(options or {})
+        mine = {k: options.pop(k) for k in MEMORY_OPTIONS if k in options}
+        for k in ("use_memory", "eval"):
+            if k in mine and not isinstance(mine[k], (bool, np.bool_)):
+                raise TypeError(f"reset option {k!r} must be a bool, got {mine[k]!r}")
+        if "memory_slot" in mine and not isinstance(mine["memory_slot"], str):
+            raise TypeError(
+                f"reset option 'memory_slot' must be a str, got {mine['memory_slot']!r}"
+            )
+        return mine, options
+
+    def begin(
+        self, lanes: list[_Lane], obs: list[str], infos: list[dict[str, Any]], mine: list[dict]
+    ) -> tuple[list[list[str]], np.ndarray]:
+        t0 = time.perf_counter()
+        for ln, o, info, m in zip(lanes, obs, infos, mine, strict=True):
+            ln.use_memory = bool(m.get("use_memory", self.use_memory))
+            ln.training = not bool(m.get("eval", not self.training))
+            ln.slot = m["memory_slot"] if "memory_slot" in m else str(self.slot_fn(info))
+            ln.task = str(info.get("instruction") or info.get("task") or ln.slot)
+            ln.state, ln.steps, ln.active = str(o), [], True
+        tips = self._retrieve(lanes, [str(o) for o in obs])
+        self._novelty(lanes, [str(o) for o in obs])  # the start state counts as seen
+        self.memory_seconds += time.perf_counter() - t0
+        return tips, np.zeros(len(lanes), dtype=np.float32)
+
+    def advance(
+        self,
+        lanes: list[_Lane],
+        actions: list[str],
+        obs: list[str],
+        rewards: Sequence[float],
+        dones: Sequence[bool],
+        infos: list[dict[str, Any]],
+    ) -> tuple[list[list[str]], np.ndarray, list[str | None]]:
+        t0 = time.perf_counter()
+        obs = [str(o) for o in obs]
+        for ln, a, r, info in zip(lanes, actions, rewards, infos, strict=True):
+            ln.steps.append(Step(ln.state, str(a), float(r), float(info.get("score", 0.0))))
+        intrinsic = self._novelty(lanes, obs)
+        live = [i for i, d in enumerate(dones) if not d]
+        tips: list[list[str]] = [[] for _ in lanes]
+        if live:
+            got = self._retrieve([lanes[i] for i in live], [obs[i] for i in live])
+            for i, t in zip(live, got, strict=True):
+                tips[i] = t
+        for i, o in enumerate(obs):
+            lanes[i].state = o
+        written = self.finish(
+            [lanes[i] for i, d in enumerate(dones) if d],
+            [infos[i] for i, d in enumerate(dones) if d],
+        )
+        tips_written: list[str | None] = [None] * len(lanes)
+        for i, tip in zip([i for i, d in enumerate(dones) if d], written, strict=True):
+            tips_written[i] = tip
+        self.memory_seconds += time.perf_counter() - t0
+        return tips, intrinsic, tips_written
+
+    def finish(self, lanes: list[_Lane], infos: list[dict[str, Any]]) -> list[str | None]:
+        """End episodes: write one tip each (training mode) and store one entry per step."""
+        for ln in lanes:
+            ln.active = False
+        todo = [
+            (ln, info) for ln, info in zip(lanes, infos, strict=True) if ln.training and ln.steps
+        ]
+        out: list[str | None] = [None] * len(lanes)
+        if not todo:
+            return out
+        trajs = [
+            Trajectory(
+                task=ln.task,
+                slot=ln.slot,
+                steps=list(ln.steps),
+                final_score=float(info.get("score", 0.0)),
+                success=bool(info.get("success", False)),
+                used_memory=ln.use_memory,
+            )
+            for ln, info in todo
+        ]
+        tips = list(self.tip_writer(trajs))
+        if len(tips) != len(trajs):
+            raise ValueError(f"tip writer returned {len(tips)} tips for {len(trajs)} trajectories")
+        entries = []
+        for traj, tip in zip(trajs, tips, strict=True):
+            tip = clean_tip(tip)
+            for k, step in enumerate(traj.steps):
+                entries.append(
+                    MemoryEntry(
+                        text=format_memory(tip, step.action, traj.final_score),
+                        key=step.state,
+                        score=traj.final_score,
+                        slot=traj.slot,
+                        step=k,
+                        action=step.action,
+                        metadata={"success": traj.success, "used_memory": traj.used_memory},
+                    )
+                )
+        self.store.add(entries)
+        if self.store_path is not None:
+            self.store.save(self.store_path, merge=True)
+        k = 0
+        for i, ln in enumerate(lanes):
+            if ln.training and ln.steps and k < len(tips):
+                out[i] = clean_tip(tips[k])
+                k += 1
+        return out
+
+
+def _text_space(space: gym.Space[Any], what: str) -> UnicodeText:
+    if isinstance(space, UnicodeText):
+        return space
+    if isinstance(space, gspaces.Text):
+        return UnicodeText(space.max_length)
+    raise TypeError(
+        f"the memory wrapper needs a text {what} space (empo_gym.spaces.UnicodeText), got {space}"
+    )
+
+
+def _dict_space(obs_space: gym.Space[Any], max_tips_chars: int) -> gspaces.Dict:
+    raw = _text_space(obs_space, "observation")
+    block_len = len(TIP_BLOCK_OPEN) + max_tips_chars + 1 + len(TIP_BLOCK_CLOSE)
+    return gspaces.Dict(
+        {
+            "observation": raw,
+            "tips": UnicodeText(max_tips_chars),
+            "tip_block": UnicodeText(block_len),
+        }
+    )
+
+
+def _obs_dict(raw: Any, tips: list[str]) -> dict[str, str]:
+    return {"observation": str(raw), "tips": join_tips(tips), "tip_block": render_tip_block(tips)}
+
+
+class MemoryObservationWrapper(gym.Wrapper):
+    """EMPO² memory around one empo_gym text env (see the module docstring).
+
+    Args:
+        env: A text env (observation space UnicodeText; info has ``task``, ``score``,
+            ``success``).
+        store: A :class:`MemoryStore`, a memory file path (loaded when it exists; every finished
+            episode is then merged into it under a file lock), or None for a new store.
+        embedder: Embedder (or name) for a new store; ignored when ``store`` is a store.
+        tip_writer: ``list[Trajectory] -> list[str]``; default :class:`TemplateTipWriter`. An
+            LLM agent passes its own (see :func:`~empo_gym.memory.tips.build_tip_prompt`).
+        novelty: True (a :class:`NoveltyReward` on the store's embedder), False, or an instance.
+        slot_fn: ``info -> slot`` (default :func:`default_slot`).
+        use_memory: Default of the ``use_memory`` reset option.
+        training: False = evaluation mode (default of the ``eval`` reset option, negated).
+        add_intrinsic_to_reward: Add ``info["intrinsic_reward"]`` to the returned reward.
+        max_tips_chars: Bound of the ``tips`` field (whole memories that do not fit are dropped).
+
+    Example:
+        >>> import empo_gym.memory.wrapper as w
+        >>> from empo_gym.memory._toy import ToyTextEnv
+        >>> env = w.MemoryObservationWrapper(ToyTextEnv())
+        >>> obs, info = env.reset(seed=0, options={"use_memory": True})
+        >>> sorted(obs), obs["tips"], info["intrinsic_reward"]
+        (['observation', 'tip_block', 'tips'], '', 0.0)
+        >>> for a in ["go north", "take key", "open chest"]:
+        ...     obs, r, term, trunc, info = env.step(a)
+        >>> term, len(env.store)
+        (True, 3)
+        >>> obs, info = env.reset(seed=0, options={"use_memory": True})
+        >>> len(info["tips"]) > 0, obs["observation"] == "You are in a hall. Exits: north."
+        (True, True)
+    """
+
+    def __init__(
+        self,
+        env: gym.Env[Any, Any],
+        store: MemoryStore | str | os.PathLike[str] | None = None,
+        *,
+        embedder: Embedder | str = "hashing",
+        tip_writer: TipWriter | None = None,
+        novelty: NoveltyReward | bool = True,
+        slot_fn: Callable[[dict[str, Any]], str] | None = None,
+        use_memory: bool = False,
+        training: bool = True,
+        add_intrinsic_to_reward: bool = False,
+        max_tips_chars: int = MAX_TIPS_CHARS,
+    ):
+        super().__init__(env)
+        self.core = _MemoryCore(
+            store,
+            embedder,
+            tip_writer,
+            novelty,
+            slot_fn,
+            use_memory,
+            training,
+            add_intrinsic_to_reward,
+            max_tips_chars,
+            None,
+        )
+        self.observation_space = _dict_space(env.observation_space, max_tips_chars)
+        self._lane = _Lane()
+
+    @property
+    def store(self) -> MemoryStore:
+        """The tip memory."""
+        return self.core.store
+
+    @property
+    def memory_seconds(self) -> float:
+        """Total seconds spent in memory work by this wrapper."""
+        return self.core.memory_seconds
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, str], dict[str, Any]]:
+        """Reset the env; memory options are consumed here (see the module docstring)."""
+        mine, rest = self.core.split_options(options)
+        if self._lane.active:
+            self._lane.active = False  # an unfinished episode writes nothing
+        obs, info = self.env.reset(seed=seed, options=rest or None)
+        tips, r_int = self.core.begin([self._lane], [obs], [info], [mine])
+        info = dict(info)
+        info.update(
+            tips=tips[0],
+            intrinsic_reward=0.0,
+            use_memory=self._lane.use_memory,
+            memory_slot=self._lane.slot,
+        )
+        return _obs_dict(obs, tips[0]), info
+
+    def step(self, action: Any) -> tuple[dict[str, str], Any, bool, bool, dict[str, Any]]:
+        """Step the env; record the step; retrieve tips for the next state."""
+        if not self._lane.active:
+            raise RuntimeError("call reset() before step() (the episode ended or never started)")
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        done = bool(terminated or truncated)
+        tips, r_int, written = self.core.advance(
+            [self._lane], [action], [obs], [float(reward)], [done], [info]
+        )
+        info = dict(info)
+        info.update(
+            tips=tips[0],
+            intrinsic_reward=float(r_int[0]),
+            use_memory=self._lane.use_memory,
+            memory_slot=self._lane.slot,
+        )
+        if written[0] is not None:
+            info["memory_tip"] = written[0]
+        if self.core.add_intrinsic_to_reward:
+            reward = float(reward) + float(r_int[0])
+        return _obs_dict(obs, tips[0]), reward, terminated, truncated, info
+
+
+def _unbatch_infos(infos: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{} for _ in range(n)]
+    for key, value in infos.items():
+        if key.startswith("_"):
+            continue
+        mask = infos.get("_" + key)
+        for i in range(n):
+            if mask is None or mask[i]:
+                v = value[i]
+                out[i][key] = v.item() if isinstance(v, np.generic) else v
+    return out
+
+
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
+
+
+def _put_info(infos: dict[str, Any], key: str, values: np.ndarray, mask: np.ndarray) -> None:
+    infos[key] = values
+    infos["_" + key] = mask
+
+
+class MemoryVectorWrapper(VectorWrapper):
+    """EMPO² memory around a vector env with ONE store shared by all sub-envs.
+
+    Memory work runs in the main process, batched over sub-envs (one embedder call for all
+    retrievals of a step; one tip-writer call for all episodes that end on a step), so an LLM
+    tip writer lives next to the policy. ``reset(options={"use_memory": bool | list[bool],
+    "eval": bool})`` sets the mode of every sub-env (a list: one per sub-env); episodes started by
+    autoreset use :attr:`next_use_memory` (defaults to ``use_memory``). Supports the NEXT_STEP
+    (default) and DISABLED autoreset modes. Infos gain ``intrinsic_reward`` (float array),
+    ``tips`` and ``memory_tip`` (object arrays).
+
+    Args:
+        env: A vector env of empo_gym text envs.
+        store, embedder, tip_writer, novelty, slot_fn, use_memory, training,
+        add_intrinsic_to_reward, max_tips_chars: As in :class:`MemoryObservationWrapper`.
+    """
+
+    def __init__(
+        self,
+        env: VectorEnv,
+        store: MemoryStore | str | os.PathLike[str] | None = None,
+        *,
+        embedder: Embedder | str = "hashing",
+        tip_writer: TipWriter | None = None,
+        novelty: NoveltyReward | bool = True,
+        slot_fn: Callable[[dict[str, Any]], str] | None = None,
+        use_memory: bool = False,
+        training: bool = True,
+        add_intrinsic_to_reward: bool = False,
+        max_tips_chars: int = MAX_TIPS_CHARS,
+    ):
+        super().__init__(env)
+        mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+        if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.DISABLED):
+            raise ValueError(
+                f"MemoryVectorWrapper supports autoreset_mode NEXT_STEP or DISABLED, got {mode}"
+            )
+        self.autoreset_mode = mode
+        self.core = _MemoryCore(
+            store,
+            embedder,
+            tip_writer,
+            novelty,
+            slot_fn,
+            use_memory,
+            training,
+            add_intrinsic_to_reward,
+            max_tips_chars,
+            None,
+        )
+        self.single_observation_space = _dict_space(env.single_observation_space, max_tips_chars)
+        self.observation_space = batch_space(self.single_observation_space, env.num_envs)
+        self._lanes = [_Lane() for _ in range(env.num_envs)]
+        self._autoreset = np.zeros(env.num_envs, dtype=bool)
+        self._mine: list[dict[str, Any]] = [{} for _ in range(env.num_envs)]
+        #: Memory mode of the episodes autoreset starts next (one bool per sub-env).
+        self.next_use_memory = np.full(env.num_envs, bool(use_memory))
+
+    @property
+    def store(self) -> MemoryStore:
+        """The shared tip memory."""
+        return self.core.store
+
+    @property
+    def memory_seconds(self) -> float:
+        """Total seconds spent in memory work."""
+        return self.core.memory_seconds
+
+    def _batch_obs(self, raw: Sequence[Any], tips: list[list[str]]) -> dict[str, tuple[str, ...]]:
+        dicts = [_obs_dict(o, t) for o, t in zip(raw, tips, strict=True)]
+        return {k: tuple(d[k] for d in dicts) for k in ("observation", "tips", "tip_block")}
+
+    def reset(
+        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, tuple[str, ...]], dict[str, Any]]:
+        """Reset sub-envs (all, or ``options["reset_mask"]``); memory options consumed here."""
+        options = dict(options or {})
+        n = self.num_envs
+        use = options.pop("use_memory", None)
+        if use is not None and not isinstance(use, (bool, np.bool_)):
+            use = list(use)
+            if len(use) != n:
+                raise ValueError(f"use_memory list must have {n} entries, got {len(use)}")
+        mine, rest = self.core.split_options(options)
+        mask = np.asarray(rest.get("reset_mask", np.ones(n, dtype=bool)), dtype=bool)
+        obs, infos = self.env.reset(seed=seed, options=rest or None)
+        idx = [i for i in range(n) if mask[i]]
+        per = []
+        for i in idx:
+            m = dict(mine)
+            if use is not None:
+                m["use_memory"] = bool(use if isinstance(use, (bool, np.bool_)) else use[i])
+            self._mine[i] = {k: v for k, v in m.items() if k != "memory_slot"}
+            per.append(m)
+        single = _unbatch_infos(infos, n)
+        tips_sel, _ = self.core.begin(
+            [self._lanes[i] for i in idx], [obs[i] for i in idx], [single[i] for i in idx], per
+        )
+        tips: list[list[str]] = [[] for _ in range(n)]
+        for i, t in zip(idx, tips_sel, strict=True):
+            tips[i] = t
+        self._autoreset[:] = False
+        infos = dict(infos)
+        _put_info(infos, "intrinsic_reward", np.zeros(n, np.float32), np.ones(n, bool))
+        _put_info(infos, "tips", _objects(tips), mask.copy())
+        return self._batch_obs(obs, tips), infos
+
+    def step(
+        self, actions: Any
+    ) -> tuple[dict[str, tuple[str, ...]], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step all sub-envs; record, write tips at episode ends, retrieve for the next states."""
+        obs, rewards, terms, truncs, infos = self.env.step(actions)
+        n = self.num_envs
+        single = _unbatch_infos(infos, n)
+        restarted = [i for i in range(n) if self._autoreset[i]]
+        stepped = [i for i in range(n) if not self._autoreset[i] and self._lanes[i].active]
+        tips: list[list[str]] = [[] for _ in range(n)]
+        intrinsic = np.zeros(n, dtype=np.float32)
+        written = np.array([None] * n, dtype=object)
+        if restarted:
+            per = [dict(self._mine[i], use_memory=bool(self.next_use_memory[i])) for i in restarted]
+            got, _ = self.core.begin(
+                [self._lanes[i] for i in restarted],
+                [obs[i] for i in restarted],
+                [single[i] for i in restarted],
+                per,
+            )
+            for i, t in zip(restarted, got, strict=True):
+                tips[i] = t
+        if stepped:
+            dones = [bool(terms[i] or truncs[i]) for i in stepped]
+            got, r_int, wr = self.core.advance(
+                [self._lanes[i] for i in stepped],
+                [actions[i] for i in stepped],
+                [obs[i] for i in stepped],
+                [float(rewards[i]) for i in stepped],
+                dones,
+                [single[i] for i in stepped],
+            )
+            for k, i in enumerate(stepped):
+                tips[i], intrinsic[i], written[i] = got[k], r_int[k], wr[k]
+        self._autoreset = np.logical_or(terms, truncs) & (
+            self.autoreset_mode == AutoresetMode.NEXT_STEP
+        )
+        if self.core.add_intrinsic_to_reward:
+            rewards = np.asarray(rewards, dtype=np.float64) + intrinsic
+        infos = dict(infos)
+        _put_info(infos, "intrinsic_reward", intrinsic, np.ones(n, bool))
+        _put_info(infos, "tips", _objects(tips), np.ones(n, bool))
+        _put_info(infos, "memory_tip", written, np.array([w is not None for w in written]))
+        return self._batch_obs(obs, tips), rewards, terms, truncs, infos

@@ -1,0 +1,152 @@
+"""BM25 product search (bm25s), standing in for the original's Lucene index.
+
+Indexed text per product is what the original indexes: the lower-cased title, description,
+first bullet point and option values. Tokens are lower-cased ``\\w\\w+`` words minus English
+stop words, with a light plural stemmer (Lucene's English analyzer stems too). BM25 uses
+Lucene's scoring with pyserini's defaults ``k1=0.9, b=0.4``. Ties are broken by catalogue order
+(Lucene breaks them by document id). Only documents sharing a term with the query are returned.
+
+Example:
+    >>> tokenize("Gluten-Free Snack Bars, 12 count")
+    ['gluten', 'free', 'snack', 'bar', '12', 'count']
+    >>> index = SearchIndex.build([tokenize(t) for t in ["red apple", "green apple", "pear"]])
+    >>> index.search("apples", k=50).tolist()
+    [0, 1]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import bm25s
+import numpy as np
+from bm25s.stopwords import STOPWORDS_EN
+
+#: Results returned by a search (the original's ``SEARCH_RETURN_N``).
+SEARCH_RETURN_N = 50
+#: pyserini's default BM25 parameters.
+BM25_K1, BM25_B = 0.9, 0.4
+
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+_STOP = frozenset(STOPWORDS_EN)
+_STEM_CACHE: dict[str, str] = {}
+
+
+def stem(token: str) -> str:
+    """Strip an English plural ending (``bars`` -> ``bar``, ``berries`` -> ``berry``).
+
+    Example:
+        >>> stem("bars"), stem("berries"), stem("glass"), stem("bus")
+        ('bar', 'berry', 'glass', 'bus')
+    """
+    out = _STEM_CACHE.get(token)
+    if out is None:
+        out = token
+        if len(token) > 4 and token.endswith("ies"):
+            out = token[:-3] + "y"
+        elif len(token) > 3 and token.endswith("s") and not token.endswith(("ss", "us", "is")):
+            out = token[:-1]
+        if len(_STEM_CACHE) < 1_000_000:
+            _STEM_CACHE[token] = out
+    return out
+
+
+def tokenize(text: str) -> list[str]:
+    """Search tokens of ``text`` (lower-case words of 2+ characters, no stop words, stemmed)."""
+    return [stem(t) for t in _TOKEN.findall(text.lower()) if t not in _STOP]
+
+
+class SearchIndex:
+    """A read-only BM25 index over the catalogue (document i = product i).
+
+    Build it with :meth:`build` (token lists) or :meth:`build_from_ids`, persist it with
+    :meth:`save` (bm25s' own ``.npy`` / ``.json`` format, no pickle) and reopen it with
+    :meth:`load` (memory-mapped, so processes share the pages).
+    """
+
+    def __init__(self, retriever: bm25s.BM25):
+        self._bm25 = retriever
+        self._vocab: dict[str, int] = retriever.vocab_dict
+        scores = retriever.scores
+        self._data = scores["data"]
+        self._indices = scores["indices"]
+        self._indptr = scores["indptr"]
+        self.num_docs = int(scores["num_docs"])
+
+    @classmethod
+    def build(cls, docs: Iterable[Sequence[str]]) -> SearchIndex:
+        """Index documents given as token lists."""
+        vocab: dict[str, int] = {}
+        ids = [[vocab.setdefault(t, len(vocab)) for t in doc] for doc in docs]
+        return cls.build_from_ids(ids, vocab)
+
+    @classmethod
+    def build_from_ids(cls, ids: list[list[int]], vocab: dict[str, int]) -> SearchIndex:
+        """Index documents given as token-id lists over ``vocab`` (token -> id, ids 0..V-1)."""
+        vocab = dict(vocab)
+        if "" not in vocab:  # bm25s wants a slot for the empty token
+            vocab[""] = len(vocab)
+        retriever = bm25s.BM25(k1=BM25_K1, b=BM25_B, method="lucene")
+        retriever.index((ids, vocab), create_empty_token=False, show_progress=False)
+        return cls(retriever)
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        """Write the index into ``directory`` (bm25s format)."""
+        self._bm25.save(str(directory), show_progress=False)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> SearchIndex:
+        """Open an index written by :meth:`save`, memory-mapped."""
+        directory = Path(directory)
+        for name in ("data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy",
+                     "vocab.index.json", "params.index.json"):
+            if not (directory / name).is_file():
+                raise ValueError(f"search index file {directory / name} is missing")
+        retriever = bm25s.BM25.load(str(directory), mmap=True, show_progress=False)
+        return cls(retriever)
+
+    def token_ids(self, query: str) -> list[int]:
+        """Vocabulary ids of the query's tokens (unknown tokens dropped)."""
+        vocab = self._vocab
+        return [vocab[t] for t in tokenize(query) if t in vocab]
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every document for ``query``."""
+        ids = self.token_ids(query)
+        if not ids:
+            return np.zeros(self.num_docs, dtype=np.float32)
+        starts, ends = self._indptr[ids], self._indptr[np.asarray(ids) + 1]
+        idx = np.concatenate([self._indices[s:e] for s, e in zip(starts, ends, strict=True)])
+        val = np.concatenate([self._data[s:e] for s, e in zip(starts, ends, strict=True)])
+        return np.bincount(idx, weights=val, minlength=self.num_docs)
+
+    def search(self, query: str, k: int = SEARCH_RETURN_N) -> np.ndarray:
+        """Indices of the top ``k`` documents (best first, ties by index), only matching ones."""
+        scores = self.scores(query)
+        nz = np.flatnonzero(scores > 0)
+        if nz.size == 0:
+            return nz
+        s = scores[nz]
+        if nz.size > k:
+            kth = np.partition(s, nz.size - k)[nz.size - k]
+            keep = s >= kth
+            nz, s = nz[keep], s[keep]
+        order = np.lexsort((nz, -s))[:k]
+        return nz[order]
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of distinct tokens."""
+        return len(self._vocab)
+
+
+def write_json(path: str | os.PathLike[str], obj: object) -> None:
+    """Write JSON atomically (temp file + ``os.replace``)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,14 @@
+"""Shared fixtures: an isolated cache directory for every test session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Point empo-gym's on-disk caches at a temp dir unless the caller chose one."""
+    if "EMPO_GYM_CACHE" not in os.environ:
+        os.environ["EMPO_GYM_CACHE"] = str(tmp_path_factory.mktemp("empo_gym_cache"))

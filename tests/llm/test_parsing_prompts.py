@@ -1,0 +1,140 @@
+"""Action extraction, Jaccard projection and the per-env prompts."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.llm.parsing import ParseStats, extract_action, jaccard, parse_action, project_action
+from agents.llm.prompts import (
+    TIP_HEADER,
+    EpisodeState,
+    build_prompt,
+    render_tip_block,
+    scienceworld_messages,
+    tip_request_messages,
+    webshop_messages,
+)
+
+SW_ACTIONS = ["look around", "open door to kitchen", "go to kitchen", "pick up thermometer",
+              "focus on red apple", "focus on green apple"]
+WS_ACTIONS = ["search[<your query>]", "click[b0123]", "click[buy now]", "click[< prev]"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "want", "ok"),
+    [
+        ("go to kitchen", "go to kitchen", True),
+        ("Go To Kitchen.", "go to kitchen", True),
+        ("Action: open the door to the kitchen\nThen I will...", "open door to kitchen", True),
+        ("> pick up the thermometer", "pick up thermometer", True),
+        ("`look around`", "look around", True),
+        ("focus on green apple please", "focus on green apple", True),
+        ("", "look around", False),  # empty: falls back to the first admissible action
+        ("\n\n   \n", "look around", False),
+        ("<action>go to kitchen</action>", "go to kitchen", True),
+    ],
+)
+def test_scienceworld_plain_parsing(raw, want, ok):
+    r = parse_action(raw, SW_ACTIONS, "plain")
+    assert (r.action, r.ok) == (want, ok)
+    assert r.raw == raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "want", "ok"),
+    [
+        ("<think>I should buy</think><action>click[buy now]</action>", "click[buy now]", True),
+        ("<think>x</think>\n<action>\nclick[Buy Now]\n</action>", "click[buy now]", True),
+        ("<think>find mug</think><action>search[red ceramic mug]</action>",
+         "search[red ceramic mug]", True),
+        ("<action>click[b0123]</action> <action>click[buy now]</action>", "click[buy now]", True),
+        ("<think>no closing tag<action>click[b0123]", "click[b0123]", False),
+        ("I will click buy now", "click[buy now]", False),
+        ("<action></action>", "search[<your query>]", False),
+        ("<think>" * 50, "search[<your query>]", False),
+        ("\x00\uffff 🤖 <action>" + "a" * 5000, "search[<your query>]", False),
+    ],
+)
+def test_webshop_tagged_parsing(raw, want, ok):
+    r = parse_action(raw, WS_ACTIONS, "tagged")
+    assert (r.action, r.ok) == (want, ok)
+    if not ok:
+        assert r.reason
+
+
+def test_projection_is_jaccard_over_word_sets():
+    assert jaccard("pick up the red apple", "focus on red apple") == pytest.approx(2 / 7)
+    action, sim = project_action("focus on the red apple", SW_ACTIONS)
+    assert action == "focus on red apple" and sim == pytest.approx(0.8)
+    assert project_action("anything", []) == ("anything", 0.0)
+
+
+def test_no_admissible_actions_keeps_extracted_text_or_fallback():
+    assert parse_action("open door", None).action == "open door"
+    r = parse_action("", None, fallback="look around")
+    assert r.action == "look around" and not r.ok
+
+
+def test_bad_style_is_rejected_with_expected_values():
+    with pytest.raises(ValueError, match="expected 'plain' or 'tagged'"):
+        parse_action("x", [], "json")
+
+
+def test_parse_stats_counts_malformed():
+    stats = ParseStats()
+    for raw in ["go to kitchen", "", "go kitchen now"]:
+        stats.add(parse_action(raw, SW_ACTIONS))
+    assert stats.as_dict() == {"total": 3, "malformed": 1, "exact": 1, "projected": 2,
+                               "malformed_rate": pytest.approx(1 / 3)}
+
+
+def test_extract_action_plain_uses_first_line():
+    assert extract_action("look around\nopen door", "plain") == ("look around", True, "")
+
+
+def _state():
+    s = EpisodeState.start("You are in the hallway.", {
+        "task": "Your task is to find a(n) living thing.", "inventory": "In your inventory: a key",
+        "admissible_actions": WS_ACTIONS,
+    })
+    for k in range(12):
+        s.advance(f"look around {k}", f"obs {k}", s.info)
+    return s
+
+
+def test_scienceworld_prompt_contents():
+    s = _state()
+    content = scienceworld_messages(s, max_history=3)[-1]["content"]
+    assert "Your task is to find a(n) living thing." in content
+    assert "focus on OBJ" in content and "Warning" in content
+    assert "In your inventory: a key" in content
+    assert "look around 11" in content and "look around 8" not in content
+    assert "Step 12:" in content and "step 13" in content
+
+
+def test_webshop_prompt_contents():
+    content = webshop_messages(_state())[-1]["content"]
+    assert "<think>" in content and "<action>" in content and "click[buy now]" in content
+
+
+@pytest.mark.parametrize("env", ["scienceworld", "webshop", "toy"])
+def test_tips_are_kept_apart_from_messages(env):
+    s = _state()
+    plain, tipped = build_prompt(env, s), build_prompt(env, s, ["tip one", "tip two"])
+    assert plain.messages == tipped.messages
+    last = tipped.with_tips()[-1]["content"]
+    assert last == plain.messages[-1]["content"] + "\n\n" + TIP_HEADER + "tip one\ntip two</tip>"
+    assert tipped.tips == ["tip one", "tip two"]
+    assert plain.with_tips() == plain.messages
+
+
+def test_tip_block_accepts_joined_or_rendered_tips():
+    block = render_tip_block(["a", "b"])
+    assert render_tip_block("a\nb") == block
+    assert render_tip_block(block) == block
+    assert render_tip_block(None) == "" and render_tip_block("  ") == ""
+
+
+def test_tip_request():
+    msgs = tip_request_messages(_state(), 42.0)
+    assert "42/100" in msgs[-1]["content"]

@@ -1,0 +1,176 @@
+"""TransformersPolicy on a tiny random model: generation, log-probs, tips, resolution."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from agents.llm.logprobs import token_logprobs
+from agents.llm.policy import (
+    EncodedPrompt,
+    SamplingConfig,
+    TransformersPolicy,
+    cache_dir,
+    resolve_model,
+)
+from agents.llm.prompts import EpisodeState, build_prompt, render_tip_block
+
+CONVS = [
+    [{"role": "user", "content": "hello"}],
+    [{"role": "user", "content": "a much longer prompt with many more words in it than the first"}],
+    [{"role": "system", "content": "be brief"}, {"role": "user", "content": "look around"}],
+]
+
+
+def direct_logprobs(model, prompt, response, temperature=1.0):
+    """Log-probs of ``response`` after ``prompt`` from one unpadded forward pass."""
+    ids = torch.tensor([list(prompt) + list(response)])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0].float() / temperature
+    logp = torch.log_softmax(logits, dim=-1)
+    return [float(logp[len(prompt) - 1 + j, tok]) for j, tok in enumerate(response)]
+
+
+def test_generation_logprobs_equal_direct_forward_pass(tiny_policy):
+    gens = tiny_policy.generate(CONVS)
+    assert len(gens) == 3
+    for g in gens:
+        assert g.response_ids and len(g.logprobs) == len(g.response_ids)
+        assert g.finish_reason in ("stop", "length")
+        want = direct_logprobs(tiny_policy.model, g.prompt_ids, g.response_ids)
+        assert g.logprobs == pytest.approx(want, abs=1e-4)
+    rescored = tiny_policy.logprobs([g.prompt_ids for g in gens], [g.response_ids for g in gens])
+    for g, lp in zip(gens, rescored, strict=True):
+        assert lp == pytest.approx(g.logprobs, abs=1e-4)
+
+
+def test_logprobs_at_sampling_temperature(tiny_model, smol_tokenizer):
+    policy = TransformersPolicy(
+        tiny_model, tokenizer=smol_tokenizer,
+        sampling=SamplingConfig(temperature=0.4, max_new_tokens=6, seed=1),
+    )
+    g = policy.generate(CONVS[:1])[0]
+    want = direct_logprobs(tiny_model, g.prompt_ids, g.response_ids, temperature=0.4)
+    assert g.logprobs == pytest.approx(want, abs=1e-4)
+
+
+def test_token_logprobs_masks_padding_and_keeps_gradients(tiny_model):
+    prompts, responses = [[1, 5, 6], [1, 7]], [[8, 9, 10], [11]]
+    logp, mask = token_logprobs(tiny_model, prompts, responses, pad_id=2)
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert logp[1, 1:].abs().sum() == 0
+    assert logp[0].tolist() == pytest.approx(direct_logprobs(tiny_model, [1, 5, 6], [8, 9, 10]),
+                                             abs=1e-5)
+    assert logp.requires_grad
+    with pytest.raises(ValueError, match="prompt 0 is empty"):
+        token_logprobs(tiny_model, [[]], [[3]], pad_id=2)
+
+
+def test_seeded_sampling_is_reproducible_and_greedy_is_deterministic(tiny_model, smol_tokenizer):
+    def run(cfg):
+        policy = TransformersPolicy(tiny_model, tokenizer=smol_tokenizer, sampling=cfg)
+        return [g.response_ids for g in policy.generate(CONVS)]
+
+    cfg = SamplingConfig(temperature=1.0, max_new_tokens=8, seed=7)
+    assert run(cfg) == run(cfg)
+    greedy = SamplingConfig(temperature=0.0, max_new_tokens=8)
+    assert run(greedy) == run(greedy)
+
+
+def test_batched_generation_matches_single_greedy(tiny_model, smol_tokenizer):
+    policy = TransformersPolicy(
+        tiny_model, tokenizer=smol_tokenizer, sampling=SamplingConfig(temperature=0, max_new_tokens=8)
+    )
+    batched = [g.response_ids for g in policy.generate(CONVS)]
+    single = [policy.generate([c])[0].response_ids for c in CONVS]
+    assert batched == single
+
+
+def test_tip_block_tokens_are_exactly_the_difference(tiny_policy):
+    state = EpisodeState.start("You are in the kitchen.", {"task": "Boil water."})
+    tips = ["open the stove first", "water boils at 100 C"]
+    with_tips = build_prompt("scienceworld", state, tips)
+    without = build_prompt("scienceworld", state)
+    enc = tiny_policy.encode_prompt(with_tips.messages, with_tips.tip_text)
+    plain = tiny_policy.encode_prompt(without.messages, without.tip_text or None)
+    assert enc.used_tips and not plain.used_tips
+    start, end = enc.tip_span
+    assert enc.ids[:start] + enc.ids[end:] == enc.ids_no_tips == plain.ids
+    assert tiny_policy.tokenizer.decode(enc.ids[start:end]) == with_tips.tip_text
+    assert with_tips.tip_text == "\n\n" + render_tip_block(tips)
+    # The tip block sits inside the last user message, before the end-of-turn token.
+    rendered = tiny_policy.tokenizer.decode(enc.ids)
+    assert rendered.index("</tip>") < rendered.rindex("<|im_end|>")
+    assert rendered.endswith("<|im_start|>assistant\n")
+
+
+def test_lora_wraps_model_and_still_scores(tiny_model, smol_tokenizer):
+    import copy
+
+    policy = TransformersPolicy(
+        copy.deepcopy(tiny_model), tokenizer=smol_tokenizer,
+        sampling=SamplingConfig(max_new_tokens=4, seed=0), lora={"r": 4, "alpha": 8},
+    )
+    trainable = [n for n, p in policy.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    g = policy.generate(CONVS[:2])
+    lp = policy.logprobs([x.prompt_ids for x in g], [x.response_ids for x in g])
+    assert lp[0] == pytest.approx(g[0].logprobs, abs=1e-4)
+
+
+def test_module_without_tokenizer_is_rejected(tiny_model):
+    with pytest.raises(ValueError, match="tokenizer"):
+        TransformersPolicy(tiny_model)
+
+
+def test_unknown_model_name_says_what_was_tried():
+    with pytest.raises(ValueError) as err:
+        resolve_model("definitely-not-a-model")
+    msg = str(err.value)
+    assert "definitely-not-a-model" in msg and "alias" in msg and "local path" in msg
+    assert "smollm2-135m-instruct" in msg
+
+
+def test_unreadable_model_paths(tmp_path):
+    with pytest.raises(ValueError, match="does not exist or is unreadable"):
+        resolve_model(tmp_path / "missing.gguf")
+    with pytest.raises(ValueError, match="no config.json"):
+        resolve_model(tmp_path)
+    with pytest.raises(ValueError, match="cannot load model"):
+        from agents.llm.policy import load_model_and_tokenizer
+
+        (tmp_path / "config.json").write_text("{not json")
+        load_model_and_tokenizer(tmp_path)
+
+
+def test_local_dir_and_hub_id_resolution(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    assert resolve_model(tmp_path).kind == "dir"
+    assert resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct").kind == "hub"
+
+
+def test_default_model_resolves_offline_and_cache_env_override(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMPO_GYM_CACHE", str(tmp_path))
+    assert cache_dir() == Path(tmp_path)
+    src = resolve_model(None)
+    assert src.kind == "gguf" and src.location.endswith(".gguf") and os.path.isfile(src.location)
+    assert src.cache_path == tmp_path / "models" / "smollm2-135m-instruct"
+    # Once a safetensors copy exists in the cache, it is preferred.
+    src.cache_path.mkdir(parents=True)
+    (src.cache_path / "config.json").write_text("{}")
+    (src.cache_path / "model.safetensors").write_bytes(b"")
+    assert resolve_model("smollm2-135m-instruct").kind == "cached"
+
+
+def test_sampling_config_validation():
+    with pytest.raises(ValueError, match="top_p"):
+        SamplingConfig(top_p=0)
+    with pytest.raises(ValueError, match="temperature"):
+        SamplingConfig(temperature=-1)
+
+
+def test_encoded_prompt_without_tips():
+    assert not EncodedPrompt(ids=[1], ids_no_tips=[1]).used_tips

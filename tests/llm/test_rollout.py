@@ -1,0 +1,108 @@
+"""The rollout engine and the naive agent on a toy text env with the tiny model."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+
+from agents.llm.naive import NaiveLLMAgent
+from agents.llm.rollout import ResetSpec, RolloutEngine, split_observation
+from tests.llm.toy_env import ACTIONS, ToyTextEnv
+
+
+def test_groups_share_first_observation_and_finished_envs_leave(tiny_policy):
+    envs = [ToyTextEnv() for _ in range(6)]
+    engine = RolloutEngine(tiny_policy, envs, "toy", max_turns=10)
+    specs = [ResetSpec(seed=11, options={"length": 2}), ResetSpec(seed=22, options={"length": 4})]
+    trajs = engine.run(specs, group_size=3)
+    assert [(t.group_id, t.member) for t in trajs] == [
+        ("g0", 0), ("g0", 1), ("g0", 2), ("g1", 0), ("g1", 1), ("g1", 2)
+    ]
+    for gid, length in (("g0", 2), ("g1", 4)):
+        group = [t for t in trajs if t.group_id == gid]
+        assert len({t.info["first_observation"] for t in group}) == 1
+        assert len({tuple(t.turns[0].prompt_ids) for t in group}) == 1
+        assert all(len(t.turns) == length and t.info["terminated"] for t in group)
+    assert trajs[0].info["first_observation"] != trajs[3].info["first_observation"]
+    # One batched generation per turn; the short group leaves after 2 turns.
+    assert engine.stats.batch_sizes == [6, 6, 3, 3]
+    for env in envs:
+        assert len(env.resets) == 1
+    for t in trajs:
+        for turn in t.turns:
+            assert len(turn.logprobs) == len(turn.response_ids) > 0
+            assert turn.prompt_ids == turn.prompt_ids_no_tips and not turn.used_tips
+            assert turn.action in ACTIONS and turn.raw_output is not None
+        assert t.score == t.episode_return
+
+
+def test_more_rollouts_than_envs_refill_slots(tiny_policy):
+    envs = [ToyTextEnv() for _ in range(2)]
+    engine = RolloutEngine(tiny_policy, envs, "toy")
+    trajs = engine.run([ResetSpec(seed=1, options={"length": 1}), 5], group_size=2)
+    assert len(trajs) == 4 and engine.stats.batch_sizes[:1] == [2]
+    assert {t.info["seed"] for t in trajs} == {1, 5}
+    assert sum(len(e.resets) for e in envs) == 4
+    assert all(len(t.turns) == 3 for t in trajs if t.info["seed"] == 5)
+
+
+def test_max_turns_truncates(tiny_policy):
+    engine = RolloutEngine(tiny_policy, [ToyTextEnv()], "toy", max_turns=2)
+    (traj,) = engine.run([ResetSpec(seed=3, options={"length": 9})], group_size=1)
+    assert len(traj.turns) == 2 and traj.info["truncated"] and not traj.info["terminated"]
+
+
+def test_memory_mode_records_tips_and_their_span(tiny_policy):
+    envs = [ToyTextEnv(with_tips=True) for _ in range(2)]
+    engine = RolloutEngine(tiny_policy, envs, "toy")
+    trajs = engine.run([ResetSpec(seed=4, options={"length": 2})], group_size=2, memory_mode=True)
+    for t in trajs:
+        assert t.memory_mode
+        for turn in t.turns:
+            assert turn.used_tips and turn.tips == ["tip for 4", "look around first"]
+            s, e = turn.tip_span
+            assert turn.prompt_ids[:s] + turn.prompt_ids[e:] == turn.prompt_ids_no_tips
+            assert "</tip>" in tiny_policy.tokenizer.decode(turn.prompt_ids[s:e])
+    # Off-policy scoring without tips works on the recorded ids.
+    turn = trajs[0].turns[0]
+    lp = tiny_policy.logprobs([turn.prompt_ids_no_tips], [turn.response_ids])[0]
+    assert len(lp) == len(turn.response_ids)
+    # Without memory mode the same env's tips are ignored.
+    plain = RolloutEngine(tiny_policy, envs, "toy").run([4], group_size=1)[0]
+    assert not plain.turns[0].used_tips and not plain.memory_mode
+
+
+def test_sync_vector_env_is_accepted(tiny_policy):
+    venv = gym.vector.SyncVectorEnv([ToyTextEnv for _ in range(2)])
+    trajs = RolloutEngine(tiny_policy, venv, "toy").run([ResetSpec(seed=2)], group_size=2)
+    assert len(trajs) == 2 and all(len(t.turns) == 3 for t in trajs)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="no envs"):
+        RolloutEngine(object(), [], "toy")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="expected str or a dict"):
+        split_observation(3)
+    with pytest.raises(TypeError, match="'observation'"):
+        split_observation({"obs": "x"})
+    assert split_observation({"observation": "x", "tips": "a\nb"}) == ("x", "a\nb")
+
+
+def test_naive_agent_act_batch_drives_envs(tiny_policy):
+    agent = NaiveLLMAgent(policy=tiny_policy, env="toy", max_new_tokens=6)
+    assert agent.name == "naive" and agent.env_kwargs("toy") == {}
+    envs = [ToyTextEnv() for _ in range(3)]
+    obs, infos = zip(*(e.reset(seed=i) for i, e in enumerate(envs)), strict=True)
+    obs, infos = list(obs), list(infos)
+    for slot in range(3):
+        agent.reset(slot, obs[slot], infos[slot])
+    for _ in range(3):
+        actions = agent.act_batch([0, 1, 2], obs, infos)
+        assert all(a in ACTIONS for a in actions)
+        for slot, (env, action) in enumerate(zip(envs, actions, strict=True)):
+            o, r, term, trunc, info = env.step(action)
+            agent.observe(slot, action, o, r, term, trunc, info)
+            obs[slot], infos[slot] = o, info
+    assert agent.states[0].step == 3 and agent.parse_stats.total == 9
+    assert agent.config()["parse"]["total"] == 9
+    assert agent.act(0, obs[0], infos[0]) in ACTIONS
