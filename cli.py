@@ -62,23 +62,25 @@ def envs() -> None:
 
     from empo_gym.registry import env_names, get_env_info
 
+    out = Console(width=max(120, Console().width))
     table = Table(title="empo-gym environments")
     for col in ("env", "gym id", "splits", "tasks", "description"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, no_wrap=col in {"env", "gym id"})
+    task_lists = {}
     for name in env_names():
         info = get_env_info(name)
         try:
-            tasks = info.tasks()
+            task_lists[name] = info.tasks()
         except ImportError:
-            tasks = []
+            task_lists[name] = []
+        n = len(task_lists[name])
         table.add_row(
-            name,
-            info.gym_id,
-            ", ".join(info.splits),
-            ", ".join(tasks) if tasks else "-",
-            info.description,
+            name, info.gym_id, ", ".join(info.splits), str(n) if n else "-", info.description
         )
-    Console().print(table)
+    out.print(table)
+    for name, tasks in task_lists.items():
+        if tasks:
+            out.print(f"[bold]{name} tasks:[/] " + ", ".join(tasks), soft_wrap=True)
 
 
 @app.command()

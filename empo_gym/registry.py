@@ -110,3 +110,10 @@ def get_env_info(name: str) -> EnvInfo:
     if name not in _ENVS:
         raise ValueError(f"unknown env {name!r}; expected one of: {', '.join(env_names())}")
     return _ENVS[name]
+
+
+def register_env(info: EnvInfo, *, overwrite: bool = False) -> None:
+    """Make a Gymnasium text env available to the harness and CLI under ``info.name``."""
+    if info.name in _ENVS and not overwrite:
+        raise ValueError(f"env {info.name!r} is already registered; pass overwrite=True")
+    _ENVS[info.name] = info

@@ -118,9 +118,7 @@ def _register_shared_memory_codec() -> None:
 
     @shm.read_from_shared_memory.register(UnicodeText)
     def _read(space: UnicodeText, shared_memory: Any, n: int = 1) -> SharedTextView:
-        data = np.frombuffer(shared_memory.get_obj(), dtype=np.int32).reshape(
-            (n, space.max_length)
-        )
+        data = np.frombuffer(shared_memory.get_obj(), dtype=np.int32).reshape((n, space.max_length))
         return SharedTextView(data)
 
     @shm.write_to_shared_memory.register(UnicodeText)

@@ -237,6 +237,7 @@ def policy_update(
     batch = build_turn_batch(groups, mode, cfg, old_logprobs)
     keep = [i for i in range(len(batch)) if batch.mask[i].sum() > 0]  # masked turns add nothing
     params = [p for p in model.parameters() if p.requires_grad]
+    distributed = accelerator is not None and getattr(accelerator, "num_processes", 1) > 1
     was_training = model.training
     model.train()
 
@@ -250,8 +251,8 @@ def policy_update(
             order = [keep[i] for i in torch.randperm(len(keep)).tolist()]
         for mini in _split(order, cfg.mini_batches):
             n_tok = float(batch.mask[mini].sum())
-            if n_tok == 0:
-                continue
+            if n_tok == 0 and not distributed:
+                continue  # (with several processes every rank must join each gradient sync)
             # Similar lengths together: less padding; the summed gradient is unchanged.
             mini = sorted(mini, key=lambda i: len(batch.prompt_ids[i]) + len(batch.response_ids[i]))
             for start in range(0, len(mini), cfg.micro_batch_size):
@@ -261,6 +262,8 @@ def policy_update(
                     sums[key] += out[key]
                 ratio_max = max(ratio_max, out["ratio_max"])
                 tokens_seen += int(out["tokens"])
+            if distributed:
+                _average_gradients(params, accelerator)
             norm = _clip_grad(params, cfg.max_grad_norm, accelerator)
             if math.isfinite(norm):
                 optimizer.step()
@@ -298,8 +301,32 @@ def policy_update(
 
 
 def _split(items: list[int], parts: int) -> list[list[int]]:
-    size = math.ceil(len(items) / parts) if items else 0
-    return [items[i : i + size] for i in range(0, len(items), size)] if size else []
+    """Exactly ``parts`` contiguous chunks (some possibly empty), sizes differing by at most 1.
+
+    Example:
+        >>> _split([1, 2, 3, 4, 5], 2), _split([1], 3)
+        ([[1, 2, 3], [4, 5]], [[1], [], []])
+    """
+    base, extra = divmod(len(items), parts)
+    out, start = [], 0
+    for k in range(parts):
+        end = start + base + (1 if k < extra else 0)
+        out.append(items[start:end])
+        start = end
+    return out
+
+
+def _average_gradients(params: list[torch.Tensor], accelerator: Any) -> None:
+    """Mean of the gradients over processes (``accelerate launch``), before clipping.
+
+    The model is not wrapped in DistributedDataParallel: ranks hold different numbers of turns,
+    so a per-backward all-reduce would deadlock; one explicit all-reduce per optimizer step
+    does not.
+    """
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        p.grad.copy_(accelerator.reduce(p.grad, reduction="mean"))
 
 
 def _micro_step(

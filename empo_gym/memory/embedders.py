@@ -30,6 +30,7 @@ __all__ = [
     "Embedder",
     "HashingEmbedder",
     "MiniLMEmbedder",
+    "cosine_matrix",
     "make_embedder",
     "normalize_rows",
 ]
@@ -70,6 +71,20 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return (x / norms).astype(np.float32, copy=False)
+
+
+def cosine_matrix(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Dot products ``keys @ queries.T`` of unit rows (cosines), shape ``[n_keys, n_queries]``.
+
+    Computed with ``np.einsum`` rather than BLAS: multi-threaded OpenBLAS matrix-vector products
+    stall for ~10 ms per call on busy shared CPUs (its threads sleep and wait for a core), while
+    the single-threaded loop takes ~0.5 ms for 10k x 384.
+
+    Example:
+        >>> cosine_matrix(np.eye(2, dtype=np.float32), np.ones((1, 2), np.float32)).tolist()
+        [[1.0], [1.0]]
+    """
+    return np.einsum("id,qd->iq", keys, queries)
 
 
 def _check_texts(texts: Any) -> list[str]:

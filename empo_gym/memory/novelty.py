@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from empo_gym.memory.embedders import Embedder, make_embedder, normalize_rows
+from empo_gym.memory.embedders import Embedder, cosine_matrix, make_embedder, normalize_rows
 
 __all__ = ["NoveltyReward"]
 
@@ -86,9 +86,9 @@ class NoveltyReward:
         if buf is None:
             buf = self._seen[slot] = _RingBuffer(self.capacity, self.embedder.dim)
         seen = buf.view()
-        n_prev = (vecs @ seen.T > self.threshold).sum(axis=1) if len(seen) else 0
+        n_prev = (cosine_matrix(seen, vecs) > self.threshold).sum(axis=0) if len(seen) else 0
         # similarity among the new states themselves: state i sees states j < i
-        within = np.tril(vecs @ vecs.T > self.threshold, k=-1).sum(axis=1)
+        within = np.tril(cosine_matrix(vecs, vecs) > self.threshold, k=-1).sum(axis=1)
         counts = n_prev + within
         buf.extend(vecs)
         return (self.scale / (counts + 1.0)).astype(np.float32)

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from empo_gym.memory.embedders import Embedder, make_embedder, normalize_rows
+from empo_gym.memory.embedders import Embedder, cosine_matrix, make_embedder, normalize_rows
 
 __all__ = ["FILE_FORMAT", "MemoryEntry", "MemoryFileError", "MemoryStore"]
 
@@ -326,7 +326,7 @@ class MemoryStore:
             if s is None or s.n == 0:
                 out.append([])
                 continue
-            sims = s.emb[: s.n] @ v
+            sims = cosine_matrix(s.emb[: s.n], v[None, :])[:, 0]
             (cand,) = np.nonzero(sims > self.threshold)
             if len(cand) > k:
                 # rank by score desc, then newer first
@@ -346,7 +346,7 @@ class MemoryStore:
         s = self._slots.get(slot)
         if s is None or s.n == 0:
             return np.zeros(len(vecs), dtype=np.int64)
-        return (vecs @ s.emb[: s.n].T > threshold).sum(axis=1)
+        return (cosine_matrix(s.emb[: s.n], vecs) > threshold).sum(axis=0)
 
     # -- persistence ----------------------------------------------------------------------
     def _to_bytes(self) -> bytes:

@@ -327,7 +327,7 @@ def _obs_dict(raw: Any, tips: list[str]) -> dict[str, str]:
     return {"observation": str(raw), "tips": join_tips(tips), "tip_block": render_tip_block(tips)}
 
 
-class MemoryObservationWrapper(gym.Wrapper):
+class MemoryObservationWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """EMPO² memory around one empo_gym text env (see the module docstring).
 
     Args:
@@ -375,7 +375,22 @@ class MemoryObservationWrapper(gym.Wrapper):
         add_intrinsic_to_reward: bool = False,
         max_tips_chars: int = MAX_TIPS_CHARS,
     ):
-        super().__init__(env)
+        # recorded so env.spec can rebuild the wrapper (check_env, make_vec); a store object
+        # is shared with the rebuilt wrapper
+        # (set directly: RecordConstructorArgs.__init__ deep-copies, which would copy the store
+        # and fail on model-backed embedders)
+        self._saved_kwargs = dict(
+            store=store,
+            embedder=embedder,
+            tip_writer=tip_writer,
+            novelty=novelty,
+            slot_fn=slot_fn,
+            use_memory=use_memory,
+            training=training,
+            add_intrinsic_to_reward=add_intrinsic_to_reward,
+            max_tips_chars=max_tips_chars,
+        )
+        gym.Wrapper.__init__(self, env)
         self.core = _MemoryCore(
             store,
             embedder,

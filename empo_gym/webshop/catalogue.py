@@ -81,8 +81,11 @@ def vocabulary_hash() -> str:
             "pools": V.OPTION_POOLS,
             "types": [t.__dict__ for t in TYPES],
             "templates": [
-                V.DESCRIPTION_TEMPLATES, V.BULLET_TEMPLATES, V.REVIEW_TEMPLATES,
-                V.INSTRUCTION_TEMPLATES, V.HUMAN_INSTRUCTION_TEMPLATES,
+                V.DESCRIPTION_TEMPLATES,
+                V.BULLET_TEMPLATES,
+                V.REVIEW_TEMPLATES,
+                V.INSTRUCTION_TEMPLATES,
+                V.HUMAN_INSTRUCTION_TEMPLATES,
             ],
         },
         sort_keys=True,
@@ -227,9 +230,7 @@ class GeneratedCatalogue:
     def generate(cls, num_products: int, seed: int = 0) -> GeneratedCatalogue:
         """Generate ``num_products`` products from ``seed``."""
         if not isinstance(num_products, int) or not 1 <= num_products <= 10_000_000:
-            raise ValueError(
-                f"num_products must be an int in 1..10,000,000, got {num_products!r}"
-            )
+            raise ValueError(f"num_products must be an int in 1..10,000,000, got {num_products!r}")
         blocks = [
             _generate_block(seed, b, BLOCK) for b in range((num_products + BLOCK - 1) // BLOCK)
         ]
@@ -252,8 +253,21 @@ class GeneratedCatalogue:
     @classmethod
     def load(cls, directory: Path, seed: int) -> GeneratedCatalogue:
         """Open arrays written by :meth:`save` (memory-mapped)."""
-        names = ("type_id", "brand", "adj", "attrs", "n_ins", "optmask", "price_lo",
-                 "price_hi", "price", "price_upper", "rating", "variant", "n_combos")
+        names = (
+            "type_id",
+            "brand",
+            "adj",
+            "attrs",
+            "n_ins",
+            "optmask",
+            "price_lo",
+            "price_hi",
+            "price",
+            "price_upper",
+            "rating",
+            "variant",
+            "n_combos",
+        )
         arrays = {}
         for k in names:
             path = directory / f"{k}.npy"
@@ -320,19 +334,43 @@ class GeneratedCatalogue:
         a0, a1 = attrs[0], attrs[1]
         a2 = attrs[2] if len(attrs) > 2 else attrs[0]
         if v & 1:
-            title = [s["brand"], " ", _titlecase(s["adj1"]), " ", _titlecase(tn), ", ",
-                     _titlecase(a0), " & ", _titlecase(a1)]
+            title = [
+                s["brand"],
+                " ",
+                _titlecase(s["adj1"]),
+                " ",
+                _titlecase(tn),
+                ", ",
+                _titlecase(a0),
+                " & ",
+                _titlecase(a1),
+            ]
         else:
-            title = [s["brand"], " ", _titlecase(s["adj1"]), " ", _titlecase(s["adj2"]), " ",
-                     _titlecase(tn), " - ", _titlecase(a0)]
-        slots = {"brand": s["brand"], "type": tn, "adj": s["adj1"], "a0": a0, "a1": a1,
-                 "a2": a2, "A0": _titlecase(a0), "A1": _titlecase(a1)}
+            title = [
+                s["brand"],
+                " ",
+                _titlecase(s["adj1"]),
+                " ",
+                _titlecase(s["adj2"]),
+                " ",
+                _titlecase(tn),
+                " - ",
+                _titlecase(a0),
+            ]
+        slots = {
+            "brand": s["brand"],
+            "type": tn,
+            "adj": s["adj1"],
+            "a0": a0,
+            "a1": a1,
+            "a2": a2,
+            "A0": _titlecase(a0),
+            "A1": _titlecase(a1),
+        }
         desc = _fill(_DESC_PARTS[(v >> 1) % len(_DESC_PARTS)], slots)
         nb = 3 + (v >> 3) % 3
         first = (v >> 5) % len(_BULLET_PARTS)
-        bullets = [
-            _fill(_BULLET_PARTS[(first + k) % len(_BULLET_PARTS)], slots) for k in range(nb)
-        ]
+        bullets = [_fill(_BULLET_PARTS[(first + k) % len(_BULLET_PARTS)], slots) for k in range(nb)]
         return {"title": title, "desc": desc, "bullets": bullets}
 
     def _product(self, i: int) -> dict[str, Any]:
@@ -348,13 +386,19 @@ class GeneratedCatalogue:
         pricing = [lo] if lo == hi else [lo, hi]
         rating = int(a["rating"][i])
         v = s["variant"]
-        rev_slots = {"type": t.name, "brand": s["brand"], "a0": s["attrs"][0],
-                     "a1": s["attrs"][1], "adj": s["adj1"]}
+        rev_slots = {
+            "type": t.name,
+            "brand": s["brand"],
+            "a0": s["attrs"][0],
+            "a1": s["attrs"][1],
+            "adj": s["adj1"],
+        }
         reviews = []
         for k in range((v >> 8) % 3):
             rt, body = V.REVIEW_TEMPLATES[(v >> 10 + k) % len(V.REVIEW_TEMPLATES)]
-            reviews.append({"title": rt, "score": 5 - (v >> 14 + k) % 3,
-                            "body": body.format(**rev_slots)})
+            reviews.append(
+                {"title": rt, "score": 5 - (v >> 14 + k) % 3, "body": body.format(**rev_slots)}
+            )
         return {
             "asin": self.asin(i),
             "name": title,

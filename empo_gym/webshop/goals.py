@@ -130,8 +130,9 @@ class GoalSet:
 class GeneratedGoals(GoalSet):
     """Goals over a :class:`GeneratedCatalogue`, stored as two int32 arrays (product, combo)."""
 
-    def __init__(self, catalogue: GeneratedCatalogue, product: np.ndarray, combo: np.ndarray,
-                 source: str):
+    def __init__(
+        self, catalogue: GeneratedCatalogue, product: np.ndarray, combo: np.ndarray, source: str
+    ):
         self.catalogue = catalogue
         self.product_of = product
         self.combo_of = combo
@@ -182,8 +183,7 @@ class GeneratedGoals(GoalSet):
         price_upper = float(cat.arrays["price_upper"][pi])
         if self.source == "synthetic":
             template = V.INSTRUCTION_TEMPLATES[(variant >> 16) % len(V.INSTRUCTION_TEMPLATES)]
-            base = template.format(art=_article(t.name, attrs_text), attrs=attrs_text,
-                                   type=t.name)
+            base = template.format(art=_article(t.name, attrs_text), attrs=attrs_text, type=t.name)
             option_text = ", and ".join(f"{k}: {v}" for k, v in opts.items())
             text = base + (" with " + option_text if option_text else "")
             goal_options: dict[str, str] | list[str] = opts
@@ -195,8 +195,12 @@ class GeneratedGoals(GoalSet):
                 f"{opts[n]} {'color' if n == 'color' else n.replace(' name', '')}" for n in kept
             )
             template = V.HUMAN_INSTRUCTION_TEMPLATES[(variant >> 24) % 4]
-            text = template.format(art=_article(t.name, attrs_text), attrs=attrs_text,
-                                   type=t.name, opts=f" in {phrase}" if phrase else "")
+            text = template.format(
+                art=_article(t.name, attrs_text),
+                attrs=attrs_text,
+                type=t.name,
+                opts=f" in {phrase}" if phrase else "",
+            )
             text = text.rstrip("?")
             goal_options = [opts[n] for n in kept]
         text = _ARTICLE.sub(_fix_article, " ".join(text.split())) + price_text(price_upper)
@@ -223,11 +227,17 @@ class GeneratedGoals(GoalSet):
         cat = self.catalogue
         attrs = np.asarray(cat.arrays["attrs"], dtype=np.int64)
         n_ins = np.asarray(cat.arrays["n_ins"], dtype=np.int64)
-        per_goal = (np.asarray(cat.arrays["n_combos"], dtype=np.float64)
-                    if self.source == "synthetic" else np.ones(len(cat)))
+        per_goal = (
+            np.asarray(cat.arrays["n_combos"], dtype=np.float64)
+            if self.source == "synthetic"
+            else np.ones(len(cat))
+        )
         ins = np.arange(attrs.shape[1])[None, :] < n_ins[:, None]
-        cnt = np.bincount(attrs[ins], weights=np.broadcast_to(per_goal[:, None], attrs.shape)[ins],
-                          minlength=int(attrs.max()) + 1)
+        cnt = np.bincount(
+            attrs[ins],
+            weights=np.broadcast_to(per_goal[:, None], attrs.shape)[ins],
+            minlength=int(attrs.max()) + 1,
+        )
         inv = np.where(ins, 1.0 / np.maximum(cnt[np.maximum(attrs, 0)], 1), 0.0)
         w_product = inv.sum(1) / np.maximum(n_ins, 1)
         a, b = split_range(split, len(self))

@@ -102,8 +102,13 @@ class SearchIndex:
     def load(cls, directory: str | os.PathLike[str]) -> SearchIndex:
         """Open an index written by :meth:`save`, memory-mapped."""
         directory = Path(directory)
-        for name in ("data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy",
-                     "vocab.index.json", "params.index.json"):
+        for name in (
+            "data.csc.index.npy",
+            "indices.csc.index.npy",
+            "indptr.csc.index.npy",
+            "vocab.index.json",
+            "params.index.json",
+        ):
             if not (directory / name).is_file():
                 raise ValueError(f"search index file {directory / name} is missing")
         retriever = bm25s.BM25.load(str(directory), mmap=True, show_progress=False)

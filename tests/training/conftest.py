@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
+
 from tests.training.train_helpers import make_tiny_model
 
 

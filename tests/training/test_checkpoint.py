@@ -81,8 +81,13 @@ def test_files_are_safetensors_and_json_only(tmp_path):
     _train(model, opt, random.Random(0), 1)
     path = save_checkpoint(tmp_path, 1, model, opt, trainer_rng=random.Random(0))
     names = sorted(p.name for p in path.iterdir())
-    assert names == ["model.safetensors", "optimizer.json", "optimizer.safetensors",
-                     "rng.safetensors", "state.json"]
+    assert names == [
+        "model.safetensors",
+        "optimizer.json",
+        "optimizer.safetensors",
+        "rng.safetensors",
+        "state.json",
+    ]
     json.loads((path / "state.json").read_text())
     for p in path.iterdir():
         assert not p.read_bytes().startswith(b"\x80")  # no pickle protocol header
@@ -113,14 +118,16 @@ def test_failed_save_leaves_previous_checkpoint_and_no_temp_dirs(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["iter_000001", "latest"]
     fresh = make_tiny_model(5)
     assert load_checkpoint(tmp_path, fresh).iteration == 1
-    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), fresh.parameters(),
-                                                  strict=True))
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.parameters(), fresh.parameters(), strict=True)
+    )
 
 
 def test_write_extra_files_travel_with_the_checkpoint(tmp_path):
     model = make_tiny_model(0)
-    path = save_checkpoint(tmp_path, 1, model,
-                           write_extra=lambda d: (d / "memory.json").write_text("[]"))
+    path = save_checkpoint(
+        tmp_path, 1, model, write_extra=lambda d: (d / "memory.json").write_text("[]")
+    )
     assert (path / "memory.json").read_text() == "[]"
 
 
@@ -128,8 +135,15 @@ def test_tied_embeddings_round_trip(tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        tie_word_embeddings=True,
+    )
     model = LlamaForCausalLM(config)
     save_checkpoint(tmp_path, 0, model)
     torch.manual_seed(1)
@@ -142,7 +156,9 @@ def test_tied_embeddings_round_trip(tmp_path):
 def test_lora_adapter_round_trip(tmp_path):
     from peft import LoraConfig, get_peft_model
 
-    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    lora = LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+    )
     model = get_peft_model(make_tiny_model(0), lora)
     opt = make_optimizer(model, CFG)
     _train(model, opt, random.Random(0), 1)
@@ -150,8 +166,10 @@ def test_lora_adapter_round_trip(tmp_path):
     assert (path / "adapter.safetensors").exists() and not (path / "model.safetensors").exists()
 
     torch.manual_seed(3)
-    other = get_peft_model(make_tiny_model(0), LoraConfig(r=4, lora_alpha=8,
-                           target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    other = get_peft_model(
+        make_tiny_model(0),
+        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )
     load_checkpoint(tmp_path, other, make_optimizer(other, CFG))
     for (na, a), (nb, b) in zip(model.named_parameters(), other.named_parameters(), strict=True):
         assert na == nb and torch.equal(a, b), na

@@ -48,7 +48,9 @@ def test_every_field_has_a_docstring():
 
 def test_yaml_round_trip_and_loose_numbers(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("agent: empo\npreset: quick\nlr: 1e-5\ngroup_size: 3\nadam_betas: [0.9, 0.95]\n")
+    path.write_text(
+        "agent: empo\npreset: quick\nlr: 1e-5\ngroup_size: 3\nadam_betas: [0.9, 0.95]\n"
+    )
     cfg = load_config(path)
     assert isinstance(cfg, EMPOConfig)
     assert cfg.lr == 1e-5 and isinstance(cfg.lr, float)  # YAML 1.1 reads "1e-5" as a string

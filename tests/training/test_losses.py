@@ -65,22 +65,26 @@ def test_mask_removes_tokens_from_loss_and_stats():
 
 def test_row_advantage_is_broadcast_to_tokens():
     logp = torch.log(torch.tensor([[2.0, 1.1], [0.5, 1.5]]))
-    loss_row, _ = clipped_surrogate(logp, torch.zeros(2, 2), torch.tensor([1.0, -1.0]),
-                                    torch.ones(2, 2))
-    loss_tok, _ = clipped_surrogate(logp, torch.zeros(2, 2),
-                                    torch.tensor([[1.0, 1.0], [-1.0, -1.0]]), torch.ones(2, 2))
+    loss_row, _ = clipped_surrogate(
+        logp, torch.zeros(2, 2), torch.tensor([1.0, -1.0]), torch.ones(2, 2)
+    )
+    loss_tok, _ = clipped_surrogate(
+        logp, torch.zeros(2, 2), torch.tensor([[1.0, 1.0], [-1.0, -1.0]]), torch.ones(2, 2)
+    )
     assert loss_row.item() == pytest.approx(loss_tok.item())
     assert loss_row.item() == pytest.approx((-1.3 - 1.1 + 0.8 + 1.5) / 4, abs=1e-6)
 
 
 def test_asymmetric_clip_values_are_parameters():
     logp = torch.log(torch.tensor([[2.0]]))
-    loss, _ = clipped_surrogate(logp, torch.zeros(1, 1), torch.tensor([1.0]), torch.ones(1, 1),
-                                clip_low=0.1, clip_high=0.5)
+    loss, _ = clipped_surrogate(
+        logp, torch.zeros(1, 1), torch.tensor([1.0]), torch.ones(1, 1), clip_low=0.1, clip_high=0.5
+    )
     assert loss.item() == pytest.approx(-1.5)
     logp = torch.log(torch.tensor([[0.5]]))
-    loss, _ = clipped_surrogate(logp, torch.zeros(1, 1), torch.tensor([-1.0]), torch.ones(1, 1),
-                                clip_low=0.1, clip_high=0.5)
+    loss, _ = clipped_surrogate(
+        logp, torch.zeros(1, 1), torch.tensor([-1.0]), torch.ones(1, 1), clip_low=0.1, clip_high=0.5
+    )
     assert loss.item() == pytest.approx(0.9)
 
 
@@ -106,16 +110,21 @@ def test_padding_with_huge_logp_gap_stays_finite():
 
 def test_bad_shapes_and_dual_clip_rejected():
     with pytest.raises(ValueError, match="dual_clip=1.0"):
-        clipped_surrogate(torch.zeros(1, 1), torch.zeros(1, 1), torch.ones(1), torch.ones(1, 1),
-                          dual_clip=1.0)
+        clipped_surrogate(
+            torch.zeros(1, 1), torch.zeros(1, 1), torch.ones(1), torch.ones(1, 1), dual_clip=1.0
+        )
     with pytest.raises(ValueError, match=r"shapes logp \(1, 2\)"):
         clipped_surrogate(torch.zeros(1, 2), torch.zeros(1, 1), torch.ones(1), torch.ones(1, 1))
 
 
 def test_low_prob_turn_mask_masks_whole_turn():
-    old = torch.tensor([[-0.1, -5.01, -0.2],   # one token below -5: whole turn out
-                        [-4.99, -0.1, 0.0],     # all above: kept
-                        [-0.1, -0.1, -50.0]])   # -50 is padding: kept
+    old = torch.tensor(
+        [
+            [-0.1, -5.01, -0.2],  # one token below -5: whole turn out
+            [-4.99, -0.1, 0.0],  # all above: kept
+            [-0.1, -0.1, -50.0],
+        ]
+    )  # -50 is padding: kept
     mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 1.0, 0.0]])
     out = low_prob_turn_mask(old, mask, threshold=-5.0)
     assert out.tolist() == [[0, 0, 0], [1, 1, 0], [1, 1, 0]]

@@ -18,7 +18,7 @@ from agents.training.modes import (
     sample_rollout_mode,
     sample_update_mode,
 )
-from agents.training.update import build_turn_batch, policy_update, make_optimizer
+from agents.training.update import build_turn_batch, make_optimizer, policy_update
 from tests.training.train_helpers import PAD, make_traj, make_turn, score
 
 PREFIX, TIPS, SUFFIX = [1, 30, 31], [90, 91, 92, 93], [40, 41]

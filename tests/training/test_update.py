@@ -35,8 +35,9 @@ def _groups(model, rewards=(1.0, 0.0, 0.0, 0.0)):
 
 def test_advantage_is_broadcast_to_every_token_of_every_turn():
     cfg = GRPOConfig()
-    t0 = make_traj("g", 0, [make_turn(None, [1], [5, 6], reward=1.0),
-                            make_turn(None, [1, 5], [7], reward=1.0)])
+    t0 = make_traj(
+        "g", 0, [make_turn(None, [1], [5, 6], reward=1.0), make_turn(None, [1, 5], [7], reward=1.0)]
+    )
     t1 = make_traj("g", 1, [make_turn(None, [1], [8, 9, 10], reward=0.0)])
     batch = build_turn_batch([[t0, t1]], UpdateMode.ON_POLICY, cfg)
     # returns 2 and 0: mean 1, unbiased std sqrt(2) -> +-0.7071 on every row of the trajectory
@@ -52,8 +53,9 @@ def test_intrinsic_reward_added_to_return_only_when_enabled():
     assert trajectory_return(traj, intrinsic_scale=0.5) == 2.5
     other = make_traj("g", 1, [make_turn(None, [1], [5], reward=2.0)])
     on = build_turn_batch([[traj, other]], UpdateMode.ON_POLICY, EMPOConfig(intrinsic_scale=2.0))
-    off = build_turn_batch([[traj, other]], UpdateMode.ON_POLICY,
-                           EMPOConfig(intrinsic_reward=False))
+    off = build_turn_batch(
+        [[traj, other]], UpdateMode.ON_POLICY, EMPOConfig(intrinsic_reward=False)
+    )
     grpo = build_turn_batch([[traj, other]], UpdateMode.ON_POLICY, GRPOConfig())
     assert on.returns.tolist() == [4.0, 2.0]
     assert off.returns.tolist() == grpo.returns.tolist() == [2.0, 2.0]
@@ -63,12 +65,14 @@ def test_low_prob_turns_are_masked_and_counted():
     cfg = GRPOConfig()
     ok = make_turn(None, [1], [5, 6], logprobs=[-0.1, -4.0])
     bad = make_turn(None, [1], [5, 6], logprobs=[-0.1, -7.0])
-    batch = build_turn_batch([[make_traj("g", 0, [ok, bad]), make_traj("g", 1, [ok])]],
-                             UpdateMode.ON_POLICY, cfg)
+    batch = build_turn_batch(
+        [[make_traj("g", 0, [ok, bad]), make_traj("g", 1, [ok])]], UpdateMode.ON_POLICY, cfg
+    )
     assert batch.mask.sum(-1).tolist() == [2.0, 0.0, 2.0]
     assert batch.masked_frac == pytest.approx(1 / 3)
-    unmasked = build_turn_batch([[make_traj("g", 0, [bad])]], UpdateMode.ON_POLICY,
-                                GRPOConfig(low_prob_masking=False))
+    unmasked = build_turn_batch(
+        [[make_traj("g", 0, [bad])]], UpdateMode.ON_POLICY, GRPOConfig(low_prob_masking=False)
+    )
     assert unmasked.masked_frac == 0.0
 
 
@@ -111,8 +115,10 @@ def test_clipping_stops_pushing_after_the_trust_region(tiny_model):
     cfg = GRPOConfig(lr=5e-2, weight_decay=0.0, max_grad_norm=100.0, **NO_MASK)
     groups = _groups(tiny_model)
     opt = make_optimizer(tiny_model, cfg)
-    fracs = [policy_update(tiny_model, opt, groups, UpdateMode.ON_POLICY, cfg, PAD)["clip_frac"]
-             for _ in range(6)]
+    fracs = [
+        policy_update(tiny_model, opt, groups, UpdateMode.ON_POLICY, cfg, PAD)["clip_frac"]
+        for _ in range(6)
+    ]
     assert fracs[0] == 0.0 and max(fracs) > 0.0
 
 
@@ -142,7 +148,8 @@ def test_all_masked_batch_takes_no_step(tiny_model):
     bad = make_turn(None, PROMPT, GOOD, logprobs=[-9.0, -9.0, -9.0], reward=1.0)
     groups = [[make_traj("g", 0, [bad]), make_traj("g", 1, [bad])]]
     before = [p.detach().clone() for p in tiny_model.parameters()]
-    m = policy_update(tiny_model, make_optimizer(tiny_model, cfg), groups,
-                      UpdateMode.OFF_POLICY, cfg, PAD)
+    m = policy_update(
+        tiny_model, make_optimizer(tiny_model, cfg), groups, UpdateMode.OFF_POLICY, cfg, PAD
+    )
     assert m["steps"] == 0 and m["masked_frac"] == 1.0
     assert all(torch.equal(a, b) for a, b in zip(before, tiny_model.parameters(), strict=True))

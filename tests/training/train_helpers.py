@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from agents.llm.trajectory import Trajectory, Turn
 
 VOCAB = 128
+BANDIT_VOCAB = 16
 PAD = 0
 
 
-def make_tiny_model(seed: int = 0) -> torch.nn.Module:
+def make_tiny_model(seed: int = 0, vocab: int = VOCAB) -> torch.nn.Module:
     """A randomly initialised 2-layer Llama (hidden 32, vocab 128): a few ms per forward."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=VOCAB,
+        vocab_size=vocab,
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,
@@ -70,3 +69,80 @@ def make_turn(
 def make_traj(group: str, member: int, turns: list[Turn]) -> Trajectory:
     """A trajectory of ``turns``."""
     return Trajectory(group_id=group, member=member, turns=turns)
+
+
+# --- a one-step bandit "environment" for trainer tests ---------------------------------------
+TARGET = 7
+"""The one rewarded action token of the bandit."""
+TIP_TOKENS = [12, 13]
+"""Token ids of the (fake) tip block inserted into memory-mode prompts."""
+
+
+class BanditPolicy:
+    """A policy over a tiny model with a small vocabulary (what the trainer needs: model, pad)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+        self.pad_id = PAD
+
+
+def bandit_rollout(
+    policy: BanditPolicy, tasks: list[int], group_size: int, use_memory: bool
+) -> list[Trajectory]:
+    """Sample one token per episode; reward 1 when it is :data:`TARGET` (global torch RNG)."""
+    trajs = []
+    for ti, task in enumerate(tasks):
+        plain = [1, 3 + task % 2, 5]
+        prompt = [1, *TIP_TOKENS, 3 + task % 2, 5] if use_memory else plain
+        logits = policy.model(input_ids=torch.tensor([prompt] * group_size)).logits[:, -1]
+        logp_all = torch.log_softmax(logits.float(), dim=-1)  # [G, V]
+        tokens = torch.multinomial(logp_all.exp(), 1).squeeze(-1)  # [G]
+        for m in range(group_size):
+            tok = int(tokens[m])
+            reward = 1.0 if tok == TARGET else 0.0
+            turn = Turn(
+                prompt_ids=prompt,
+                prompt_ids_no_tips=plain,
+                response_ids=[tok],
+                logprobs=[float(logp_all[m, tok])],
+                reward=reward,
+                used_tips=use_memory,
+            )
+            trajs.append(
+                Trajectory(
+                    f"t{ti}",
+                    m,
+                    [turn],
+                    score=100 * reward,
+                    success=bool(reward),
+                    memory_mode=use_memory,
+                )
+            )
+    return trajs
+
+
+class ListMemory:
+    """Fake EMPO² memory hooks: one entry per trajectory, novelty 1/(n+1) per action."""
+
+    def __init__(self) -> None:
+        self.entries: list[list[int]] = []
+
+    def after_rollouts(self, policy, trajectories, memory_mode) -> None:
+        for traj in trajectories:
+            for turn in traj.turns:
+                n = sum(e == [*turn.response_ids] for e in self.entries)
+                turn.intrinsic_reward = 1.0 / (n + 1) if memory_mode else 0.0
+                self.entries.append(list(turn.response_ids))
+
+    def size(self) -> int:
+        return len(self.entries)
+
+    def save(self, directory) -> None:
+        import json
+
+        (directory / "memory.json").write_text(json.dumps(self.entries))
+
+    def load(self, directory) -> None:
+        import json
+
+        self.entries = json.loads((directory / "memory.json").read_text())

@@ -1,0 +1,317 @@
+"""The GRPO / EMPO² training loop (CleanRL style: one function, read top to bottom).
+
+One iteration (EMPO2.md, "One training iteration")::
+
+    tasks            <- B task instances
+    rollout, update  <- modes (EMPO²: memory with p, then off-policy with q; GRPO: plain/on)
+    trajectories     <- rollout_fn(policy, tasks, G, use_memory)       # B x G episodes
+    memory hook      <- tips written into memory, intrinsic rewards filled in (EMPO²)
+    policy update    <- agents.training.update.policy_update(...)
+    metrics.jsonl    <- one line; checkpoint every `checkpoint_every` iterations
+
+The rollout engine, the tip writer and the memory store are injected as callables, so the loop
+is tested with fakes and wired to :mod:`agents.llm.rollout` / :mod:`empo_gym.memory` by the CLI.
+Device placement goes through ``accelerate.Accelerator`` so ``accelerate launch`` works; with
+several processes each one rolls out its share of the tasks and gradients are averaged before
+every optimizer step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from agents.llm.trajectory import Trajectory
+from agents.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from agents.training.config import EMPOConfig, GRPOConfig
+from agents.training.modes import RolloutMode, UpdateMode, sample_modes
+from agents.training.update import make_optimizer, policy_update
+
+RolloutFn = Callable[[Any, Sequence[Any], int, bool], list[Trajectory]]
+"""``rollout_fn(policy, tasks, group_size, use_memory) -> trajectories`` (B x G, group order)."""
+
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINTS_DIR = "checkpoints"
+
+
+class MemoryHooks(Protocol):
+    """What the EMPO² trainer needs from the memory side (tips, store, novelty)."""
+
+    def after_rollouts(
+        self, policy: Any, trajectories: list[Trajectory], memory_mode: bool
+    ) -> None:
+        """Write a tip per trajectory into the store; fill ``Turn.intrinsic_reward``."""
+
+    def size(self) -> int:
+        """Entries in the store (for metrics)."""
+
+    def save(self, directory: Path) -> None:
+        """Write the store into ``directory`` (called inside the atomic checkpoint write)."""
+
+    def load(self, directory: Path) -> None:
+        """Restore the store saved by :meth:`save` from ``directory``."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        iterations: Iterations completed (including those before a resume).
+        history: One metrics dict per iteration run in this call.
+        final_eval: Output of ``evaluate_fn`` (None when not given).
+        resumed_from: Iteration the run resumed from (0 for a fresh run).
+        output_dir: Directory of metrics.jsonl and checkpoints/.
+    """
+
+    iterations: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    final_eval: dict[str, Any] | None = None
+    resumed_from: int = 0
+    output_dir: Path | None = None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch generators.
+
+    Example:
+        >>> seed_everything(3); a = random.random(); seed_everything(3); a == random.random()
+        True
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def group_trajectories(trajectories: Sequence[Trajectory]) -> list[list[Trajectory]]:
+    """Group trajectories by ``group_id`` in order of first appearance.
+
+    Example:
+        >>> ts = [Trajectory("a", 0), Trajectory("b", 0), Trajectory("a", 1)]
+        >>> [[t.member for t in g] for g in group_trajectories(ts)]
+        [[0, 1], [0]]
+    """
+    groups: dict[str, list[Trajectory]] = {}
+    for traj in trajectories:
+        groups.setdefault(traj.group_id, []).append(traj)
+    return list(groups.values())
+
+
+def _read_metrics(path: Path, before_iteration: int) -> list[str]:
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line and json.loads(line)["iteration"] < before_iteration]
+
+
+def _rewrite_metrics(path: Path, lines: list[str]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _append_metrics(path: Path, row: dict[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def train(
+    cfg: GRPOConfig,
+    policy: Any,
+    rollout_fn: RolloutFn,
+    tasks: Sequence[Any],
+    *,
+    memory: MemoryHooks | None = None,
+    evaluate_fn: Callable[[Any], dict[str, Any]] | None = None,
+    accelerator: Any | None = None,
+    ref_model: torch.nn.Module | None = None,
+    resume: bool = True,
+    stop_after: int | None = None,
+    on_iteration: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train ``policy`` with GRPO (``GRPOConfig``) or EMPO² (``EMPOConfig``).
+
+    Args:
+        cfg: The config; its class picks the algorithm.
+        policy: Object with ``.model`` (the ``nn.Module`` being trained, also used for sampling)
+            and ``.pad_id``; passed through to ``rollout_fn`` and ``evaluate_fn``.
+        rollout_fn: ``(policy, tasks, group_size, use_memory) -> list[Trajectory]``.
+        tasks: Training task instances; each iteration draws ``cfg.tasks_per_iter`` of them.
+        memory: EMPO² memory hooks (tips, store, intrinsic reward); None = no memory side.
+        evaluate_fn: Called once after training (EMPO²: no memory, temperature 0.4).
+        accelerator: An ``accelerate.Accelerator``; one is created when None.
+        ref_model: Frozen reference policy for ``kl_coef > 0`` (LoRA uses its base model).
+        resume: Continue from ``<output_dir>/checkpoints`` when a checkpoint exists.
+        stop_after: Stop after this many iterations of this call (tests simulate a kill).
+        on_iteration: Called with each iteration's metrics row (progress display).
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    if not tasks:
+        raise ValueError("tasks is empty; expected at least one training task instance")
+    if accelerator is None:
+        from accelerate import Accelerator
+
+        accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    is_empo = isinstance(cfg, EMPOConfig)
+    out_dir = Path(cfg.output_dir)
+    ckpt_root = out_dir / CHECKPOINTS_DIR
+    metrics_path = out_dir / METRICS_FILE
+    main = accelerator.is_main_process
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
+
+    # --- setup: seeds, device, optimizer, resume ---------------------------------------------
+    seed_everything(cfg.seed + accelerator.process_index)
+    trainer_rng = random.Random(cfg.seed)  # same on every process: identical mode draws
+    model = policy.model.to(accelerator.device)
+    optimizer = make_optimizer(model, cfg)
+    start = 0
+    found = latest_checkpoint(ckpt_root) if resume else None
+    if found is not None:
+        state = load_checkpoint(found, model, optimizer, trainer_rng=trainer_rng)
+        if memory is not None:
+            memory.load(found)
+        start = state.iteration
+    if main:  # drop metric lines of iterations after the checkpoint (killed mid-way)
+        _rewrite_metrics(metrics_path, _read_metrics(metrics_path, start))
+
+    history: list[dict[str, Any]] = []
+    b_local = _local_share(cfg.tasks_per_iter, accelerator)
+    for iteration in range(start, cfg.iterations):
+        if stop_after is not None and iteration - start >= stop_after:
+            break
+        t_iter = time.perf_counter()
+
+        # 1. tasks and modes of this iteration
+        picks = [trainer_rng.randrange(len(tasks)) for _ in range(cfg.tasks_per_iter)]
+        my_tasks = [tasks[i] for i in picks][b_local]
+        if is_empo:
+            rollout_mode, update_mode = sample_modes(
+                trainer_rng, cfg.memory_prob, cfg.off_policy_prob
+            )
+        else:
+            rollout_mode, update_mode = RolloutMode.PLAIN, UpdateMode.ON_POLICY
+
+        # 2. rollouts: B x G episodes (sampling needs no gradients)
+        t0 = time.perf_counter()
+        model.eval()
+        with torch.no_grad():
+            trajectories = rollout_fn(policy, my_tasks, cfg.group_size, rollout_mode.use_memory)
+        rollout_s = time.perf_counter() - t0
+
+        # 3. EMPO² memory: tips into the store, intrinsic rewards into the turns
+        t0 = time.perf_counter()
+        if memory is not None:
+            with torch.no_grad():
+                memory.after_rollouts(policy, trajectories, rollout_mode.use_memory)
+        memory_s = time.perf_counter() - t0
+
+        # 4. policy update on group-relative advantages
+        groups = group_trajectories(trajectories)
+        upd = policy_update(
+            model,
+            optimizer,
+            groups,
+            update_mode,
+            cfg,
+            policy.pad_id,
+            ref_model=ref_model,
+            accelerator=accelerator,
+        )
+
+        # 5. checkpoint, metrics
+        t0 = time.perf_counter()
+        done = iteration + 1
+        if main and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
+            _checkpoint(ckpt_root, done, model, optimizer, trainer_rng, memory, cfg, accelerator)
+        checkpoint_s = time.perf_counter() - t0
+        iter_s = time.perf_counter() - t_iter
+        row = {
+            "iteration": iteration,
+            "agent": cfg.agent,
+            "rollout_mode": rollout_mode.value,
+            "update_mode": update_mode.label,
+            "return": float(np.mean([t.episode_return for t in trajectories] or [0.0])),
+            "score": float(np.mean([t.score for t in trajectories] or [0.0])),
+            "success": float(np.mean([t.success for t in trajectories] or [0.0])),
+            "episode_len": float(np.mean([len(t.turns) for t in trajectories] or [0.0])),
+            "intrinsic": float(
+                np.mean([sum(x.intrinsic_reward for x in t.turns) for t in trajectories] or [0.0])
+            ),
+            "memory_size": memory.size() if memory is not None else 0,
+            "rollout_s": rollout_s,
+            "memory_s": memory_s,
+            "checkpoint_s": checkpoint_s,
+            "iter_s": iter_s,
+            "memory_share": memory_s / iter_s if iter_s > 0 else 0.0,
+            **{k: v for k, v in upd.items() if k != "return_mean"},
+        }
+        history.append(row)
+        if main:
+            _append_metrics(metrics_path, row)
+        if on_iteration is not None:
+            on_iteration(row)
+    completed = start + len(history)
+
+    if (
+        main
+        and completed == cfg.iterations
+        and (not cfg.checkpoint_every or completed % cfg.checkpoint_every)
+    ):
+        _checkpoint(ckpt_root, completed, model, optimizer, trainer_rng, memory, cfg, accelerator)
+    final_eval = None
+    if evaluate_fn is not None and completed == cfg.iterations:
+        model.eval()
+        with torch.no_grad():
+            final_eval = evaluate_fn(policy)
+    return TrainResult(
+        iterations=completed,
+        history=history,
+        final_eval=final_eval,
+        resumed_from=start,
+        output_dir=out_dir,
+    )
+
+
+def _local_share(total: int, accelerator: Any) -> slice:
+    """Tasks of this process when ``accelerate launch`` runs several (round robin)."""
+    n = getattr(accelerator, "num_processes", 1)
+    if n > 1 and total < n:
+        raise ValueError(f"tasks_per_iter={total} < {n} processes; expected >= one task each")
+    return slice(getattr(accelerator, "process_index", 0), None, n)
+
+
+def _checkpoint(
+    root: Path,
+    iteration: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    trainer_rng: random.Random,
+    memory: MemoryHooks | None,
+    cfg: GRPOConfig,
+    accelerator: Any,
+) -> Path:
+    return save_checkpoint(
+        root,
+        iteration,
+        accelerator.unwrap_model(model) if hasattr(accelerator, "unwrap_model") else model,
+        optimizer,
+        trainer_rng=trainer_rng,
+        extra={"config": cfg.to_dict()},
+        write_extra=memory.save if memory is not None else None,
+        keep=cfg.keep_checkpoints,
+    )

@@ -1,0 +1,261 @@
+"""A shop = catalogue + search index + goals, built once, cached on disk, shared in-process.
+
+The on-disk cache lives under ``$EMPO_GYM_CACHE/webshop`` (default: the platform's user cache
+directory for ``empo-gym``), one folder per content hash: for the generated catalogue the hash
+covers the generator's tables and version, the size and the seed; for original data files it
+covers the files' bytes, the size and the seed. A folder is written under a temporary name and
+renamed into place (atomic), under a file lock so concurrent processes build it once. Arrays are
+``.npy`` (memory-mapped when loaded, so processes share pages), the index is bm25s' own format,
+metadata is JSON; nothing is pickled. Within a process, every env asks :func:`get_shop` and gets
+the same read-only :class:`Shop`, so N envs cost about one catalogue.
+
+Example:
+    >>> import tempfile
+    >>> shop = get_shop(num_products=50, cache_dir=tempfile.mkdtemp())
+    >>> len(shop.catalogue), shop.noun_method
+    (50, 'catalogue')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import platformdirs
+from filelock import FileLock
+
+from empo_gym.webshop.catalogue import GeneratedCatalogue, vocabulary_hash
+from empo_gym.webshop.goals import GOAL_SOURCES, GeneratedGoals, GoalSet
+from empo_gym.webshop.search import SearchIndex, tokenize, write_json
+
+CACHE_FORMAT = 1
+
+
+@dataclass
+class Shop:
+    """Everything an env reads: catalogue, search index and goal lists (read-only)."""
+
+    key: str
+    catalogue: Any
+    index: SearchIndex
+    goal_sets: dict[str, GoalSet]
+    noun_method: str
+    source: dict[str, Any] = field(default_factory=dict)
+
+    def goals(self, source: str) -> GoalSet:
+        """The goal set of ``source`` (``synthetic`` or ``human``)."""
+        if source not in self.goal_sets:
+            raise ValueError(
+                f"goal_source {source!r} is not available for this catalogue; available: "
+                f"{', '.join(sorted(self.goal_sets))}"
+            )
+        return self.goal_sets[source]
+
+
+_SHOPS: dict[str, Shop] = {}
+_LOCK = threading.Lock()
+
+
+def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The WebShop cache folder (``cache_dir``, else ``$EMPO_GYM_CACHE``, else user cache)."""
+    base = cache_dir or os.environ.get("EMPO_GYM_CACHE") or platformdirs.user_cache_dir("empo-gym")
+    return Path(base).expanduser() / "webshop"
+
+
+def generated_key(num_products: int, seed: int) -> str:
+    """Cache folder name of a generated catalogue."""
+    h = hashlib.sha256(
+        f"{CACHE_FORMAT}|{vocabulary_hash()}|{num_products}|{seed}".encode()
+    ).hexdigest()
+    return f"gen-n{num_products}-s{seed}-{h[:16]}"
+
+
+def _validate(num_products: Any, seed: Any) -> None:
+    if (
+        isinstance(num_products, bool)
+        or not isinstance(num_products, int)
+        or not (1 <= num_products <= 10_000_000)
+    ):
+        raise ValueError(
+            f"num_products must be an int in 1..10,000,000 (default 1000), got {num_products!r}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"catalogue_seed must be a non-negative int, got {seed!r}")
+
+
+def get_shop(
+    num_products: int = 1000,
+    catalogue_seed: int = 0,
+    data_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    goal_source: str = "synthetic",
+) -> Shop:
+    """The shared :class:`Shop` for these settings (built and cached on first use).
+
+    Args:
+        num_products: Catalogue size (generated: exactly this many; data files: the first
+            ``num_products``).
+        catalogue_seed: Seed of the generated catalogue (and of prices / price caps).
+        data_dir: Folder of the original WebShop files; None uses the generated catalogue.
+        cache_dir: Cache folder override (default ``$EMPO_GYM_CACHE`` / user cache dir).
+        goal_source: Which goals to prepare for original data (generated shops carry both).
+    """
+    _validate(num_products, catalogue_seed)
+    if goal_source not in GOAL_SOURCES:
+        raise ValueError(f"unknown goal_source {goal_source!r}; expected one of {GOAL_SOURCES}")
+    root = cache_root(cache_dir)
+    if data_dir is None:
+        key = str(root / generated_key(num_products, catalogue_seed))
+        loader = lambda: _generated_shop(root, num_products, catalogue_seed)  # noqa: E731
+    else:
+        from empo_gym.webshop.loader import content_hash, data_files
+
+        files = data_files(data_dir, num_products, goal_source)
+        h = hashlib.sha256(
+            f"{CACHE_FORMAT}|{content_hash(files)}|{num_products}|{catalogue_seed}".encode()
+        ).hexdigest()
+        key = str(root / f"orig-{h[:16]}") + f"|{goal_source}"
+        loader = (
+            lambda: _original_shop(  # noqa: E731
+                root / f"orig-{h[:16]}", data_dir, num_products, catalogue_seed, goal_source
+            )
+        )
+    with _LOCK:
+        shop = _SHOPS.get(key)
+        if shop is None:
+            shop = loader()
+            shop.key = key
+            _SHOPS[key] = shop
+        return shop
+
+
+def clear_memory_cache() -> None:
+    """Forget the in-process shops (tests, benchmarks)."""
+    with _LOCK:
+        _SHOPS.clear()
+
+
+def _atomic_build(final: Path, build) -> None:
+    """Run ``build(tmp_dir)`` and rename the result to ``final`` (under a file lock)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(final) + ".lock"):
+        if (final / "meta.json").is_file():
+            return
+        if final.exists():  # a broken folder (no meta.json): rebuild it
+            shutil.rmtree(final)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+        try:
+            meta = build(tmp)
+            write_json(tmp / "meta.json", meta)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+def build_generated(root: Path, num_products: int, seed: int) -> Path:
+    """Build the generated catalogue's cache folder (if absent) and return its path."""
+    final = root / generated_key(num_products, seed)
+
+    def build(tmp: Path) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        cat = GeneratedCatalogue.generate(num_products, seed)
+        cat.save(tmp / "catalogue")
+        t1 = time.perf_counter()
+        for source in GOAL_SOURCES:
+            arrays = GeneratedGoals.build_arrays(cat, source)
+            (tmp / f"goals-{source}").mkdir()
+            for k, v in arrays.items():
+                np.save(tmp / f"goals-{source}" / f"{k}.npy", v, allow_pickle=False)
+        t2 = time.perf_counter()
+        vocab: dict[str, int] = {}
+        ids = cat.index_token_ids(vocab)
+        t3 = time.perf_counter()
+        index = SearchIndex.build_from_ids(ids, vocab)
+        del ids
+        index.save(tmp / "index")
+        t4 = time.perf_counter()
+        return {
+            "kind": "generated",
+            "format": CACHE_FORMAT,
+            "num_products": num_products,
+            "seed": seed,
+            "vocabulary_hash": vocabulary_hash(),
+            "timings_s": {
+                "generate": t1 - t0,
+                "goals": t2 - t1,
+                "tokenize": t3 - t2,
+                "index": t4 - t3,
+            },
+        }
+
+    _atomic_build(final, build)
+    return final
+
+
+def _read_meta(folder: Path) -> dict[str, Any]:
+    path = folder / "meta.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"cache file {path} is unreadable ({e}); delete {folder}") from e
+
+
+def _generated_shop(root: Path, num_products: int, seed: int) -> Shop:
+    folder = build_generated(root, num_products, seed)
+    meta = _read_meta(folder)
+    cat = GeneratedCatalogue.load(folder / "catalogue", seed)
+    goal_sets: dict[str, GoalSet] = {}
+    for source in GOAL_SOURCES:
+        d = folder / f"goals-{source}"
+        arrays = {k: np.load(d / f"{k}.npy", mmap_mode="r") for k in ("product", "combo")}
+        goal_sets[source] = GeneratedGoals(cat, arrays["product"], arrays["combo"], source)
+    index = SearchIndex.load(folder / "index")
+    return Shop(
+        key=str(folder),
+        catalogue=cat,
+        index=index,
+        goal_sets=goal_sets,
+        noun_method="catalogue",
+        source={
+            "kind": "generated",
+            **{k: meta[k] for k in ("num_products", "seed", "vocabulary_hash")},
+        },
+    )
+
+
+def _original_shop(
+    folder: Path, data_dir: Any, num_products: int, seed: int, goal_source: str
+) -> Shop:
+    from empo_gym.webshop.loader import load_original
+
+    cat, goals = load_original(data_dir, num_products, goal_source, seed)
+
+    def build(tmp: Path) -> dict[str, Any]:
+        SearchIndex.build(tokenize(cat.index_text(i)) for i in range(len(cat))).save(tmp / "index")
+        return {
+            "kind": "original",
+            "format": CACHE_FORMAT,
+            "num_products": len(cat),
+            "data_dir": str(data_dir),
+        }
+
+    _atomic_build(folder, build)
+    index = SearchIndex.load(folder / "index")
+    return Shop(
+        key=str(folder),
+        catalogue=cat,
+        index=index,
+        goal_sets={goal_source: goals},
+        noun_method=cat.noun_method,
+        source={"kind": "original", "data_dir": str(data_dir), "num_products": len(cat)},
+    )

@@ -1,0 +1,153 @@
+"""Smoke tests of every ``empo-gym`` command (fast ones on a toy env; JVM ones slow-marked)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from tests.toy_envs import GuessEnv  # noqa: F401  (registers the "guess" env)
+
+runner = CliRunner()
+
+
+def _run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_envs_lists_envs_tasks_and_splits() -> None:
+    res = _run("envs")
+    assert res.exit_code == 0
+    for text in ("scienceworld", "empo_gym/ScienceWorld-v0", "webshop", "boil", "bio1-bio2"):
+        assert text in res.output
+
+
+def test_run_writes_a_leaderboard_entry(tmp_path) -> None:
+    res = _run(
+        "run", "--agent", "random", "--env", "guess", "--episodes", "5", "--out", str(tmp_path)
+    )
+    assert res.exit_code == 0, res.output
+    files = list(tmp_path.glob("*.json"))
+    assert len(files) == 1
+    entry = json.loads(files[0].read_text())
+    assert entry["agent"] == "random" and entry["metrics"]["episodes"] == 5
+    res = _run("leaderboard", str(tmp_path), "--format", "json")
+    assert res.exit_code == 0
+    assert json.loads(res.output)[0]["agent"] == "random"
+    res = _run("leaderboard", str(tmp_path), "--format", "markdown", "--agent", "random")
+    assert "| guess |" in res.output
+    res = _run("leaderboard", str(tmp_path))
+    assert "random" in res.output
+
+
+def test_run_with_yaml_config(tmp_path) -> None:
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("agent: {seed: 3}\nepisodes: 2\nnum_envs: 2\n")
+    res = _run(
+        "run",
+        "--agent",
+        "random",
+        "--env",
+        "guess",
+        "--config",
+        str(cfg),
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert res.exit_code == 0, res.output
+    entry = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
+    assert entry["metrics"]["episodes"] == 2 and entry["config"]["agent"] == {"seed": 3}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--agent", "wizard", "--env", "guess"], "unknown agent 'wizard'; expected one of:"),
+        (["--agent", "random", "--env", "mars"], "unknown env 'mars'; expected one of:"),
+        (
+            ["--agent", "random", "--env", "scienceworld", "--task", "fly"],
+            "unknown task 'fly' for env 'scienceworld'; expected one of:",
+        ),
+        (
+            ["--agent", "random", "--env", "guess", "--split", "dev"],
+            "unknown split 'dev' for env 'guess'; expected one of: train, test",
+        ),
+    ],
+)
+def test_bad_choices_get_a_one_line_error(args, message) -> None:
+    res = runner.invoke(app, ["run", *args])
+    assert res.exit_code == 2
+    out = " ".join(res.output.split())
+    assert message in out
+    assert "Traceback" not in res.output
+
+
+def test_bad_config_key_is_rejected(tmp_path) -> None:
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("episodez: 2\n")
+    res = runner.invoke(app, ["run", "--agent", "random", "--env", "guess", "--config", str(cfg)])
+    assert res.exit_code == 2 and "unknown key 'episodez'" in " ".join(res.output.split())
+
+
+def test_leaderboard_reports_malformed_file(tmp_path) -> None:
+    (tmp_path / "broken.json").write_text('{"schema_version": 1}')
+    res = runner.invoke(app, ["leaderboard", str(tmp_path)])
+    assert res.exit_code == 2
+    assert "broken.json" in res.output and "'agent'" in res.output
+
+
+@pytest.mark.slow
+def test_scienceworld_oracle_beats_random_on_the_leaderboard(tmp_path) -> None:
+    res = _run(
+        "run",
+        "--agent",
+        "oracle",
+        "--env",
+        "scienceworld",
+        "--task",
+        "boil",
+        "--episodes",
+        "3",
+        "--out",
+        str(tmp_path),
+    )
+    assert res.exit_code == 0, res.output
+    res = _run(
+        "run",
+        "--agent",
+        "random",
+        "--env",
+        "scienceworld",
+        "--task",
+        "boil",
+        "--episodes",
+        "3",
+        "--out",
+        str(tmp_path),
+        "--num-envs",
+        "3",
+    )
+    assert res.exit_code == 0, res.output
+    rows = json.loads(_run("leaderboard", str(tmp_path), "--format", "json").output)
+    by_agent = {r["agent"]: r for r in rows}
+    assert by_agent["oracle"]["success_rate"] == 1.0
+    assert by_agent["random"]["mean_score"] < by_agent["oracle"]["mean_score"]
+
+
+@pytest.mark.slow
+def test_bench_scienceworld_prints_json_last_line() -> None:
+    res = _run("bench", "scienceworld", "--steps", "8", "--rounds", "1")
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(res.output.strip().splitlines()[-1])
+    for key in (
+        "wrapper_overhead_ratio",
+        "jvm_rss_mb_default",
+        "jvm_rss_mb_capped",
+        "capped_step_slowdown_ratio",
+        "resets_per_s",
+        "vector2_steps_per_s",
+    ):
+        assert metrics[key] > 0
+    assert metrics["jvm_rss_mb_capped"] < metrics["jvm_rss_mb_default"]

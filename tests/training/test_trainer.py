@@ -1,0 +1,113 @@
+"""The training loop with a fake rollout function: learning, modes, metrics, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from agents.training.config import EMPOConfig, GRPOConfig
+from agents.training.trainer import METRICS_FILE, group_trajectories, train
+from tests.training.train_helpers import (
+    BANDIT_VOCAB,
+    BanditPolicy,
+    ListMemory,
+    bandit_rollout,
+    make_tiny_model,
+)
+
+TASKS = [0, 1, 2, 3]
+COMMON = dict(
+    tasks_per_iter=4,
+    group_size=8,
+    lr=1e-2,
+    weight_decay=0.0,
+    micro_batch_size=32,
+    checkpoint_every=0,
+)
+
+
+def _success_curve(result):
+    return [row["success"] for row in result.history]
+
+
+def test_grpo_learns_the_rewarded_action(tmp_path):
+    cfg = GRPOConfig(iterations=30, output_dir=str(tmp_path), **COMMON)
+    policy = BanditPolicy(make_tiny_model(0, BANDIT_VOCAB))
+    result = train(cfg, policy, bandit_rollout, TASKS)
+    curve = _success_curve(result)
+    assert sum(curve[:3]) / 3 < 0.3
+    assert sum(curve[-3:]) / 3 >= 0.9, curve
+    lines = (tmp_path / METRICS_FILE).read_text().splitlines()
+    assert [json.loads(x)["iteration"] for x in lines] == list(range(30))
+    row = json.loads(lines[0])
+    for key in (
+        "return",
+        "success",
+        "entropy",
+        "kl",
+        "clip_frac",
+        "grad_norm",
+        "masked_frac",
+        "rollout_mode",
+        "update_mode",
+        "memory_size",
+        "rollout_s",
+        "update_s",
+        "iter_s",
+    ):
+        assert key in row
+    assert {json.loads(x)["update_mode"] for x in lines} == {"on_policy"}
+
+
+def test_empo_learns_and_draws_all_modes(tmp_path):
+    cfg = EMPOConfig(iterations=30, output_dir=str(tmp_path), memory_prob=0.5, **COMMON)
+    policy = BanditPolicy(make_tiny_model(0, BANDIT_VOCAB))
+    memory = ListMemory()
+    result = train(
+        cfg, policy, bandit_rollout, TASKS, memory=memory, evaluate_fn=lambda p: {"evaluated": True}
+    )
+    curve = _success_curve(result)
+    assert sum(curve[-3:]) / 3 >= 0.9, curve
+    modes = {(r["rollout_mode"], r["update_mode"]) for r in result.history}
+    assert modes == {("plain", "on_policy"), ("memory", "on_policy_tips"), ("memory", "off_policy")}
+    assert memory.size() == 30 * 32 and result.history[-1]["memory_size"] == 30 * 32
+    assert result.final_eval == {"evaluated": True}
+    assert any(r["intrinsic"] > 0 for r in result.history if r["rollout_mode"] == "memory")
+
+
+def test_killed_run_resumes_to_identical_weights_metrics_and_memory(tmp_path):
+    settings = dict(COMMON, iterations=5, checkpoint_every=2, memory_prob=0.5)
+
+    def run(out, stop_after=None, memory=None):
+        torch.manual_seed(123)  # the trainer must reseed: this must not matter
+        policy = BanditPolicy(make_tiny_model(0, BANDIT_VOCAB))
+        memory = memory if memory is not None else ListMemory()
+        cfg = EMPOConfig(output_dir=str(out), **settings)
+        res = train(cfg, policy, bandit_rollout, TASKS, memory=memory, stop_after=stop_after)
+        return policy, memory, res
+
+    ref_policy, ref_memory, ref = run(tmp_path / "a")
+    # "killed" after 3 iterations: checkpoint at 2, iteration index 2 logged but not saved
+    _, _, partial = run(tmp_path / "b", stop_after=3)
+    assert partial.iterations == 3
+    policy, memory, resumed = run(tmp_path / "b")  # fresh process state, resumes at 2
+    assert resumed.resumed_from == 2 and resumed.iterations == 5
+    for a, b in zip(ref_policy.model.parameters(), policy.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert memory.entries == ref_memory.entries
+
+    def rows(out):
+        return [json.loads(x) for x in (out / METRICS_FILE).read_text().splitlines()]
+
+    keys = ("iteration", "update_mode", "success", "loss", "memory_size")
+    assert [[r[k] for k in keys] for r in rows(tmp_path / "b")] == [
+        [r[k] for k in keys] for r in rows(tmp_path / "a")
+    ]
+
+
+def test_group_trajectories_and_empty_tasks(tmp_path):
+    assert group_trajectories([]) == []
+    with pytest.raises(ValueError, match="tasks is empty"):
+        train(GRPOConfig(output_dir=str(tmp_path)), None, bandit_rollout, [])
