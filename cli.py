@@ -188,6 +188,11 @@ def leaderboard_cmd(
         Console(width=max(160, Console().width)).print(lb.render_table(entries))
 
 
+def _log(message: str) -> None:
+    """Progress line of a long command (stderr, so stdout stays machine-readable)."""
+    console.print(message, markup=False, highlight=False)
+
+
 def _emit(metrics: dict[str, Any]) -> None:
     """Print the benchmark's final line: one JSON object."""
     sys.stdout.flush()
@@ -202,7 +207,34 @@ def bench_scienceworld(
     """Wrapper overhead, JVM memory (default vs capped heap), resets/s, 2-env vector steps/s."""
     from empo_gym.bench.scienceworld import run_scienceworld_bench
 
-    _emit(run_scienceworld_bench(steps=steps, rounds=rounds, log=console.print))
+    _emit(run_scienceworld_bench(steps=steps, rounds=rounds, log=_log))
+
+
+@bench_app.command("webshop")
+def bench_webshop(
+    sizes: str = typer.Option(
+        "1000,100000,1000000", "--sizes", help="Comma-separated catalogue sizes."
+    ),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Keep the built caches here."),
+    memory: bool = typer.Option(True, "--memory/--no-memory", help="Measure 1 vs 64 envs."),
+) -> None:
+    """Catalogue build/load time, search latency, steps/s and memory of 1 vs 64 envs."""
+    from empo_gym.bench.webshop import run_webshop_bench
+
+    try:
+        size_list = [int(s) for s in sizes.split(",") if s.strip()]
+        if not size_list or min(size_list) < 1:
+            raise ValueError
+    except ValueError:
+        raise _fail(f"--sizes must be comma-separated positive ints, got {sizes!r}") from None
+    _emit(
+        run_webshop_bench(
+            sizes=size_list,
+            cache_dir=str(cache_dir) if cache_dir else None,
+            memory=memory,
+            log=_log,
+        )
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry point alternative

@@ -28,6 +28,10 @@ import empo_gym  # noqa: F401  (registers the env ids)
 from agents.base import Agent
 from empo_gym.registry import get_env_info
 
+#: ``info`` keys whose values say *how* a result was computed (which noun extractor scored a
+#: WebShop purchase, which embedder the memory used); they go into the leaderboard provenance.
+PROVENANCE_INFO_KEYS = ("noun_method", "embedder", "scienceworld_version")
+
 
 @dataclass
 class EpisodeRecord:
@@ -155,6 +159,7 @@ def evaluate(
     slots = [_Slot(factory(dict(kwargs))) for _ in range(num_envs)]
     records: list[EpisodeRecord] = []
     success_rules: set[str] = set()
+    env_provenance: dict[str, set[str]] = {}
     traj_file = None
     if trajectories_path is not None:
         os.makedirs(os.path.dirname(os.path.abspath(trajectories_path)), exist_ok=True)
@@ -216,6 +221,9 @@ def evaluate(
                         records.append(rec)
                         if step_info.get("success_rule"):
                             success_rules.add(str(step_info["success_rule"]))
+                        for key in PROVENANCE_INFO_KEYS:
+                            if step_info.get(key) is not None:
+                                env_provenance.setdefault(key, set()).add(str(step_info[key]))
                         if traj_file is not None:
                             line = {**asdict(rec), "transitions": slot.transitions}
                             traj_file.write(json.dumps(line, ensure_ascii=False) + "\n")
@@ -246,6 +254,7 @@ def evaluate(
         "num_envs": num_envs,
         "env_kwargs": kwargs,
         "success_rule": " | ".join(sorted(success_rules)) or None,
+        "env_provenance": {k: " | ".join(sorted(v)) for k, v in env_provenance.items()},
     }
     return EvalResult(
         records=records,

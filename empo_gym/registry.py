@@ -1,14 +1,14 @@
 """Short environment names (``scienceworld``, ``webshop``, ``ood``) used by the CLI and harness.
 
 Example:
-    >>> env_names()
-    ['ood', 'scienceworld', 'webshop']
+    >>> {"ood", "scienceworld", "webshop"} <= set(env_names())
+    True
     >>> get_env_info("scienceworld").gym_id
     'empo_gym/ScienceWorld-v0'
     >>> get_env_info("sciworld")
     Traceback (most recent call last):
     ...
-    ValueError: unknown env 'sciworld'; expected one of: ood, scienceworld, webshop
+    ValueError: unknown env 'sciworld'; expected one of: ...
 """
 
 from __future__ import annotations

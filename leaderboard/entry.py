@@ -105,6 +105,7 @@ def entry_from_result(
         success_rule=s.get("success_rule") or (rules.pop() if len(rules) == 1 else None),
         wall_time_s=result.wall_s,
         episodes=[asdict(r) for r in result.records],
+        extra_provenance=s.get("env_provenance") or None,
     )
 
 

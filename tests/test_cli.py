@@ -151,3 +151,25 @@ def test_bench_scienceworld_prints_json_last_line() -> None:
     ):
         assert metrics[key] > 0
     assert metrics["jvm_rss_mb_capped"] < metrics["jvm_rss_mb_default"]
+
+
+def test_bench_webshop_small_sizes() -> None:
+    res = runner.invoke(app, ["bench", "webshop", "--sizes", "200,500", "--no-memory"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(res.stdout.strip().splitlines()[-1])
+    assert metrics["search_p50_ms_500"] > 0 or any(k.startswith("search_p50") for k in metrics)
+    res = runner.invoke(app, ["bench", "webshop", "--sizes", "ten"])
+    assert res.exit_code == 2 and "--sizes must be" in res.output
+
+
+@pytest.mark.parametrize("agent", ["oracle", "rule", "random"])
+def test_webshop_agents_run(tmp_path, agent: str) -> None:
+    res = _run("run", "--agent", agent, "--env", "webshop", "--episodes", "10", "--out",
+               str(tmp_path))
+    assert res.exit_code == 0, res.output
+    entry = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert entry["provenance"]["noun_method"] == "catalogue"
+    if agent == "oracle":
+        assert entry["metrics"]["success_rate"] == 1.0
+    else:
+        assert entry["metrics"]["mean_score"] < 100.0

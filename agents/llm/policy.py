@@ -18,8 +18,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -390,18 +389,6 @@ def load_model_and_tokenizer(
     return model, tokenizer, source
 
 
-@contextmanager
-def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
-    """Run a block under a fixed RNG seed without disturbing the caller's RNG state."""
-    if seed is None:
-        yield
-        return
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
 class TransformersPolicy:
     """A causal LM policy on transformers: chat templates, batched sampling, log-probs.
 
@@ -415,6 +402,9 @@ class TransformersPolicy:
         lora: Wrap the model with LoRA adapters (peft); a :class:`LoraSettings` or its dict.
         cache: Cache de-quantised GGUF weights as safetensors.
         max_batch_size: Largest batch of one forward pass (longer batches are chunked).
+        prefix_cache: Prefill the prefix shared by a batch's prompts once and keep its KV cache
+            between calls (exact: same log-probs as without it).
+        num_threads: Set torch's intra-op threads (on a busy shared CPU, 1 can be faster).
 
     Attributes:
         model: The ``torch.nn.Module`` (a peft model when ``lora`` is set); trainers use it
@@ -434,7 +424,11 @@ class TransformersPolicy:
         lora: LoraSettings | dict[str, Any] | None = None,
         cache: bool = True,
         max_batch_size: int = 64,
+        prefix_cache: bool = True,
+        num_threads: int | None = None,
     ) -> None:
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
         if isinstance(model, torch.nn.Module):
             if tokenizer is None:
                 raise ValueError("a model given as nn.Module needs tokenizer=...; got None")
@@ -451,6 +445,9 @@ class TransformersPolicy:
             self._apply_lora(lora if isinstance(lora, LoraSettings) else LoraSettings(**lora))
         self.sampling = sampling or SamplingConfig()
         self.max_batch_size = max_batch_size
+        self.prefix_cache = prefix_cache
+        self.prefix_min_tokens = 16
+        self._prefix_store: tuple[list[int], list[tuple[torch.Tensor, torch.Tensor]]] = ([], [])
         self._calls = 0
         tok = self.tokenizer
         if tok.pad_token_id is None:
@@ -574,8 +571,10 @@ class TransformersPolicy:
     ) -> list[Generation]:
         """Sample one response per prompt (token ids), batched with left padding.
 
-        Log-probabilities are those of the temperature-scaled distribution, which is what
-        :meth:`logprobs` (and :func:`token_logprobs` with the same temperature) recompute.
+        Log-probabilities are those of the temperature-scaled distribution (before top-p),
+        which is what :meth:`logprobs` (and :func:`token_logprobs` at the same temperature)
+        recompute. Rows that sample EOS leave the batch; a prefix shared by all prompts is
+        prefilled once (see ``prefix_cache``).
         """
         cfg = sampling or self.sampling
         if not prompt_ids:
@@ -583,65 +582,159 @@ class TransformersPolicy:
         for i, p in enumerate(prompt_ids):
             if len(p) == 0:
                 raise ValueError(f"prompt {i} is empty; expected at least one token")
-        seed = None if cfg.seed is None else cfg.seed + self._calls
+        generator = None
+        if cfg.seed is not None:
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(cfg.seed + self._calls)
         self._calls += 1
         out: list[Generation] = []
-        with _seeded(seed, self.device):
-            for start in range(0, len(prompt_ids), self.max_batch_size):
-                chunk = prompt_ids[start : start + self.max_batch_size]
-                out.extend(self._generate_chunk(chunk, cfg))
+        for start in range(0, len(prompt_ids), self.max_batch_size):
+            chunk = prompt_ids[start : start + self.max_batch_size]
+            out.extend(self._generate_chunk(chunk, cfg, generator))
         return out
 
+    # Prompts of one batch usually share a long prefix (system prompt, task, action formats; a
+    # whole group starts from the same state): its KV cache is computed once, kept between calls
+    # and broadcast to every row, so prefill only pays for each row's own suffix.
+    def _prefix_kv(self, prefix: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        from transformers import DynamicCache
+
+        cached_ids, cached_kv = self._prefix_store
+        common = 0
+        for a, b in zip(cached_ids, prefix, strict=False):
+            if a != b:
+                break
+            common += 1
+        if common == len(prefix) and cached_kv:
+            return [(k[:, :, :common], v[:, :, :common]) for k, v in cached_kv]
+        device = self.device
+        cache = DynamicCache()
+        start = 0
+        if common >= self.prefix_min_tokens and cached_kv:
+            for layer, (k, v) in enumerate(cached_kv):
+                cache.update(k[:, :, :common], v[:, :, :common], layer)
+            start = common
+        rest = torch.tensor([prefix[start:]], dtype=torch.long, device=device)
+        out = self.model(
+            input_ids=rest,
+            position_ids=torch.arange(start, len(prefix), device=device).unsqueeze(0),
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        self._prefix_store = (list(prefix), kv)
+        return kv
+
+    def _sample(
+        self, logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        if cfg.greedy:
+            return logits.argmax(dim=-1)
+        probs = torch.softmax(logits / cfg.temperature, dim=-1)
+        if cfg.top_p < 1.0:
+            sorted_p, order = probs.sort(dim=-1, descending=True)
+            # Keep the smallest set of tokens whose mass reaches top_p (always the top token).
+            drop = sorted_p.cumsum(dim=-1) - sorted_p >= cfg.top_p
+            sorted_p = sorted_p.masked_fill(drop, 0.0)
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
     def _generate_chunk(
-        self, prompt_ids: Sequence[Sequence[int]], cfg: SamplingConfig
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        cfg: SamplingConfig,
+        generator: torch.Generator | None = None,
     ) -> list[Generation]:
+        from transformers import DynamicCache
+
         device = self.device
         batch = len(prompt_ids)
-        width = max(len(p) for p in prompt_ids)
-        input_ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((batch, width), dtype=torch.long)
-        for i, p in enumerate(prompt_ids):
-            input_ids[i, width - len(p) :] = torch.tensor(list(p), dtype=torch.long)
-            attention[i, width - len(p) :] = 1
-        gen_kwargs: dict[str, Any] = {
-            "max_new_tokens": cfg.max_new_tokens,
-            "pad_token_id": self.pad_id,
-            "eos_token_id": sorted(self.eos_ids) or None,
-            "output_logits": True,
-            "return_dict_in_generate": True,
-        }
-        if cfg.greedy:
-            gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        else:
-            gen_kwargs.update(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
-        result = self.model.generate(
-            input_ids=input_ids.to(device), attention_mask=attention.to(device), **gen_kwargs
-        )
-        sequences = result.sequences[:, width:].cpu()
-        logits = torch.stack(result.logits, dim=1).float()  # [B, T, V] raw (unwarped) logits
-        logp = torch.log_softmax(logits / cfg.logprob_temperature, dim=-1)
-        chosen = logp.gather(-1, sequences.to(logp.device).unsqueeze(-1)).squeeze(-1).cpu()
-        gens: list[Generation] = []
-        for i in range(batch):
-            row = sequences[i].tolist()
-            n = len(row)
-            finish = "length"
-            for j, tok in enumerate(row):
-                if tok in self.eos_ids:
-                    n, finish = j + 1, "stop"
+        prompts = [list(p) for p in prompt_ids]
+        shared = min(len(p) for p in prompts) - 1  # every row keeps >= 1 own token
+        first = prompts[0]
+        for p in prompts[1:]:
+            n = 0
+            for a, b in zip(first[:shared], p, strict=False):
+                if a != b:
                     break
-            resp = row[:n]
-            text = self.tokenizer.decode(resp, skip_special_tokens=True)
-            gens.append(
-                Generation(
-                    prompt_ids=list(prompt_ids[i]),
-                    response_ids=resp,
-                    logprobs=[float(x) for x in chosen[i, :n]],
-                    text=text,
-                    finish_reason=finish,
+                n += 1
+            shared = min(shared, n)
+        cache = DynamicCache()
+        if self.prefix_cache and shared >= self.prefix_min_tokens:
+            for layer, (k, v) in enumerate(self._prefix_kv(first[:shared])):
+                cache.update(
+                    k.expand(batch, -1, -1, -1).contiguous(),
+                    v.expand(batch, -1, -1, -1).contiguous(),
+                    layer,
                 )
+        else:
+            shared = 0
+        suffixes = [p[shared:] for p in prompts]
+        width = max(len(x) for x in suffixes)
+        block = torch.full((batch, width), self.pad_id, dtype=torch.long)
+        smask = torch.zeros((batch, width), dtype=torch.long)
+        for i, x in enumerate(suffixes):
+            block[i, width - len(x) :] = torch.tensor(x, dtype=torch.long)
+            smask[i, width - len(x) :] = 1
+        mask = torch.cat([torch.ones((batch, shared), dtype=torch.long), smask], dim=1).to(device)
+        positions = (shared + smask.cumsum(-1) - 1).clamp(min=0).to(device)
+        out = self.model(
+            input_ids=block.to(device),
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        logits = out.logits[:, -1].float()
+        next_pos = positions[:, -1] + 1
+        alive = list(range(batch))  # original row of each live batch row
+        responses: list[list[int]] = [[] for _ in range(batch)]
+        logps: list[list[float]] = [[] for _ in range(batch)]
+        finish = ["length"] * batch
+        temp = cfg.logprob_temperature
+        for step in range(cfg.max_new_tokens):
+            tokens = self._sample(logits, cfg, generator)
+            chosen = torch.log_softmax(logits / temp, dim=-1).gather(-1, tokens.unsqueeze(-1))
+            keep: list[int] = []
+            for row, (orig, tok, lp) in enumerate(
+                zip(alive, tokens.tolist(), chosen.squeeze(-1).tolist(), strict=True)
+            ):
+                responses[orig].append(tok)
+                logps[orig].append(lp)
+                if tok in self.eos_ids:
+                    finish[orig] = "stop"
+                else:
+                    keep.append(row)
+            if not keep or step + 1 == cfg.max_new_tokens:
+                break
+            if len(keep) < len(alive):  # finished rows leave the batch
+                index = torch.tensor(keep, device=device)
+                cache.batch_select_indices(index)
+                mask, next_pos, tokens = mask[index], next_pos[index], tokens[index]
+                alive = [alive[r] for r in keep]
+            ones = torch.ones((len(alive), 1), dtype=mask.dtype, device=device)
+            mask = torch.cat([mask, ones], dim=1)
+            out = self.model(
+                input_ids=tokens.unsqueeze(-1),
+                attention_mask=mask,
+                position_ids=next_pos.unsqueeze(-1),
+                past_key_values=cache,
+                use_cache=True,
             )
-        return gens
+            logits = out.logits[:, -1].float()
+            next_pos = next_pos + 1
+        return [
+            Generation(
+                prompt_ids=prompts[i],
+                response_ids=responses[i],
+                logprobs=logps[i],
+                text=self.tokenizer.decode(responses[i], skip_special_tokens=True),
+                finish_reason=finish[i],
+            )
+            for i in range(batch)
+        ]
 
     # ---------------------------------------------------------------- scoring
     @torch.no_grad()

@@ -19,6 +19,7 @@ from typing import Any
 
 Message = dict[str, str]
 
+# The block format matches empo_gym.memory.tips.render_tip_block (the memory wrapper's).
 #: Opening of the tip block (the paper's wording).
 TIP_HEADER = "<tip> Here are some memories you collected in your previous exploration:\n"
 #: Closing of the tip block.
@@ -37,7 +38,8 @@ def render_tip_block(tips: Sequence[str] | str | None) -> str:
         >>> print(render_tip_block(["open the door first", "water the plant"]))
         <tip> Here are some memories you collected in your previous exploration:
         open the door first
-        water the plant</tip>
+        water the plant
+        </tip>
         >>> render_tip_block([])
         ''
     """
@@ -51,7 +53,7 @@ def render_tip_block(tips: Sequence[str] | str | None) -> str:
         body = "\n".join(t.strip() for t in tips if t and t.strip())
     if not body:
         return ""
-    return f"{TIP_HEADER}{body}{TIP_FOOTER}"
+    return f"{TIP_HEADER}{body}\n{TIP_FOOTER}"
 
 
 @dataclass
@@ -104,7 +106,11 @@ def make_prompt(messages: list[Message], tips: Sequence[str] | str | None = None
     if tips is None:
         tip_list: list[str] = []
     elif isinstance(tips, str):
-        tip_list = [t for t in tips.splitlines() if t.strip()]
+        body = tips.strip()
+        if body.startswith(TIP_HEADER.strip()):  # a rendered block: keep the memories only
+            body = body[len(TIP_HEADER.strip()) :]
+            body = body[: -len(TIP_FOOTER)] if body.endswith(TIP_FOOTER) else body
+        tip_list = [t.strip() for t in body.splitlines() if t.strip()]
     else:
         tip_list = [t for t in tips if t and t.strip()]
     return Prompt(messages, tip_text=TIP_SEPARATOR + block if block else "", tips=tip_list)

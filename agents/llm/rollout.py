@@ -25,9 +25,13 @@ from agents.llm.policy import EncodedPrompt, Generation, Policy, SamplingConfig
 from agents.llm.prompts import EpisodeState, Prompt, build_prompt
 from agents.llm.trajectory import Trajectory, Turn
 
-#: Keys of the memory wrapper's observation dict (raw observation, tips).
+#: Keys of the memory wrapper's observation dict (raw observation, tips joined by newlines,
+#: the rendered tip block).
 OBSERVATION_KEY = "observation"
 TIPS_KEY = "tips"
+TIP_BLOCK_KEY = "tip_block"
+#: Reset option of the memory wrapper that turns retrieval on for an episode.
+USE_MEMORY_OPTION = "use_memory"
 
 
 def split_observation(observation: Any) -> tuple[str, list[str] | str | None]:
@@ -35,16 +39,20 @@ def split_observation(observation: Any) -> tuple[str, list[str] | str | None]:
 
     Args:
         observation: A ``str``, or a mapping with ``"observation"`` (text) and optionally
-            ``"tips"`` (a list of tip strings or one joined string).
+            ``"tips"`` (a list of tip strings or one string, one tip per line) and
+            ``"tip_block"`` (the rendered block, preferred when non-empty).
 
     Returns:
-        ``(text, tips)``; ``tips`` is None for plain observations.
+        ``(text, tips)``; ``tips`` is None for plain observations, else a list of tips or the
+        rendered tip block (:func:`~agents.llm.prompts.make_prompt` accepts both).
 
     Example:
         >>> split_observation("You are in the kitchen.")
         ('You are in the kitchen.', None)
         >>> split_observation({"observation": "kitchen", "tips": ["open the fridge"]})
         ('kitchen', ['open the fridge'])
+        >>> split_observation({"observation": "kitchen", "tips": "a\\nb", "tip_block": ""})
+        ('kitchen', ['a', 'b'])
     """
     if isinstance(observation, str):
         return observation, None
@@ -54,10 +62,16 @@ def split_observation(observation: Any) -> tuple[str, list[str] | str | None]:
                 f"observation dict has keys {sorted(observation)}; expected "
                 f"{OBSERVATION_KEY!r} (and optionally {TIPS_KEY!r})"
             )
+        text = str(observation[OBSERVATION_KEY])
+        block = observation.get(TIP_BLOCK_KEY)
+        if isinstance(block, str) and block.strip():
+            return text, block
         tips = observation.get(TIPS_KEY)
-        if tips is not None and not isinstance(tips, str):
-            tips = [str(t) for t in tips]
-        return str(observation[OBSERVATION_KEY]), tips
+        if tips is None:
+            return text, None
+        if isinstance(tips, str):
+            return text, [t for t in tips.split("\n") if t.strip()]
+        return text, [str(t) for t in tips]
     raise TypeError(
         f"observation of type {type(observation).__name__}; expected str or a dict with "
         f"{OBSERVATION_KEY!r} / {TIPS_KEY!r}"
@@ -118,6 +132,21 @@ class RolloutStats:
             "tokens_per_second": self.tokens_per_second,
             "parse": self.parse.as_dict(),
         }
+
+
+def is_memory_env(env: gym.Env) -> bool:
+    """Whether ``env`` emits the memory wrapper's dict observations (has a ``tips`` field).
+
+    Example:
+        >>> from gymnasium import spaces
+        >>> class E(gym.Env):
+        ...     observation_space = spaces.Dict({"observation": spaces.Text(5),
+        ...                                      "tips": spaces.Text(5)})
+        >>> is_memory_env(E())
+        True
+    """
+    space = getattr(env, "observation_space", None)
+    return isinstance(space, gym.spaces.Dict) and TIPS_KEY in space.spaces
 
 
 def _as_env_list(envs: Sequence[gym.Env] | gym.vector.VectorEnv) -> list[gym.Env]:
@@ -228,8 +257,11 @@ class RolloutEngine:
     def _start(
         self, slot: _Slot, spec: ResetSpec, gid: str, member: int, *, memory_mode: bool
     ) -> None:
+        options = spec.options
+        if is_memory_env(slot.env):  # retrieval on for memory rollouts only
+            options = {**(options or {}), USE_MEMORY_OPTION: memory_mode}
         t0 = time.perf_counter()
-        obs, info = slot.env.reset(seed=spec.seed, options=spec.options)
+        obs, info = slot.env.reset(seed=spec.seed, options=options)
         self.stats.env_seconds += time.perf_counter() - t0
         text, tips = split_observation(obs)
         slot.state = EpisodeState.start(text, info)

@@ -214,8 +214,8 @@ def low_prob_turn_mask(
 def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Per-token k3 estimator of KL(pi || pi_ref): ``exp(ref - logp) - (ref - logp) - 1``.
 
-    Non-negative, unbiased for samples drawn from ``pi``; the log-ratio is clamped to [-20, 20]
-    (as in verl) so one outlier cannot overflow.
+    Non-negative, unbiased for samples drawn from ``pi``. As in verl's ``low_var_kl``, the
+    log-ratio is clamped to [-20, 20] and the result to [0, 10] so one outlier cannot dominate.
 
     Example:
         >>> kl_penalty(torch.tensor([0.0]), torch.tensor([0.0])).item()
@@ -224,7 +224,7 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
         0.3679
     """
     log_r = torch.clamp(ref_logp - logp, -20.0, 20.0)
-    return torch.exp(log_r) - log_r - 1.0
+    return torch.clamp(torch.exp(log_r) - log_r - 1.0, 0.0, 10.0)
 
 
 def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:

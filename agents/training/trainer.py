@@ -114,6 +114,7 @@ def _read_metrics(path: Path, before_iteration: int) -> list[str]:
 
 
 def _rewrite_metrics(path: Path, lines: list[str]) -> None:
+    """Replace ``path`` atomically with ``lines`` (one per line)."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     os.replace(tmp, path)
@@ -172,7 +173,7 @@ def train(
     main = accelerator.is_main_process
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
+        _rewrite_metrics(out_dir / "config.json", [json.dumps(cfg.to_dict(), indent=1)])
 
     # --- setup: seeds, device, optimizer, resume ---------------------------------------------
     seed_everything(cfg.seed + accelerator.process_index)
@@ -269,9 +270,10 @@ def train(
 
     if (
         main
+        and history
         and completed == cfg.iterations
         and (not cfg.checkpoint_every or completed % cfg.checkpoint_every)
-    ):
+    ):  # the final state is always checkpointed (once)
         _checkpoint(ckpt_root, completed, model, optimizer, trainer_rng, memory, cfg, accelerator)
     final_eval = None
     if evaluate_fn is not None and completed == cfg.iterations:
@@ -315,3 +317,51 @@ def _checkpoint(
         write_extra=memory.save if memory is not None else None,
         keep=cfg.keep_checkpoints,
     )
+
+
+def engine_rollout_fn(
+    envs: Sequence[Any],
+    env_name: str,
+    *,
+    max_turns: int = 30,
+    sampling: Any | None = None,
+    prompt_kwargs: dict[str, Any] | None = None,
+) -> RolloutFn:
+    """A :data:`RolloutFn` over :class:`agents.llm.rollout.RolloutEngine`.
+
+    Tasks are :class:`agents.llm.rollout.ResetSpec` (or bare seeds); each drawn task becomes a
+    group with a fresh id (``g0``, ``g1``, ...) so one task drawn twice still forms two groups.
+
+    Args:
+        envs: Gymnasium envs the engine drives in lockstep (memory-wrapped for EMPO²).
+        env_name: Env short name (prompt and parsing style).
+        max_turns: Episode length limit.
+        sampling: ``SamplingConfig`` of the training rollouts (temperature 1.0 in the paper).
+        prompt_kwargs: Extra prompt-builder arguments.
+    """
+    from agents.llm.rollout import ResetSpec, RolloutEngine
+
+    engine: RolloutEngine | None = None
+
+    def rollout(
+        policy: Any, tasks: Sequence[Any], group_size: int, use_memory: bool
+    ) -> list[Trajectory]:
+        nonlocal engine
+        if engine is None or engine.policy is not policy:
+            engine = RolloutEngine(
+                policy,
+                list(envs),
+                env_name,
+                max_turns=max_turns,
+                sampling=sampling,
+                prompt_kwargs=prompt_kwargs,
+            )
+        specs = []
+        for i, task in enumerate(tasks):
+            spec = task if isinstance(task, ResetSpec) else ResetSpec(seed=task)
+            specs.append(ResetSpec(seed=spec.seed, options=spec.options, group_id=f"g{i}"))
+        trajectories = engine.run(specs, group_size, memory_mode=use_memory)
+        rollout.last_stats = engine.stats  # type: ignore[attr-defined]
+        return trajectories
+
+    return rollout

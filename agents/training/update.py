@@ -213,7 +213,10 @@ def policy_update(
     ``ppo_epochs`` passes; each splits the unmasked turns into ``mini_batches`` mini-batches
     (one AdamW step each, after clipping the gradient norm to ``max_grad_norm``); a mini-batch is
     processed in micro-batches of ``micro_batch_size`` turns whose losses are normalised by the
-    mini-batch's token count, so accumulation gives the full-batch token-mean gradient.
+    mini-batch's token count, so accumulation gives the full-batch token-mean gradient. Turns
+    with advantage 0 (a group of equal returns) carry no gradient when ``kl_coef == 0`` and are
+    not forwarded: the per-token statistics (entropy, clip fraction, ratios) cover the
+    forwarded tokens, ``tokens`` counts every unmasked token.
 
     Args:
         model: The policy (causal LM; a PEFT model when training LoRA).
@@ -253,10 +256,15 @@ def policy_update(
             n_tok = float(batch.mask[mini].sum())
             if n_tok == 0 and not distributed:
                 continue  # (with several processes every rank must join each gradient sync)
+            # Rows with advantage 0 add no policy gradient (only KL): skip their forward pass but
+            # keep their tokens in the normaliser, so the loss is unchanged.
+            todo = mini if cfg.kl_coef > 0 else [i for i in mini if batch.advantages[i] != 0]
+            if not todo and not distributed:
+                continue
             # Similar lengths together: less padding; the summed gradient is unchanged.
-            mini = sorted(mini, key=lambda i: len(batch.prompt_ids[i]) + len(batch.response_ids[i]))
-            for start in range(0, len(mini), cfg.micro_batch_size):
-                rows = mini[start : start + cfg.micro_batch_size]
+            todo.sort(key=lambda i: len(batch.prompt_ids[i]) + len(batch.response_ids[i]))
+            for start in range(0, len(todo), cfg.micro_batch_size):
+                rows = todo[start : start + cfg.micro_batch_size]
                 out = _micro_step(model, batch, rows, cfg, pad_id, n_tok, ref_model, accelerator)
                 for key in sums:
                     sums[key] += out[key]

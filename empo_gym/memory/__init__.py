@@ -17,6 +17,7 @@ from empo_gym.memory.novelty import NoveltyReward
 from empo_gym.memory.store import MemoryEntry, MemoryFileError, MemoryStore
 from empo_gym.memory.tips import (
     TIP_PROMPT,
+    PromptTipWriter,
     TemplateTipWriter,
     TipWriter,
     Trajectory,
@@ -42,6 +43,7 @@ __all__ = [
     "MemoryVectorWrapper",
     "MiniLMEmbedder",
     "NoveltyReward",
+    "PromptTipWriter",
     "TemplateTipWriter",
     "TipWriter",
     "Trajectory",

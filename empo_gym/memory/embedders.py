@@ -202,6 +202,12 @@ class MiniLMEmbedder:
         device: Torch device.
         batch_size: Texts per forward pass.
         max_length: Token truncation length (the model was trained with 256).
+        num_threads: Torch intra-op threads used while embedding (restored afterwards); None
+            keeps the process setting. Default 1: a small encoder gains little from threads,
+            and on busy shared CPUs multi-threaded forwards stall (measured on 2 busy cores:
+            ~300 ms per query with 2 threads, ~30 ms with 1).
+        cache_size: Texts whose embeddings are kept (text envs repeat states and feedback
+            lines a lot); 0 disables the cache.
     """
 
     dim = 384
@@ -213,14 +219,21 @@ class MiniLMEmbedder:
         device: str = "cpu",
         batch_size: int = 64,
         max_length: int = 256,
+        num_threads: int | None = 1,
+        cache_size: int = 10_000,
     ):
         import torch
         from transformers import AutoModel, AutoTokenizer
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
+            raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
         self.batch_size = batch_size
         self.max_length = max_length
+        self.num_threads = num_threads
+        self.cache_size = max(0, int(cache_size))
+        self._cache: dict[str, np.ndarray] = {}
         self.device = device
         self._torch = torch
         candidates: list[tuple[str, dict[str, Any]]] = []
@@ -250,7 +263,30 @@ class MiniLMEmbedder:
         """Embed ``texts`` into unit rows ``[n, 384]`` (float32)."""
         texts = _check_texts(texts)
         torch = self._torch
+        new = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        fresh: dict[str, np.ndarray] = {}
+        if new:
+            raw = np.zeros((len(new), self.dim), dtype=np.float32)
+            saved = torch.get_num_threads()
+            if self.num_threads is not None and self.num_threads != saved:
+                torch.set_num_threads(self.num_threads)
+            try:
+                self._forward(new, raw)
+            finally:
+                if torch.get_num_threads() != saved:
+                    torch.set_num_threads(saved)
+            fresh = dict(zip(new, normalize_rows(raw), strict=True))
+            if self.cache_size:
+                self._cache.update(fresh)
+                while len(self._cache) > self.cache_size:  # drop the oldest (insertion order)
+                    del self._cache[next(iter(self._cache))]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            out[i] = fresh[t] if t in fresh else self._cache[t]
+        return out
+
+    def _forward(self, texts: list[str], out: np.ndarray) -> None:
+        torch = self._torch
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 batch = texts[start : start + self.batch_size]
@@ -265,7 +301,6 @@ class MiniLMEmbedder:
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 out[start : start + len(batch)] = pooled.float().cpu().numpy()
-        return normalize_rows(out)
 
     def __repr__(self) -> str:
         return f"MiniLMEmbedder(source={self.source!r})"

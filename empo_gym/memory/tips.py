@@ -20,7 +20,7 @@ finished episode with one generation. An LLM agent builds the prompts with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -29,6 +29,7 @@ __all__ = [
     "TIP_BLOCK_OPEN",
     "TIP_PROMPT",
     "TIP_SEPARATOR",
+    "PromptTipWriter",
     "Step",
     "TemplateTipWriter",
     "TipWriter",
@@ -166,6 +167,39 @@ from there."
                 )
             )
         return out
+
+
+class PromptTipWriter:
+    """A tip writer backed by any batched text generator (how an LLM agent passes its policy).
+
+    Each trajectory becomes a :func:`build_tip_prompt` prompt; ``generate`` answers all prompts
+    in one call; answers are flattened by :func:`clean_tip`.
+
+    Args:
+        generate: ``list[str] (prompts) -> list[str] (answers)``, e.g. the policy's batched
+            generation with the agent's chat template applied inside.
+        max_words: Words kept from each answer.
+
+    Example:
+        >>> writer = PromptTipWriter(lambda prompts: ["  Boil   it. "] * len(prompts))
+        >>> writer([Trajectory("boil water", "s", [Step("hall", "go kitchen")])])
+        ['Boil it.']
+    """
+
+    def __init__(self, generate: Callable[[list[str]], list[str]], max_words: int = 100):
+        if not callable(generate):
+            raise TypeError(f"generate must be callable (list[str] -> list[str]), got {generate!r}")
+        self.generate = generate
+        self.max_words = max_words
+
+    def __call__(self, trajectories: list[Trajectory]) -> list[str]:
+        """Prompt the generator once for all trajectories."""
+        answers = list(self.generate([build_tip_prompt(t) for t in trajectories]))
+        if len(answers) != len(trajectories):
+            raise ValueError(
+                f"generate returned {len(answers)} answers for {len(trajectories)} prompts"
+            )
+        return [clean_tip(a, self.max_words) for a in answers]
 
 
 def build_tip_prompt(

@@ -11,7 +11,11 @@ tip writer runs there too). Both turn the text observation into a dict::
 so a trainer strips tips exactly by using ``obs["observation"]`` (see :func:`compose_prompt`).
 All three fields are :class:`~empo_gym.spaces.UnicodeText`, which has a shared-memory codec, so
 ``gymnasium.make_vec(..., vectorization_mode="async", wrappers=[MemoryObservationWrapper])``
-works with the default ``shared_memory=True`` and any Unicode text.
+works with the default ``shared_memory=True`` and any Unicode text. There each worker process
+holds its own store; to share memory between workers pass a file path as ``store``
+(``wrappers=[functools.partial(MemoryObservationWrapper, store="mem.safetensors")]``): every
+finished episode is merged into the file under a file lock and the worker adopts what the others
+wrote. :class:`MemoryVectorWrapper` shares one in-process store without files.
 
 Per episode, ``reset(options={"use_memory": bool, "eval": bool, "memory_slot": str})`` decides
 whether tips are retrieved (training mode writes a tip after every episode either way, as
@@ -67,13 +71,15 @@ MAX_TIPS_CHARS = 16_000
 
 
 def default_slot(info: dict[str, Any]) -> str:
-    """Memory slot of an episode: ``task`` plus ``/variation`` when the env reports one.
+    """Memory slot of an episode: ``task`` plus ``/variation`` or ``/goal_index`` when present.
 
     Example:
         >>> default_slot({"task": "boil", "variation": 3})
         'boil/3'
-        >>> default_slot({"task": "webshop"})
-        'webshop'
+        >>> default_slot({"task": "webshop", "goal_index": 12})
+        'webshop/12'
+        >>> default_slot({"task": "toy"})
+        'toy'
     """
     task = info.get("task")
     if task is None:
@@ -81,8 +87,10 @@ def default_slot(info: dict[str, Any]) -> str:
             "the env's info has no 'task' key to name the memory slot; pass slot_fn=... or "
             "reset(options={'memory_slot': ...})"
         )
-    variation = info.get("variation")
-    return f"{task}" if variation is None else f"{task}/{variation}"
+    for key in ("variation", "goal_index"):  # ScienceWorld variation, WebShop goal
+        if info.get(key) is not None:
+            return f"{task}/{info[key]}"
+    return str(task)
 
 
 def compose_prompt(observation: dict[str, str], with_tips: bool = True) -> str:
@@ -109,6 +117,8 @@ class _Lane:
     task: str = ""
     state: str = ""
     steps: list[Step] = field(default_factory=list)
+    keys: list[np.ndarray] = field(default_factory=list)  # embedding of each step's state
+    state_vec: np.ndarray | None = None
     active: bool = False
 
 
@@ -173,22 +183,35 @@ class _MemoryCore:
             used += len(t) + 1
         return out
 
-    def _retrieve(self, lanes: list[_Lane], states: list[str]) -> list[list[str]]:
+    def _embed(self, lanes: list[_Lane], states: list[str]) -> np.ndarray:
+        """One embedder call for the states of lanes that need them (memory or training).
+
+        Each state is embedded once and reused for retrieval, novelty and, at episode end, as
+        the key of its memory entry.
+        """
+        vecs = np.zeros((len(lanes), self.store.embedder.dim), dtype=np.float32)
+        need = [i for i, ln in enumerate(lanes) if ln.use_memory or ln.training]
+        if need:
+            vecs[need] = self.store.embedder([states[i] for i in need])
+        return vecs
+
+    def _retrieve(self, lanes: list[_Lane], vecs: np.ndarray) -> list[list[str]]:
         want = [i for i, ln in enumerate(lanes) if ln.use_memory]
         tips: list[list[str]] = [[] for _ in lanes]
         if want:
-            found = self.store.query_batch([lanes[i].slot for i in want], [states[i] for i in want])
+            found = self.store.query_batch([lanes[i].slot for i in want], embeddings=vecs[want])
             for i, entries in zip(want, found, strict=True):
                 tips[i] = self._fit([e.text for e in entries])
         return tips
 
-    def _novelty(self, lanes: list[_Lane], states: list[str]) -> np.ndarray:
+    def _novelty(self, lanes: list[_Lane], states: list[str], vecs: np.ndarray) -> np.ndarray:
         out = np.zeros(len(lanes), dtype=np.float32)
         if self.novelty is None:
             return out
+        same = self.novelty.embedder is self.store.embedder
         for i, (ln, s) in enumerate(zip(lanes, states, strict=True)):
             if ln.use_memory and ln.training:
-                out[i] = self.novelty(ln.slot, [s])[0]
+                out[i] = self.novelty(ln.slot, [s], vecs[i : i + 1] if same else None)[0]
         return out
 
     # -- episode protocol -------------------------------------------------------------------
@@ -208,14 +231,18 @@ class _MemoryCore:
         self, lanes: list[_Lane], obs: list[str], infos: list[dict[str, Any]], mine: list[dict]
     ) -> tuple[list[list[str]], np.ndarray]:
         t0 = time.perf_counter()
+        obs = [str(o) for o in obs]
         for ln, o, info, m in zip(lanes, obs, infos, mine, strict=True):
             ln.use_memory = bool(m.get("use_memory", self.use_memory))
             ln.training = not bool(m.get("eval", not self.training))
             ln.slot = m["memory_slot"] if "memory_slot" in m else str(self.slot_fn(info))
             ln.task = str(info.get("instruction") or info.get("task") or ln.slot)
-            ln.state, ln.steps, ln.active = str(o), [], True
-        tips = self._retrieve(lanes, [str(o) for o in obs])
-        self._novelty(lanes, [str(o) for o in obs])  # the start state counts as seen
+            ln.state, ln.steps, ln.keys, ln.active = o, [], [], True
+        vecs = self._embed(lanes, obs)
+        for ln, v in zip(lanes, vecs, strict=True):
+            ln.state_vec = v
+        tips = self._retrieve(lanes, vecs)
+        self._novelty(lanes, obs, vecs)  # the start state counts as seen
         self.memory_seconds += time.perf_counter() - t0
         return tips, np.zeros(len(lanes), dtype=np.float32)
 
@@ -232,15 +259,17 @@ class _MemoryCore:
         obs = [str(o) for o in obs]
         for ln, a, r, info in zip(lanes, actions, rewards, infos, strict=True):
             ln.steps.append(Step(ln.state, str(a), float(r), float(info.get("score", 0.0))))
-        intrinsic = self._novelty(lanes, obs)
+            ln.keys.append(ln.state_vec)
+        vecs = self._embed(lanes, obs)
+        intrinsic = self._novelty(lanes, obs, vecs)
         live = [i for i, d in enumerate(dones) if not d]
         tips: list[list[str]] = [[] for _ in lanes]
         if live:
-            got = self._retrieve([lanes[i] for i in live], [obs[i] for i in live])
+            got = self._retrieve([lanes[i] for i in live], vecs[live])
             for i, t in zip(live, got, strict=True):
                 tips[i] = t
         for i, o in enumerate(obs):
-            lanes[i].state = o
+            lanes[i].state, lanes[i].state_vec = o, vecs[i]
         written = self.finish(
             [lanes[i] for i, d in enumerate(dones) if d],
             [infos[i] for i, d in enumerate(dones) if d],
@@ -275,8 +304,9 @@ class _MemoryCore:
         tips = list(self.tip_writer(trajs))
         if len(tips) != len(trajs):
             raise ValueError(f"tip writer returned {len(tips)} tips for {len(trajs)} trajectories")
-        entries = []
-        for traj, tip in zip(trajs, tips, strict=True):
+        entries, keys = [], []
+        for (ln, _), traj, tip in zip(todo, trajs, tips, strict=True):
+            keys.extend(ln.keys)
             tip = clean_tip(tip)
             for k, step in enumerate(traj.steps):
                 entries.append(
@@ -290,7 +320,7 @@ class _MemoryCore:
                         metadata={"success": traj.success, "used_memory": traj.used_memory},
                     )
                 )
-        self.store.add(entries)
+        self.store.add(entries, np.stack(keys))
         if self.store_path is not None:
             self.store.save(self.store_path, merge=True)
         k = 0
@@ -334,7 +364,8 @@ class MemoryObservationWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         env: A text env (observation space UnicodeText; info has ``task``, ``score``,
             ``success``).
         store: A :class:`MemoryStore`, a memory file path (loaded when it exists; every finished
-            episode is then merged into it under a file lock), or None for a new store.
+            training episode is then merged into it under a file lock, adopting entries other
+            processes merged), or None for a new store.
         embedder: Embedder (or name) for a new store; ignored when ``store`` is a store.
         tip_writer: ``list[Trajectory] -> list[str]``; default :class:`TemplateTipWriter`. An
             LLM agent passes its own (see :func:`~empo_gym.memory.tips.build_tip_prompt`).

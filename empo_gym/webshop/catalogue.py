@@ -222,7 +222,6 @@ class GeneratedCatalogue:
         self.seed = int(seed)
         self._n = int(len(self.arrays["type_id"]))
         self._offset = (self.seed * 7919 + 12345) % _ASIN_MOD
-        self._token_memo: dict[str, list[int]] = {}
         self.product = functools.lru_cache(maxsize=4096)(self._product)
 
     # -- construction ---------------------------------------------------------------------
@@ -425,37 +424,66 @@ class GeneratedCatalogue:
         opts = [v for vals in p["options"].values() for v in vals]
         return " ".join([p["Title"], p["Description"], p["BulletPoints"][0], *opts]).lower()
 
-    def index_token_ids(self, vocab: dict[str, int]) -> list[list[int]]:
+    def index_token_ids(self, vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids (over ``vocab``, extended in place) of every product's indexed text.
 
-        Equivalent to ``tokenize(self.index_text(i))`` but assembled from memoised pieces, which
-        is what makes indexing a million products take seconds rather than minutes.
+        Returns ``(flat, lengths)``: all documents' ids concatenated, and each one's length.
+        Equivalent to ``tokenize(self.index_text(i))`` for every ``i``, but assembled from the
+        pre-tokenised pieces of the vocabulary tables (no text is rendered), which is what makes
+        indexing a million products take seconds rather than minutes.
         """
-        memo = self._token_memo
 
-        def ids(piece: str) -> list[int]:
-            out = memo.get(piece)
-            if out is None:
-                out = [vocab.setdefault(t, len(vocab)) for t in tokenize(piece)]
-                memo[piece] = out
-            return out
+        def ids(text: str) -> list[int]:
+            return [vocab.setdefault(t, len(vocab)) for t in tokenize(text)]
 
-        docs: list[list[int]] = []
+        def parts_ids(parts: list[tuple[bool, str]]) -> list[Any]:
+            return [x if is_slot else ids(x) for is_slot, x in parts]
+
+        cats = [V.CATEGORIES[t.category] for t in TYPES]
+        brand_t = [[ids(b) for b in c["brands"]] for c in cats]
+        adj_t = [[ids(a) for a in c["adjectives"]] for c in cats]
+        type_t = [ids(t.name) for t in TYPES]
+        attr_t = [ids(a) for a in ATTRIBUTES]
+        opt_t = [[[ids(v) for v in V.OPTION_POOLS[pool]] for _, pool in t.options] for t in TYPES]
+        desc_t = [parts_ids(p) for p in _DESC_PARTS]
+        bullet_t = [parts_ids(p) for p in _BULLET_PARTS]
+        n_desc, n_bullet = len(desc_t), len(bullet_t)
+
+        a = self.arrays
+        type_l = np.asarray(a["type_id"]).tolist()
+        brand_l = np.asarray(a["brand"]).tolist()
+        adj_l = np.asarray(a["adj"]).tolist()
+        attrs_l = np.asarray(a["attrs"]).tolist()
+        mask_l = np.asarray(a["optmask"]).tolist()
+        var_l = np.asarray(a["variant"]).tolist()
+        flat: list[int] = []
+        lengths = np.empty(self._n, dtype=np.int64)
         for i in range(self._n):
-            s = self._slots(i)
-            pieces = self._text_pieces(s)
-            doc: list[int] = []
-            for piece in pieces["title"]:
-                doc += ids(piece)
-            for piece in pieces["desc"]:
-                doc += ids(piece)
-            for piece in pieces["bullets"][0]:
-                doc += ids(piece)
-            for vals in s["options"].values():
-                for val in vals:
-                    doc += ids(val)
-            docs.append(doc)
-        return docs
+            t, v = type_l[i], var_l[i]
+            at = [attr_t[x] for x in attrs_l[i] if x >= 0]
+            slot = {"brand": brand_t[t][brand_l[i]], "type": type_t[t],
+                    "adj": adj_t[t][adj_l[i][0]], "a0": at[0], "a1": at[1],
+                    "a2": at[2] if len(at) > 2 else at[0], "A0": at[0], "A1": at[1]}
+            start = len(flat)
+            flat += slot["brand"]
+            flat += slot["adj"]
+            if not v & 1:
+                flat += adj_t[t][adj_l[i][1]]
+            flat += type_t[t]
+            flat += at[0]
+            if v & 1:
+                flat += at[1]
+            for piece in desc_t[(v >> 1) % n_desc]:
+                flat += slot[piece] if isinstance(piece, str) else piece
+            for piece in bullet_t[((v >> 5) % n_bullet)]:
+                flat += slot[piece] if isinstance(piece, str) else piece
+            for s_idx, values in enumerate(opt_t[t]):
+                m = mask_l[i][s_idx]
+                for k, val in enumerate(values):
+                    if m >> k & 1:
+                        flat += val
+            lengths[i] = len(flat) - start
+        return np.asarray(flat, dtype=np.int32), lengths
 
 
 @functools.lru_cache(maxsize=1024)

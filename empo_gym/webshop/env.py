@@ -157,14 +157,17 @@ class WebShopEnv(gym.Env[str, str]):
             g = self._goal
             cat = self.shop.catalogue
             pi = cat.index_of(g["asin"])
-            info["oracle"] = {
+            opts = g["goal_options"]
+            product = cat.product(pi) if pi is not None else None
+            info["oracle"] = {  # copies: the catalogue's dicts are shared read-only
                 "asin": g["asin"],
                 "product_index": pi,
-                "goal_options": g["goal_options"],
-                "attributes": g["attributes"],
+                "goal_options": dict(opts) if isinstance(opts, dict) else list(opts),
+                "attributes": list(g["attributes"]),
                 "price_upper": g["price_upper"],
-                "search_query": cat.product(pi)["Title"] if pi is not None else g["name"],
-                "product_options": cat.product(pi)["options"] if pi is not None else {},
+                "search_query": product["Title"] if product else g["name"],
+                "product_options": {k: list(v) for k, v in product["options"].items()}
+                if product else {},
             }
         return self._obs, info
 

@@ -19,10 +19,11 @@ products without attributes). Prices of ranged products and goal price caps are 
 seeded RNG (the original's are unseeded).
 
 Example:
-    >>> load_original("/no/such/dir")
-    Traceback (most recent call last):
-    ...
-    empo_gym.webshop.loader.WebShopDataError: WebShop data directory '/no/such/dir' does not exist; pass data_dir=<folder holding items_shuffle*.json and items_ins_v2*.json>
+    >>> try:
+    ...     load_original("/no/such/dir")
+    ... except WebShopDataError as e:
+    ...     print(str(e)[:60])
+    WebShop data directory '/no/such/dir' does not exist; pass d
 """
 
 from __future__ import annotations

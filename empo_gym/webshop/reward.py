@@ -195,13 +195,14 @@ def token_set_ratio(a: str, b: str) -> int:
 
 # --- nouns ---------------------------------------------------------------------------------
 _WORD = re.compile(r"[a-z]{2,}")
-_FALLBACK_STOP = frozenset(
+_FALLBACK_WORDS = (
     "a an and are as at be but by for if in into is it no not of on or such that the their "
     "then there these they this to was will with from your you our new pack count set size "
     "inch ounce oz fl lb pound free premium natural organic best great high low long short "
     "soft small large medium extra super ultra mini big light dark black white red blue green "
-    "women men womens mens kids unisex".split()
+    "women men womens mens kids unisex"
 )
+_FALLBACK_STOP = frozenset(_FALLBACK_WORDS.split())
 
 
 def fallback_nouns(name: str) -> list[str]:
@@ -232,7 +233,8 @@ def default_noun_method() -> str:
     """The noun extractor used for names without ``name_nouns``: spaCy if present, else fallback.
 
     Example:
-        >>> default_noun_method() in ("fallback:content-words",) or default_noun_method()[:6] == "spacy:"
+        >>> m = default_noun_method()
+        >>> m == "fallback:content-words" or m.startswith("spacy:")
         True
     """
     sp = _spacy_model()

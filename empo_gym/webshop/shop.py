@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -115,7 +116,7 @@ def get_shop(
     root = cache_root(cache_dir)
     if data_dir is None:
         key = str(root / generated_key(num_products, catalogue_seed))
-        loader = lambda: _generated_shop(root, num_products, catalogue_seed)  # noqa: E731
+        loader = functools.partial(_generated_shop, root, num_products, catalogue_seed)
     else:
         from empo_gym.webshop.loader import content_hash, data_files
 
@@ -124,10 +125,9 @@ def get_shop(
             f"{CACHE_FORMAT}|{content_hash(files)}|{num_products}|{catalogue_seed}".encode()
         ).hexdigest()
         key = str(root / f"orig-{h[:16]}") + f"|{goal_source}"
-        loader = (
-            lambda: _original_shop(  # noqa: E731
-                root / f"orig-{h[:16]}", data_dir, num_products, catalogue_seed, goal_source
-            )
+        loader = functools.partial(
+            _original_shop,
+            root / f"orig-{h[:16]}", data_dir, num_products, catalogue_seed, goal_source,
         )
     with _LOCK:
         shop = _SHOPS.get(key)
@@ -178,10 +178,10 @@ def build_generated(root: Path, num_products: int, seed: int) -> Path:
                 np.save(tmp / f"goals-{source}" / f"{k}.npy", v, allow_pickle=False)
         t2 = time.perf_counter()
         vocab: dict[str, int] = {}
-        ids = cat.index_token_ids(vocab)
+        flat, lengths = cat.index_token_ids(vocab)
         t3 = time.perf_counter()
-        index = SearchIndex.build_from_ids(ids, vocab)
-        del ids
+        index = SearchIndex.build_from_flat(flat, lengths, vocab)
+        del flat
         index.save(tmp / "index")
         t4 = time.perf_counter()
         return {

@@ -123,7 +123,7 @@ def test_tips_are_kept_apart_from_messages(env):
     plain, tipped = build_prompt(env, s), build_prompt(env, s, ["tip one", "tip two"])
     assert plain.messages == tipped.messages
     last = tipped.with_tips()[-1]["content"]
-    assert last == plain.messages[-1]["content"] + "\n\n" + TIP_HEADER + "tip one\ntip two</tip>"
+    assert last == plain.messages[-1]["content"] + "\n\n" + TIP_HEADER + "tip one\ntip two\n</tip>"
     assert tipped.tips == ["tip one", "tip two"]
     assert plain.with_tips() == plain.messages
 
@@ -133,6 +133,14 @@ def test_tip_block_accepts_joined_or_rendered_tips():
     assert render_tip_block("a\nb") == block
     assert render_tip_block(block) == block
     assert render_tip_block(None) == "" and render_tip_block("  ") == ""
+    from agents.llm.prompts import make_prompt
+
+    assert make_prompt([{"role": "user", "content": "x"}], block).tips == ["a", "b"]
+
+
+def test_tip_block_matches_the_memory_wrapper():
+    tips_mod = pytest.importorskip("empo_gym.memory.tips")
+    assert render_tip_block(["m1", "m2"]) == tips_mod.render_tip_block(["m1", "m2"])
 
 
 def test_tip_request():

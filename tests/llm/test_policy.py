@@ -82,7 +82,8 @@ def test_seeded_sampling_is_reproducible_and_greedy_is_deterministic(tiny_model,
 
 def test_batched_generation_matches_single_greedy(tiny_model, smol_tokenizer):
     policy = TransformersPolicy(
-        tiny_model, tokenizer=smol_tokenizer, sampling=SamplingConfig(temperature=0, max_new_tokens=8)
+        tiny_model, tokenizer=smol_tokenizer,
+        sampling=SamplingConfig(temperature=0, max_new_tokens=8),
     )
     batched = [g.response_ids for g in policy.generate(CONVS)]
     single = [policy.generate([c])[0].response_ids for c in CONVS]

@@ -85,7 +85,7 @@ def test_bad_arguments():
         split_observation(3)
     with pytest.raises(TypeError, match="'observation'"):
         split_observation({"obs": "x"})
-    assert split_observation({"observation": "x", "tips": "a\nb"}) == ("x", "a\nb")
+    assert split_observation({"observation": "x", "tips": "a\nb"}) == ("x", ["a", "b"])
 
 
 def test_naive_agent_act_batch_drives_envs(tiny_policy):
@@ -106,3 +106,32 @@ def test_naive_agent_act_batch_drives_envs(tiny_policy):
     assert agent.states[0].step == 3 and agent.parse_stats.total == 9
     assert agent.config()["parse"]["total"] == 9
     assert agent.act(0, obs[0], infos[0]) in ACTIONS
+
+
+def test_memory_wrapper_dict_format_and_use_memory_option(tiny_policy):
+    from gymnasium import spaces
+
+    class WrappedToy(ToyTextEnv):
+        """Mimics the memory wrapper: Dict observations and a ``use_memory`` reset option."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.observation_space = spaces.Dict(
+                {"observation": spaces.Text(1000), "tips": spaces.Text(1000),
+                 "tip_block": spaces.Text(1000)}
+            )
+
+        def _obs(self, text):
+            use = bool((self.resets[-1][1] or {}).get("use_memory")) if self.resets else False
+            tips = "m1\nm2" if use else ""
+            block = ("<tip> Here are some memories you collected in your previous exploration:\n"
+                     "m1\nm2\n</tip>") if use else ""
+            return {"observation": text, "tips": tips, "tip_block": block}
+
+    env = WrappedToy()
+    (traj,) = RolloutEngine(tiny_policy, [env], "toy").run([7], group_size=1, memory_mode=True)
+    assert env.resets[-1][1] == {"use_memory": True}
+    assert all(t.used_tips and t.tips == ["m1", "m2"] for t in traj.turns)
+    (plain,) = RolloutEngine(tiny_policy, [env], "toy").run([7], group_size=1)
+    assert env.resets[-1][1] == {"use_memory": False}
+    assert not any(t.used_tips for t in plain.turns)

@@ -154,6 +154,12 @@ def test_store_path_is_loaded(tmp_path):
     again = MemoryObservationWrapper(ToyTextEnv(), path)
     assert again.store.entries() == env.store.entries()
     assert isinstance(again.store, MemoryStore)
+    play(again, LOSE + ["go north"] * 4)  # a path store merges every finished episode into it
+    on_disk = MemoryStore.load(path)
+    assert len(on_disk) == len(again.store) > len(env.store)
+    other = MemoryObservationWrapper(ToyTextEnv(), path)
+    play(other, ["go north", "take key", "go south", "go north", "open chest"])
+    assert len(MemoryStore.load(path)) == len(on_disk) + 5
 
 
 def _vector_episode(envs, use_memory):

@@ -163,3 +163,8 @@ def test_masked_mean_and_entropies():
     assert masked_mean(x, m, dim=1).tolist() == pytest.approx([1.5, 3.0])
     assert entropy_from_logits(torch.tensor([0.0, -1e9])).item() == pytest.approx(0.0, abs=1e-6)
     assert sampled_entropy(torch.tensor([[-1.0, -9.0]]), torch.tensor([[1.0, 0.0]])).item() == 1.0
+
+
+def test_kl_outliers_are_bounded():
+    kl = kl_penalty(torch.tensor([0.0, -40.0]), torch.tensor([-30.0, 0.0]))
+    assert kl.tolist() == [10.0, 10.0]

@@ -81,11 +81,11 @@ def test_importance_ratio_of_each_mode(tiny_model, mode):
     """Before any step: ratio 1 when numerator and denominator share the prompt; for off-policy
     exactly pi(a|s,u) / pi_old(a|s,u,tips) computed from the two prompts by hand."""
     tipped, plain, response = PREFIX + TIPS + SUFFIX, PREFIX + SUFFIX, [50, 51, 52]
-    if mode is UpdateMode.ON_POLICY:
-        turn = make_turn(tiny_model, plain, response)  # plain rollout: no tips anywhere
-    else:
-        turn = make_turn(tiny_model, tipped, response, prompt_no_tips=plain)
-    groups = [[make_traj("g", 0, [turn]), make_traj("g", 1, [turn])]]
+    no_tips = None if mode is UpdateMode.ON_POLICY else plain  # plain rollouts: no tips at all
+    prompt = plain if mode is UpdateMode.ON_POLICY else tipped
+    turn = make_turn(tiny_model, prompt, response, prompt_no_tips=no_tips, reward=1.0)
+    loser = make_turn(tiny_model, prompt, response, prompt_no_tips=no_tips, reward=0.0)
+    groups = [[make_traj("g", 0, [turn]), make_traj("g", 1, [loser])]]
     cfg = EMPOConfig(low_prob_masking=False)
     batch = build_turn_batch(groups, mode, cfg)
     logp, mask = token_logprobs(tiny_model, batch.prompt_ids, batch.response_ids, PAD)

@@ -111,3 +111,52 @@ def test_group_trajectories_and_empty_tasks(tmp_path):
     assert group_trajectories([]) == []
     with pytest.raises(ValueError, match="tasks is empty"):
         train(GRPOConfig(output_dir=str(tmp_path)), None, bandit_rollout, [])
+
+
+def test_learning_curves_png(tmp_path):
+    from agents.training.curves import plot_curves, read_metrics
+
+    for agent, cls in (("grpo", GRPOConfig), ("empo", EMPOConfig)):
+        cfg = cls(iterations=3, output_dir=str(tmp_path / agent), **COMMON)
+        train(cfg, BanditPolicy(make_tiny_model(0, BANDIT_VOCAB)), bandit_rollout, TASKS)
+    out = plot_curves(
+        {"EMPO²": tmp_path / "empo", "GRPO": tmp_path / "grpo"},
+        tmp_path / "plots" / "curve.png",
+        smooth=2,
+    )
+    assert out.read_bytes().startswith(b"\x89PNG")
+    assert len(read_metrics(tmp_path / "grpo")) == 3
+    (tmp_path / "bad.jsonl").write_text('{"iteration": 0}\nnot json\n')
+    with pytest.raises(ValueError, match="bad.jsonl:2"):
+        read_metrics(tmp_path / "bad.jsonl")
+
+
+def test_bench_compares_equal_settings():
+    from agents.training.bench import compare_iteration_cost
+
+    common = dict(COMMON, iterations=4)
+    out = compare_iteration_cost(
+        GRPOConfig(**common),
+        EMPOConfig(**common),
+        lambda: BanditPolicy(make_tiny_model(0, BANDIT_VOCAB)),
+        bandit_rollout,
+        TASKS,
+        ListMemory,
+    )
+    for key in (
+        "grpo_s_per_iter",
+        "empo_s_per_iter",
+        "empo_vs_grpo_iteration_ratio",
+        "memory_share_of_iteration",
+        "update_tok_s",
+    ):
+        assert out[key] > 0, key
+    assert out["iterations"] == 3 and sum(out["empo_modes"].values()) == 4
+    with pytest.raises(ValueError, match="unequal settings: group_size is 8 for GRPO, 4"):
+        compare_iteration_cost(
+            GRPOConfig(**common),
+            EMPOConfig(**dict(common, group_size=4)),
+            lambda: None,
+            bandit_rollout,
+            TASKS,
+        )

@@ -48,3 +48,14 @@ def test_agent_metadata():
     assert (WebShopRandomAgent.name, WebShopOracleAgent.name, WebShopRuleAgent.name) == (
         "random", "oracle", "rule")
     assert WebShopOracleAgent().env_kwargs("webshop") == {"oracle_info": True}
+
+
+def test_harness_oracle_200_episodes():
+    """What ``empo-gym run --agent oracle --env webshop --episodes 200`` runs."""
+    from empo_gym.harness import evaluate
+
+    res = evaluate(WebShopOracleAgent(), "webshop", episodes=200, num_envs=4)
+    assert res.metrics["success_rate"] == 1.0 and res.metrics["mean_score"] == 100.0
+    assert res.settings["success_rule"] == "webshop:reward==1"
+    rule = evaluate(WebShopRuleAgent(), "webshop", episodes=50, num_envs=2)
+    assert rule.metrics["mean_score"] < 100.0

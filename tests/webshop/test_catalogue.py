@@ -38,9 +38,27 @@ def test_products_look_like_webshop():
 def test_fast_token_ids_equal_tokenized_text():
     cat = GeneratedCatalogue.generate(500, seed=3)
     vocab: dict[str, int] = {}
-    ids = cat.index_token_ids(vocab)
-    for i in range(0, 500, 13):
-        assert Counter(ids[i]) == Counter(vocab[t] for t in tokenize(cat.index_text(i)))
+    flat, lengths = cat.index_token_ids(vocab)
+    starts = np.concatenate(([0], np.cumsum(lengths)))
+    for i in range(500):
+        doc = flat[starts[i] : starts[i + 1]].tolist()
+        assert Counter(doc) == Counter(vocab[t] for t in tokenize(cat.index_text(i)))
+
+
+def test_vectorised_bm25_matches_bm25s():
+    import bm25s
+
+    docs = [tokenize(t) for t in ["red apple", "green apple pie", "pear", "apple apple tart",
+                                  "", "pie crust pie"]]
+    ours = SearchIndex.build(docs)
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(t for d in docs for t in d))}
+    vocab[""] = len(vocab)
+    ref = bm25s.BM25(k1=0.9, b=0.4, method="lucene")
+    ref.index(([[vocab[t] for t in d] for d in docs], vocab), create_empty_token=False,
+              show_progress=False)
+    for q in ("apple", "pie", "apple pie", "pear tart"):
+        ids = [vocab[t] for t in tokenize(q)]
+        np.testing.assert_allclose(ours.scores(q), ref.get_scores(ids), rtol=1e-5)
 
 
 def test_search_ranks_the_title_first():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import empo_gym  # noqa: F401  (registers empo_gym/WebShop-v0)
 from empo_gym.webshop.env import WebShopEnv
@@ -189,3 +191,18 @@ def test_async_vector_env_non_ascii():
         assert list(info["invalid_action"]) == [False, True]
     finally:
         envs.close()
+
+
+@settings(max_examples=150, deadline=None)
+@given(action=st.one_of(
+    st.text(max_size=300),
+    st.builds(lambda n, a: f"{n}[{a}]", st.sampled_from(["search", "click", "Click", "x"]),
+              st.text(max_size=80)),
+))
+def test_any_text_never_crashes(env, action):
+    e = env
+    e.reset(seed=0)
+    e.step("search[shampoo]")
+    obs, reward, term, trunc, info = e.step(action)
+    assert isinstance(obs, str) and e.observation_space.contains(obs)
+    assert isinstance(info["invalid_action"], bool) and reward == 0.0

@@ -1,0 +1,354 @@
+"""A policy behind an OpenAI-compatible chat completions server (vLLM, llama.cpp, ...).
+
+:class:`OpenAIPolicy` sends one ``POST {base_url}/chat/completions`` per conversation, many in
+flight at once (servers such as vLLM batch concurrent requests). It uses only the standard
+library (``urllib``). :class:`PolicyServer` is the other side: a small loopback server that
+answers chat completions with any local :class:`~agents.llm.policy.Policy`, batching requests
+that arrive together into one ``generate`` call (used by the tests, and handy to share one
+local model between processes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from agents.llm.policy import Generation, Message, Policy, SamplingConfig
+
+#: Environment variable holding the API key by default.
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+
+
+class OpenAIPolicy:
+    """Chat policy over HTTP against an OpenAI-compatible server.
+
+    Args:
+        base_url: Server root including ``/v1`` (e.g. ``http://127.0.0.1:8000/v1``).
+        model: Model name sent in each request.
+        api_key_env: Name of the environment variable holding the API key (may be unset for
+            servers without authentication).
+        sampling: Sampling settings (temperature, top-p, max tokens, seed).
+        timeout: Seconds per request.
+        max_concurrency: Requests in flight at once.
+        retries: Retries on connection errors and HTTP 429/5xx (exponential backoff).
+        request_logprobs: Ask the server for per-token log-probabilities.
+
+    Example:
+        >>> p = OpenAIPolicy("http://127.0.0.1:9/v1", model="m", api_key_env="NO_SUCH_KEY_VAR")
+        >>> p.endpoint
+        'http://127.0.0.1:9/v1/chat/completions'
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key_env: str = DEFAULT_KEY_ENV,
+        sampling: SamplingConfig | None = None,
+        timeout: float = 120.0,
+        max_concurrency: int = 16,
+        retries: int = 2,
+        request_logprobs: bool = True,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url={base_url!r}; expected an http(s) URL such as "
+                             "'http://127.0.0.1:8000/v1'")
+        self.base_url = base_url.rstrip("/")
+        self.name = model
+        self.api_key_env = api_key_env
+        self.sampling = sampling or SamplingConfig()
+        self.timeout = timeout
+        self.max_concurrency = max(1, max_concurrency)
+        self.retries = max(0, retries)
+        self.request_logprobs = request_logprobs
+        self._calls = 0
+
+    @property
+    def endpoint(self) -> str:
+        """The chat completions URL."""
+        return f"{self.base_url}/chat/completions"
+
+    def config(self) -> dict[str, Any]:
+        """Settings for leaderboard entries / logs (never the key)."""
+        return {"model": self.name, "base_url": self.base_url, "api_key_env": self.api_key_env,
+                "temperature": self.sampling.temperature, "top_p": self.sampling.top_p,
+                "max_new_tokens": self.sampling.max_new_tokens, "seed": self.sampling.seed}
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.api_key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _payload(self, messages: Sequence[Message], cfg: SamplingConfig, seed: int | None) -> bytes:
+        body: dict[str, Any] = {
+            "model": self.name,
+            "messages": [dict(m) for m in messages],
+            "temperature": cfg.temperature,
+            "top_p": cfg.top_p,
+            "max_tokens": cfg.max_new_tokens,
+        }
+        if seed is not None:
+            body["seed"] = seed
+        if self.request_logprobs:
+            body["logprobs"] = True
+        return json.dumps(body).encode("utf-8")
+
+    def _post(self, data: bytes) -> dict[str, Any]:
+        delay = 0.5
+        for attempt in range(self.retries + 1):
+            req = urllib.request.Request(self.endpoint, data=data, headers=self._headers())
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    return json.loads(resp.read().decode("utf-8"))
+            except urllib.error.HTTPError as exc:
+                detail = exc.read().decode("utf-8", "replace")[:500]
+                if exc.code in (429, 500, 502, 503, 504) and attempt < self.retries:
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                hint = f" (is ${self.api_key_env} set?)" if exc.code in (401, 403) else ""
+                raise RuntimeError(
+                    f"POST {self.endpoint} failed with HTTP {exc.code}{hint}: {detail}"
+                ) from exc
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                if attempt < self.retries:
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                raise RuntimeError(
+                    f"cannot reach {self.endpoint} after {attempt + 1} attempt(s): {exc}; "
+                    "expected an OpenAI-compatible server there"
+                ) from exc
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _generation(reply: dict[str, Any]) -> Generation:
+        try:
+            choice = reply["choices"][0]
+            text = choice["message"].get("content") or ""
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise RuntimeError(
+                f"malformed chat completion (expected choices[0].message.content): "
+                f"{json.dumps(reply)[:300]}"
+            ) from exc
+        content = (choice.get("logprobs") or {}).get("content") or []
+        logprobs = [float(t.get("logprob", 0.0)) for t in content if isinstance(t, dict)]
+        finish = choice.get("finish_reason") or "stop"
+        return Generation(prompt_ids=[], response_ids=[], logprobs=logprobs, text=text,
+                          finish_reason=finish)
+
+    def generate(
+        self,
+        conversations: Sequence[Sequence[Message]],
+        sampling: SamplingConfig | None = None,
+    ) -> list[Generation]:
+        """One completion per conversation, requested concurrently; order is preserved.
+
+        ``prompt_ids`` / ``response_ids`` are empty (the server's tokens are not exposed);
+        ``logprobs`` holds the server's per-token log-probs when it returns them.
+        """
+        cfg = sampling or self.sampling
+        base_seed = None if cfg.seed is None else cfg.seed + 100_003 * self._calls
+        self._calls += 1
+        payloads = [
+            self._payload(c, cfg, None if base_seed is None else base_seed + i)
+            for i, c in enumerate(conversations)
+        ]
+        if len(payloads) <= 1:
+            return [self._generation(self._post(p)) for p in payloads]
+        with ThreadPoolExecutor(min(self.max_concurrency, len(payloads))) as pool:
+            replies = list(pool.map(self._post, payloads))
+        return [self._generation(r) for r in replies]
+
+    def close(self) -> None:
+        """Nothing to release (connections are per request)."""
+
+
+class PolicyServer:
+    """A loopback OpenAI-compatible server answering chat completions with a local policy.
+
+    Requests arriving within ``batch_window`` seconds of each other (with equal sampling
+    settings) are answered by one batched ``generate``.
+
+    Args:
+        policy: The local policy (e.g. a :class:`~agents.llm.policy.TransformersPolicy`).
+        host: Interface to bind (loopback by default).
+        port: Port (0 picks a free one; see :attr:`base_url`).
+        batch_window: Seconds to wait for more requests before generating.
+        max_batch: Largest batch per generation.
+
+    Use as a context manager: ``with PolicyServer(policy) as server: server.base_url``.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        batch_window: float = 0.05,
+        max_batch: int = 16,
+    ) -> None:
+        self.policy = policy
+        self.batch_window = batch_window
+        self.max_batch = max_batch
+        self._queue: queue.Queue[tuple[list[Message], SamplingConfig, bool, Future[Any]] | None]
+        self._queue = queue.Queue()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                """Silence per-request logging."""
+
+            def _send(self, code: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode("utf-8")
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                """``GET /v1/models``."""
+                if self.path.rstrip("/") == "/v1/models":
+                    name = getattr(server.policy, "name", "local")
+                    self._send(200, {"object": "list", "data": [{"id": name, "object": "model"}]})
+                else:
+                    self._send(404, {"error": {"message": f"unknown path {self.path}"}})
+
+            def do_POST(self) -> None:  # noqa: N802
+                """``POST /v1/chat/completions``."""
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    self._send(404, {"error": {"message": f"unknown path {self.path}"}})
+                    return
+                try:
+                    length = int(self.headers.get("Content-Length", "0"))
+                    body = json.loads(self.rfile.read(length).decode("utf-8"))
+                    messages = [
+                        {"role": str(m["role"]), "content": str(m["content"])}
+                        for m in body["messages"]
+                    ]
+                    cfg = replace(
+                        server.policy.sampling,
+                        temperature=float(body.get("temperature", 1.0)),
+                        top_p=float(body.get("top_p", 1.0)),
+                        max_new_tokens=int(
+                            body.get("max_tokens") or body.get("max_completion_tokens") or 256
+                        ),
+                        seed=body.get("seed"),
+                    )
+                except (KeyError, TypeError, ValueError) as exc:
+                    self._send(400, {"error": {"message": f"bad request: {exc}"}})
+                    return
+                future: Future[Any] = Future()
+                server._queue.put((messages, cfg, bool(body.get("logprobs")), future))
+                try:
+                    gen = future.result()
+                except Exception as exc:  # report generation failures as HTTP 500
+                    self._send(500, {"error": {"message": str(exc)}})
+                    return
+                self._send(200, server._completion(body, gen, bool(body.get("logprobs"))))
+
+        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd.daemon_threads = True
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port/v1``."""
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def _completion(self, body: dict[str, Any], gen: Generation, logprobs: bool) -> dict[str, Any]:
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": gen.text},
+            "finish_reason": gen.finish_reason,
+        }
+        tok = getattr(self.policy, "tokenizer", None)
+        if logprobs:
+            tokens = [tok.decode([t]) if tok is not None else "" for t in gen.response_ids]
+            choice["logprobs"] = {
+                "content": [
+                    {"token": s, "logprob": lp} for s, lp in zip(tokens, gen.logprobs, strict=False)
+                ]
+            }
+        return {
+            "id": f"chatcmpl-{time.time_ns()}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model") or getattr(self.policy, "name", "local"),
+            "choices": [choice],
+            "usage": {
+                "prompt_tokens": len(gen.prompt_ids),
+                "completion_tokens": len(gen.response_ids),
+                "total_tokens": len(gen.prompt_ids) + len(gen.response_ids),
+            },
+        }
+
+    def _worker(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            deadline = time.monotonic() + self.batch_window
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                batch.append(nxt)
+            groups: dict[tuple[Any, ...], list[Any]] = {}
+            for entry in batch:
+                cfg = entry[1]
+                # The seed is left out: requests of one client differ only by their seeds.
+                key = (cfg.temperature, cfg.top_p, cfg.max_new_tokens)
+                groups.setdefault(key, []).append(entry)
+            for entries in groups.values():
+                try:
+                    gens = self.policy.generate([e[0] for e in entries], entries[0][1])
+                except Exception as exc:  # hand the error to every waiting request
+                    for e in entries:
+                        e[3].set_exception(exc)
+                    continue
+                for e, g in zip(entries, gens, strict=True):
+                    e[3].set_result(g)
+
+    def start(self) -> PolicyServer:
+        """Serve in background threads; returns self."""
+        for target in (self._httpd.serve_forever, self._worker):
+            t = threading.Thread(target=target, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        self._queue.put(None)
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        for t in self._threads:
+            t.join(timeout=5)
+
+    def __enter__(self) -> PolicyServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

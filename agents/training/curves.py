@@ -1,0 +1,112 @@
+"""Learning curves from the trainers' ``metrics.jsonl`` (for ``empo-gym plot``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from agents.training.trainer import METRICS_FILE
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a ``metrics.jsonl`` file, or of ``<run dir>/metrics.jsonl``.
+
+    Raises:
+        FileNotFoundError: No metrics file at ``path``.
+        ValueError: A line is not a JSON object (names the file and line).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / METRICS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no metrics file at {path}; expected a run dir or metrics.jsonl")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{number}: expected a JSON object per line")
+        rows.append(row)
+    return rows
+
+
+def moving_average(values: Sequence[float], window: int) -> list[float]:
+    """Trailing moving average (the first points average what exists so far).
+
+    Example:
+        >>> moving_average([0.0, 1.0, 2.0, 3.0], 2)
+        [0.0, 0.5, 1.5, 2.5]
+    """
+    if window < 1:
+        raise ValueError(f"window={window!r}; expected >= 1")
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_curves(
+    runs: Mapping[str, str | Path],
+    out_png: str | Path,
+    metrics: Sequence[str] = ("success", "return"),
+    smooth: int = 1,
+    title: str | None = None,
+) -> Path:
+    """Draw one panel per metric with one line per run (e.g. EMPO² and GRPO) to a PNG.
+
+    Args:
+        runs: Label -> run directory or metrics.jsonl.
+        out_png: Output file (written atomically).
+        metrics: Row keys to plot against the iteration.
+        smooth: Trailing moving-average window.
+        title: Figure title.
+
+    Returns:
+        The PNG path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not runs:
+        raise ValueError("runs is empty; expected at least one label -> run directory")
+    data = {label: read_metrics(path) for label, path in runs.items()}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for label, rows in data.items():
+            points = [(r["iteration"], float(r[metric])) for r in rows if metric in r]
+            if not points:
+                continue
+            xs = [p[0] for p in points]
+            ax.plot(xs, moving_average([p[1] for p in points], smooth), label=label)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out

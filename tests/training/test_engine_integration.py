@@ -1,0 +1,121 @@
+"""The trainer over the real rollout engine and TransformersPolicy (tiny byte-level model)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from agents.training.config import EMPOConfig
+from agents.training.modes import UpdateMode
+from agents.training.trainer import engine_rollout_fn, group_trajectories, train
+from agents.training.update import build_turn_batch
+
+
+def _byte_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    specials = ["<pad>", "<eos>", "<|im_start|>", "<|im_end|>"]
+    vocab = {tok: i for i, tok in enumerate(specials + alphabet)}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(specials)
+    template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", chat_template=template
+    )
+
+
+@pytest.fixture()
+def byte_policy():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from agents.llm.policy import SamplingConfig, TransformersPolicy
+
+    tokenizer = _byte_tokenizer()
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+    )
+    return TransformersPolicy(
+        LlamaForCausalLM(config),
+        tokenizer=tokenizer,
+        sampling=SamplingConfig(temperature=1.0, max_new_tokens=6, seed=0),
+    )
+
+
+class _MemberBonus:
+    """Memory hooks stand-in: an intrinsic bonus that differs within each group."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def after_rollouts(self, policy, trajectories, memory_mode):
+        for traj in trajectories:
+            self.n += 1
+            for turn in traj.turns:
+                turn.intrinsic_reward = 0.5 * traj.member
+
+    def size(self):
+        return self.n
+
+    def save(self, directory):
+        (directory / "memory.json").write_text(str(self.n))
+
+    def load(self, directory):
+        self.n = int((directory / "memory.json").read_text())
+
+
+def test_empo_trains_through_the_rollout_engine_with_tip_stripping(tmp_path, byte_policy):
+    from tests.llm.toy_env import ToyTextEnv
+
+    envs = [ToyTextEnv(with_tips=True) for _ in range(4)]
+    rollout = engine_rollout_fn(envs, "toy", max_turns=2)
+    seen = {}
+
+    def spy(policy, tasks, group_size, use_memory):
+        trajs = rollout(policy, tasks, group_size, use_memory)
+        seen["trajs"] = trajs
+        return trajs
+
+    cfg = EMPOConfig(
+        iterations=2,
+        tasks_per_iter=2,
+        group_size=2,
+        memory_prob=1.0,
+        off_policy_prob=1.0,
+        low_prob_threshold=-50.0,
+        lr=1e-3,
+        micro_batch_size=4,
+        checkpoint_every=1,
+        output_dir=str(tmp_path),
+    )
+    result = train(cfg, byte_policy, spy, [11, 12], memory=_MemberBonus())
+    assert [r["update_mode"] for r in result.history] == ["off_policy", "off_policy"]
+    for row in result.history:
+        assert row["steps"] == 1 and row["grad_norm"] > 0 and row["memory_size"] > 0
+        assert row["approx_kl"] != 0.0  # numerator without tips, denominator with them
+
+    trajs = seen["trajs"]
+    assert len(trajs) == 4 and all(len(t.turns) == 2 for t in trajs)
+    turn = trajs[0].turns[0]
+    assert turn.used_tips and len(turn.prompt_ids) > len(turn.prompt_ids_no_tips)
+    start, end = turn.tip_span
+    assert turn.prompt_ids[:start] + turn.prompt_ids[end:] == turn.prompt_ids_no_tips
+    batch = build_turn_batch(group_trajectories(trajs), UpdateMode.OFF_POLICY, cfg)
+    assert batch.prompt_ids[0] == turn.prompt_ids_no_tips
+    assert (tmp_path / "checkpoints" / "iter_000002" / "model.safetensors").exists()
