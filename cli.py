@@ -237,6 +237,41 @@ def bench_webshop(
     )
 
 
+@bench_app.command("memory")
+def bench_memory(
+    embedders: str = typer.Option("hashing,minilm", "--embedders", help="Embedders to time."),
+    entries: int = typer.Option(10_000, "--entries", help="Store size for query/add timing."),
+    big_entries: int = typer.Option(100_000, "--big-entries", help="Large store (hashing)."),
+    queries: int = typer.Option(200, "--queries", help="Timed queries per setting."),
+    episodes: int = typer.Option(3, "--episodes", help="Wrapped ScienceWorld episodes."),
+    task: str = typer.Option("boil", "--task", help="ScienceWorld task for the overhead."),
+    seed: int = typer.Option(0, "--seed", help="Seed."),
+) -> None:
+    """Memory query latency and add rate per embedder, and its share of episode time."""
+    from empo_gym.bench.memory import run_memory_bench
+    from empo_gym.memory import make_embedder
+
+    names = [e.strip() for e in embedders.split(",") if e.strip()]
+    try:
+        for name in names:
+            if name not in {"hashing", "minilm"}:
+                make_embedder(name)  # raises the library's error listing valid names
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    _emit(
+        run_memory_bench(
+            embedders=names,
+            entries=entries,
+            big_entries=big_entries,
+            queries=queries,
+            episodes=episodes,
+            task=task,
+            seed=seed,
+            log=_log,
+        )
+    )
+
+
 def main() -> None:  # pragma: no cover - console entry point alternative
     """Run the app (``python cli.py ...``)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -173,3 +173,21 @@ def test_webshop_agents_run(tmp_path, agent: str) -> None:
         assert entry["metrics"]["success_rate"] == 1.0
     else:
         assert entry["metrics"]["mean_score"] < 100.0
+
+
+@pytest.mark.slow
+def test_bench_memory_prints_json_last_line() -> None:
+    res = runner.invoke(
+        app,
+        ["bench", "memory", "--embedders", "hashing", "--entries", "2000", "--big-entries",
+         "5000", "--queries", "20", "--episodes", "1", "--task", "find-plant"],
+    )
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(res.stdout.strip().splitlines()[-1])
+    assert metrics["overhead_fraction"] >= 0
+    assert any(k.startswith("query_p50_ms") for k in metrics)
+
+
+def test_bench_memory_rejects_unknown_embedder() -> None:
+    res = runner.invoke(app, ["bench", "memory", "--embedders", "word2vec"])
+    assert res.exit_code == 2 and "word2vec" in res.output

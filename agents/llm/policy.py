@@ -626,6 +626,10 @@ class TransformersPolicy:
         self._prefix_store = (list(prefix), kv)
         return kv
 
+    def clear_prefix_cache(self) -> None:
+        """Forget the stored prefix KV cache (e.g. after the weights changed)."""
+        self._prefix_store = ([], [])
+
     def _sample(
         self, logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator | None
     ) -> torch.Tensor:

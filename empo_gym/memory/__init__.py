@@ -18,6 +18,7 @@ from empo_gym.memory.store import MemoryEntry, MemoryFileError, MemoryStore
 from empo_gym.memory.tips import (
     TIP_PROMPT,
     PromptTipWriter,
+    Step,
     TemplateTipWriter,
     TipWriter,
     Trajectory,
@@ -30,6 +31,7 @@ from empo_gym.memory.wrapper import (
     MemoryVectorWrapper,
     compose_prompt,
     default_slot,
+    trajectory_entries,
 )
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "NoveltyReward",
     "PromptTipWriter",
     "TemplateTipWriter",
+    "Step",
     "TipWriter",
     "Trajectory",
     "build_tip_prompt",
@@ -53,4 +56,5 @@ __all__ = [
     "make_embedder",
     "render_tip_block",
     "split_tips",
+    "trajectory_entries",
 ]

@@ -62,6 +62,7 @@ __all__ = [
     "MemoryVectorWrapper",
     "compose_prompt",
     "default_slot",
+    "trajectory_entries",
 ]
 
 #: Reset options consumed by the memory wrappers (not forwarded to the env).
@@ -137,6 +138,7 @@ class _MemoryCore:
         add_intrinsic_to_reward: bool,
         max_tips_chars: int,
         store_path: str | os.PathLike[str] | None,
+        write_tips: bool = True,
     ):
         if store is None:
             store = MemoryStore(embedder)
@@ -167,6 +169,7 @@ class _MemoryCore:
         self.training = bool(training)
         self.add_intrinsic_to_reward = bool(add_intrinsic_to_reward)
         self.max_tips_chars = int(max_tips_chars)
+        self.write_tips = bool(write_tips)
         #: Seconds spent in memory work (retrieval, novelty, tip writing, storing).
         self.memory_seconds = 0.0
         self.last_tips: list[list[str]] = []
@@ -285,7 +288,9 @@ class _MemoryCore:
         for ln in lanes:
             ln.active = False
         todo = [
-            (ln, info) for ln, info in zip(lanes, infos, strict=True) if ln.training and ln.steps
+            (ln, info)
+            for ln, info in zip(lanes, infos, strict=True)
+            if self.write_tips and ln.training and ln.steps
         ]
         out: list[str | None] = [None] * len(lanes)
         if not todo:
@@ -307,28 +312,46 @@ class _MemoryCore:
         entries, keys = [], []
         for (ln, _), traj, tip in zip(todo, trajs, tips, strict=True):
             keys.extend(ln.keys)
-            tip = clean_tip(tip)
-            for k, step in enumerate(traj.steps):
-                entries.append(
-                    MemoryEntry(
-                        text=format_memory(tip, step.action, traj.final_score),
-                        key=step.state,
-                        score=traj.final_score,
-                        slot=traj.slot,
-                        step=k,
-                        action=step.action,
-                        metadata={"success": traj.success, "used_memory": traj.used_memory},
-                    )
-                )
+            entries.extend(trajectory_entries(traj, tip))
         self.store.add(entries, np.stack(keys))
         if self.store_path is not None:
             self.store.save(self.store_path, merge=True)
         k = 0
         for i, ln in enumerate(lanes):
-            if ln.training and ln.steps and k < len(tips):
+            if self.write_tips and ln.training and ln.steps and k < len(tips):
                 out[i] = clean_tip(tips[k])
                 k += 1
         return out
+
+
+def trajectory_entries(trajectory: Trajectory, tip: str) -> list[MemoryEntry]:
+    """The memory entries of a finished trajectory: one per step, keyed by the step's state.
+
+    This is what the wrappers store after an episode; a trainer that writes tips itself (with
+    ``write_tips=False`` wrappers) stores the same with ``store.add(trajectory_entries(t, tip))``.
+
+    Example:
+        >>> t = Trajectory("boil", "boil/0", [Step("hall", "go kitchen"), Step("kitchen", "boil")],
+        ...                final_score=40)
+        >>> [(e.key, e.step, e.score) for e in trajectory_entries(t, "Go boil.")]
+        [('hall', 0, 40.0), ('kitchen', 1, 40.0)]
+        >>> trajectory_entries(t, "Go boil.")[1].text
+        'Go boil.; At that timestep, the specific action you took was boil; Eventually you got \
+the score 40/100.'
+    """
+    tip = clean_tip(tip)
+    return [
+        MemoryEntry(
+            text=format_memory(tip, step.action, trajectory.final_score),
+            key=step.state,
+            score=trajectory.final_score,
+            slot=trajectory.slot,
+            step=k,
+            action=step.action,
+            metadata={"success": trajectory.success, "used_memory": trajectory.used_memory},
+        )
+        for k, step in enumerate(trajectory.steps)
+    ]
 
 
 def _text_space(space: gym.Space[Any], what: str) -> UnicodeText:
@@ -375,6 +398,8 @@ class MemoryObservationWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         training: False = evaluation mode (default of the ``eval`` reset option, negated).
         add_intrinsic_to_reward: Add ``info["intrinsic_reward"]`` to the returned reward.
         max_tips_chars: Bound of the ``tips`` field (whole memories that do not fit are dropped).
+        write_tips: False: never write to the store (a trainer writes LLM tips itself, e.g. with
+            :func:`trajectory_entries`, into the store it shares with the wrappers).
 
     Example:
         >>> import empo_gym.memory.wrapper as w
@@ -405,6 +430,7 @@ class MemoryObservationWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         training: bool = True,
         add_intrinsic_to_reward: bool = False,
         max_tips_chars: int = MAX_TIPS_CHARS,
+        write_tips: bool = True,
     ):
         # recorded so env.spec can rebuild the wrapper (check_env, make_vec); a store object
         # is shared with the rebuilt wrapper
@@ -420,6 +446,7 @@ class MemoryObservationWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             training=training,
             add_intrinsic_to_reward=add_intrinsic_to_reward,
             max_tips_chars=max_tips_chars,
+            write_tips=write_tips,
         )
         gym.Wrapper.__init__(self, env)
         self.core = _MemoryCore(
@@ -433,6 +460,7 @@ class MemoryObservationWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             add_intrinsic_to_reward,
             max_tips_chars,
             None,
+            write_tips,
         )
         self.observation_space = _dict_space(env.observation_space, max_tips_chars)
         self._lane = _Lane()
@@ -527,7 +555,8 @@ class MemoryVectorWrapper(VectorWrapper):
     Args:
         env: A vector env of empo_gym text envs.
         store, embedder, tip_writer, novelty, slot_fn, use_memory, training,
-        add_intrinsic_to_reward, max_tips_chars: As in :class:`MemoryObservationWrapper`.
+        add_intrinsic_to_reward, max_tips_chars, write_tips: As in
+        :class:`MemoryObservationWrapper`.
     """
 
     def __init__(
@@ -543,6 +572,7 @@ class MemoryVectorWrapper(VectorWrapper):
         training: bool = True,
         add_intrinsic_to_reward: bool = False,
         max_tips_chars: int = MAX_TIPS_CHARS,
+        write_tips: bool = True,
     ):
         super().__init__(env)
         mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
@@ -562,6 +592,7 @@ class MemoryVectorWrapper(VectorWrapper):
             add_intrinsic_to_reward,
             max_tips_chars,
             None,
+            write_tips,
         )
         self.single_observation_space = _dict_space(env.single_observation_space, max_tips_chars)
         self.observation_space = batch_space(self.single_observation_space, env.num_envs)

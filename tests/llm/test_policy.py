@@ -175,3 +175,42 @@ def test_sampling_config_validation():
 
 def test_encoded_prompt_without_tips():
     assert not EncodedPrompt(ids=[1], ids_no_tips=[1]).used_tips
+
+
+LONG_SYSTEM = "You are an agent. " + " ".join(f"rule {i}: be careful." for i in range(20))
+SHARED = [
+    [{"role": "system", "content": LONG_SYSTEM}, {"role": "user", "content": f"room {i} " * i}]
+    for i in range(1, 5)
+]
+
+
+def test_prefix_cache_is_exact(tiny_model, smol_tokenizer):
+    def policy(prefix_cache):
+        return TransformersPolicy(
+            tiny_model, tokenizer=smol_tokenizer, prefix_cache=prefix_cache,
+            sampling=SamplingConfig(temperature=0, max_new_tokens=6),
+        )
+
+    cached, plain = policy(True), policy(False)
+    a, b = cached.generate(SHARED), plain.generate(SHARED)
+    assert len(cached._prefix_store[0]) > 50 and not plain._prefix_store[0]
+    assert [g.response_ids for g in a] == [g.response_ids for g in b]
+    for x, y in zip(a, b, strict=True):
+        assert x.logprobs == pytest.approx(y.logprobs, abs=1e-4)
+        assert x.logprobs == pytest.approx(
+            direct_logprobs(tiny_model, x.prompt_ids, x.response_ids), abs=1e-4
+        )
+    # A later call reuses (and extends) the stored prefix; results stay exact.
+    again = cached.generate(SHARED[2:])
+    assert [g.response_ids for g in again] == [g.response_ids for g in a[2:]]
+
+
+def test_top_p_sampling_logprobs_are_untruncated(tiny_model, smol_tokenizer):
+    policy = TransformersPolicy(
+        tiny_model, tokenizer=smol_tokenizer,
+        sampling=SamplingConfig(temperature=1.0, top_p=0.5, max_new_tokens=5, seed=2),
+    )
+    for g in policy.generate(SHARED[:2]):
+        assert g.logprobs == pytest.approx(
+            direct_logprobs(tiny_model, g.prompt_ids, g.response_ids), abs=1e-4
+        )

@@ -257,3 +257,48 @@ def test_async_default_shared_memory_raw_observation():
         assert obs["observation"][1].startswith("You are in a vault.")
     finally:
         envs.close()
+
+
+def test_write_tips_false_lets_a_trainer_write_into_the_shared_store():
+    from empo_gym.memory import trajectory_entries
+    from empo_gym.memory.tips import Step
+
+    store = MemoryStore("hashing")
+    envs = [MemoryObservationWrapper(ToyTextEnv(), store, write_tips=False) for _ in range(2)]
+    seen = play(envs[0], WIN, use_memory=True)
+    assert len(store) == 0 and "memory_tip" not in seen[-1][1]
+    assert seen[-1][1]["intrinsic_reward"] > 0  # novelty still reported
+    states = [o["observation"] for o, _ in seen[:-1]]
+    traj = Trajectory(
+        "Open the chest.",
+        seen[0][1]["memory_slot"],
+        [Step(s, a) for s, a in zip(states, WIN, strict=True)],
+        final_score=100,
+        success=True,
+    )
+    assert store.add(trajectory_entries(traj, "LLM tip.")) == 3
+    obs, info = envs[1].reset(seed=0, options={"use_memory": True})  # the other env reads it
+    assert split_tips(obs["tips"])[0].startswith("LLM tip.;")
+
+
+def test_vector_wrapper_disabled_autoreset_with_reset_mask():
+    from gymnasium.vector import AutoresetMode
+
+    base = gym.vector.SyncVectorEnv([ToyTextEnv] * 2, autoreset_mode=AutoresetMode.DISABLED)
+    envs = MemoryVectorWrapper(base)
+    envs.reset(seed=0)
+    for a in WIN:
+        obs, r, term, trunc, info = envs.step([a, "go north"])
+    assert list(term) == [True, False] and len(envs.store) == 3
+    obs, info = envs.reset(options={"reset_mask": np.array([True, False]), "use_memory": True})
+    assert obs["tips"][0] and obs["observation"][0].startswith("You are in a hall.")
+    obs, r, term, trunc, info = envs.step(["go north", "take key"])
+    assert obs["tips"][0] and not obs["tips"][1]  # env 1 still in its memory-free episode
+
+
+def test_vector_wrapper_rejects_same_step_autoreset():
+    from gymnasium.vector import AutoresetMode
+
+    base = gym.vector.SyncVectorEnv([ToyTextEnv], autoreset_mode=AutoresetMode.SAME_STEP)
+    with pytest.raises(ValueError, match="NEXT_STEP or DISABLED"):
+        MemoryVectorWrapper(base)
