@@ -168,6 +168,64 @@ class Policy(Protocol):
         ...
 
 
+@runtime_checkable
+class TokenPolicy(Policy, Protocol):
+    """A policy with token-level access (what the rollout engine and trainers use).
+
+    :class:`TransformersPolicy` implements it; ``model`` / ``tokenizer`` / ``pad_id`` feed
+    :func:`agents.llm.logprobs.token_logprobs` directly.
+    """
+
+    model: torch.nn.Module
+    tokenizer: Any
+    pad_id: int
+
+    def encode_prompt(
+        self, messages: Sequence[Message], tip_block: str | None = None
+    ) -> EncodedPrompt:
+        """Token ids of a chat prompt with and without its tip block."""
+        ...
+
+    def generate_ids(
+        self, prompt_ids: Sequence[Sequence[int]], sampling: SamplingConfig | None = None
+    ) -> list[Generation]:
+        """Sample one response per tokenised prompt."""
+        ...
+
+    def logprobs(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        response_ids: Sequence[Sequence[int]],
+        *,
+        temperature: float | None = None,
+    ) -> list[list[float]]:
+        """Per-token log-probabilities of responses under prompts."""
+        ...
+
+
+def load_policy(
+    model: str | None = None,
+    *,
+    base_url: str | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
+    sampling: SamplingConfig | None = None,
+    **kwargs: Any,
+) -> Policy:
+    """A policy for ``--model`` / ``--base-url`` style options.
+
+    With ``base_url``, an :class:`~agents.llm.openai_policy.OpenAIPolicy` for ``model`` on that
+    server; otherwise a :class:`TransformersPolicy` (``model`` = alias, directory, ``.gguf`` or
+    hub id; default ``smollm2-135m-instruct``). ``kwargs`` go to the chosen class.
+    """
+    if base_url:
+        from agents.llm.openai_policy import OpenAIPolicy
+
+        if not model:
+            raise ValueError(f"base_url={base_url!r} needs model=...; expected the server's name")
+        return OpenAIPolicy(base_url, model, api_key_env=api_key_env, sampling=sampling, **kwargs)
+    return TransformersPolicy(model, sampling=sampling, **kwargs)
+
+
 def cache_dir() -> Path:
     """Root of empo-gym's cache (``$EMPO_GYM_CACHE`` or the platform user cache dir).
 
@@ -403,7 +461,8 @@ class TransformersPolicy:
         cache: Cache de-quantised GGUF weights as safetensors.
         max_batch_size: Largest batch of one forward pass (longer batches are chunked).
         prefix_cache: Prefill the prefix shared by a batch's prompts once and keep its KV cache
-            between calls (exact: same log-probs as without it).
+            between calls (exact: same log-probs as without it; dropped automatically when the
+            weights change in place, e.g. by an optimizer step).
         num_threads: Set torch's intra-op threads (on a busy shared CPU, 1 can be faster).
 
     Attributes:
@@ -448,6 +507,7 @@ class TransformersPolicy:
         self.prefix_cache = prefix_cache
         self.prefix_min_tokens = 16
         self._prefix_store: tuple[list[int], list[tuple[torch.Tensor, torch.Tensor]]] = ([], [])
+        self._prefix_version = -1
         self._calls = 0
         tok = self.tokenizer
         if tok.pad_token_id is None:
@@ -599,6 +659,9 @@ class TransformersPolicy:
     def _prefix_kv(self, prefix: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         from transformers import DynamicCache
 
+        version = self._weights_version()
+        if version != self._prefix_version:  # weights changed (a training step): stale KV
+            self._prefix_store, self._prefix_version = ([], []), version
         cached_ids, cached_kv = self._prefix_store
         common = 0
         for a, b in zip(cached_ids, prefix, strict=False):
@@ -625,6 +688,10 @@ class TransformersPolicy:
         kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
         self._prefix_store = (list(prefix), kv)
         return kv
+
+    def _weights_version(self) -> int:
+        # In-place updates (optimizer steps, load_state_dict) bump each tensor's version counter.
+        return sum(p._version for p in self.model.parameters())
 
     def clear_prefix_cache(self) -> None:
         """Forget the stored prefix KV cache (e.g. after the weights changed)."""

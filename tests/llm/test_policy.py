@@ -214,3 +214,31 @@ def test_top_p_sampling_logprobs_are_untruncated(tiny_model, smol_tokenizer):
         assert g.logprobs == pytest.approx(
             direct_logprobs(tiny_model, g.prompt_ids, g.response_ids), abs=1e-4
         )
+
+
+def test_protocols_and_load_policy(tiny_policy):
+    from agents.llm.openai_policy import OpenAIPolicy
+    from agents.llm.policy import Policy, TokenPolicy, load_policy
+
+    assert isinstance(tiny_policy, TokenPolicy) and isinstance(tiny_policy, Policy)
+    remote = load_policy("m", base_url="http://127.0.0.1:9/v1")
+    assert isinstance(remote, OpenAIPolicy) and isinstance(remote, Policy)
+    assert not isinstance(remote, TokenPolicy)
+    with pytest.raises(ValueError, match="needs model"):
+        load_policy(None, base_url="http://127.0.0.1:9/v1")
+
+
+def test_prefix_cache_is_dropped_after_a_weight_update(tiny_model, smol_tokenizer):
+    import copy
+
+    model = copy.deepcopy(tiny_model)
+    policy = TransformersPolicy(model, tokenizer=smol_tokenizer,
+                                sampling=SamplingConfig(temperature=0, max_new_tokens=4))
+    policy.generate(SHARED)
+    with torch.no_grad():  # an in-place update, as an optimizer step does
+        for p in model.parameters():
+            p.mul_(1.5)
+    for g in policy.generate(SHARED):
+        assert g.logprobs == pytest.approx(
+            direct_logprobs(model, g.prompt_ids, g.response_ids), abs=1e-4
+        )

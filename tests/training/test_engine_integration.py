@@ -119,3 +119,26 @@ def test_empo_trains_through_the_rollout_engine_with_tip_stripping(tmp_path, byt
     batch = build_turn_batch(group_trajectories(trajs), UpdateMode.OFF_POLICY, cfg)
     assert batch.prompt_ids[0] == turn.prompt_ids_no_tips
     assert (tmp_path / "checkpoints" / "iter_000002" / "model.safetensors").exists()
+
+
+def test_on_policy_ratio_stays_one_across_updates(tmp_path, byte_policy):
+    """Sampling log-probs must match the trainer's after every weight update (no stale caches)."""
+    from tests.llm.toy_env import ToyTextEnv
+
+    rollout = engine_rollout_fn([ToyTextEnv() for _ in range(4)], "toy", max_turns=2)
+    cfg = EMPOConfig(
+        iterations=3,
+        tasks_per_iter=2,
+        group_size=4,
+        memory_prob=0.0,
+        low_prob_threshold=-50.0,
+        lr=1e-2,
+        micro_batch_size=64,
+        checkpoint_every=0,
+        output_dir=str(tmp_path),
+    )
+    result = train(cfg, byte_policy, rollout, [3, 14], memory=_MemberBonus())
+    for row in result.history:
+        assert row["steps"] == 1
+        assert row["ratio_mean"] == pytest.approx(1.0, abs=1e-5)
+        assert row["ratio_max"] == pytest.approx(1.0, abs=1e-4)

