@@ -97,6 +97,9 @@ def run(
     trajectories: Path | None = typer.Option(
         None, "--trajectories", help="Also write every episode's transitions to this JSONL file."
     ),
+    model: str | None = typer.Option(
+        None, "--model", help="LLM agents: model alias, local dir, .gguf file or hub id."
+    ),
 ) -> None:
     """Train the agent when it learns, evaluate it, and write its leaderboard JSON."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -113,7 +116,10 @@ def run(
         task = task if task is not None else cfg.task
         split = split or cfg.split or info.default_split
         info.env_kwargs(task, split)  # validates task and split before anything starts
-        the_agent = make_agent(agent, env, **cfg.agent)
+        agent_kwargs = dict(cfg.agent)
+        if model is not None:
+            agent_kwargs["model"] = model
+        the_agent = make_agent(agent, env, **agent_kwargs)
         if the_agent.supported_envs and env not in the_agent.supported_envs:
             raise ValueError(f"agent {agent!r} does not support env {env!r}")
     except (ValueError, TypeError) as exc:
@@ -270,6 +276,41 @@ def bench_memory(
             log=_log,
         )
     )
+
+
+@bench_app.command("rollout")
+def bench_rollout(
+    model: str | None = typer.Option(None, "--model", help="Model (default: SmolLM2-135M)."),
+    env: str = typer.Option("synthetic", "--env", help="synthetic or scienceworld."),
+    task: str | None = typer.Option(None, "--task", help="ScienceWorld task (--env scienceworld)."),
+    group_size: int = typer.Option(8, "--group-size", help="Rollouts per group (G)."),
+    turns: int = typer.Option(4, "--turns", help="Turns per episode."),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens", help="Tokens per turn."),
+    threads: int | None = typer.Option(1, "--threads", help="torch CPU threads (0: default)."),
+    seed: int = typer.Option(0, "--seed", help="Seed."),
+) -> None:
+    """Batched vs sequential rollout throughput and the bare-generate ceiling (same episodes)."""
+    from empo_gym.bench.rollout import run_rollout_bench
+
+    if env not in {"synthetic", "scienceworld"}:
+        raise _fail(f"unknown bench env {env!r}; expected one of: synthetic, scienceworld")
+    if group_size < 1 or turns < 1 or max_new_tokens < 1:
+        raise _fail("--group-size, --turns and --max-new-tokens must be positive")
+    try:
+        result = run_rollout_bench(
+            model,
+            env=env,
+            task=task,
+            group_size=group_size,
+            turns=turns,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            threads=threads or None,
+            log=_log,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    _emit(result)
 
 
 def main() -> None:  # pragma: no cover - console entry point alternative

@@ -31,6 +31,7 @@ _AGENTS: dict[str, dict[str, str]] = {
         "webshop": "agents.scripted.webshop:WebShopOracleAgent",
     },
     "rule": {"webshop": "agents.scripted.webshop:WebShopRuleAgent"},
+    "naive": {"*": "agents.llm.naive:NaiveLLMAgent"},
 }
 
 

@@ -191,3 +191,29 @@ def test_bench_memory_prints_json_last_line() -> None:
 def test_bench_memory_rejects_unknown_embedder() -> None:
     res = runner.invoke(app, ["bench", "memory", "--embedders", "word2vec"])
     assert res.exit_code == 2 and "word2vec" in res.output
+
+
+@pytest.mark.slow
+def test_bench_rollout_prints_json_last_line() -> None:
+    res = runner.invoke(
+        app,
+        ["bench", "rollout", "--group-size", "2", "--turns", "1", "--max-new-tokens", "4"],
+    )
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(res.stdout.strip().splitlines()[-1])
+    for key in ("batched_tok_s", "sequential_tok_s", "batched_vs_sequential_ratio",
+                "generate_ceiling_ratio"):
+        assert metrics[key] > 0
+
+
+@pytest.mark.slow
+def test_naive_llm_agent_on_webshop_end_to_end(tmp_path) -> None:
+    cfg = tmp_path / "naive.yaml"
+    cfg.write_text("agent: {max_new_tokens: 40}\nenv_kwargs: {max_steps: 3}\nnum_envs: 2\n")
+    res = _run("run", "--agent", "naive", "--env", "webshop", "--episodes", "2", "--config",
+               str(cfg), "--out", str(tmp_path / "lb"))
+    assert res.exit_code == 0, res.output
+    entry = json.loads(next((tmp_path / "lb").glob("*.json")).read_text())
+    assert entry["model"] and "smollm2" in entry["model"].lower()
+    assert entry["metrics"]["episodes"] == 2
+    assert all(e["steps"] >= 1 for e in entry["episodes"])

@@ -140,7 +140,7 @@ def test_summary_and_plot_helpers(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_ood_protocol_with_smollm2_on_scienceworld(tmp_path) -> None:
-    """2 trials x 1 episode x 5 steps of the real target task with the default model."""
+    """2 trials x 1 episode x 3 steps of the real target task with the default model."""
     import time
 
     from agents.registry import _AGENTS, register_agent
@@ -154,8 +154,9 @@ def test_ood_protocol_with_smollm2_on_scienceworld(tmp_path) -> None:
         trials=2,
         out_dir=tmp_path / "ood",
         episodes_per_trial=1,
-        max_steps=5,
+        max_steps=3,
         leaderboard_dir=tmp_path / "lb",
+        agent_kwargs={"max_new_tokens": 8, "tip_max_new_tokens": 24},
     )
     wall = time.perf_counter() - t0
     trials = summary["trials"]
@@ -165,4 +166,4 @@ def test_ood_protocol_with_smollm2_on_scienceworld(tmp_path) -> None:
     assert entry["env"] == "ood" and entry["model"] == "smollm2-135m-instruct"
     assert entry["config"]["agent"]["memory"]["steps_with_tips"] > 0  # trial 1 saw tips
     scores = [t["metrics"]["mean_score"] for t in trials]
-    print(f"OOD bio2-electricity, 2 trials x 1 episode x 5 steps: {wall:.1f} s, scores {scores}")
+    print(f"OOD bio2-electricity, 2 trials x 1 episode x 3 steps: {wall:.1f} s, scores {scores}")

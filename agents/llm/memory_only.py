@@ -56,6 +56,8 @@ __all__ = ["SLOT_MODES", "MemoryOnlyAgent", "memory_slot"]
 SLOT_MODES = ("instance", "task")
 #: Tokens the LLM may spend on one tip (one sentence, < 100 words).
 TIP_MAX_NEW_TOKENS = 96
+#: Most recent tips copied into :meth:`MemoryOnlyAgent.config` (the leaderboard entry).
+LOGGED_TIPS = 10
 
 
 def memory_slot(info: dict[str, Any], slot_by: str = "instance") -> str:
@@ -345,6 +347,7 @@ class MemoryOnlyAgent(NaiveLLMAgent):
                 "tip_temperature": self.tip_temperature,
                 "memory_seconds": round(self.memory_seconds, 3),
                 "memory_path": self.memory_path,
+                "last_tips": self.tip_log[-LOGGED_TIPS:],
             }
         )
         return cfg

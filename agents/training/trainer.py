@@ -296,7 +296,7 @@ def _weights_changed(policy: Any) -> None:
     cache makes the sampling log-probs disagree with the trainer's, so on-policy ratios != 1."""
     clear = getattr(policy, "clear_prefix_cache", None)
     if callable(clear):
-        pass
+        clear()
 
 
 def _local_share(total: int, accelerator: Any) -> slice:

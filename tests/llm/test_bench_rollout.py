@@ -34,6 +34,12 @@ def test_synthetic_env_is_deterministic():
 
 @pytest.mark.slow
 def test_bench_with_default_model(smol_policy):
-    result = run_rollout_bench(policy=smol_policy, group_size=4, turns=1, max_new_tokens=8,
-                               log=lambda s: None)
+    import torch
+
+    threads = torch.get_num_threads()
+    try:  # one thread: much faster than two on a busy shared CPU
+        result = run_rollout_bench(policy=smol_policy, group_size=4, turns=1, max_new_tokens=8,
+                                   threads=1, log=lambda s: None)
+    finally:
+        torch.set_num_threads(threads)
     assert result["batched_tok_s"] > 0 and result["generate_ceiling_ratio"] > 0

@@ -149,7 +149,7 @@ def test_runs_with_a_tiny_transformers_policy(tiny_policy) -> None:
 
 @pytest.mark.slow
 def test_cli_run_memory_only_on_scienceworld_find_plant(tmp_path) -> None:
-    """The issue's must-show command (episodes capped at 6 steps to fit the slow-test budget)."""
+    """The issue's must-show command, with 3-step episodes and short answers (test budget)."""
     import json
 
     from typer.testing import CliRunner
@@ -160,7 +160,10 @@ def test_cli_run_memory_only_on_scienceworld_find_plant(tmp_path) -> None:
     if "memory-only" not in _AGENTS:
         register_agent("memory-only", "*", "agents.llm.memory_only:MemoryOnlyAgent")
     config = tmp_path / "run.yaml"
-    config.write_text("env_kwargs:\n  max_steps: 6\n", encoding="utf-8")
+    config.write_text(
+        "agent:\n  max_new_tokens: 8\n  tip_max_new_tokens: 24\nenv_kwargs:\n  max_steps: 3\n",
+        encoding="utf-8",
+    )
     t0 = time.perf_counter()
     result = CliRunner().invoke(
         cli.app,
@@ -187,7 +190,7 @@ def test_cli_run_memory_only_on_scienceworld_find_plant(tmp_path) -> None:
     assert entry["agent"] == "memory-only" and entry["metrics"]["episodes"] == 2
     memory = entry["config"]["agent"]["memory"]
     assert memory["tips_written"] == 2 and memory["entries"] > 0
-    print(f"memory-only find-plant, 2 episodes x <=6 steps: {wall:.1f} s; memory {memory}")
+    print(f"memory-only find-plant, 2 episodes x <=3 steps: {wall:.1f} s; memory {memory}")
 
 
 def test_missing_minilm_falls_back_to_hashing_and_says_so(monkeypatch) -> None:
