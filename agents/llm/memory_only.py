@@ -206,8 +206,10 @@ class MemoryOnlyAgent(NaiveLLMAgent):
 
     @property
     def memory_size(self) -> int:
-        """Number of memory entries stored (0 until the first tip is written)."""
-        return len(self._store) if self._store is not None else 0
+        """Number of memory entries stored (a ``memory_path`` file counts; no model is loaded)."""
+        if self._store is None and not (self.memory_path and os.path.exists(self.memory_path)):
+            return 0
+        return len(self.store)
 
     def _tip_generate(self, prompts: list[str]) -> list[str]:
         budget = SamplingConfig(

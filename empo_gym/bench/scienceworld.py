@@ -32,21 +32,28 @@ def _gold_actions(steps: int) -> list[str]:
     return gold[: max(1, min(steps, len(gold) - 3))]
 
 
-def _time_raw(sim: ScienceWorldJVM, actions: list[str]) -> float:
-    sim.load(TASK, 0, "easy", False)
-    sim.reset()
-    t0 = time.perf_counter()
-    for a in actions:
-        sim.step(a)
-    return (time.perf_counter() - t0) / len(actions)
+def _lockstep_round(
+    raw: ScienceWorldJVM, wrapped: gym.Env, capped: gym.Env, actions: list[str], rotate: int
+) -> tuple[float, float, float]:
+    """Seconds per step of each env, stepping all three through ``actions`` in lockstep.
 
-
-def _time_wrapped(env: gym.Env, actions: list[str]) -> float:
-    env.reset(options={"task": TASK, "variation": 0})
-    t0 = time.perf_counter()
-    for a in actions:
-        env.step(a)
-    return (time.perf_counter() - t0) / len(actions)
+    Interleaving step by step (in a rotating order) exposes the three to the same machine
+    noise, which matters on shared 2-core machines.
+    """
+    raw.load(TASK, 0, "easy", False)
+    raw.reset()
+    for env in (wrapped, capped):
+        env.reset(options={"task": TASK, "variation": 0})
+    totals = [0.0, 0.0, 0.0]
+    steppers = [raw.step, wrapped.step, capped.step]
+    for i, a in enumerate(actions):
+        for k in range(3):
+            j = (k + i + rotate) % 3
+            t0 = time.perf_counter()
+            steppers[j](a)
+            totals[j] += time.perf_counter() - t0
+    n = len(actions)
+    return totals[0] / n, totals[1] / n, totals[2] / n
 
 
 def _rss_mb(pid: int) -> float:
@@ -74,21 +81,15 @@ def run_scienceworld_bench(
     )
     t_raw, t_wrap, t_cap = [], [], []
     try:
-        for env in (wrapped_default, wrapped_capped):  # warm up the JIT of every JVM
-            _time_wrapped(env, actions)
-        _time_raw(raw, actions)
+        _lockstep_round(raw, wrapped_default, wrapped_capped, actions, 0)  # JIT warm-up
         for r in range(rounds):
-            order = [0, 1, 2] if r % 2 == 0 else [2, 1, 0]
-            for which in order:
-                if which == 0:
-                    t_raw.append(_time_raw(raw, actions))
-                elif which == 1:
-                    t_wrap.append(_time_wrapped(wrapped_default, actions))
-                else:
-                    t_cap.append(_time_wrapped(wrapped_capped, actions))
+            tr, tw, tc = _lockstep_round(raw, wrapped_default, wrapped_capped, actions, r)
+            t_raw.append(tr)
+            t_wrap.append(tw)
+            t_cap.append(tc)
             log(
-                f"[bench] round {r + 1}/{rounds}: raw {t_raw[-1] * 1e3:.1f} ms/step, "
-                f"wrapped {t_wrap[-1] * 1e3:.1f}, capped {t_cap[-1] * 1e3:.1f}"
+                f"[bench] round {r + 1}/{rounds}: raw {tr * 1e3:.1f} ms/step, "
+                f"wrapped {tw * 1e3:.1f}, capped {tc * 1e3:.1f}"
             )
         rss_default = _rss_mb(wrapped_default.unwrapped.simulator.pid)
         rss_capped = _rss_mb(wrapped_capped.unwrapped.simulator.pid)
@@ -126,6 +127,8 @@ def run_scienceworld_bench(
         vec.close()
 
     med_raw, med_wrap, med_cap = map(statistics.median, (t_raw, t_wrap, t_cap))
+    overhead = statistics.median(w / r for w, r in zip(t_wrap, t_raw, strict=True))
+    slowdown = statistics.median(c / w for c, w in zip(t_cap, t_wrap, strict=True))
     return {
         "bench": "scienceworld",
         "task": TASK,
@@ -134,13 +137,13 @@ def run_scienceworld_bench(
         "raw_ms_per_step": round(med_raw * 1e3, 3),
         "wrapped_ms_per_step": round(med_wrap * 1e3, 3),
         "capped_ms_per_step": round(med_cap * 1e3, 3),
-        "wrapper_overhead_ratio": round(med_wrap / med_raw, 4),
+        "wrapper_overhead_ratio": round(overhead, 4),
         "jvm_rss_mb_raw_package_default": round(rss_raw, 1),
         "jvm_rss_mb_default": round(rss_default, 1),
         "jvm_rss_mb_capped": round(rss_capped, 1),
         "jvm_heap_cap_mb": DEFAULT_MAX_HEAP_MB,
         "capped_rss_fraction": round(rss_capped / rss_default, 4),
-        "capped_step_slowdown_ratio": round(med_cap / med_wrap, 4),
+        "capped_step_slowdown_ratio": round(slowdown, 4),
         "resets_per_s": round(resets_per_s, 2),
         "steps_per_s_single": round(1.0 / med_cap, 2),
         "vector2_steps_per_s": round(vector2_steps_per_s, 2),

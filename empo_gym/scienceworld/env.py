@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -179,9 +180,12 @@ class ScienceWorldEnv(gym.Env[str, str]):
 
         sim = self.simulator
         sim.load(task, variation, self.simplification, self.oracle_info)
-        obs, raw_info = sim.reset()
+        sim.server.reset()
         self._current_task, self._variation = task, variation
-        self._steps, self._score, self._done = 0, int(raw_info["score"]), False
+        self._last_info = {}
+        # ScienceWorld's own reset() also answers with "look around" (a free action)
+        obs, score, _completed, raw_info = self._simulate(sim, "look around")
+        self._steps, self._score, self._done = 0, score, False
         info = self._make_info(raw_info, invalid=False)
         if self.oracle_info:
             info["oracle"] = {"gold_actions": list(sim.get_gold_action_sequence())}
@@ -237,16 +241,19 @@ class ScienceWorldEnv(gym.Env[str, str]):
     # ------------------------------------------------------------------ helpers
     def _simulate(self, sim: ScienceWorldJVM, text: str) -> tuple[str, int, bool, dict[str, Any]]:
         # The package's own step() also fetches the task description and move count on every
-        # call; both are constant or tracked here, so calling the server directly keeps this
-        # wrapper at or below the raw package's cost per step (see `empo-gym bench scienceworld`).
+        # call (constant, or tracked here) and pulls the admissible actions through py4j one
+        # element per round trip (~1000 of them in a kitchen); one JSON string is one round
+        # trip. This keeps the wrapper at or below the raw package's cost per step
+        # (`empo-gym bench scienceworld`).
         server = sim.server
         obs = server.step(text)
         score = int(round(100 * server.getScore()))
         completed = bool(server.getCompleted())
+        valid = json.loads(server.getValidActionObjectCombinationsJSON())["validActions"]
         raw_info = {
             "score": score,
             "taskDesc": self._last_info.get("instruction") or sim.taskdescription(),
-            "valid": server.getValidActionObjectCombinations(),
+            "valid": sorted(v["action"] for v in valid),  # the package returns them sorted
             "look": server.freeActionLook(),
             "inv": server.freeActionInventory(),
         }

@@ -126,7 +126,7 @@ def test_close_writes_pending_tips_and_memory_file_round_trips(tmp_path) -> None
     agent.close()
     assert stub.closed and path.exists()
     again = _agent(memory_path=path)
-    assert again.memory_size == 0 and len(again.store) == len(MemoryStore.load(path, "hashing")) > 0
+    assert again.memory_size == len(MemoryStore.load(path, "hashing")) > 0
 
 
 def test_bad_settings_name_the_valid_choices() -> None:
