@@ -32,6 +32,9 @@ _AGENTS: dict[str, dict[str, str]] = {
     },
     "rule": {"webshop": "agents.scripted.webshop:WebShopRuleAgent"},
     "naive": {"*": "agents.llm.naive:NaiveLLMAgent"},
+    "memory-only": {"*": "agents.llm.memory_only:MemoryOnlyAgent"},
+    "grpo": {"*": "agents.training.agent:GRPOAgent"},
+    "empo": {"*": "agents.training.agent:EMPOAgent"},
 }
 
 

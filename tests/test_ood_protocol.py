@@ -143,9 +143,9 @@ def test_ood_protocol_with_smollm2_on_scienceworld(tmp_path) -> None:
     """2 trials x 1 episode x 3 steps of the real target task with the default model."""
     import time
 
-    from agents.registry import _AGENTS, register_agent
+    from agents.registry import agent_names, register_agent
 
-    if "memory-only" not in _AGENTS:
+    if "memory-only" not in agent_names():
         register_agent("memory-only", "*", "agents.llm.memory_only:MemoryOnlyAgent")
     t0 = time.perf_counter()
     summary = run_ood(

@@ -24,6 +24,7 @@ from agents.llm.parsing import ParseResult, ParseStats, parse_action, style_for
 from agents.llm.policy import EncodedPrompt, Generation, Policy, SamplingConfig
 from agents.llm.prompts import EpisodeState, Prompt, build_prompt
 from agents.llm.trajectory import Trajectory, Turn
+from empo_gym.memory.wrapper import default_slot
 
 #: Keys of the memory wrapper's observation dict (raw observation, tips joined by newlines,
 #: the rendered tip block).
@@ -277,6 +278,7 @@ class RolloutEngine:
                 "task": info.get("task"),
                 "instruction": slot.state.instruction,
                 "first_observation": text,
+                "memory_slot": info.get("memory_slot") or default_slot(info),
             },
         )
 
@@ -331,6 +333,8 @@ class RolloutEngine:
                     parse_ok=parsed.ok,
                     tip_span=enc.tip_span if used_tips else None,
                     tips=list(prompt.tips) if used_tips else [],
+                    observation=slot.state.observation,
+                    intrinsic_reward=float(info.get("intrinsic_reward", 0.0) or 0.0),
                 )
             )
             text, tips = split_observation(obs)

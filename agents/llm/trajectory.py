@@ -34,6 +34,8 @@ class Turn:
     """The model's raw text, kept for inspection and parse statistics."""
     parse_ok: bool = True
     """False when the raw output could not be parsed and a fallback action was used."""
+    observation: str = ""
+    """The raw observation (without tips) the action answered: the state memory is keyed by."""
     tip_span: tuple[int, int] | None = None
     """``(start, end)`` of the tip block inside ``prompt_ids`` when ``used_tips``:
     ``prompt_ids[:start] + prompt_ids[end:] == prompt_ids_no_tips``."""

@@ -233,6 +233,14 @@ _QUICK: dict[str, Any] = {
     "micro_batch_size": 8,
     "checkpoint_every": 2,
     "output_dir": "runs/quick",
+    # SmolLM2-135M sampling at temperature 1.0 draws a token below log-prob -5 in most
+    # 16-token answers, so the paper's -5 masks nearly every turn (no update at all);
+    # -10 still removes the pathological tails that make off-policy ratios explode.
+    "low_prob_threshold": -10.0,
+}
+#: Per-env adjustments of the quick preset (WebShop answers need room for the action tag).
+_QUICK_ENV: dict[str, dict[str, Any]] = {
+    "webshop": {"max_steps": 5, "max_response_tokens": 32},
 }
 
 
@@ -268,7 +276,8 @@ def quick_preset(agent: str, env: str = "scienceworld", **overrides: Any) -> GRP
         4
     """
     kl = _PAPER_ENV.get(env, {}).get("kl_coef", 0.0)
-    return config_class(agent)(**{"env": env, "kl_coef": kl, **_QUICK, **overrides})
+    base = {"env": env, "kl_coef": kl, **_QUICK, **_QUICK_ENV.get(env, {})}
+    return config_class(agent)(**{**base, **overrides})
 
 
 def config_from_dict(data: dict[str, Any], agent: str | None = None) -> GRPOConfig:

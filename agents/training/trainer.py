@@ -262,6 +262,7 @@ def train(
             "iter_s": iter_s,
             "memory_share": memory_s / iter_s if iter_s > 0 else 0.0,
             **{k: v for k, v in upd.items() if k != "return_mean"},
+            **dict(getattr(memory, "last_timings", None) or {}),
         }
         history.append(row)
         if main:

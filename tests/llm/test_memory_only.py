@@ -155,9 +155,9 @@ def test_cli_run_memory_only_on_scienceworld_find_plant(tmp_path) -> None:
     from typer.testing import CliRunner
 
     import cli
-    from agents.registry import _AGENTS, register_agent
+    from agents.registry import agent_names, register_agent
 
-    if "memory-only" not in _AGENTS:
+    if "memory-only" not in agent_names():
         register_agent("memory-only", "*", "agents.llm.memory_only:MemoryOnlyAgent")
     config = tmp_path / "run.yaml"
     config.write_text(

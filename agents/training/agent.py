@@ -1,0 +1,270 @@
+"""The learning agents ``grpo`` and ``empo``: train with the trainer, then act with the policy.
+
+``empo-gym run --agent empo --env webshop`` builds :class:`EMPOAgent`, calls :meth:`train`
+(rollouts on the env's *train* split through :class:`~agents.llm.rollout.RolloutEngine`,
+updates by :func:`agents.training.trainer.train`, a learning curve PNG next to the metrics),
+and the harness then evaluates it on the test split through :meth:`act_batch` -- without
+memory, at the evaluation temperature (0.4), as EMPO2.md prescribes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+
+from agents.base import Agent
+from agents.training.config import GRPOConfig, config_from_dict
+
+
+class LearningAgent(Agent):
+    """Common part of GRPO and EMPO²: config, policy, training envs, evaluation delegate.
+
+    Args:
+        config: A YAML path or a mapping in the trainer's config layout (``preset`` + fields).
+        preset: ``quick`` (CPU, ~10 minutes, the default), ``paper`` or ``default``.
+        **overrides: Config fields (``iterations=2``, ``model=...``, ``lr=...``).
+    """
+
+    learns: ClassVar[bool] = True
+    algorithm: ClassVar[str] = "grpo"
+
+    def __init__(
+        self, config: str | dict[str, Any] | None = None, preset: str = "quick", **overrides: Any
+    ):
+        data: dict[str, Any] = {}
+        if isinstance(config, str):
+            import yaml
+
+            data = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
+            if not isinstance(data, dict):
+                raise ValueError(f"{config}: expected a mapping of config keys")
+        elif isinstance(config, dict):
+            data = dict(config)
+        data.setdefault("preset", preset)
+        data.update(overrides)
+        self._data = data
+        # validated now (unknown keys, bad values) -- before any model loads
+        self.cfg: GRPOConfig = config_from_dict(dict(data), agent=self.algorithm)
+        self.policy: Any = None
+        self.run_dir: Path | None = None
+        self.train_summary: dict[str, Any] = {}
+        self._actor: Any = None
+
+    # -- identity --------------------------------------------------------------------------
+    @property
+    def model(self) -> str | None:
+        """The base model name (the leaderboard row says it was trained: see ``config``)."""
+        return self.cfg.model
+
+    def config(self) -> dict[str, Any]:
+        """Trainer settings and the training summary (recorded in the leaderboard entry)."""
+        return {
+            "trainer": self.cfg.to_dict(),
+            "training": self.train_summary,
+            "run_dir": str(self.run_dir) if self.run_dir else None,
+        }
+
+    # -- training --------------------------------------------------------------------------
+    def _configure_for(self, env_name: str, task: str | None, out_dir: str) -> None:
+        """Re-validate the config for the env being run (env-specific presets and task)."""
+        data = dict(self._data)
+        data.setdefault("env", env_name)
+        if task is not None:
+            data["task"] = task
+        if "output_dir" not in data:
+            stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+            name = "-".join(x for x in (self.algorithm, env_name, task, stamp) if x)
+            data["output_dir"] = str(Path("runs") / name)
+        self.cfg = config_from_dict(data, agent=self.algorithm)
+
+    def _make_policy(self) -> Any:
+        from agents.llm.policy import LoraSettings, SamplingConfig, TransformersPolicy
+
+        cfg = self.cfg
+        lora = (
+            LoraSettings(r=cfg.lora_rank, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
+            if cfg.lora
+            else None
+        )
+        sampling = SamplingConfig(
+            temperature=cfg.temperature, max_new_tokens=cfg.max_response_tokens, seed=cfg.seed
+        )
+        return TransformersPolicy(cfg.model, sampling=sampling, lora=lora)
+
+    def _make_envs(self, env_name: str, task: str | None, n: int) -> list[gym.Env]:
+        from empo_gym.registry import get_env_info
+
+        info = get_env_info(env_name)
+        kwargs = info.env_kwargs(task, "train")
+        kwargs["max_steps"] = self.cfg.max_steps
+        return [gym.make(info.gym_id, **kwargs) for _ in range(n)]
+
+    def _memory(self, envs: list[gym.Env]) -> tuple[list[gym.Env], Any]:
+        """GRPO trains without memory; EMPO² overrides this."""
+        return envs, None
+
+    def _tasks(self) -> list[Any]:
+        from agents.llm.rollout import ResetSpec
+
+        # Each seed picks one task instance of the train split (a variation / a goal); the
+        # paper trains on a few instances per task (ScienceWorld: the first 5 variations).
+        n = max(self.cfg.tasks_per_iter, 5)
+        return [ResetSpec(seed=self.cfg.seed + i) for i in range(n)]
+
+    def train(self, env_name: str, task: str | None, out_dir: str) -> None:
+        """Train on the env's train split; write metrics.jsonl, checkpoints and a curve PNG."""
+        from agents.llm.policy import SamplingConfig
+        from agents.training.curves import plot_curves
+        from agents.training.trainer import engine_rollout_fn
+        from agents.training.trainer import train as run_training
+
+        self._configure_for(env_name, task, out_dir)
+        cfg = self.cfg
+        self.policy = self._make_policy()
+        n_envs = cfg.tasks_per_iter * cfg.group_size
+        envs, memory = self._memory(self._make_envs(env_name, cfg.task, n_envs))
+        rollout_fn = engine_rollout_fn(
+            envs,
+            env_name,
+            max_turns=cfg.max_steps,
+            sampling=SamplingConfig(
+                temperature=cfg.temperature,
+                max_new_tokens=cfg.max_response_tokens,
+                seed=cfg.seed,
+            ),
+            prompt_kwargs={"max_history": 4},
+        )
+        ref_model = None
+        if cfg.kl_coef > 0 and not cfg.lora:
+            import copy
+
+            ref_model = copy.deepcopy(self.policy.model).eval()
+            for p in ref_model.parameters():
+                p.requires_grad_(False)
+
+        def progress(row: dict[str, Any]) -> None:
+            print(
+                f"[{cfg.agent}] iteration {row['iteration'] + 1}/{cfg.iterations}: "
+                f"success {row['success']:.2f} return {row['return']:.3f} "
+                f"modes {row['rollout_mode']}/{row['update_mode']} "
+                f"({row['iter_s']:.0f} s)",
+                flush=True,
+            )
+
+        try:
+            result = run_training(
+                cfg,
+                self.policy,
+                rollout_fn,
+                self._tasks(),
+                memory=memory,
+                ref_model=ref_model,
+                on_iteration=progress,
+            )
+        finally:
+            for env in envs:
+                env.close()
+        self.run_dir = Path(cfg.output_dir)
+        curve = plot_curves({cfg.agent: self.run_dir}, self.run_dir / "curve.png")
+        hist = result.history
+        self.train_summary = {
+            "iterations": result.iterations,
+            "first_success": hist[0]["success"] if hist else None,
+            "last_success": hist[-1]["success"] if hist else None,
+            "mean_iter_s": sum(h["iter_s"] for h in hist) / len(hist) if hist else None,
+            "memory_share": (
+                sum(h["memory_s"] for h in hist) / max(1e-9, sum(h["iter_s"] for h in hist))
+                if hist
+                else None
+            ),
+            "curve": str(curve),
+            "metrics": str(self.run_dir / "metrics.jsonl"),
+        }
+        if memory is not None:
+            self.train_summary.update(memory.stats())
+
+    # -- acting (evaluation) ---------------------------------------------------------------
+    def _ensure_actor(self) -> Any:
+        if self._actor is None:
+            from agents.llm.naive import NaiveLLMAgent
+
+            if self.policy is None:
+                self.policy = self._make_policy()
+            self._actor = NaiveLLMAgent(
+                policy=self.policy,
+                temperature=self.cfg.eval_temperature,
+                max_new_tokens=self.cfg.max_response_tokens,
+                seed=self.cfg.seed,
+                max_history=4,
+            )
+        return self._actor
+
+    def env_kwargs(self, env_name: str) -> dict[str, Any]:
+        """Evaluate with the same episode limit the agent trained with."""
+        self._ensure_actor().env_kwargs(env_name)
+        return {"max_steps": self.cfg.max_steps}
+
+    def reset(self, slot: int, observation: Any, info: dict[str, Any]) -> None:
+        """Start an evaluation episode (no memory)."""
+        self._ensure_actor().reset(slot, observation, info)
+
+    def act(self, slot: int, observation: Any, info: dict[str, Any]) -> str:
+        """One action (see :meth:`act_batch`)."""
+        return self.act_batch([slot], [observation], [info])[0]
+
+    def act_batch(self, slots, observations, infos) -> list[str]:  # type: ignore[override]
+        """All active slots in one batched generation at the evaluation temperature."""
+        return self._ensure_actor().act_batch(slots, observations, infos)
+
+    def observe(self, slot, action, observation, reward, terminated, truncated, info) -> None:  # type: ignore[override]
+        """Keep the episode history for the prompt."""
+        self._ensure_actor().observe(slot, action, observation, reward, terminated, truncated, info)
+
+    def close(self) -> None:
+        """Release the model."""
+        if self.policy is not None and hasattr(self.policy, "close"):
+            self.policy.close()
+        self.policy, self._actor = None, None
+
+
+class GRPOAgent(LearningAgent):
+    """Group-relative PPO on plain rollouts (the paper's baseline)."""
+
+    name: ClassVar[str] = "grpo"
+    algorithm: ClassVar[str] = "grpo"
+
+
+class EMPOAgent(LearningAgent):
+    """EMPO²: GRPO plus memory rollouts, policy-written tips, off-policy distillation and the
+    novelty bonus (EMPO2.md); evaluated without memory."""
+
+    name: ClassVar[str] = "empo"
+    algorithm: ClassVar[str] = "empo"
+
+    def _memory(self, envs: list[gym.Env]) -> tuple[list[gym.Env], Any]:
+        from agents.training.memory_hooks import EMPOMemory
+        from empo_gym.memory import MemoryObservationWrapper, MemoryStore, NoveltyReward
+
+        cfg = self.cfg
+        store = MemoryStore(
+            "hashing",
+            capacity=cfg.memory_capacity,
+            threshold=cfg.memory_min_similarity,
+            top_k=cfg.memory_top_k,
+        )
+        wrapped = [
+            MemoryObservationWrapper(env, store, write_tips=False, novelty=False, training=True)
+            for env in envs
+        ]
+        novelty = NoveltyReward(store.embedder) if cfg.intrinsic_reward else None
+        hooks = EMPOMemory(
+            store,
+            novelty=novelty,
+            tip_max_tokens=min(cfg.tip_max_tokens, 64),
+            seed=cfg.seed,
+            wrappers=wrapped,
+        )
+        return wrapped, hooks
