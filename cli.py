@@ -393,6 +393,53 @@ def bench_rollout(
     _emit(result)
 
 
+@bench_app.command("train")
+def bench_train(
+    env: str = typer.Option("webshop", "--env", help="Env to train on (webshop needs no JVM)."),
+    task: str | None = typer.Option(None, "--task", help="Task (ScienceWorld)."),
+    iterations: int = typer.Option(4, "--iterations", help="Iterations per algorithm."),
+    warmup: int = typer.Option(1, "--warmup", help="Leading iterations left out."),
+    model: str | None = typer.Option(None, "--model", help="Model (default: SmolLM2-135M)."),
+    seed: int = typer.Option(0, "--seed", help="Seed."),
+) -> None:
+    """GRPO vs EMPO² seconds per iteration at equal settings, memory share, update tokens/s."""
+    from agents.training.bench import run_train_bench
+
+    if iterations <= warmup:
+        raise _fail(f"--iterations ({iterations}) must exceed --warmup ({warmup})")
+    _cpu_threads()
+    try:
+        result = run_train_bench(
+            env, task, iterations=iterations, warmup=warmup, model=model, seed=seed, log=_log
+        )
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    _emit(result)
+
+
+@app.command()
+def plot(
+    runs: list[str] = typer.Argument(..., help="LABEL=RUN_DIR pairs (or bare run dirs)."),
+    out: Path = typer.Option(Path("curves.png"), "--out", help="PNG to write."),
+    metrics: str = typer.Option("success,return", "--metrics", help="Metrics to plot."),
+    smooth: int = typer.Option(1, "--smooth", help="Moving-average window."),
+) -> None:
+    """Learning curves (e.g. EMPO² and GRPO on one figure) from runs' metrics.jsonl."""
+    from agents.training.curves import plot_curves
+
+    labelled: dict[str, str] = {}
+    for item in runs:
+        label, _, path = item.partition("=") if "=" in item else (Path(item).name, "", item)
+        if not (Path(path) / "metrics.jsonl").exists() and not str(path).endswith(".jsonl"):
+            raise _fail(f"{path!r} has no metrics.jsonl; expected a training run directory")
+        labelled[label] = path
+    try:
+        png = plot_curves(labelled, out, metrics=tuple(metrics.split(",")), smooth=smooth)
+    except (ValueError, KeyError) as exc:
+        raise _fail(str(exc)) from None
+    print(png)
+
+
 def main() -> None:  # pragma: no cover - console entry point alternative
     """Run the app (``python cli.py ...``)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -217,3 +217,40 @@ def test_naive_llm_agent_on_webshop_end_to_end(tmp_path) -> None:
     assert entry["model"] and "smollm2" in entry["model"].lower()
     assert entry["metrics"]["episodes"] == 2
     assert all(e["steps"] >= 1 for e in entry["episodes"])
+
+
+def test_plot_draws_a_png(tmp_path) -> None:
+    for name, base in (("a", 0.0), ("b", 0.5)):
+        run = tmp_path / name
+        run.mkdir()
+        rows = [{"iteration": i, "success": base + 0.1 * i, "return": base} for i in range(4)]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "curve.png"
+    res = _run("plot", f"empo={tmp_path / 'a'}", f"grpo={tmp_path / 'b'}", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    res = runner.invoke(app, ["plot", str(tmp_path / "missing")])
+    assert res.exit_code == 2 and "no metrics.jsonl" in res.output
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("agent: {lr: -1.0}\n", "lr"),
+        ("agent: {group_size: 1}\n", "group_size"),
+        ("agent: {learning_rate: 0.1}\n", "learning_rate"),
+        ("agent: {memory_prob: 1.5}\n", "memory_prob"),
+    ],
+)
+def test_bad_training_config_fails_before_any_model_loads(tmp_path, yaml_text, message) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml_text)
+    res = runner.invoke(app, ["run", "--agent", "empo", "--env", "webshop", "--config", str(cfg)])
+    assert res.exit_code == 2, res.output
+    assert message in res.output and "Traceback" not in res.output
+    assert "training" not in res.output  # rejected before training started
+
+
+def test_ood_rejects_unknown_transfer() -> None:
+    res = runner.invoke(app, ["ood", "--transfer", "bio9-bio10"])
+    assert res.exit_code == 2 and "bio1-bio2" in res.output

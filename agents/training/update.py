@@ -256,9 +256,14 @@ def policy_update(
             n_tok = float(batch.mask[mini].sum())
             if n_tok == 0 and not distributed:
                 continue  # (with several processes every rank must join each gradient sync)
-            # Rows with advantage 0 add no policy gradient (only KL): skip their forward pass but
-            # keep their tokens in the normaliser, so the loss is unchanged.
-            todo = mini if cfg.kl_coef > 0 else [i for i in mini if batch.advantages[i] != 0]
+            # Rows with advantage 0, or fully masked (low-probability masking), add no policy
+            # gradient (only KL): skip their forward pass but keep their tokens in the
+            # normaliser, so the loss is unchanged. On CPU this is most of the update's cost.
+            todo = (
+                mini
+                if cfg.kl_coef > 0
+                else [i for i in mini if batch.advantages[i] != 0 and batch.mask[i].any()]
+            )
             if not todo and not distributed:
                 continue
             # Similar lengths together: less padding; the summed gradient is unchanged.
