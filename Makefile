@@ -18,7 +18,7 @@ RUN_ARGS ?= --agent empo --env webshop --config baselines/empo_webshop_quick.yam
 install: $(STAMP)
 
 java-check:
-	@if ! command -v java >/dev/null 2>&1; then \
+	@if ! command -v java >/dev/null 2>&1 && ! [ -x "$$JAVA_HOME/bin/java" ]; then \
 	  echo ""; \
 	  echo "empo-gym: Java 11+ is required by ScienceWorld (it runs a JVM), but 'java' is not on PATH."; \
 	  echo "  Debian/Ubuntu:  sudo apt-get update && sudo apt-get install -y default-jre-headless"; \

@@ -156,7 +156,7 @@ def run(
                 trajectories_path=trajectories,
                 on_episode=lambda rec: progress.advance(bar),
             )
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RuntimeError) as exc:
             raise _fail(str(exc)) from None
         finally:
             the_agent.close()
@@ -339,6 +339,9 @@ def bench_memory(
 
     names = [e.strip() for e in embedders.split(",") if e.strip()]
     try:
+        from empo_gym.scienceworld.tasks import resolve_task
+
+        task = resolve_task(task)
         for name in names:
             if name not in {"hashing", "minilm"}:
                 make_embedder(name)  # raises the library's error listing valid names

@@ -11,6 +11,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+#: The harness adds the episode's reset seed to the first ``info`` under this key, so agents with
+#: their own randomness can seed per episode and results do not depend on ``num_envs``.
+EPISODE_SEED_KEY = "episode_seed"
+
 
 class Agent(ABC):
     """Base class of all agents.

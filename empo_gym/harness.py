@@ -25,7 +25,7 @@ from typing import Any
 import gymnasium as gym
 
 import empo_gym  # noqa: F401  (registers the env ids)
-from agents.base import Agent
+from agents.base import EPISODE_SEED_KEY, Agent
 from empo_gym.registry import get_env_info
 
 #: ``info`` keys whose values say *how* a result was computed (which noun extractor scored a
@@ -170,7 +170,8 @@ def evaluate(
         slot = slots[i]
         slot.episode, slot.seed = episode, seed + episode
         slot.t0 = time.perf_counter()
-        slot.obs, slot.info = slot.env.reset(seed=slot.seed)
+        slot.obs, info = slot.env.reset(seed=slot.seed)
+        slot.info = {**info, EPISODE_SEED_KEY: slot.seed}
         slot.steps, slot.ret, slot.invalid, slot.transitions = 0, 0.0, 0, []
         agent.reset(i, slot.obs, slot.info)
 
@@ -246,7 +247,7 @@ def evaluate(
     settings = {
         "env": env,
         "gym_id": info.gym_id,
-        "task": task,
+        "task": info.canonical_task(task) if task is not None else None,
         "split": split,
         "episodes": episodes,
         "seed": seed,

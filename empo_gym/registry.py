@@ -60,8 +60,16 @@ class EnvInfo:
                     f"unknown task {task!r} for env {self.name!r}; "
                     f"expected one of: {', '.join(valid)}"
                 )
-            kwargs[self.task_kwarg] = task
+            kwargs[self.task_kwarg] = self.canonical_task(task)
         return kwargs
+
+    def canonical_task(self, task: str) -> str:
+        """The task's canonical name (ScienceWorld ids like ``1-1`` become ``boil``)."""
+        if self.name == "scienceworld":
+            from empo_gym.scienceworld.tasks import resolve_task
+
+            return resolve_task(task)
+        return task
 
     def _alias_ok(self, task: str) -> bool:
         if self.name != "scienceworld":

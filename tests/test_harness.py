@@ -64,3 +64,10 @@ def test_aggregate_rejects_empty() -> None:
         aggregate([])
     rec = EpisodeRecord(0, 0, None, 10.0, False, 1, 0.1, True, False, 0, 0.0)
     assert aggregate([rec])["ci95"] == 0.0
+
+
+def test_random_agent_results_do_not_depend_on_num_envs() -> None:
+    one = evaluate(RandomAgent(seed=4), "guess", episodes=12, seed=3, num_envs=1)
+    four = evaluate(RandomAgent(seed=4), "guess", episodes=12, seed=3, num_envs=4)
+    assert [r.score for r in one.records] == [r.score for r in four.records]
+    assert [r.steps for r in one.records] == [r.steps for r in four.records]

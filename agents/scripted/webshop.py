@@ -12,9 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-import numpy as np
-
 from agents.base import Agent
+from agents.scripted.random_agent import RandomAgent
 
 _PRICE_CLAUSE = re.compile(r",? and price lower than [\d.]+ dollars$")
 
@@ -30,7 +29,7 @@ def _first_product(clickables: list[str]) -> str | None:
     return None
 
 
-class WebShopRandomAgent(Agent):
+class WebShopRandomAgent(RandomAgent):
     """Uniform over ``info["admissible_actions"]``; the search template gets random words of the
     instruction (seeded, reproducible).
 
@@ -45,24 +44,17 @@ class WebShopRandomAgent(Agent):
     name: ClassVar[str] = "random"
     supported_envs: ClassVar[tuple[str, ...]] = ("webshop",)
 
-    def __init__(self, seed: int = 0):
-        self.seed = seed
-        self._rng = np.random.default_rng(seed)
-
-    def config(self) -> dict[str, Any]:
-        """Settings recorded in the leaderboard entry."""
-        return {"seed": self.seed}
-
     def act(self, slot: int, observation: Any, info: dict[str, Any]) -> str:
         """A random admissible action."""
         actions = list(info.get("admissible_actions") or [])
         if not actions:
             return "click[back to search]"
-        action = actions[int(self._rng.integers(len(actions)))]
+        rng = self.rng(slot)
+        action = actions[int(rng.integers(len(actions)))]
         if action == "search[<query>]":
             words = _query_of(str(info.get("instruction", ""))).split() or ["item"]
-            k = int(self._rng.integers(1, min(6, len(words)) + 1))
-            picked = self._rng.choice(len(words), size=k, replace=False)
+            k = int(rng.integers(1, min(6, len(words)) + 1))
+            picked = rng.choice(len(words), size=k, replace=False)
             action = "search[" + " ".join(words[i] for i in sorted(picked)) + "]"
         return action
 
