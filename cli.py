@@ -404,6 +404,9 @@ def bench_train(
     warmup: int = typer.Option(1, "--warmup", help="Leading iterations left out."),
     model: str | None = typer.Option(None, "--model", help="Model (default: SmolLM2-135M)."),
     seed: int = typer.Option(0, "--seed", help="Seed."),
+    tasks_per_iter: int | None = typer.Option(None, "--tasks-per-iter", help="B (quick: 2)."),
+    group_size: int | None = typer.Option(None, "--group-size", help="G (quick: 4)."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Steps per episode."),
 ) -> None:
     """GRPO vs EMPO² seconds per iteration at equal settings, memory share, update tokens/s."""
     from agents.training.bench import run_train_bench
@@ -412,8 +415,24 @@ def bench_train(
         raise _fail(f"--iterations ({iterations}) must exceed --warmup ({warmup})")
     _cpu_threads()
     try:
+        overrides = {
+            k: v
+            for k, v in (
+                ("tasks_per_iter", tasks_per_iter),
+                ("group_size", group_size),
+                ("max_steps", max_steps),
+            )
+            if v is not None
+        }
         result = run_train_bench(
-            env, task, iterations=iterations, warmup=warmup, model=model, seed=seed, log=_log
+            env,
+            task,
+            iterations=iterations,
+            warmup=warmup,
+            model=model,
+            seed=seed,
+            overrides=overrides,
+            log=_log,
         )
     except ValueError as exc:
         raise _fail(str(exc)) from None

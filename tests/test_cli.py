@@ -254,3 +254,38 @@ def test_bad_training_config_fails_before_any_model_loads(tmp_path, yaml_text, m
 def test_ood_rejects_unknown_transfer() -> None:
     res = runner.invoke(app, ["ood", "--transfer", "bio9-bio10"])
     assert res.exit_code == 2 and "bio1-bio2" in res.output
+
+
+@pytest.mark.slow
+def test_bench_train_prints_json_last_line() -> None:
+    res = runner.invoke(
+        app,
+        ["bench", "train", "--iterations", "2", "--warmup", "1", "--tasks-per-iter", "1",
+         "--group-size", "2", "--max-steps", "1"],
+    )
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(res.stdout.strip().splitlines()[-1])
+    for key in ("grpo_s_per_iter", "empo_s_per_iter", "empo_vs_grpo_iteration_ratio",
+                "memory_share_of_iteration", "update_tok_s"):
+        assert key in metrics
+    assert metrics["grpo_s_per_iter"] > 0 and metrics["empo_s_per_iter"] > 0
+
+
+@pytest.mark.slow
+def test_empo_run_trains_then_evaluates(tmp_path) -> None:
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(
+        "agent: {iterations: 1, tasks_per_iter: 1, group_size: 2, max_steps: 2,\n"
+        f"        max_response_tokens: 8, memory_prob: 1.0, output_dir: '{tmp_path / 'run'}'}}\n"
+        "episodes: 2\nnum_envs: 2\n"
+    )
+    res = _run("run", "--agent", "empo", "--env", "webshop", "--config", str(cfg), "--out",
+               str(tmp_path / "lb"))
+    assert res.exit_code == 0, res.output
+    entry = json.loads(next((tmp_path / "lb").glob("*.json")).read_text())
+    assert entry["agent"] == "empo" and entry["metrics"]["episodes"] == 2
+    assert entry["config"]["agent"]["training"]["iterations"] == 1
+    assert (tmp_path / "run" / "metrics.jsonl").exists()
+    assert (tmp_path / "run" / "curve.png").exists()
+    row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert row["rollout_mode"] == "memory" and row["memory_size"] > 0

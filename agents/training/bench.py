@@ -100,6 +100,7 @@ def run_train_bench(
     warmup: int = 1,
     model: str | None = None,
     seed: int = 0,
+    overrides: dict[str, Any] | None = None,
     log: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
     """``empo-gym bench train``: GRPO vs EMPO² seconds per iteration at equal quick settings.
@@ -121,7 +122,7 @@ def run_train_bench(
     from empo_gym.memory import MemoryObservationWrapper, MemoryStore, NoveltyReward
     from empo_gym.registry import get_env_info
 
-    overrides: dict[str, Any] = {"iterations": iterations, "seed": seed, "task": task}
+    overrides = {**(overrides or {}), "iterations": iterations, "seed": seed, "task": task}
     if model is not None:
         overrides["model"] = model
     grpo_cfg = quick_preset("grpo", env, **overrides)
