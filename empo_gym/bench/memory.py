@@ -262,8 +262,13 @@ def run_memory_bench(
             out[f"overhead_episode_s_{name}"] = round(r[name]["episode_s"], 3)
             out[f"overhead_memory_s_{name}"] = round(r[name]["memory_s"], 4)
         out["overhead_task"] = task
-    out["targets_met"] = bool(
-        out["query_p50_ms_10k"] < 2.0 and out.get("overhead_fraction", 0.0) < 0.03
+    # the key names follow the targets (10k / 100k); the sizes actually used are here
+    out["entries"], out["big_entries"] = entries, big_entries
+    measured = "overhead_fraction" in out and entries == 10_000
+    out["targets_met"] = (
+        bool(out["query_p50_ms_10k"] < 2.0 and out["overhead_fraction"] < 0.03)
+        if measured
+        else None
     )
     log("[memory bench] done")
     return out
