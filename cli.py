@@ -243,10 +243,18 @@ def leaderboard_cmd(
 
     if fmt not in lb.FORMATS:
         raise _fail(f"unknown format {fmt!r}; expected one of: {', '.join(lb.FORMATS)}")
-    try:
-        entries = lb.load_entries(paths or [Path(DEFAULT_OUT)])
-    except lb.LeaderboardError as exc:
-        raise _fail(str(exc)) from None
+    if not paths and not Path(DEFAULT_OUT).is_dir():
+        console.print(
+            f"no results yet: {DEFAULT_OUT}/ does not exist here; run `empo-gym run ...` or "
+            "pass result files / directories"
+        )
+        paths = []
+        entries: list[dict[str, Any]] = []
+    else:
+        try:
+            entries = lb.load_entries(paths or [Path(DEFAULT_OUT)])
+        except lb.LeaderboardError as exc:
+            raise _fail(str(exc)) from None
     entries = lb.filter_entries(entries, env=env, task=task, agent=agent)
     if fmt == "json":
         print(lb.render_json(entries))
