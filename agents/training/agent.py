@@ -263,7 +263,7 @@ class EMPOAgent(LearningAgent):
         hooks = EMPOMemory(
             store,
             novelty=novelty,
-            tip_max_tokens=min(cfg.tip_max_tokens, 64),
+            tip_max_tokens=cfg.tip_max_tokens,
             seed=cfg.seed,
             wrappers=wrapped,
         )

@@ -146,7 +146,14 @@ def run_train_bench(
     hooks: list[EMPOMemory] = []
 
     def make_memory() -> EMPOMemory:
-        hooks.append(EMPOMemory(store, novelty=NoveltyReward(store.embedder), wrappers=envs))
+        hooks.append(
+            EMPOMemory(
+                store,
+                novelty=NoveltyReward(store.embedder),
+                tip_max_tokens=empo_cfg.tip_max_tokens,
+                wrappers=envs,
+            )
+        )
         return hooks[-1]
 
     def make_policy() -> Any:

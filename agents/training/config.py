@@ -237,6 +237,8 @@ _QUICK: dict[str, Any] = {
     # 16-token answers, so the paper's -5 masks nearly every turn (no update at all);
     # -10 still removes the pathological tails that make off-policy ratios explode.
     "low_prob_threshold": -10.0,
+    # one sentence; on CPU every tip token is paid once per trajectory (EMPO2.md: < 100 words)
+    "tip_max_tokens": 32,
 }
 #: Per-env adjustments of the quick preset (WebShop answers need room for the action tag).
 #: WebShop prompts are ~900 tokens and a CPU update costs ~12 ms per token (2 cores), so the
