@@ -237,9 +237,9 @@ _QUICK: dict[str, Any] = {
     # 16-token answers, so the paper's -5 masks nearly every turn (no update at all);
     # -10 still removes the pathological tails that make off-policy ratios explode.
     "low_prob_threshold": -10.0,
-    # one sentence; on CPU every tip token is paid once per trajectory (EMPO2.md: < 100 words)
-    "tip_max_tokens": 32,
 }
+#: EMPO²-only quick settings: one sentence; on CPU every tip token is paid once per trajectory.
+_QUICK_EMPO: dict[str, Any] = {"tip_max_tokens": 32}
 #: Per-env adjustments of the quick preset (WebShop answers need room for the action tag).
 #: WebShop prompts are ~900 tokens and a CPU update costs ~12 ms per token (2 cores), so the
 #: quick preset keeps episodes short and drops the KL term (kl_coef > 0 forwards every turn,
@@ -286,6 +286,8 @@ def quick_preset(agent: str, env: str = "scienceworld", **overrides: Any) -> GRP
         4
     """
     base = {"env": env, "kl_coef": 0.0, **_QUICK, **_QUICK_ENV.get(env, {})}
+    if issubclass(config_class(agent), EMPOConfig):
+        base.update(_QUICK_EMPO)
     return config_class(agent)(**{**base, **overrides})
 
 
