@@ -25,7 +25,6 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -35,6 +34,7 @@ from typing import Any
 import gymnasium as gym
 
 from agents.base import Agent
+from empo_gym.atomic_io import atomic_path
 from empo_gym.harness import EvalResult, evaluate
 from empo_gym.ood import TRANSFERS, Transfer, get_transfer
 from leaderboard.entry import build_entry, write_atomic_json, write_entry
@@ -132,16 +132,8 @@ def plot_trials(
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

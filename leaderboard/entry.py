@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import asdict
 from functools import lru_cache
 from importlib import resources
@@ -15,6 +14,7 @@ from typing import Any
 import jsonschema
 
 from empo_gym import provenance
+from empo_gym.atomic_io import write_text_atomic
 
 SCHEMA_VERSION = 1
 
@@ -111,21 +111,7 @@ def entry_from_result(
 
 def write_atomic_json(path: str | os.PathLike[str], data: Any) -> Path:
     """Write JSON to ``path`` via a temp file and ``os.replace`` (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def entry_filename(entry: dict[str, Any]) -> str:

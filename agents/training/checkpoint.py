@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from empo_gym.atomic_io import write_text_atomic
+
 FORMAT_VERSION = 1
 LATEST = "latest"
 _PREFIX = "iter_"
@@ -56,15 +58,6 @@ def _is_peft(model: torch.nn.Module) -> bool:
 
 def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-
-
-def _replace_file_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _optimizer_to_files(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -235,7 +228,7 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _replace_file_atomic(root / LATEST, final.name + "\n")
+    write_text_atomic(root / LATEST, final.name + "\n")
     if keep is not None:
         for old_ckpt in list_checkpoints(root)[:-keep]:
             if old_ckpt != final:

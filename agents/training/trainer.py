@@ -35,6 +35,7 @@ from agents.training.checkpoint import latest_checkpoint, load_checkpoint, save_
 from agents.training.config import EMPOConfig, GRPOConfig
 from agents.training.modes import RolloutMode, UpdateMode, sample_modes
 from agents.training.update import make_optimizer, policy_update
+from empo_gym.atomic_io import write_text_atomic
 
 RolloutFn = Callable[[Any, Sequence[Any], int, bool], list[Trajectory]]
 """``rollout_fn(policy, tasks, group_size, use_memory) -> trajectories`` (B x G, group order)."""
@@ -115,9 +116,7 @@ def _read_metrics(path: Path, before_iteration: int) -> list[str]:
 
 def _rewrite_metrics(path: Path, lines: list[str]) -> None:
     """Replace ``path`` atomically with ``lines`` (one per line)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
 
 
 def _append_metrics(path: Path, row: dict[str, Any]) -> None:

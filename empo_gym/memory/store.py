@@ -19,10 +19,8 @@ one memory file without losing each other's entries.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from empo_gym.atomic_io import write_bytes_atomic
 from empo_gym.memory.embedders import Embedder, cosine_matrix, make_embedder, normalize_rows
 
 __all__ = ["FILE_FORMAT", "MemoryEntry", "MemoryFileError", "MemoryStore"]
@@ -394,7 +393,7 @@ class MemoryStore:
         """
         path = Path(path)
         if not merge:
-            _atomic_write(path, self._to_bytes())
+            write_bytes_atomic(path, self._to_bytes())
             return path
         from filelock import FileLock
 
@@ -409,7 +408,7 @@ class MemoryStore:
                 )
             for name in self.slots():
                 merged.add(self.entries(name), self.embeddings(name))
-            _atomic_write(path, merged._to_bytes())
+            write_bytes_atomic(path, merged._to_bytes())
         self._slots, self._seq = merged._slots, merged._seq
         return path
 
@@ -499,19 +498,3 @@ def _embedder_from_name(name: str, dim: int, path: Path) -> Embedder:
     raise MemoryFileError(
         f"{path} was written with embedder {name!r}; pass that embedder to MemoryStore.load"
     )
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -206,11 +205,3 @@ class SearchIndex:
     def vocab_size(self) -> int:
         """Number of distinct tokens."""
         return len(self._vocab)
-
-
-def write_json(path: str | os.PathLike[str], obj: object) -> None:
-    """Write JSON atomically (temp file + ``os.replace``)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)

@@ -34,9 +34,10 @@ import numpy as np
 import platformdirs
 from filelock import FileLock
 
+from empo_gym.atomic_io import write_json_atomic
 from empo_gym.webshop.catalogue import GeneratedCatalogue, vocabulary_hash
 from empo_gym.webshop.goals import GOAL_SOURCES, GeneratedGoals, GoalSet
-from empo_gym.webshop.search import SearchIndex, tokenize, write_json
+from empo_gym.webshop.search import SearchIndex, tokenize
 
 CACHE_FORMAT = 1
 
@@ -155,7 +156,7 @@ def _atomic_build(final: Path, build) -> None:
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
         try:
             meta = build(tmp)
-            write_json(tmp / "meta.json", meta)
+            write_json_atomic(tmp / "meta.json", meta, ensure_ascii=False)
             os.replace(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
