@@ -6,26 +6,13 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
-import psutil
 import pytest
 
 from empo_gym.scienceworld.env import ScienceWorldEnv
+from tests.scienceworld.test_jvm_lifecycle import _wait_gone
 
 pytestmark = pytest.mark.slow
-
-
-def _gone(pid: int, timeout: float = 20.0) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_no_jvm_after_normal_interpreter_exit_without_close() -> None:
@@ -44,7 +31,7 @@ def test_no_jvm_after_normal_interpreter_exit_without_close() -> None:
     )
     assert out.returncode == 0, out.stderr[-2000:]
     pid = int(out.stdout.strip().splitlines()[-1])
-    assert _gone(pid), "the JVM outlived a normally exiting Python process"
+    assert _wait_gone(pid, timeout=20.0), "the JVM outlived a normally exiting Python process"
 
 
 def test_two_envs_same_seed_same_variation_and_first_observation() -> None:
