@@ -415,8 +415,16 @@ def bench_train(
     tasks_per_iter: int | None = typer.Option(None, "--tasks-per-iter", help="B (quick: 2)."),
     group_size: int | None = typer.Option(None, "--group-size", help="G (quick: 4)."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Steps per episode."),
+    equal_update_work: bool = typer.Option(
+        True,
+        "--equal-update-work/--skip-zero-adv",
+        help="Forward zero-advantage turns in both runs (verl's behaviour) or skip them.",
+    ),
 ) -> None:
-    """GRPO vs EMPO² seconds per iteration at equal settings, memory share, update tokens/s."""
+    """GRPO vs EMPO² seconds per iteration at equal settings, memory share, update tokens/s.
+
+    The two runs alternate iteration by iteration so both see the same machine load.
+    """
     from agents.training.bench import run_train_bench
 
     if iterations <= warmup:
@@ -439,6 +447,7 @@ def bench_train(
             warmup=warmup,
             model=model,
             seed=seed,
+            equal_update_work=equal_update_work,
             overrides=overrides,
             log=_log,
         )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
+
+_LOGITS_TO_KEEP: dict[type, bool] = {}
 
 
 def pack_prompt_response(
@@ -36,6 +39,25 @@ def pack_prompt_response(
     return input_ids, attention, response_mask, length
 
 
+def accepts_logits_to_keep(model: torch.nn.Module) -> bool:
+    """Whether ``model``'s forward takes ``logits_to_keep`` (transformers causal LMs; PEFT
+    wrappers are looked through).
+
+    Example:
+        >>> accepts_logits_to_keep(torch.nn.Linear(2, 2))
+        False
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    key = type(base)
+    if key not in _LOGITS_TO_KEEP:
+        try:
+            params = inspect.signature(base.forward).parameters
+        except (TypeError, ValueError):
+            params = {}
+        _LOGITS_TO_KEEP[key] = "logits_to_keep" in params
+    return _LOGITS_TO_KEEP[key]
+
+
 def token_logprobs(
     model: torch.nn.Module,
     prompt_ids: Sequence[Sequence[int]],
@@ -64,21 +86,29 @@ def token_logprobs(
             raise ValueError(f"prompt {i} is empty; expected at least one token (e.g. BOS)")
     input_ids, attention, response_mask, _ = pack_prompt_response(prompt_ids, response_ids, pad_id)
     device = next(model.parameters()).device
-    logits = model(
-        input_ids=input_ids.to(device), attention_mask=attention.to(device)
-    ).logits  # [B, L, V]
     r_max = max(max((len(r) for r in response_ids), default=0), 1)
     batch = len(response_ids)
-    # Position t predicts token t+1; gather only the response positions before the softmax
-    # (prompts are much longer than responses: this saves most of the [B, L, V] float copies).
-    index = torch.zeros((batch, r_max), dtype=torch.long)
+    # Position t predicts token t+1: only the response positions need logits.
+    positions = torch.zeros((batch, r_max), dtype=torch.long)  # [B, R] into the packed rows
     for i, (p, r) in enumerate(zip(prompt_ids, response_ids, strict=True)):
         if r:
-            index[i, : len(r)] = torch.arange(len(p) - 1, len(p) - 1 + len(r))
-    index = index.to(device)
-    picked = logits.gather(1, index.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))  # [B, R, V]
+            positions[i, : len(r)] = torch.arange(len(p) - 1, len(p) - 1 + len(r))
+    inputs = {"input_ids": input_ids.to(device), "attention_mask": attention.to(device)}
+    if accepts_logits_to_keep(model):
+        # Project onto the vocabulary only at the positions some row needs (their union over
+        # the batch): prompts are ~40x longer than responses, and the [L, V] head is ~20% of
+        # the model's FLOPs and most of its activation memory.
+        keep = torch.unique(positions)  # [K], sorted
+        logits = model(**inputs, logits_to_keep=keep.to(device)).logits  # [B, K, V]
+        columns = torch.searchsorted(keep, positions)  # [B, R] into `logits`
+    else:
+        logits = model(**inputs).logits  # [B, L, V]
+        columns = positions
+    columns = columns.to(device)
+    picked = logits.gather(1, columns.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))  # [B, R, V]
     picked = picked.float() / temperature
-    targets = input_ids.to(device).gather(1, (index + 1).clamp(max=input_ids.shape[1] - 1))
+    nxt = (positions + 1).clamp(max=input_ids.shape[1] - 1).to(device)
+    targets = input_ids.to(device).gather(1, nxt)  # [B, R]
     logp = torch.log_softmax(picked, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     mask = torch.zeros((batch, r_max), dtype=torch.float32, device=device)
     for i, r in enumerate(response_ids):

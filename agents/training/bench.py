@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from agents.training.config import EMPOConfig, GRPOConfig
-from agents.training.trainer import MemoryHooks, RolloutFn, train
+from agents.training.modes import RolloutMode
+from agents.training.trainer import MemoryHooks, RolloutFn, TrainingRun
 
 #: Fields that may differ between the two configs of a fair comparison.
 _FREE_FIELDS = {"output_dir"}
@@ -25,8 +27,13 @@ def compare_iteration_cost(
     *,
     warmup: int = 1,
     timing_keys: Sequence[str] = (),
+    log: Callable[[str], Any] | None = None,
 ) -> dict[str, Any]:
-    """Train GRPO then EMPO² for their ``iterations`` and compare seconds per iteration.
+    """Train GRPO and EMPO² side by side, one iteration each in turn, and compare their cost.
+
+    The runs alternate iteration by iteration (GRPO first on even iterations, EMPO² first on
+    odd ones), so both see the same machine load: on a shared machine the load drifts far more
+    over a sequential run than between two neighbouring iterations.
 
     Args:
         grpo_cfg: GRPO settings.
@@ -38,11 +45,19 @@ def compare_iteration_cost(
         warmup: Leading iterations left out of the averages (first-call overheads).
         timing_keys: Extra per-iteration seconds reported by the memory hooks
             (``last_timings``); each is summed and reported as a share of EMPO² time.
+        log: Progress lines (one per iteration) go here.
 
     Returns:
-        ``grpo_s_per_iter``, ``empo_s_per_iter``, ``empo_vs_grpo_iteration_ratio``,
-        ``memory_share_of_iteration`` (memory-hook seconds / EMPO² iteration seconds),
-        ``update_tok_s`` (both runs), ``empo_modes`` (update modes drawn), ``iterations``.
+        ``grpo_s_per_iter`` / ``empo_s_per_iter`` (means after the warm-up),
+        ``empo_vs_grpo_iteration_ratio`` (their ratio), ``paired_ratio_median`` (median over
+        iterations of EMPO² / GRPO seconds of the same iteration index),
+        ``empo_vs_grpo_ratio_skipping_zero_adv`` (the same run's ratio without the seconds
+        spent on zero-advantage turns, i.e. the cost with ``skip_zero_advantage=True``),
+        ``empo_expected_s_per_iter`` / ``empo_vs_grpo_expected_ratio`` (EMPO² cost weighted by
+        the rollout-mode probability p instead of the modes this short run happened to draw;
+        only when both modes were drawn), ``memory_share_of_iteration`` (memory-hook seconds /
+        EMPO² seconds), ``update_tok_s`` (response tokens per update second, both runs),
+        ``update_forward_tok_s`` (prompt + response tokens), ``empo_modes``, ``iterations``.
 
     Raises:
         ValueError: The settings differ in a shared field (named).
@@ -53,40 +68,68 @@ def compare_iteration_cost(
         a, b = getattr(grpo_cfg, f.name), getattr(empo_cfg, f.name)
         if a != b:
             raise ValueError(f"unequal settings: {f.name} is {a!r} for GRPO, {b!r} for EMPO²")
+    if grpo_cfg.iterations <= warmup:
+        raise ValueError(f"iterations={grpo_cfg.iterations} must exceed warmup={warmup}")
+
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
-        runs = {}
+        runs: dict[str, TrainingRun] = {}
         for name, cfg, memory in (
             ("grpo", grpo_cfg, None),
             ("empo", empo_cfg, make_memory() if make_memory else None),
         ):
             cfg = dataclasses.replace(cfg, output_dir=f"{tmp}/{name}", checkpoint_every=0)
-            runs[name] = train(cfg, make_policy(), rollout_fn, tasks, memory=memory, resume=False)
-    rows = {name: res.history[warmup:] or res.history for name, res in runs.items()}
+            runs[name] = TrainingRun(
+                cfg, make_policy(), rollout_fn, tasks, memory=memory, resume=False
+            )
+        for it in range(grpo_cfg.iterations):
+            order = ("grpo", "empo") if it % 2 == 0 else ("empo", "grpo")
+            for name in order:
+                row = runs[name].step()
+                if log is not None:
+                    log(
+                        f"[bench train] iter {it} {name}: {row['iter_s']:.1f} s "
+                        f"(rollout {row['rollout_s']:.1f}, memory+tips {row['memory_s']:.1f}, "
+                        f"update {row['update_s']:.1f}, mode {row['update_mode']})"
+                    )
+    rows = {name: run.history[warmup:] for name, run in runs.items()}
 
-    def mean(name: str, key: str) -> float:
-        values = [float(r[key]) for r in rows[name]]
-        return sum(values) / len(values) if values else 0.0
+    def total(name: str, key: str) -> float:
+        return sum(float(r.get(key, 0.0)) for r in rows[name])
 
-    grpo_s, empo_s = mean("grpo", "iter_s"), mean("empo", "iter_s")
-    empo_total = sum(r["iter_s"] for r in rows["empo"])
-    tokens = sum(r["update_tok_s"] * r["update_s"] for v in rows.values() for r in v)  # scored
-    update_s = sum(r["update_s"] for v in rows.values() for r in v)
+    n = len(rows["grpo"])
+    grpo_s, empo_s = total("grpo", "iter_s") / n, total("empo", "iter_s") / n
+    paired = sorted(
+        e["iter_s"] / g["iter_s"] for g, e in zip(rows["grpo"], rows["empo"], strict=True)
+    )
+    skipping = {k: total(k, "iter_s") - total(k, "zero_adv_s") for k in rows}
+    empo_total = total("empo", "iter_s")
+    by_mode: dict[bool, list[float]] = {True: [], False: []}
+    for r in rows["empo"]:
+        by_mode[r["rollout_mode"] == RolloutMode.MEMORY.value].append(float(r["iter_s"]))
+    expected = None
+    if by_mode[True] and by_mode[False]:
+        p = empo_cfg.memory_prob
+        expected = p * statistics.fmean(by_mode[True]) + (1 - p) * statistics.fmean(by_mode[False])
+    update_s = total("grpo", "update_s") + total("empo", "update_s")
+    response_tokens = sum(r["update_tok_s"] * r["update_s"] for v in rows.values() for r in v)
+    forward_tokens = total("grpo", "update_forward_tokens") + total("empo", "update_forward_tokens")
     return {
-        "iterations": len(rows["grpo"]),
+        "iterations": n,
         "grpo_s_per_iter": grpo_s,
         "empo_s_per_iter": empo_s,
         "empo_vs_grpo_iteration_ratio": empo_s / grpo_s if grpo_s else float("nan"),
-        "memory_share_of_iteration": (
-            sum(r["memory_s"] for r in rows["empo"]) / empo_total if empo_total else 0.0
+        "paired_ratio_median": statistics.median(paired),
+        "empo_vs_grpo_ratio_skipping_zero_adv": (
+            skipping["empo"] / skipping["grpo"] if skipping["grpo"] > 0 else float("nan")
         ),
-        "update_tok_s": tokens / update_s if update_s else 0.0,
+        "empo_expected_s_per_iter": expected,
+        "empo_vs_grpo_expected_ratio": expected / grpo_s if expected and grpo_s else None,
+        "memory_share_of_iteration": total("empo", "memory_s") / empo_total if empo_total else 0.0,
+        "update_tok_s": response_tokens / update_s if update_s else 0.0,
+        "update_forward_tok_s": forward_tokens / update_s if update_s else 0.0,
         "empo_modes": dict(Counter(r["update_mode"] for r in runs["empo"].history)),
         **{
-            f"{key}_share_of_iteration": (
-                sum(float(r.get(key, 0.0)) for r in rows["empo"]) / empo_total
-                if empo_total
-                else 0.0
-            )
+            f"{key}_share_of_iteration": total("empo", key) / empo_total if empo_total else 0.0
             for key in timing_keys
         },
     }
@@ -100,13 +143,23 @@ def run_train_bench(
     warmup: int = 1,
     model: str | None = None,
     seed: int = 0,
+    equal_update_work: bool = True,
     overrides: dict[str, Any] | None = None,
     log: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
     """``empo-gym bench train``: GRPO vs EMPO² seconds per iteration at equal quick settings.
 
     Both runs use the same memory-wrapped training envs (GRPO never turns retrieval on), the
-    same fresh initial weights and the same rollout engine; only the algorithm differs.
+    same fresh initial weights and the same rollout engine; only the algorithm differs. Their
+    iterations alternate (see :func:`compare_iteration_cost`).
+
+    With ``equal_update_work`` (the default) both forward every unmasked turn, including those
+    with advantage 0 (``skip_zero_advantage=False``, as verl does). Otherwise a small model
+    that never earns a reward gives GRPO all-zero advantages and no update at all, while
+    EMPO²'s novelty bonus gives it non-zero advantages in memory iterations: the ratio would
+    then compare "update" with "no update" rather than the cost EMPO² adds. The same run also
+    reports the ratio with zero-advantage turns skipped
+    (``empo_vs_grpo_ratio_skipping_zero_adv``).
 
     Returns:
         :func:`compare_iteration_cost`'s metrics plus ``tip_share_of_iteration`` (the policy
@@ -122,7 +175,13 @@ def run_train_bench(
     from empo_gym.memory import MemoryObservationWrapper, MemoryStore, NoveltyReward
     from empo_gym.registry import get_env_info
 
-    overrides = {**(overrides or {}), "iterations": iterations, "seed": seed, "task": task}
+    overrides = {
+        "skip_zero_advantage": not equal_update_work,
+        **(overrides or {}),
+        "iterations": iterations,
+        "seed": seed,
+        "task": task,
+    }
     if model is not None:
         overrides["model"] = model
     grpo_cfg = quick_preset("grpo", env, **overrides)
@@ -161,8 +220,9 @@ def run_train_bench(
         return TransformersPolicy(grpo_cfg.model, sampling=sampling)
 
     log(
-        f"[bench train] {env}: {iterations} iterations each of GRPO then EMPO² "
-        f"(B={grpo_cfg.tasks_per_iter}, G={grpo_cfg.group_size}, {grpo_cfg.max_steps} steps)"
+        f"[bench train] {env}: {iterations} iterations each of GRPO and EMPO², interleaved "
+        f"(B={grpo_cfg.tasks_per_iter}, G={grpo_cfg.group_size}, {grpo_cfg.max_steps} steps, "
+        f"equal update work: {equal_update_work})"
     )
     try:
         out = compare_iteration_cost(
@@ -174,6 +234,7 @@ def run_train_bench(
             make_memory,
             warmup=warmup,
             timing_keys=("tip_generate_s", "memory_store_s", "memory_retrieval_s"),
+            log=log,
         )
     finally:
         for e in envs:
@@ -185,5 +246,5 @@ def run_train_bench(
         out["memory_store_s_share_of_iteration"] + out["memory_retrieval_s_share_of_iteration"]
     )
     out["tip_share_of_iteration"] = out.pop("tip_generate_s_share_of_iteration")
-    out.update(env=env, task=task, model=grpo_cfg.model)
+    out.update(env=env, task=task, model=grpo_cfg.model, equal_update_work=equal_update_work)
     return out

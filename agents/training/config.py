@@ -100,6 +100,10 @@ class GRPOConfig:
     """Optimizer steps per pass (the turns are split into this many mini-batches)."""
     micro_batch_size: int = 8
     """Turns per forward/backward (gradient accumulation inside a mini-batch)."""
+    skip_zero_advantage: bool = True
+    """Skip the forward/backward of turns whose advantage is 0 when ``kl_coef == 0`` (their
+    gradient is exactly 0, so the update is unchanged). False forwards every turn, as verl does;
+    ``empo-gym bench train`` uses False so GRPO and EMPO² do equal update work."""
     lora: bool = False
     """Train a LoRA adapter instead of all weights."""
     lora_rank: int = 8

@@ -1,4 +1,4 @@
-"""The GRPO / EMPO² training loop (CleanRL style: one function, read top to bottom).
+"""The GRPO / EMPO² training loop (CleanRL style: one iteration, read top to bottom).
 
 One iteration (EMPO2.md, "One training iteration")::
 
@@ -126,6 +126,179 @@ def _append_metrics(path: Path, row: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
+class TrainingRun:
+    """A GRPO / EMPO² run advanced one iteration at a time (:func:`train` drives it to the end).
+
+    Stepping lets ``empo-gym bench train`` interleave a GRPO and an EMPO² run iteration by
+    iteration, so both see the same machine load. Arguments are those of :func:`train`.
+    """
+
+    def __init__(
+        self,
+        cfg: GRPOConfig,
+        policy: Any,
+        rollout_fn: RolloutFn,
+        tasks: Sequence[Any],
+        *,
+        memory: MemoryHooks | None = None,
+        accelerator: Any | None = None,
+        ref_model: torch.nn.Module | None = None,
+        resume: bool = True,
+        on_iteration: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        if not tasks:
+            raise ValueError("tasks is empty; expected at least one training task instance")
+        if accelerator is None:
+            from accelerate import Accelerator
+
+            accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        self.cfg, self.policy, self.rollout_fn, self.tasks = cfg, policy, rollout_fn, tasks
+        self.memory, self.accelerator, self.ref_model = memory, accelerator, ref_model
+        self.on_iteration = on_iteration
+        self.is_empo = isinstance(cfg, EMPOConfig)
+        self.out_dir = Path(cfg.output_dir)
+        self.ckpt_root = self.out_dir / CHECKPOINTS_DIR
+        self.metrics_path = self.out_dir / METRICS_FILE
+        self.main = accelerator.is_main_process
+        if self.main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            _rewrite_metrics(self.out_dir / "config.json", [json.dumps(cfg.to_dict(), indent=1)])
+
+        # seeds, device, optimizer, resume
+        seed_everything(cfg.seed + accelerator.process_index)
+        self.trainer_rng = random.Random(cfg.seed)  # same on every process: identical mode draws
+        self.model = policy.model.to(accelerator.device)
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.start = 0
+        found = latest_checkpoint(self.ckpt_root) if resume else None
+        if found is not None:
+            state = load_checkpoint(found, self.model, self.optimizer, trainer_rng=self.trainer_rng)
+            if memory is not None:
+                memory.load(found)
+            self.start = state.iteration
+            _weights_changed(policy)
+        if self.main:  # drop metric lines of iterations after the checkpoint (killed mid-way)
+            _rewrite_metrics(self.metrics_path, _read_metrics(self.metrics_path, self.start))
+        self.iteration = self.start
+        self.history: list[dict[str, Any]] = []
+        self._b_local = _local_share(cfg.tasks_per_iter, accelerator)
+        self._finished = False
+
+    @property
+    def done(self) -> bool:
+        """True once ``cfg.iterations`` iterations are complete."""
+        return self.iteration >= self.cfg.iterations
+
+    def step(self) -> dict[str, Any]:
+        """Run one iteration (rollouts, memory, update, checkpoint) and return its metrics row."""
+        if self.done:
+            raise RuntimeError(f"the run already completed its {self.cfg.iterations} iterations")
+        cfg, model, memory, policy = self.cfg, self.model, self.memory, self.policy
+        iteration = self.iteration
+        t_iter = time.perf_counter()
+
+        # 1. tasks and modes of this iteration
+        picks = [self.trainer_rng.randrange(len(self.tasks)) for _ in range(cfg.tasks_per_iter)]
+        my_tasks = [self.tasks[i] for i in picks][self._b_local]
+        if self.is_empo:
+            rollout_mode, update_mode = sample_modes(
+                self.trainer_rng, cfg.memory_prob, cfg.off_policy_prob
+            )
+        else:
+            rollout_mode, update_mode = RolloutMode.PLAIN, UpdateMode.ON_POLICY
+
+        # 2. rollouts: B x G episodes (sampling needs no gradients)
+        t0 = time.perf_counter()
+        model.eval()
+        with torch.no_grad():
+            trajectories = self.rollout_fn(
+                policy, my_tasks, cfg.group_size, rollout_mode.use_memory
+            )
+        rollout_s = time.perf_counter() - t0
+
+        # 3. EMPO² memory: tips into the store, intrinsic rewards into the turns
+        t0 = time.perf_counter()
+        if memory is not None:
+            with torch.no_grad():
+                memory.after_rollouts(policy, trajectories, rollout_mode.use_memory)
+        memory_s = time.perf_counter() - t0
+
+        # 4. policy update on group-relative advantages
+        upd = policy_update(
+            model,
+            self.optimizer,
+            group_trajectories(trajectories),
+            update_mode,
+            cfg,
+            policy.pad_id,
+            ref_model=self.ref_model,
+            accelerator=self.accelerator,
+        )
+        _weights_changed(policy)
+
+        # 5. checkpoint, metrics
+        t0 = time.perf_counter()
+        done = iteration + 1
+        if self.main and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
+            self._checkpoint(done)
+        checkpoint_s = time.perf_counter() - t0
+        iter_s = time.perf_counter() - t_iter
+        row = {
+            "iteration": iteration,
+            "agent": cfg.agent,
+            "rollout_mode": rollout_mode.value,
+            "update_mode": update_mode.label,
+            "return": float(np.mean([t.episode_return for t in trajectories] or [0.0])),
+            "score": float(np.mean([t.score for t in trajectories] or [0.0])),
+            "success": float(np.mean([t.success for t in trajectories] or [0.0])),
+            "episode_len": float(np.mean([len(t.turns) for t in trajectories] or [0.0])),
+            "intrinsic": float(
+                np.mean([sum(x.intrinsic_reward for x in t.turns) for t in trajectories] or [0.0])
+            ),
+            "memory_size": memory.size() if memory is not None else 0,
+            "rollout_s": rollout_s,
+            "memory_s": memory_s,
+            "checkpoint_s": checkpoint_s,
+            "iter_s": iter_s,
+            "memory_share": memory_s / iter_s if iter_s > 0 else 0.0,
+            **{k: v for k, v in upd.items() if k != "return_mean"},
+            **dict(getattr(memory, "last_timings", None) or {}),
+        }
+        self.history.append(row)
+        self.iteration = done
+        if self.main:
+            _append_metrics(self.metrics_path, row)
+        if self.on_iteration is not None:
+            self.on_iteration(row)
+        return row
+
+    def finish(self) -> None:
+        """Checkpoint the final state once (when the last iteration did not already)."""
+        cfg = self.cfg
+        if (
+            self.main
+            and self.done
+            and self.history
+            and not self._finished
+            and (not cfg.checkpoint_every or self.iteration % cfg.checkpoint_every)
+        ):
+            self._checkpoint(self.iteration)
+        self._finished = True
+
+    def _checkpoint(self, iteration: int) -> Path:
+        model, accelerator = self.model, self.accelerator
+        return save_checkpoint(
+            self.ckpt_root,
+            iteration,
+            accelerator.unwrap_model(model) if hasattr(accelerator, "unwrap_model") else model,
+            self.optimizer,
+            trainer_rng=self.trainer_rng,
+            extra={"config": self.cfg.to_dict()},
+            write_extra=self.memory.save if self.memory is not None else None,
+            keep=self.cfg.keep_checkpoints,
+        )
+
+
 def train(
     cfg: GRPOConfig,
     policy: Any,
@@ -159,135 +332,31 @@ def train(
     Returns:
         A :class:`TrainResult`.
     """
-    if not tasks:
-        raise ValueError("tasks is empty; expected at least one training task instance")
-    if accelerator is None:
-        from accelerate import Accelerator
-
-        accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    is_empo = isinstance(cfg, EMPOConfig)
-    out_dir = Path(cfg.output_dir)
-    ckpt_root = out_dir / CHECKPOINTS_DIR
-    metrics_path = out_dir / METRICS_FILE
-    main = accelerator.is_main_process
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _rewrite_metrics(out_dir / "config.json", [json.dumps(cfg.to_dict(), indent=1)])
-
-    # --- setup: seeds, device, optimizer, resume ---------------------------------------------
-    seed_everything(cfg.seed + accelerator.process_index)
-    trainer_rng = random.Random(cfg.seed)  # same on every process: identical mode draws
-    model = policy.model.to(accelerator.device)
-    optimizer = make_optimizer(model, cfg)
-    start = 0
-    found = latest_checkpoint(ckpt_root) if resume else None
-    if found is not None:
-        state = load_checkpoint(found, model, optimizer, trainer_rng=trainer_rng)
-        if memory is not None:
-            memory.load(found)
-        start = state.iteration
-        _weights_changed(policy)
-    if main:  # drop metric lines of iterations after the checkpoint (killed mid-way)
-        _rewrite_metrics(metrics_path, _read_metrics(metrics_path, start))
-
-    history: list[dict[str, Any]] = []
-    b_local = _local_share(cfg.tasks_per_iter, accelerator)
-    for iteration in range(start, cfg.iterations):
-        if stop_after is not None and iteration - start >= stop_after:
-            break
-        t_iter = time.perf_counter()
-
-        # 1. tasks and modes of this iteration
-        picks = [trainer_rng.randrange(len(tasks)) for _ in range(cfg.tasks_per_iter)]
-        my_tasks = [tasks[i] for i in picks][b_local]
-        if is_empo:
-            rollout_mode, update_mode = sample_modes(
-                trainer_rng, cfg.memory_prob, cfg.off_policy_prob
-            )
-        else:
-            rollout_mode, update_mode = RolloutMode.PLAIN, UpdateMode.ON_POLICY
-
-        # 2. rollouts: B x G episodes (sampling needs no gradients)
-        t0 = time.perf_counter()
-        model.eval()
-        with torch.no_grad():
-            trajectories = rollout_fn(policy, my_tasks, cfg.group_size, rollout_mode.use_memory)
-        rollout_s = time.perf_counter() - t0
-
-        # 3. EMPO² memory: tips into the store, intrinsic rewards into the turns
-        t0 = time.perf_counter()
-        if memory is not None:
-            with torch.no_grad():
-                memory.after_rollouts(policy, trajectories, rollout_mode.use_memory)
-        memory_s = time.perf_counter() - t0
-
-        # 4. policy update on group-relative advantages
-        groups = group_trajectories(trajectories)
-        upd = policy_update(
-            model,
-            optimizer,
-            groups,
-            update_mode,
-            cfg,
-            policy.pad_id,
-            ref_model=ref_model,
-            accelerator=accelerator,
-        )
-        _weights_changed(policy)
-
-        # 5. checkpoint, metrics
-        t0 = time.perf_counter()
-        done = iteration + 1
-        if main and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
-            _checkpoint(ckpt_root, done, model, optimizer, trainer_rng, memory, cfg, accelerator)
-        checkpoint_s = time.perf_counter() - t0
-        iter_s = time.perf_counter() - t_iter
-        row = {
-            "iteration": iteration,
-            "agent": cfg.agent,
-            "rollout_mode": rollout_mode.value,
-            "update_mode": update_mode.label,
-            "return": float(np.mean([t.episode_return for t in trajectories] or [0.0])),
-            "score": float(np.mean([t.score for t in trajectories] or [0.0])),
-            "success": float(np.mean([t.success for t in trajectories] or [0.0])),
-            "episode_len": float(np.mean([len(t.turns) for t in trajectories] or [0.0])),
-            "intrinsic": float(
-                np.mean([sum(x.intrinsic_reward for x in t.turns) for t in trajectories] or [0.0])
-            ),
-            "memory_size": memory.size() if memory is not None else 0,
-            "rollout_s": rollout_s,
-            "memory_s": memory_s,
-            "checkpoint_s": checkpoint_s,
-            "iter_s": iter_s,
-            "memory_share": memory_s / iter_s if iter_s > 0 else 0.0,
-            **{k: v for k, v in upd.items() if k != "return_mean"},
-            **dict(getattr(memory, "last_timings", None) or {}),
-        }
-        history.append(row)
-        if main:
-            _append_metrics(metrics_path, row)
-        if on_iteration is not None:
-            on_iteration(row)
-    completed = start + len(history)
-
-    if (
-        main
-        and history
-        and completed == cfg.iterations
-        and (not cfg.checkpoint_every or completed % cfg.checkpoint_every)
-    ):  # the final state is always checkpointed (once)
-        _checkpoint(ckpt_root, completed, model, optimizer, trainer_rng, memory, cfg, accelerator)
+    run = TrainingRun(
+        cfg,
+        policy,
+        rollout_fn,
+        tasks,
+        memory=memory,
+        accelerator=accelerator,
+        ref_model=ref_model,
+        resume=resume,
+        on_iteration=on_iteration,
+    )
+    while not run.done and (stop_after is None or len(run.history) < stop_after):
+        run.step()
+    run.finish()
     final_eval = None
-    if evaluate_fn is not None and completed == cfg.iterations:
-        model.eval()
+    if evaluate_fn is not None and run.done:
+        run.model.eval()
         with torch.no_grad():
             final_eval = evaluate_fn(policy)
     return TrainResult(
-        iterations=completed,
-        history=history,
+        iterations=run.iteration,
+        history=run.history,
         final_eval=final_eval,
-        resumed_from=start,
-        output_dir=out_dir,
+        resumed_from=run.start,
+        output_dir=run.out_dir,
     )
 
 
@@ -305,28 +374,6 @@ def _local_share(total: int, accelerator: Any) -> slice:
     if n > 1 and total < n:
         raise ValueError(f"tasks_per_iter={total} < {n} processes; expected >= one task each")
     return slice(getattr(accelerator, "process_index", 0), None, n)
-
-
-def _checkpoint(
-    root: Path,
-    iteration: int,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    trainer_rng: random.Random,
-    memory: MemoryHooks | None,
-    cfg: GRPOConfig,
-    accelerator: Any,
-) -> Path:
-    return save_checkpoint(
-        root,
-        iteration,
-        accelerator.unwrap_model(model) if hasattr(accelerator, "unwrap_model") else model,
-        optimizer,
-        trainer_rng=trainer_rng,
-        extra={"config": cfg.to_dict()},
-        write_extra=memory.save if memory is not None else None,
-        keep=cfg.keep_checkpoints,
-    )
 
 
 def engine_rollout_fn(

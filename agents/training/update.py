@@ -234,7 +234,9 @@ def policy_update(
         Floats: ``loss``, ``pg_loss``, ``kl``, ``entropy``, ``clip_frac``, ``dual_clip_frac``,
         ``ratio_mean``, ``ratio_max``, ``approx_kl``, ``grad_norm``, ``masked_frac``, ``turns``,
         ``tokens``, ``steps``, ``skipped_steps``, ``return_mean``, ``adv_abs_mean``,
-        ``update_s``, ``update_tok_s``.
+        ``update_s``, ``update_tok_s`` (response tokens per second), ``update_forward_tokens``
+        (prompt + response tokens forwarded) and ``zero_adv_s`` (seconds spent on turns with
+        advantage 0, forwarded only for the KL term or with ``skip_zero_advantage=False``).
     """
     t0 = time.perf_counter()
     batch = build_turn_batch(groups, mode, cfg, old_logprobs)
@@ -248,6 +250,7 @@ def policy_update(
         ("loss", "pg_loss", "kl", "entropy", "clip", "dual", "ratio", "approx_kl"), 0.0
     )
     ratio_max, tokens_seen, steps, skipped, grad_norms = 0.0, 0, 0, 0, []
+    forward_tokens, zero_adv_s = 0, 0.0
     for _ in range(cfg.ppo_epochs):
         order = keep
         if cfg.ppo_epochs > 1 or cfg.mini_batches > 1:
@@ -259,22 +262,30 @@ def policy_update(
             # Rows with advantage 0, or fully masked (low-probability masking), add no policy
             # gradient (only KL): skip their forward pass but keep their tokens in the
             # normaliser, so the loss is unchanged. On CPU this is most of the update's cost.
-            todo = (
-                mini
-                if cfg.kl_coef > 0
-                else [i for i in mini if batch.advantages[i] != 0 and batch.mask[i].any()]
-            )
-            if not todo and not distributed:
+            useful = [i for i in mini if batch.advantages[i] != 0 and batch.mask[i].any()]
+            useful_set = set(useful)
+            idle = [i for i in mini if i not in useful_set]
+            if cfg.kl_coef == 0 and cfg.skip_zero_advantage:
+                idle = []
+            if not useful and not idle and not distributed:
                 continue
-            # Similar lengths together: less padding; the summed gradient is unchanged.
-            todo.sort(key=lambda i: len(batch.prompt_ids[i]) + len(batch.response_ids[i]))
-            for start in range(0, len(todo), cfg.micro_batch_size):
-                rows = todo[start : start + cfg.micro_batch_size]
-                out = _micro_step(model, batch, rows, cfg, pad_id, n_tok, ref_model, accelerator)
-                for key in sums:
-                    sums[key] += out[key]
-                ratio_max = max(ratio_max, out["ratio_max"])
-                tokens_seen += int(out["tokens"])
+            # Zero-advantage rows go in micro-batches of their own so their cost is measured
+            # (``zero_adv_s``); similar lengths together: less padding, same summed gradient.
+            for part in (useful, idle):
+                part.sort(key=lambda i: len(batch.prompt_ids[i]) + len(batch.response_ids[i]))
+                t_part = time.perf_counter()
+                for start in range(0, len(part), cfg.micro_batch_size):
+                    rows = part[start : start + cfg.micro_batch_size]
+                    out = _micro_step(
+                        model, batch, rows, cfg, pad_id, n_tok, ref_model, accelerator
+                    )
+                    for key in sums:
+                        sums[key] += out[key]
+                    ratio_max = max(ratio_max, out["ratio_max"])
+                    tokens_seen += int(out["tokens"])
+                    forward_tokens += int(out["forward_tokens"])
+                if part is idle and part:
+                    zero_adv_s += time.perf_counter() - t_part
             if distributed:
                 _average_gradients(params, accelerator)
             norm = _clip_grad(params, cfg.max_grad_norm, accelerator)
@@ -310,6 +321,8 @@ def policy_update(
         "adv_abs_mean": float(batch.advantages.abs().mean()) if len(batch) else 0.0,
         "update_s": elapsed,
         "update_tok_s": tokens_seen / elapsed if elapsed > 0 else 0.0,
+        "update_forward_tokens": float(forward_tokens),
+        "zero_adv_s": zero_adv_s,
     }
 
 
@@ -391,6 +404,7 @@ def _micro_step(
         "approx_kl": stats.approx_kl * n,
         "ratio_max": stats.ratio_max,
         "tokens": float(n),
+        "forward_tokens": float(sum(len(prompts[k]) + len(responses[k]) for k in range(len(rows)))),
     }
 
 

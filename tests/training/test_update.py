@@ -153,3 +153,23 @@ def test_all_masked_batch_takes_no_step(tiny_model):
     )
     assert m["steps"] == 0 and m["masked_frac"] == 1.0
     assert all(torch.equal(a, b) for a, b in zip(before, tiny_model.parameters(), strict=True))
+
+
+def test_zero_advantage_turns_are_skipped_unless_asked_for(model_factory):
+    """Equal returns give advantage 0: skipped by default, forwarded (and timed) on request."""
+    grads = {}
+    for skip in (True, False):
+        model = model_factory(0)
+        cfg = GRPOConfig(lr=1e-3, weight_decay=0.0, skip_zero_advantage=skip, **NO_MASK)
+        groups = _groups(model, (1.0, 1.0, 0.0, 0.0)) + [
+            [make_traj("g1", i, [make_turn(model, PROMPT, BAD, reward=0.0)]) for i in range(2)]
+        ]
+        m = policy_update(model, make_optimizer(model, cfg), groups, UpdateMode.ON_POLICY, cfg, PAD)
+        grads[skip] = torch.cat([p.detach().flatten() for p in model.parameters()])
+        per_row = len(PROMPT) + len(GOOD)
+        if skip:
+            assert m["update_forward_tokens"] == 4 * per_row and m["zero_adv_s"] == 0.0
+        else:
+            assert m["update_forward_tokens"] == 6 * per_row and m["zero_adv_s"] > 0.0
+        assert m["tokens"] == 18  # the normaliser counts every unmasked token either way
+    assert torch.allclose(grads[True], grads[False], atol=1e-7)  # the same update

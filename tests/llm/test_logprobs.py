@@ -1,0 +1,60 @@
+"""Per-token log-probs: the head-only-at-response-positions path equals a full forward pass."""
+
+from __future__ import annotations
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from agents.llm.logprobs import accepts_logits_to_keep, token_logprobs
+
+
+class _FullLogitsOnly(torch.nn.Module):
+    """Hides ``logits_to_keep`` so token_logprobs takes its full-logits path."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):  # noqa: D102
+        return self.inner(input_ids=input_ids, attention_mask=attention_mask)
+
+
+def _tiny() -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=97,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        pad_token_id=0,
+    )
+    return LlamaForCausalLM(cfg).eval()
+
+
+def test_logits_to_keep_path_matches_full_logits_and_gradients() -> None:
+    model = _tiny()
+    wrapped = _FullLogitsOnly(model)
+    assert accepts_logits_to_keep(model) and not accepts_logits_to_keep(wrapped)
+    prompts = [[5, 6, 7, 8, 9, 10, 11], [12, 13], [14, 15, 16, 17]]
+    responses = [[20, 21, 22], [23], [24, 25, 26, 27, 28]]
+    fast, mask_fast = token_logprobs(model, prompts, responses, pad_id=0)
+    fast.sum().backward()
+    grad_fast = model.model.layers[0].mlp.up_proj.weight.grad.clone()
+    model.zero_grad()
+    full, mask_full = token_logprobs(wrapped, prompts, responses, pad_id=0)
+    full.sum().backward()
+    grad_full = model.model.layers[0].mlp.up_proj.weight.grad
+    assert fast.shape == full.shape == (3, 5)
+    assert torch.equal(mask_fast, mask_full)
+    torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad_fast, grad_full, rtol=1e-4, atol=1e-6)
+    # and both equal log_softmax of one unpadded forward pass per row
+    for i, (p, r) in enumerate(zip(prompts, responses, strict=True)):
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([p + r])).logits[0]
+        want = torch.log_softmax(logits[len(p) - 1 : len(p) - 1 + len(r)], -1)
+        want = want.gather(-1, torch.tensor(r)[:, None]).squeeze(-1)
+        torch.testing.assert_close(fast[i, : len(r)].detach(), want, rtol=1e-4, atol=1e-5)
+        assert float(fast[i, len(r) :].abs().sum()) == 0.0
