@@ -168,6 +168,7 @@ class TrainingRun:
         seed_everything(cfg.seed + accelerator.process_index)
         self.trainer_rng = random.Random(cfg.seed)  # same on every process: identical mode draws
         self.model = policy.model.to(accelerator.device)
+        _sync_initial_weights(self.model, accelerator)
         self.optimizer = make_optimizer(self.model, cfg)
         self.start = 0
         found = latest_checkpoint(self.ckpt_root) if resume else None
@@ -264,6 +265,7 @@ class TrainingRun:
             **{k: v for k, v in upd.items() if k != "return_mean"},
             **dict(getattr(memory, "last_timings", None) or {}),
         }
+        _mean_over_processes(row, _PER_PROCESS_MEANS, self.accelerator)
         self.history.append(row)
         self.iteration = done
         if self.main:
@@ -358,6 +360,32 @@ def train(
         resumed_from=run.start,
         output_dir=run.out_dir,
     )
+
+
+#: Metrics of each process's own share of the trajectories, averaged over processes.
+_PER_PROCESS_MEANS = ("return", "score", "success", "episode_len", "intrinsic")
+
+
+def _sync_initial_weights(model: torch.nn.Module, accelerator: Any) -> None:
+    """Give every process rank 0's weights (e.g. a LoRA adapter's random init) before training;
+    afterwards the averaged gradients keep them identical."""
+    if getattr(accelerator, "num_processes", 1) <= 1:
+        return
+    import torch.distributed as dist
+
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            dist.broadcast(tensor.data, src=0)
+
+
+def _mean_over_processes(row: dict[str, Any], keys: Sequence[str], accelerator: Any) -> None:
+    """Replace ``row[key]`` by its mean over processes (each rolled out its share of tasks)."""
+    if getattr(accelerator, "num_processes", 1) <= 1:
+        return
+    local = torch.tensor([float(row[k]) for k in keys], device=accelerator.device)
+    mean = accelerator.reduce(local, "mean")
+    for key, value in zip(keys, mean.tolist(), strict=True):
+        row[key] = value
 
 
 def _weights_changed(policy: Any) -> None:

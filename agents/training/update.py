@@ -257,6 +257,13 @@ def policy_update(
             order = [keep[i] for i in torch.randperm(len(keep)).tolist()]
         for mini in _split(order, cfg.mini_batches):
             n_tok = float(batch.mask[mini].sum())
+            normalizer = n_tok
+            if distributed:
+                # _average_gradients divides the summed gradients by the number of processes:
+                # normalise by (all ranks' tokens) / processes so the result is the token mean
+                # of the global mini-batch, whatever each rank's share of the tokens.
+                n_all = accelerator.reduce(torch.tensor(n_tok, device=accelerator.device), "sum")
+                normalizer = float(n_all) / accelerator.num_processes
             if n_tok == 0 and not distributed:
                 continue  # (with several processes every rank must join each gradient sync)
             # Rows with advantage 0, or fully masked (low-probability masking), add no policy
@@ -277,7 +284,7 @@ def policy_update(
                 for start in range(0, len(part), cfg.micro_batch_size):
                     rows = part[start : start + cfg.micro_batch_size]
                     out = _micro_step(
-                        model, batch, rows, cfg, pad_id, n_tok, ref_model, accelerator
+                        model, batch, rows, cfg, pad_id, normalizer, ref_model, accelerator
                     )
                     for key in sums:
                         sums[key] += out[key]

@@ -35,8 +35,14 @@ class PickEnv(gym.Env):
         self.action_space = UnicodeText(200)
 
     def _info(self, score: float) -> dict[str, Any]:
-        return {"admissible_actions": list(ACTIONS), "task": "pick", "instruction": "pick",
-                "score": score, "success": score > 0, "success_rule": "took the lamp"}
+        return {
+            "admissible_actions": list(ACTIONS),
+            "task": "pick",
+            "instruction": "pick",
+            "score": score,
+            "success": score > 0,
+            "success_rule": "took the lamp",
+        }
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
@@ -58,24 +64,47 @@ def _word_policy(seed: int = 0):
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="[UNK]",
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        eos_token="<eos>",
+        unk_token="[UNK]",
         chat_template=(
             "{% for m in messages %}<|im_start|> {{ m['role'] }} {{ m['content'] }} <|im_end|> "
             "{% endfor %}{% if add_generation_prompt %}<|im_start|> assistant {% endif %}"
         ),
     )
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(words), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=4096, pad_token_id=0, eos_token_id=1,
-                         bos_token_id=2)
-    return TransformersPolicy(LlamaForCausalLM(config), tokenizer=tokenizer,
-                              sampling=SamplingConfig(temperature=1.0, max_new_tokens=2, seed=0))
+    config = LlamaConfig(
+        vocab_size=len(words),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+    )
+    return TransformersPolicy(
+        LlamaForCausalLM(config),
+        tokenizer=tokenizer,
+        sampling=SamplingConfig(temperature=1.0, max_new_tokens=2, seed=0),
+    )
 
 
-COMMON = dict(iterations=25, tasks_per_iter=4, group_size=8, lr=1e-2, weight_decay=0.0,
-              micro_batch_size=32, checkpoint_every=0, max_steps=1, max_response_tokens=2,
-              seed=0)
+COMMON = dict(
+    iterations=25,
+    tasks_per_iter=4,
+    group_size=8,
+    lr=1e-2,
+    weight_decay=0.0,
+    micro_batch_size=32,
+    checkpoint_every=0,
+    max_steps=1,
+    max_response_tokens=2,
+    seed=0,
+)
 
 
 def _run(algo: str, tmp_path) -> list[float]:
@@ -84,10 +113,10 @@ def _run(algo: str, tmp_path) -> list[float]:
     memory = None
     if algo == "empo":
         store = MemoryStore("hashing")
-        envs = [MemoryObservationWrapper(e, store, write_tips=False, novelty=False)
-                for e in envs]
-        memory = EMPOMemory(store, novelty=NoveltyReward(store.embedder), tip_max_tokens=2,
-                            wrappers=envs)
+        envs = [MemoryObservationWrapper(e, store, write_tips=False, novelty=False) for e in envs]
+        memory = EMPOMemory(
+            store, novelty=NoveltyReward(store.embedder), tip_max_tokens=2, wrappers=envs
+        )
         cfg = EMPOConfig(output_dir=str(tmp_path / algo), memory_prob=0.5, **COMMON)
     else:
         cfg = GRPOConfig(output_dir=str(tmp_path / algo), **COMMON)
