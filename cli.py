@@ -130,6 +130,9 @@ def run(
     if the_agent.learns:
         console.print(f"[bold]training[/] {agent} on {env}{f' / {task}' if task else ''}")
         the_agent.train(env, task, str(out))
+        if not getattr(the_agent, "is_main_process", True):
+            console.print("training done on this process; the main process evaluates")
+            return
     console.print(
         f"[bold]evaluating[/] {agent} on {env}{f' / {task}' if task else ''} "
         f"({split} split, {n_episodes} episodes)"

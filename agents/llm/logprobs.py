@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -58,6 +59,29 @@ def accepts_logits_to_keep(model: torch.nn.Module) -> bool:
     return _LOGITS_TO_KEEP[key]
 
 
+#: Shorter shared prefixes are not worth a separate forward pass.
+MIN_SHARED_PREFIX = 32
+
+
+def shared_prefix_len(prompt_ids: Sequence[Sequence[int]]) -> int:
+    """Tokens all prompts start with, leaving every prompt at least one token of its own.
+
+    Example:
+        >>> shared_prefix_len([[1, 2, 3, 4], [1, 2, 3, 9, 9], [1, 2, 3]])
+        2
+    """
+    if not prompt_ids:
+        return 0
+    first = prompt_ids[0]
+    n = min(len(p) for p in prompt_ids) - 1  # the last prompt token predicts the response
+    for p in prompt_ids[1:]:
+        k = 0
+        while k < n and p[k] == first[k]:
+            k += 1
+        n = k
+    return max(n, 0)
+
+
 def token_logprobs(
     model: torch.nn.Module,
     prompt_ids: Sequence[Sequence[int]],
@@ -65,10 +89,14 @@ def token_logprobs(
     pad_id: int,
     *,
     temperature: float = 1.0,
+    share_prefix: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probabilities of each response token given its prompt, in one forward pass.
 
-    Gradients flow when called outside ``torch.no_grad()``.
+    Gradients flow when called outside ``torch.no_grad()``. Prompts of one batch usually
+    start with the same tokens (system prompt, task, action formats; a group starts from the
+    same state): with ``share_prefix`` that prefix is run once and its KV cache broadcast to
+    every row (gradients flow back through it), so only each row's own tokens are paid per row.
 
     Args:
         model: A causal LM returning ``.logits`` of shape [B, L, V].
@@ -76,6 +104,8 @@ def token_logprobs(
         response_ids: B responses (token ids), scored after their prompt.
         pad_id: Token id used for right padding.
         temperature: Logits are divided by it (match the sampling temperature for exact ratios).
+        share_prefix: Compute a common prefix of >= :data:`MIN_SHARED_PREFIX` tokens once
+            (transformers causal LMs only; others take the plain path).
 
     Returns:
         ``logp`` [B, R] and ``mask`` [B, R], R = the longest response; ``mask`` is 1 on real
@@ -84,17 +114,34 @@ def token_logprobs(
     for i, p in enumerate(prompt_ids):
         if len(p) == 0:  # the first response token would have no logit predicting it
             raise ValueError(f"prompt {i} is empty; expected at least one token (e.g. BOS)")
-    input_ids, attention, response_mask, _ = pack_prompt_response(prompt_ids, response_ids, pad_id)
+    if len(prompt_ids) != len(response_ids):
+        raise ValueError(
+            f"got {len(prompt_ids)} prompts but {len(response_ids)} responses; expected one each"
+        )
     device = next(model.parameters()).device
-    r_max = max(max((len(r) for r in response_ids), default=0), 1)
     batch = len(response_ids)
+    fast = accepts_logits_to_keep(model)
+    shared = shared_prefix_len(prompt_ids) if share_prefix and fast and batch > 1 else 0
+    if shared < MIN_SHARED_PREFIX:
+        shared = 0
+    extra: dict[str, Any] = {}
+    if shared:
+        extra["past_key_values"] = _broadcast_prefix(model, prompt_ids[0][:shared], batch)
+        prompt_ids = [p[shared:] for p in prompt_ids]
+    input_ids, attention, _, length = pack_prompt_response(prompt_ids, response_ids, pad_id)
+    if shared:
+        attention = torch.cat([torch.ones((batch, shared), dtype=attention.dtype), attention], 1)
+        extra["position_ids"] = torch.arange(shared, shared + length, device=device).expand(
+            batch, -1
+        )
+    r_max = max(max((len(r) for r in response_ids), default=0), 1)
     # Position t predicts token t+1: only the response positions need logits.
     positions = torch.zeros((batch, r_max), dtype=torch.long)  # [B, R] into the packed rows
     for i, (p, r) in enumerate(zip(prompt_ids, response_ids, strict=True)):
         if r:
             positions[i, : len(r)] = torch.arange(len(p) - 1, len(p) - 1 + len(r))
-    inputs = {"input_ids": input_ids.to(device), "attention_mask": attention.to(device)}
-    if accepts_logits_to_keep(model):
+    inputs = {"input_ids": input_ids.to(device), "attention_mask": attention.to(device), **extra}
+    if fast:
         # Project onto the vocabulary only at the positions some row needs (their union over
         # the batch): prompts are ~40x longer than responses, and the [L, V] head is ~20% of
         # the model's FLOPs and most of its activation memory.
@@ -114,3 +161,16 @@ def token_logprobs(
     for i, r in enumerate(response_ids):
         mask[i, : len(r)] = 1.0
     return logp * mask, mask
+
+
+def _broadcast_prefix(model: torch.nn.Module, prefix: Sequence[int], batch: int) -> Any:
+    """KV cache of ``prefix`` (one forward pass, in the autograd graph) expanded to ``batch``."""
+    from transformers import DynamicCache
+
+    device = next(model.parameters()).device
+    ids = torch.tensor([list(prefix)], dtype=torch.long, device=device)
+    out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+    cache = DynamicCache()
+    for layer, kv in enumerate(out.past_key_values.layers):
+        cache.update(kv.keys.expand(batch, -1, -1, -1), kv.values.expand(batch, -1, -1, -1), layer)
+    return cache

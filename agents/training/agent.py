@@ -51,6 +51,7 @@ class LearningAgent(Agent):
         self.policy: Any = None
         self.run_dir: Path | None = None
         self.train_summary: dict[str, Any] = {}
+        self.is_main_process = True  # False on the other ranks of an ``accelerate launch`` run
         self._actor: Any = None
 
     # -- identity --------------------------------------------------------------------------
@@ -168,6 +169,9 @@ class LearningAgent(Agent):
             for env in envs:
                 env.close()
         self.run_dir = Path(cfg.output_dir)
+        self.is_main_process = result.main_process
+        if not result.main_process:  # accelerate launch: rank 0 plots and evaluates
+            return
         curve = plot_curves({cfg.agent: self.run_dir}, self.run_dir / "curve.png")
         hist = result.history
         self.train_summary = {

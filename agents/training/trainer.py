@@ -72,6 +72,8 @@ class TrainResult:
         final_eval: Output of ``evaluate_fn`` (None when not given).
         resumed_from: Iteration the run resumed from (0 for a fresh run).
         output_dir: Directory of metrics.jsonl and checkpoints/.
+        main_process: False on the non-main processes of an ``accelerate launch`` run (they
+            write nothing; rank 0 owns metrics, checkpoints and evaluation).
     """
 
     iterations: int
@@ -79,6 +81,7 @@ class TrainResult:
     final_eval: dict[str, Any] | None = None
     resumed_from: int = 0
     output_dir: Path | None = None
+    main_process: bool = True
 
 
 def seed_everything(seed: int) -> None:
@@ -324,7 +327,8 @@ def train(
         rollout_fn: ``(policy, tasks, group_size, use_memory) -> list[Trajectory]``.
         tasks: Training task instances; each iteration draws ``cfg.tasks_per_iter`` of them.
         memory: EMPO² memory hooks (tips, store, intrinsic reward); None = no memory side.
-        evaluate_fn: Called once after training (EMPO²: no memory, temperature 0.4).
+        evaluate_fn: Called once after training on the main process (EMPO²: no memory,
+            temperature 0.4).
         accelerator: An ``accelerate.Accelerator``; one is created when None.
         ref_model: Frozen reference policy for ``kl_coef > 0`` (LoRA uses its base model).
         resume: Continue from ``<output_dir>/checkpoints`` when a checkpoint exists.
@@ -349,7 +353,7 @@ def train(
         run.step()
     run.finish()
     final_eval = None
-    if evaluate_fn is not None and run.done:
+    if evaluate_fn is not None and run.done and run.main:
         run.model.eval()
         with torch.no_grad():
             final_eval = evaluate_fn(policy)
@@ -359,6 +363,7 @@ def train(
         final_eval=final_eval,
         resumed_from=run.start,
         output_dir=run.out_dir,
+        main_process=run.main,
     )
 
 

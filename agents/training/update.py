@@ -277,9 +277,11 @@ def policy_update(
             if not useful and not idle and not distributed:
                 continue
             # Zero-advantage rows go in micro-batches of their own so their cost is measured
-            # (``zero_adv_s``); similar lengths together: less padding, same summed gradient.
+            # (``zero_adv_s``). Prompts in token order: neighbours share the longest prefixes
+            # (token_logprobs runs a shared prefix once) and have similar lengths (less
+            # padding); the summed gradient is the same in any order.
             for part in (useful, idle):
-                part.sort(key=lambda i: len(batch.prompt_ids[i]) + len(batch.response_ids[i]))
+                part.sort(key=lambda i: (batch.prompt_ids[i], len(batch.response_ids[i])))
                 t_part = time.perf_counter()
                 for start in range(0, len(part), cfg.micro_batch_size):
                     rows = part[start : start + cfg.micro_batch_size]
