@@ -266,9 +266,12 @@ def test_bench_train_prints_json_last_line() -> None:
     assert res.exit_code == 0, res.output
     metrics = json.loads(res.stdout.strip().splitlines()[-1])
     for key in ("grpo_s_per_iter", "empo_s_per_iter", "empo_vs_grpo_iteration_ratio",
-                "memory_share_of_iteration", "update_tok_s"):
+                "memory_share_of_iteration", "update_tok_s", "paired_ratio_median",
+                "empo_vs_grpo_ratio_skipping_zero_adv", "tip_share_of_iteration"):
         assert key in metrics
     assert metrics["grpo_s_per_iter"] > 0 and metrics["empo_s_per_iter"] > 0
+    assert metrics["equal_update_work"] is True
+    assert "interleaved" in res.output
 
 
 @pytest.mark.slow

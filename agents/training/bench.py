@@ -57,7 +57,9 @@ def compare_iteration_cost(
         the rollout-mode probability p instead of the modes this short run happened to draw;
         only when both modes were drawn), ``memory_share_of_iteration`` (memory-hook seconds /
         EMPO² seconds), ``update_tok_s`` (response tokens per update second, both runs),
-        ``update_forward_tok_s`` (prompt + response tokens), ``empo_modes``, ``iterations``.
+        ``update_forward_tok_s`` (prompt + response tokens), ``update_shared_prefix_fraction``
+        (of those, the share computed once as a shared prompt prefix), ``empo_modes``,
+        ``iterations``.
 
     Raises:
         ValueError: The settings differ in a shared field (named).
@@ -127,6 +129,15 @@ def compare_iteration_cost(
         "memory_share_of_iteration": total("empo", "memory_s") / empo_total if empo_total else 0.0,
         "update_tok_s": response_tokens / update_s if update_s else 0.0,
         "update_forward_tok_s": forward_tokens / update_s if update_s else 0.0,
+        "update_shared_prefix_fraction": (
+            (
+                total("grpo", "update_shared_prefix_tokens")
+                + total("empo", "update_shared_prefix_tokens")
+            )
+            / forward_tokens
+            if forward_tokens
+            else 0.0
+        ),
         "empo_modes": dict(Counter(r["update_mode"] for r in runs["empo"].history)),
         **{
             f"{key}_share_of_iteration": total("empo", key) / empo_total if empo_total else 0.0

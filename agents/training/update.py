@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from agents.llm.logprobs import token_logprobs
+from agents.llm.logprobs import MIN_SHARED_PREFIX, shared_prefix_len, token_logprobs
 from agents.llm.trajectory import Trajectory
 from agents.training.config import GRPOConfig
 from agents.training.losses import (
@@ -235,8 +235,10 @@ def policy_update(
         ``ratio_mean``, ``ratio_max``, ``approx_kl``, ``grad_norm``, ``masked_frac``, ``turns``,
         ``tokens``, ``steps``, ``skipped_steps``, ``return_mean``, ``adv_abs_mean``,
         ``update_s``, ``update_tok_s`` (response tokens per second), ``update_forward_tokens``
-        (prompt + response tokens forwarded) and ``zero_adv_s`` (seconds spent on turns with
-        advantage 0, forwarded only for the KL term or with ``skip_zero_advantage=False``).
+        (prompt + response tokens of the forwarded turns), ``update_shared_prefix_tokens`` (of
+        those, the ones a shared prompt prefix saved from being computed per row) and
+        ``zero_adv_s`` (seconds spent on turns with advantage 0, forwarded only for the KL term
+        or with ``skip_zero_advantage=False``).
     """
     t0 = time.perf_counter()
     batch = build_turn_batch(groups, mode, cfg, old_logprobs)
@@ -250,7 +252,7 @@ def policy_update(
         ("loss", "pg_loss", "kl", "entropy", "clip", "dual", "ratio", "approx_kl"), 0.0
     )
     ratio_max, tokens_seen, steps, skipped, grad_norms = 0.0, 0, 0, 0, []
-    forward_tokens, zero_adv_s = 0, 0.0
+    forward_tokens, shared_tokens, zero_adv_s = 0, 0, 0.0
     for _ in range(cfg.ppo_epochs):
         order = keep
         if cfg.ppo_epochs > 1 or cfg.mini_batches > 1:
@@ -293,6 +295,7 @@ def policy_update(
                     ratio_max = max(ratio_max, out["ratio_max"])
                     tokens_seen += int(out["tokens"])
                     forward_tokens += int(out["forward_tokens"])
+                    shared_tokens += int(out["shared_tokens"])
                 if part is idle and part:
                     zero_adv_s += time.perf_counter() - t_part
             if distributed:
@@ -331,6 +334,7 @@ def policy_update(
         "update_s": elapsed,
         "update_tok_s": tokens_seen / elapsed if elapsed > 0 else 0.0,
         "update_forward_tokens": float(forward_tokens),
+        "update_shared_prefix_tokens": float(shared_tokens),
         "zero_adv_s": zero_adv_s,
     }
 
@@ -378,6 +382,8 @@ def _micro_step(
     prompts = [batch.prompt_ids[i] for i in rows]
     responses = [batch.response_ids[i] for i in rows]
     logp, _ = token_logprobs(model, prompts, responses, pad_id, temperature=cfg.temperature)
+    shared = shared_prefix_len(prompts) if len(rows) > 1 else 0
+    shared = shared if shared >= MIN_SHARED_PREFIX else 0
     device = logp.device
     width = logp.shape[1]  # R of this micro-batch
     old = batch.old_logp[rows, :width].to(device)  # [b, R]
@@ -413,7 +419,10 @@ def _micro_step(
         "approx_kl": stats.approx_kl * n,
         "ratio_max": stats.ratio_max,
         "tokens": float(n),
-        "forward_tokens": float(sum(len(prompts[k]) + len(responses[k]) for k in range(len(rows)))),
+        "forward_tokens": float(
+            sum(len(p) + len(r) for p, r in zip(prompts, responses, strict=True))
+        ),
+        "shared_tokens": float(shared * (len(rows) - 1)),  # computed once instead of per row
     }
 
 

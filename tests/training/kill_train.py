@@ -1,0 +1,286 @@
+"""Train EMPO² for a few iterations, optionally blocking at a kill point (helper of
+test_kill_resume.py).
+
+Usage::
+
+    python kill_train.py OUT_DIR [--novelty] [--kill-at K --stage STAGE --marker PATH]
+
+Trains a tiny model with :func:`agents.training.trainer.train` (``resume=True``) and a real
+:class:`~agents.training.memory_hooks.EMPOMemory` over a real
+:class:`~empo_gym.memory.MemoryStore` (hashing embedder). Every iteration is a memory rollout
+(``memory_prob=1.0``), every iteration is checkpointed (``checkpoint_every=1``) and every step
+of every trajectory becomes exactly one memory entry (state keys are unique), so the store of a
+run that completed ``k`` iterations holds ``k * ENTRIES_PER_ITERATION`` entries.
+
+Rollouts are deterministic: tokens are sampled from the model with the global torch RNG (which
+checkpoints restore), and memory rollouts put a tip block built from the store's retrievals
+into the prompt, so a memory store restored wrongly changes the episodes and the weights.
+
+With ``--kill-at K`` the process writes ``--marker`` and sleeps (the test then SIGKILLs it) at
+one point of the iteration with index ``K`` (K iterations completed before it):
+
+``rollout``
+    in the middle of the rollouts (iteration K has not touched memory or checkpoints);
+``checkpoint``
+    inside the write of checkpoint ``iter_{K+1}``: model, optimizer and memory are in the
+    temporary directory, ``state.json`` is not written, ``latest`` still names ``iter_K``;
+``metrics``
+    after checkpoint ``iter_{K+1}`` was published, before the metrics line of iteration K is
+    appended.
+
+The script prints one JSON line (``resumed_from``, ``iterations``, ``history``) when it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+ITERATIONS = 5
+TASKS = [0, 1, 2]
+TASKS_PER_ITER = 2
+GROUP_SIZE = 4
+STEPS = 2
+"""Turns per trajectory (one memory entry each)."""
+ENTRIES_PER_ITERATION = TASKS_PER_ITER * GROUP_SIZE * STEPS
+STAGES = ("rollout", "checkpoint", "metrics")
+TIP_TOKENS = (12, 13)
+BLOCK_S = 600.0
+"""How long a kill point sleeps (the test kills the process long before)."""
+
+
+def make_config(out_dir: Path, novelty: bool) -> Any:
+    """The EMPO² config of every run (reference, killed and resumed)."""
+    from agents.training.config import EMPOConfig
+
+    return EMPOConfig(
+        iterations=ITERATIONS,
+        tasks_per_iter=TASKS_PER_ITER,
+        group_size=GROUP_SIZE,
+        lr=1e-2,
+        weight_decay=0.0,
+        micro_batch_size=16,
+        checkpoint_every=1,
+        keep_checkpoints=ITERATIONS + 1,  # keep all: the test compares each with the reference
+        memory_prob=1.0,  # every iteration writes memory
+        off_policy_prob=0.5,  # both memory update modes occur
+        intrinsic_reward=novelty,
+        skip_zero_advantage=False,
+        seed=7,
+        output_dir=str(out_dir),
+    )
+
+
+def state_text(iteration: int, task: int, group: int, member: int, step: int, prev: int) -> str:
+    """The observation of one step: unique per entry, so the store de-duplicates nothing."""
+    return (
+        f"iteration {iteration} task {task} group {group} member {member} step {step} "
+        f"after token {prev}"
+    )
+
+
+def slot_of(task: int) -> str:
+    """Memory slot of a task."""
+    return f"task/{task}"
+
+
+class Clock:
+    """Index of the iteration in progress, as the rollout and kill points see it."""
+
+    def __init__(self, start: int) -> None:
+        self.iteration = start
+
+
+class TipPolicy:
+    """A tiny-model policy that also writes (deterministic, weight-dependent) tips."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.pad_id = 0
+
+    def generate(self, conversations: list, sampling: Any = None) -> list:
+        import torch
+
+        from agents.llm.policy import Generation
+
+        with torch.no_grad():
+            best = int(self.model(input_ids=torch.tensor([[1, 3, 5]])).logits[0, -1].argmax())
+        text = f"Prefer token {best}."
+        return [Generation([], [], [], text, "stop") for _ in conversations]
+
+
+def make_rollout(store: Any, clock: Clock, kill: dict[str, Any]):
+    """``rollout_fn``: STEPS one-token turns per episode, tips from ``store`` in memory mode."""
+    import torch
+
+    from agents.llm.trajectory import Trajectory, Turn
+
+    def rollout(policy: Any, tasks: list[int], group_size: int, use_memory: bool):
+        it = clock.iteration
+        trajs = []
+        for gi, task in enumerate(tasks):
+            if kill.get("stage") == "rollout" and kill["at"] == it and gi == 1:
+                block(kill)  # mid-rollout: half of the groups are done
+            for m in range(group_size):
+                turns, prev = [], 0
+                for k in range(STEPS):
+                    state = state_text(it, task, gi, m, k, prev)
+                    plain = [1, 3 + task, 6 + k, prev]
+                    prompt = plain
+                    if use_memory:
+                        hits = store.query(slot_of(task), state)
+                        # the tip block depends on what memory holds: a store restored
+                        # wrongly changes prompts, log-probs and the update
+                        block_ids = [TIP_TOKENS[0]] * min(len(hits), 3) + [TIP_TOKENS[1]]
+                        if hits:
+                            block_ids.append(int(hits[0].score) % 10)
+                        prompt = [1, *block_ids, 3 + task, 6 + k, prev]
+                    logits = policy.model(input_ids=torch.tensor([prompt])).logits[0, -1]
+                    logp = torch.log_softmax(logits.float(), dim=-1)
+                    tok = int(torch.multinomial(logp.exp(), 1))
+                    turns.append(
+                        Turn(
+                            prompt_ids=prompt,
+                            prompt_ids_no_tips=plain,
+                            response_ids=[tok],
+                            logprobs=[float(logp[tok])],
+                            reward=(tok % 4) / 3.0,  # dense: groups have non-zero advantages
+                            used_tips=use_memory,
+                            action=f"say {tok}",
+                            observation=state,
+                        )
+                    )
+                    prev = tok
+                ret = sum(t.reward for t in turns)
+                trajs.append(
+                    Trajectory(
+                        f"g{gi}",
+                        m,
+                        turns,
+                        score=round(100 * ret / STEPS),
+                        success=ret > 1.0,
+                        memory_mode=use_memory,
+                        info={"instruction": f"task {task}", "memory_slot": slot_of(task)},
+                    )
+                )
+        return trajs
+
+    return rollout
+
+
+def block(kill: dict[str, Any]) -> None:
+    """Announce the kill point and wait to be killed."""
+    Path(kill["marker"]).write_text(f"{kill['stage']} {kill['at']}\n", encoding="utf-8")
+    time.sleep(BLOCK_S)
+    raise SystemExit(f"kill point {kill} was not killed within {BLOCK_S} s")
+
+
+def make_memory(clock: Clock, kill: dict[str, Any], novelty: bool):
+    """A real EMPOMemory (hashing MemoryStore) with the checkpoint / metrics kill points."""
+    from agents.training.memory_hooks import EMPOMemory
+    from empo_gym.memory import MemoryStore, NoveltyReward
+
+    class KillableMemory(EMPOMemory):
+        def save(self, directory: Path) -> None:
+            super().save(directory)  # inside save_checkpoint's temporary directory
+            if kill.get("stage") == "checkpoint" and kill["at"] == clock.iteration:
+                block(kill)
+
+        def size(self) -> int:
+            # the trainer asks for the size when it builds the metrics row: after the
+            # checkpoint of the iteration was published, before the row is appended
+            if kill.get("stage") == "metrics" and kill["at"] == clock.iteration:
+                block(kill)
+            return super().size()
+
+    store = MemoryStore("hashing")
+    return KillableMemory(store, novelty=NoveltyReward(store.embedder) if novelty else None)
+
+
+def start_iteration(out_dir: Path) -> int:
+    """Iterations completed by the checkpoint a resumed run starts from (0 when none)."""
+    from agents.training.checkpoint import latest_checkpoint
+    from agents.training.trainer import CHECKPOINTS_DIR
+
+    found = latest_checkpoint(out_dir / CHECKPOINTS_DIR)
+    if found is None:
+        return 0
+    return int(json.loads((found / "state.json").read_text(encoding="utf-8"))["iteration"])
+
+
+def run(
+    out_dir: Path,
+    *,
+    novelty: bool = False,
+    kill: dict[str, Any] | None = None,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
+    """Train (resuming from ``out_dir``'s checkpoints); return a summary of the call.
+
+    Args:
+        out_dir: Output directory of the run.
+        novelty: Turn the intrinsic novelty reward on (a ``NoveltyReward`` in the hooks).
+        kill: ``{"at": K, "stage": STAGE, "marker": PATH}`` to block at a kill point.
+        stop_after: ``train``'s simulated kill (in-process tests).
+    """
+    import torch
+
+    from agents.training.trainer import train
+    from tests.training.train_helpers import BANDIT_VOCAB, make_tiny_model
+
+    torch.set_num_threads(1)
+    kill = kill or {}
+    clock = Clock(start_iteration(out_dir))
+    memory = make_memory(clock, kill, novelty)
+    policy = TipPolicy(make_tiny_model(0, BANDIT_VOCAB))
+
+    def advance(row: dict[str, Any]) -> None:
+        if row["iteration"] != clock.iteration:
+            raise RuntimeError(
+                f"trainer ran iteration {row['iteration']}, expected {clock.iteration}"
+            )
+        clock.iteration += 1
+
+    result = train(
+        make_config(out_dir, novelty),
+        policy,
+        make_rollout(memory.store, clock, kill),
+        TASKS,
+        memory=memory,
+        resume=True,
+        stop_after=stop_after,
+        on_iteration=advance,
+    )
+    return {
+        "resumed_from": result.resumed_from,
+        "iterations": result.iterations,
+        "history": [row["iteration"] for row in result.history],
+        "memory_size": memory.size(),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--novelty", action="store_true", help="intrinsic novelty reward on")
+    parser.add_argument("--kill-at", type=int, default=None)
+    parser.add_argument("--stage", choices=STAGES, default="rollout")
+    parser.add_argument("--marker", type=Path, default=None)
+    args = parser.parse_args(argv)
+    kill = None
+    if args.kill_at is not None:
+        if args.marker is None:
+            parser.error("--kill-at needs --marker")
+        kill = {"at": args.kill_at, "stage": args.stage, "marker": str(args.marker)}
+    summary = run(args.out_dir, novelty=args.novelty, kill=kill)
+    print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))  # this checkout's packages before any installed copy
+    main()

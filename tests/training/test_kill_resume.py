@@ -1,0 +1,392 @@
+"""A run SIGKILLed mid-iteration loses no memory entries and no finished checkpoint, and its
+resume ends exactly where an uninterrupted run ends.
+
+``kill_train.py`` trains EMPO² (every iteration a memory rollout, a checkpoint every iteration,
+a real ``EMPOMemory`` over a hashing ``MemoryStore``) in a subprocess. At iteration index
+:data:`K` it stops at a kill point, writes a marker file and sleeps; the test then kills it with
+SIGKILL (no handler, no ``finally`` runs), inspects what is on disk and re-runs the same script,
+which resumes. An uninterrupted run of the same script in another directory is the reference.
+
+Kill points (``kill_train.STAGES``):
+
+* ``rollout``: in the middle of iteration K's rollouts;
+* ``checkpoint``: inside the write of checkpoint K+1 (memory already in the temporary dir);
+* ``metrics``: after checkpoint K+1 was published, before iteration K's metrics line.
+
+All subprocesses (about 6 s each, mostly imports) run two at a time: ~30 s on 2 idle cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from tests.training import kill_train as kt
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = Path(kt.__file__).resolve()
+K = 2
+"""Iteration index the kill points block in (K iterations completed before it)."""
+N = kt.ITERATIONS
+PER_ITER = kt.ENTRIES_PER_ITERATION
+RUN_TIMEOUT_S = 240.0  # ~6 s on an idle core; generous for a loaded CI box
+TIMING = re.compile(r"(_s|memory_share)$")
+"""Metrics keys that are wall-clock timings (everything else is deterministic)."""
+LAST_CKPT = {"rollout": K, "checkpoint": K, "metrics": K + 1}
+"""Iterations the newest finished checkpoint holds when each kill point is reached."""
+TORN = "metrics-torn"
+"""The ``metrics`` kill plus a half-written metrics line (a kill inside the append)."""
+
+METRICS_GAP_BUG = (
+    "trainer writes the checkpoint before the metrics line: a kill in between resumes after "
+    "the checkpoint and iteration K's line is never written"
+)
+TORN_LINE_BUG = "_read_metrics json.loads every line: a torn last line makes resume crash"
+NOVELTY_BUG = "NoveltyReward's seen states are not checkpointed: resume restarts novelty"
+
+
+# --- subprocesses ---------------------------------------------------------------------------
+def _env() -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ACCELERATE_", "TORCHELASTIC_"))
+        and k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    }
+    env.update(
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONUNBUFFERED="1",
+        HF_HUB_OFFLINE="1",
+    )
+    return env
+
+
+class Script:
+    """One launch of kill_train.py with its stdout / stderr in files (no pipe can fill up)."""
+
+    live: list[subprocess.Popen] = []
+
+    def __init__(self, out_dir: Path, *args: str) -> None:
+        self.out_dir = out_dir
+        logs = out_dir.parent / "logs"
+        logs.mkdir(exist_ok=True)
+        n = len(list(logs.glob(f"{out_dir.name}.*.err")))
+        self.stdout_path = logs / f"{out_dir.name}.{n}.out"
+        self.stderr_path = logs / f"{out_dir.name}.{n}.err"
+        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(SCRIPT), str(out_dir), *args],
+                cwd=kt.ROOT,
+                env=_env(),
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+        Script.live.append(self.proc)
+
+    def logs(self) -> str:
+        out = self.stdout_path.read_text(errors="replace")[-2000:]
+        err = self.stderr_path.read_text(errors="replace")[-6000:]
+        return f"\n--- {self.out_dir.name} stdout:\n{out}\n--- stderr:\n{err}"
+
+    def wait(self) -> dict[str, Any]:
+        """Wait for a clean exit; return the summary line the script prints."""
+        try:
+            rc = self.proc.wait(timeout=RUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+            raise AssertionError(f"kill_train.py hung > {RUN_TIMEOUT_S} s{self.logs()}") from None
+        assert rc == 0, f"kill_train.py exited {rc}{self.logs()}"
+        return json.loads(self.stdout_path.read_text().strip().splitlines()[-1])
+
+    def kill_at_marker(self, marker: Path) -> None:
+        """Wait for the kill point's marker, then SIGKILL the process."""
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while not marker.exists():
+            rc = self.proc.poll()
+            assert rc is None, f"exited {rc} before reaching its kill point{self.logs()}"
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+                raise AssertionError(f"no kill point after {RUN_TIMEOUT_S} s{self.logs()}")
+            time.sleep(0.05)
+        os.kill(self.proc.pid, signal.SIGKILL)
+        rc = self.proc.wait(timeout=30)
+        assert rc == -signal.SIGKILL, f"expected death by SIGKILL, got {rc}{self.logs()}"
+
+
+def _kill_then_resume(base: Path, stage: str) -> dict[str, Any]:
+    """Kill a run at ``stage``, snapshot its directory, resume it; with ``TORN`` too."""
+    out, marker = base / stage, base / f"{stage}.marker"
+    Script(out, "--kill-at", str(K), "--stage", stage, "--marker", str(marker)).kill_at_marker(
+        marker
+    )
+    assert marker.read_text().split() == [stage, str(K)]
+    snapshot = base / f"{stage}-killed"
+    shutil.copytree(out, snapshot)  # what the kill left, for the assertions
+    found = {"killed": snapshot}
+    if stage == "metrics":
+        torn = base / TORN
+        shutil.copytree(out, torn)
+        whole = (base / "ref" / "metrics.jsonl").read_text().splitlines()[K]
+        with (torn / "metrics.jsonl").open("a") as fh:  # killed inside the append of line K
+            fh.write(whole[: len(whole) // 2])
+    resume = Script(out)
+    found["resume"] = resume
+    try:
+        found["summary"] = resume.wait()
+    except AssertionError as exc:
+        found["error"] = str(exc)
+    if stage == "metrics":
+        torn_resume = Script(base / TORN)
+        found[TORN] = torn_resume
+        try:
+            found[f"{TORN}-summary"] = torn_resume.wait()
+        except AssertionError as exc:
+            found[f"{TORN}-error"] = str(exc)
+    return found
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Future]:
+    """All launches, two at a time: the reference run and one kill-and-resume per stage."""
+    base = tmp_path_factory.mktemp("kill_resume")
+    pool = ThreadPoolExecutor(max_workers=2)
+    futures: dict[str, Future] = {}
+
+    def reference() -> dict[str, Any]:
+        return {"summary": Script(base / "ref").wait(), "dir": base / "ref"}
+
+    # the torn copy needs one reference line: the reference goes first
+    futures["ref"] = pool.submit(reference)
+    for stage in ("metrics", "rollout", "checkpoint"):
+        futures[stage] = pool.submit(_after(futures["ref"], _kill_then_resume), base, stage)
+    try:
+        yield futures
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in Script.live:  # only the processes this module started
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+
+
+def _after(first: Future, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def job(*args: Any) -> Any:
+        first.result(timeout=RUN_TIMEOUT_S * 2)
+        return fn(*args)
+
+    return job
+
+
+# --- reading what a run left on disk --------------------------------------------------------
+def _ckpt_root(run_dir: Path) -> Path:
+    return run_dir / "checkpoints"
+
+
+def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(ckpt / "model.safetensors"))
+
+
+def _memory(ckpt: Path) -> tuple[list[dict], dict[str, Any]]:
+    """Entries (oldest first) and per-slot key embeddings of a checkpoint's memory file."""
+    from agents.training.memory_hooks import STORE_FILE
+    from empo_gym.memory import MemoryStore
+
+    store = MemoryStore.load(ckpt / STORE_FILE)
+    return [e.to_json() for e in store.entries()], {s: store.embeddings(s) for s in store.slots()}
+
+
+def _same_memory(a: Path, b: Path) -> bool:
+    (ea, va), (eb, vb) = _memory(a), _memory(b)
+    return ea == eb and va.keys() == vb.keys() and all(np.array_equal(va[s], vb[s]) for s in va)
+
+
+def _rows(run_dir: Path) -> list[dict[str, Any]]:
+    text = (run_dir / "metrics.jsonl").read_text()
+    assert text == "" or text.endswith("\n"), f"last metrics line is incomplete: {text[-200:]!r}"
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def _deterministic(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if not TIMING.search(k)}
+
+
+def _iterations_in(entries: list[dict]) -> list[int]:
+    """Iteration each memory entry was written in (from its unique state key)."""
+    return [int(re.match(r"iteration (\d+) ", e["key"]).group(1)) for e in entries]
+
+
+def _result(runs: dict[str, Future], name: str) -> dict[str, Any]:
+    return runs[name].result(timeout=RUN_TIMEOUT_S * 4)
+
+
+# --- the tests ------------------------------------------------------------------------------
+def test_reference_run_writes_every_iteration(runs):
+    ref = _result(runs, "ref")
+    assert ref["summary"] == {
+        "resumed_from": 0,
+        "iterations": N,
+        "history": list(range(N)),
+        "memory_size": N * PER_ITER,
+    }
+    ckpts = _ckpt_root(ref["dir"])
+    assert sorted(p.name for p in ckpts.iterdir()) == [
+        *(f"iter_{i:06d}" for i in range(1, N + 1)),
+        "latest",
+    ]
+    rows = _rows(ref["dir"])
+    assert [r["iteration"] for r in rows] == list(range(N))
+    assert [r["memory_size"] for r in rows] == [PER_ITER * (i + 1) for i in range(N)]
+    assert {r["rollout_mode"] for r in rows} == {"memory"}
+    assert {r["update_mode"] for r in rows} == {"off_policy", "on_policy_tips"}
+    # training really moves the weights (an update that silently does nothing would make the
+    # weight comparisons below vacuous)
+    first, last = _weights(ckpts / "iter_000001"), _weights(ckpts / f"iter_{N:06d}")
+    assert any(not torch.equal(first[k], last[k]) for k in first)
+
+
+@pytest.mark.parametrize("stage", kt.STAGES)
+def test_kill_leaves_only_complete_checkpoints(runs, stage):
+    """(1) + (2): every listed checkpoint is complete and loads; ``latest`` names the newest
+    finished one; its memory holds exactly the entries of the iterations it covers."""
+    from agents.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+    from agents.training.memory_hooks import EMPOMemory
+    from agents.training.update import make_optimizer
+    from empo_gym.memory import MemoryStore
+    from tests.training.train_helpers import BANDIT_VOCAB, make_tiny_model
+
+    found, ref = _result(runs, stage), _result(runs, "ref")
+    root, ref_root = _ckpt_root(found["killed"]), _ckpt_root(ref["dir"])
+    last = LAST_CKPT[stage]
+    names = sorted(p.name for p in root.iterdir())
+    complete = [f"iter_{i:06d}" for i in range(1, last + 1)]
+    assert [p.name for p in list_checkpoints(root)] == complete, names
+    assert (root / "latest").read_text().strip() == complete[-1]
+    assert latest_checkpoint(root) == root / complete[-1]
+    leftovers = [n for n in names if n not in (*complete, "latest")]
+    if stage == "checkpoint":  # killed inside save_checkpoint: its temporary dir, unpublished
+        assert len(leftovers) == 1 and leftovers[0].startswith(f".tmp-iter_{last + 1:06d}-")
+        partial = root / leftovers[0]
+        assert (partial / "memory.safetensors").exists()
+        assert not (partial / "state.json").exists()
+    else:
+        assert leftovers == [], names
+
+    cfg = kt.make_config(found["killed"], novelty=False)
+    for i, name in enumerate(complete, start=1):
+        ckpt = root / name
+        model = make_tiny_model(1, BANDIT_VOCAB)  # other init: loading must overwrite it
+        state = load_checkpoint(
+            ckpt, model, make_optimizer(model, cfg), trainer_rng=random.Random(), restore_rng=False
+        )
+        assert state.iteration == i
+        ref_ckpt = ref_root / name
+        saved = _weights(ref_ckpt)
+        assert all(torch.equal(p, saved[n]) for n, p in model.named_parameters()), name
+        hooks = EMPOMemory(MemoryStore("hashing"))
+        hooks.load(ckpt)
+        assert hooks.size() == i * PER_ITER, f"{name}: {hooks.size()} memory entries"
+        entries, _ = _memory(ckpt)
+        # exactly PER_ITER entries of each of the first i iterations, none of a later one
+        written = sorted(_iterations_in(entries))
+        assert written == [j for j in range(i) for _ in range(PER_ITER)], name
+        assert _same_memory(ckpt, ref_ckpt), f"{name}: memory differs from the reference"
+
+
+@pytest.mark.parametrize("stage", kt.STAGES)
+def test_kill_leaves_complete_metrics_lines(runs, stage):
+    """(3): K whole lines (iterations 0..K-1), the reference's lines but for timings."""
+    found, ref = _result(runs, stage), _result(runs, "ref")
+    rows = _rows(found["killed"])
+    assert [r["iteration"] for r in rows] == list(range(K))
+    ref_rows = _rows(ref["dir"])
+    assert [_deterministic(r) for r in rows] == [_deterministic(r) for r in ref_rows[:K]]
+
+
+@pytest.mark.parametrize("stage", kt.STAGES)
+def test_resume_matches_the_uninterrupted_run(runs, stage):
+    """(4): the resumed run finishes all iterations with bit-identical weights and memory."""
+    found, ref = _result(runs, stage), _result(runs, "ref")
+    assert "error" not in found, found.get("error")
+    start = LAST_CKPT[stage]
+    assert found["summary"] == {
+        "resumed_from": start,
+        "iterations": N,
+        "history": list(range(start, N)),
+        "memory_size": N * PER_ITER,
+    }, found["resume"].logs()
+    root, ref_root = _ckpt_root(found["resume"].out_dir), _ckpt_root(ref["dir"])
+    assert (root / "latest").read_text().strip() == f"iter_{N:06d}"
+    for i in range(1, N + 1):  # the kept checkpoints and the re-done ones
+        name = f"iter_{i:06d}"
+        a, b = _weights(root / name), _weights(ref_root / name)
+        assert a.keys() == b.keys()
+        differ = [k for k in a if not torch.equal(a[k], b[k])]
+        assert not differ, f"{name}: weights differ from the uninterrupted run: {differ[:4]}"
+        assert _same_memory(root / name, ref_root / name), f"{name}: memory differs"
+    # the metrics lines that exist agree with the uninterrupted run's
+    ref_rows = {r["iteration"]: _deterministic(r) for r in _rows(ref["dir"])}
+    for row in _rows(found["resume"].out_dir):
+        assert _deterministic(row) == ref_rows[row["iteration"]], row["iteration"]
+
+
+@pytest.mark.parametrize(
+    "stage",
+    [
+        "rollout",
+        "checkpoint",
+        pytest.param("metrics", marks=pytest.mark.xfail(strict=True, reason=METRICS_GAP_BUG)),
+    ],
+)
+def test_resumed_metrics_hold_every_iteration_once(runs, stage):
+    found = _result(runs, stage)
+    assert "error" not in found, found.get("error")
+    iterations = [r["iteration"] for r in _rows(found["resume"].out_dir)]
+    assert iterations == list(range(N))
+
+
+@pytest.mark.xfail(strict=True, reason=TORN_LINE_BUG)
+def test_resume_survives_a_torn_metrics_line(runs):
+    found = _result(runs, "metrics")
+    assert f"{TORN}-error" not in found, found.get(f"{TORN}-error")
+    assert found[f"{TORN}-summary"]["iterations"] == N
+    rows = _rows(found[TORN].out_dir)  # whole lines only, each parses
+    assert [r["iteration"] for r in rows] == list(range(N))
+
+
+@pytest.mark.xfail(strict=True, reason=NOVELTY_BUG)
+def test_resume_with_novelty_matches_the_uninterrupted_run(tmp_path):
+    """EMPOAgent's setup (intrinsic reward on); the kill simulated in-process (``stop_after``):
+    what a resume restores does not depend on how the process died."""
+    ref = kt.run(tmp_path / "ref", novelty=True)
+    killed = kt.run(tmp_path / "run", novelty=True, stop_after=K)
+    resumed = kt.run(tmp_path / "run", novelty=True)
+    assert (ref["iterations"], killed["iterations"]) == (N, K)
+    assert resumed["resumed_from"] == K and resumed["iterations"] == N
+    intrinsic = [[r["intrinsic"] for r in _rows(tmp_path / d)] for d in ("ref", "run")]
+    assert intrinsic[0] == intrinsic[1]
+    last = f"checkpoints/iter_{N:06d}"
+    a, b = _weights(tmp_path / "ref" / last), _weights(tmp_path / "run" / last)
+    assert all(torch.equal(a[k], b[k]) for k in a)
