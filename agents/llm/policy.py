@@ -693,6 +693,20 @@ class TransformersPolicy:
         # In-place updates (optimizer steps, load_state_dict) bump each tensor's version counter.
         return sum(p._version for p in self.model.parameters())
 
+    def sampling_state(self) -> dict[str, int]:
+        """What makes the next seeded generation reproducible (saved in training checkpoints)."""
+        return {"calls": self._calls}
+
+    def load_sampling_state(self, state: dict[str, int]) -> None:
+        """Restore :meth:`sampling_state` (a resumed run then samples like an uninterrupted one).
+
+        Example:
+            >>> p = TransformersPolicy.__new__(TransformersPolicy)
+            >>> p.load_sampling_state({"calls": 3}); p.sampling_state()
+            {'calls': 3}
+        """
+        self._calls = int(state["calls"])
+
     def clear_prefix_cache(self) -> None:
         """Forget the stored prefix KV cache (e.g. after the weights changed)."""
         self._prefix_store = ([], [])

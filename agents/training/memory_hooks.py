@@ -15,6 +15,7 @@ of rollout time for two HTTP memory servers).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,7 @@ from empo_gym.memory import Trajectory as TipTrajectory
 from empo_gym.memory.tips import clean_tip
 
 STORE_FILE = "memory.safetensors"
+NOVELTY_FILE = "novelty.safetensors"
 
 
 def to_tip_trajectory(traj: Trajectory) -> TipTrajectory:
@@ -152,21 +154,38 @@ class EMPOMemory:
         return len(self.store)
 
     def save(self, directory: Path) -> None:
-        """Write the store into ``directory`` (inside the trainer's atomic checkpoint)."""
+        """Write the store and the novelty counts into ``directory`` (inside the trainer's
+        atomic checkpoint)."""
         self.store.save(Path(directory) / STORE_FILE)
+        if self.novelty is not None:
+            from safetensors.numpy import save_file
+
+            state = self.novelty.state_dict()
+            tensors = {f"slot{i}": rows for i, (rows, _) in enumerate(state.values())}
+            slots = [[slot, f"slot{i}", pos] for i, (slot, (_, pos)) in enumerate(state.items())]
+            save_file(
+                tensors, str(Path(directory) / NOVELTY_FILE), metadata={"slots": json.dumps(slots)}
+            )
 
     def load(self, directory: Path) -> None:
-        """Replace the store's contents with the one saved in ``directory`` (if any)."""
+        """Replace the store's contents (and the novelty counts) with those saved in
+        ``directory`` (if any)."""
         path = Path(directory) / STORE_FILE
-        if not path.exists():
-            return
-        loaded = MemoryStore.load(path, self.store.embedder)
-        self.store.clear()
-        self.store.add(loaded.entries())
+        if path.exists():
+            loaded = MemoryStore.load(path, self.store.embedder)
+            self.store.clear()
+            self.store.add(loaded.entries())
+        novelty_path = Path(directory) / NOVELTY_FILE
+        if self.novelty is not None and novelty_path.exists():
+            from safetensors import safe_open
+
+            with safe_open(str(novelty_path), framework="np") as f:
+                slots = json.loads((f.metadata() or {})["slots"])
+                self.novelty.load_state_dict({s: (f.get_tensor(t), pos) for s, t, pos in slots})
 
     def stats(self) -> dict[str, Any]:
         """Counters for the run summary."""
         return {"memory_size": self.size(), "tips_written": self.tips_written}
 
 
-__all__ = ["STORE_FILE", "EMPOMemory", "MemoryFileError", "to_tip_trajectory"]
+__all__ = ["NOVELTY_FILE", "STORE_FILE", "EMPOMemory", "MemoryFileError", "to_tip_trajectory"]

@@ -111,10 +111,22 @@ def group_trajectories(trajectories: Sequence[Trajectory]) -> list[list[Trajecto
 
 
 def _read_metrics(path: Path, before_iteration: int) -> list[str]:
+    """Lines of iterations before ``before_iteration``; a torn last line (a kill inside the
+    append) is dropped, a corrupt line elsewhere raises."""
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [line for line in lines if line and json.loads(line)["iteration"] < before_iteration]
+    lines = [line for line in path.read_text(encoding="utf-8").split("\n") if line]
+    kept = []
+    for i, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break
+            raise ValueError(f"{path}:{i + 1}: corrupt metrics line {line[:80]!r}") from None
+        if row["iteration"] < before_iteration:
+            kept.append(line)
+    return kept
 
 
 def _rewrite_metrics(path: Path, lines: list[str]) -> None:
@@ -175,14 +187,25 @@ class TrainingRun:
         self.optimizer = make_optimizer(self.model, cfg)
         self.start = 0
         found = latest_checkpoint(self.ckpt_root) if resume else None
+        saved_row = None
         if found is not None:
             state = load_checkpoint(found, self.model, self.optimizer, trainer_rng=self.trainer_rng)
             if memory is not None:
                 memory.load(found)
             self.start = state.iteration
+            saved_row = state.extra.get("metrics_row")
+            sampling = state.extra.get("policy_sampling")
+            if sampling is not None and hasattr(policy, "load_sampling_state"):
+                policy.load_sampling_state(sampling)  # the seeds of the next rollouts
             _weights_changed(policy)
         if self.main:  # drop metric lines of iterations after the checkpoint (killed mid-way)
-            _rewrite_metrics(self.metrics_path, _read_metrics(self.metrics_path, self.start))
+            lines = _read_metrics(self.metrics_path, self.start)
+            # killed after the checkpoint, before its iteration's line: take it from the checkpoint
+            if saved_row is not None and all(
+                json.loads(line)["iteration"] != saved_row["iteration"] for line in lines
+            ):
+                lines.append(json.dumps(saved_row, sort_keys=True))
+            _rewrite_metrics(self.metrics_path, lines)
         self.iteration = self.start
         self.history: list[dict[str, Any]] = []
         self._b_local = _local_share(cfg.tasks_per_iter, accelerator)
@@ -240,13 +263,9 @@ class TrainingRun:
         )
         _weights_changed(policy)
 
-        # 5. checkpoint, metrics
-        t0 = time.perf_counter()
+        # 5. metrics row, checkpoint (holding the row: a kill before the row is appended must
+        #    not lose it), metrics line
         done = iteration + 1
-        if self.main and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
-            self._checkpoint(done)
-        checkpoint_s = time.perf_counter() - t0
-        iter_s = time.perf_counter() - t_iter
         row = {
             "iteration": iteration,
             "agent": cfg.agent,
@@ -262,13 +281,18 @@ class TrainingRun:
             "memory_size": memory.size() if memory is not None else 0,
             "rollout_s": rollout_s,
             "memory_s": memory_s,
-            "checkpoint_s": checkpoint_s,
-            "iter_s": iter_s,
-            "memory_share": memory_s / iter_s if iter_s > 0 else 0.0,
             **{k: v for k, v in upd.items() if k != "return_mean"},
             **dict(getattr(memory, "last_timings", None) or {}),
         }
         _mean_over_processes(row, _PER_PROCESS_MEANS, self.accelerator)
+        t0 = time.perf_counter()
+        if self.main and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
+            self._checkpoint(done, row)
+        checkpoint_s = time.perf_counter() - t0
+        iter_s = time.perf_counter() - t_iter
+        row["checkpoint_s"] = checkpoint_s
+        row["iter_s"] = iter_s
+        row["memory_share"] = memory_s / iter_s if iter_s > 0 else 0.0
         self.history.append(row)
         self.iteration = done
         if self.main:
@@ -290,15 +314,20 @@ class TrainingRun:
             self._checkpoint(self.iteration)
         self._finished = True
 
-    def _checkpoint(self, iteration: int) -> Path:
+    def _checkpoint(self, iteration: int, row: dict[str, Any] | None = None) -> Path:
         model, accelerator = self.model, self.accelerator
+        extra: dict[str, Any] = {"config": self.cfg.to_dict()}
+        if hasattr(self.policy, "sampling_state"):
+            extra["policy_sampling"] = self.policy.sampling_state()
+        if row is not None:
+            extra["metrics_row"] = row
         return save_checkpoint(
             self.ckpt_root,
             iteration,
             accelerator.unwrap_model(model) if hasattr(accelerator, "unwrap_model") else model,
             self.optimizer,
             trainer_rng=self.trainer_rng,
-            extra={"config": self.cfg.to_dict()},
+            extra=extra,
             write_extra=self.memory.save if self.memory is not None else None,
             keep=self.cfg.keep_checkpoints,
         )

@@ -98,6 +98,25 @@ class NoveltyReward:
         buf = self._seen.get(slot)
         return 0 if buf is None else buf.n
 
+    def state_dict(self) -> dict[str, tuple[np.ndarray, int]]:
+        """The remembered states, ``{slot: (rows, ring position)}`` (training checkpoints)."""
+        return {slot: (buf.view().copy(), buf.pos) for slot, buf in self._seen.items()}
+
+    def load_state_dict(self, state: dict[str, tuple[np.ndarray, int]]) -> None:
+        """Replace the remembered states with those :meth:`state_dict` returned.
+
+        Example:
+            >>> nov = NoveltyReward("hashing"); _ = nov("t", ["a red room"])
+            >>> fresh = NoveltyReward("hashing"); fresh.load_state_dict(nov.state_dict())
+            >>> fresh("t", ["a red room"]).tolist()
+            [0.5]
+        """
+        self._seen.clear()
+        for slot, (rows, pos) in state.items():
+            buf = self._seen[slot] = _RingBuffer(self.capacity, self.embedder.dim)
+            buf.extend(np.asarray(rows, dtype=np.float32))
+            buf.pos = int(pos) if buf.n == self.capacity else 0
+
     def reset(self, slot: str | None = None) -> None:
         """Forget the states of ``slot`` (all slots when None)."""
         if slot is None:

@@ -25,8 +25,10 @@ one point of the iteration with index ``K`` (K iterations completed before it):
     inside the write of checkpoint ``iter_{K+1}``: model, optimizer and memory are in the
     temporary directory, ``state.json`` is not written, ``latest`` still names ``iter_K``;
 ``metrics``
-    after checkpoint ``iter_{K+1}`` was published, before the metrics line of iteration K is
-    appended.
+    when the trainer appends iteration K's metrics line, before it writes it (with the
+    trainer as it is: after checkpoint ``iter_{K+1}`` was published);
+``torn``
+    the same, but half of the line is written (and fsynced) first: a kill inside the append.
 
 The script prints one JSON line (``resumed_from``, ``iterations``, ``history``) when it ends.
 """
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -48,7 +51,7 @@ GROUP_SIZE = 4
 STEPS = 2
 """Turns per trajectory (one memory entry each)."""
 ENTRIES_PER_ITERATION = TASKS_PER_ITER * GROUP_SIZE * STEPS
-STAGES = ("rollout", "checkpoint", "metrics")
+STAGES = ("rollout", "checkpoint", "metrics", "torn")
 TIP_TOKENS = (12, 13)
 BLOCK_S = 600.0
 """How long a kill point sleeps (the test kills the process long before)."""
@@ -175,13 +178,16 @@ def make_rollout(store: Any, clock: Clock, kill: dict[str, Any]):
 
 def block(kill: dict[str, Any]) -> None:
     """Announce the kill point and wait to be killed."""
-    Path(kill["marker"]).write_text(f"{kill['stage']} {kill['at']}\n", encoding="utf-8")
+    marker = Path(kill["marker"])
+    tmp = marker.with_name(marker.name + ".tmp")
+    tmp.write_text(f"{kill['stage']} {kill['at']}\n", encoding="utf-8")
+    os.replace(tmp, marker)  # the test never sees a half-written marker
     time.sleep(BLOCK_S)
     raise SystemExit(f"kill point {kill} was not killed within {BLOCK_S} s")
 
 
 def make_memory(clock: Clock, kill: dict[str, Any], novelty: bool):
-    """A real EMPOMemory (hashing MemoryStore) with the checkpoint / metrics kill points."""
+    """A real EMPOMemory (hashing MemoryStore) with the ``checkpoint`` kill point."""
     from agents.training.memory_hooks import EMPOMemory
     from empo_gym.memory import MemoryStore, NoveltyReward
 
@@ -191,15 +197,28 @@ def make_memory(clock: Clock, kill: dict[str, Any], novelty: bool):
             if kill.get("stage") == "checkpoint" and kill["at"] == clock.iteration:
                 block(kill)
 
-        def size(self) -> int:
-            # the trainer asks for the size when it builds the metrics row: after the
-            # checkpoint of the iteration was published, before the row is appended
-            if kill.get("stage") == "metrics" and kill["at"] == clock.iteration:
-                block(kill)
-            return super().size()
-
     store = MemoryStore("hashing")
     return KillableMemory(store, novelty=NoveltyReward(store.embedder) if novelty else None)
+
+
+def install_metrics_kill_point(kill: dict[str, Any]) -> None:
+    """The ``metrics`` / ``torn`` kill points: wrap the trainer's metrics-line append."""
+    from agents.training import trainer
+
+    original = trainer._append_metrics  # AttributeError when renamed: fail loudly
+
+    def append(path: Path, row: dict[str, Any]) -> None:
+        if row["iteration"] == kill["at"]:
+            if kill["stage"] == "torn":
+                line = json.dumps(row, sort_keys=True) + "\n"
+                with Path(path).open("a", encoding="utf-8") as fh:
+                    fh.write(line[: len(line) // 2])
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            block(kill)
+        original(path, row)
+
+    trainer._append_metrics = append
 
 
 def start_iteration(out_dir: Path) -> int:
@@ -235,6 +254,8 @@ def run(
 
     torch.set_num_threads(1)
     kill = kill or {}
+    if kill.get("stage") in ("metrics", "torn"):
+        install_metrics_kill_point(kill)
     clock = Clock(start_iteration(out_dir))
     memory = make_memory(clock, kill, novelty)
     policy = TipPolicy(make_tiny_model(0, BANDIT_VOCAB))

@@ -142,3 +142,34 @@ def test_on_policy_ratio_stays_one_across_updates(tmp_path, byte_policy):
         assert row["steps"] == 1
         assert row["ratio_mean"] == pytest.approx(1.0, abs=1e-5)
         assert row["ratio_max"] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_resumed_llm_run_samples_and_ends_like_an_uninterrupted_one(tmp_path):
+    """The real policy seeds each generation from a call counter: the checkpoint carries it, so
+    a resumed run draws the same rollouts and ends with the same weights."""
+    from tests.llm.toy_env import ToyTextEnv
+
+    def run(out, stop_after=None, fresh=True):
+        policy = byte_policy.__wrapped__()
+        envs = [ToyTextEnv(with_tips=True) for _ in range(4)]
+        cfg = EMPOConfig(
+            iterations=3,
+            tasks_per_iter=2,
+            group_size=2,
+            memory_prob=1.0,
+            low_prob_threshold=-50.0,
+            lr=1e-3,
+            checkpoint_every=1,
+            output_dir=str(out),
+        )
+        rollout = engine_rollout_fn(envs, "toy", max_turns=2)
+        res = train(cfg, policy, rollout, [11, 12], memory=_MemberBonus(), stop_after=stop_after)
+        return res, policy
+
+    ref, ref_policy = run(tmp_path / "ref")
+    run(tmp_path / "run", stop_after=1)
+    resumed, policy = run(tmp_path / "run")
+    assert resumed.resumed_from == 1 and resumed.iterations == 3
+    assert [r["return"] for r in resumed.history] == [r["return"] for r in ref.history[1:]]
+    for a, b in zip(policy.model.parameters(), ref_policy.model.parameters(), strict=True):
+        assert torch.equal(a, b)

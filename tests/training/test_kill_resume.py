@@ -11,9 +11,14 @@ Kill points (``kill_train.STAGES``):
 
 * ``rollout``: in the middle of iteration K's rollouts;
 * ``checkpoint``: inside the write of checkpoint K+1 (memory already in the temporary dir);
-* ``metrics``: after checkpoint K+1 was published, before iteration K's metrics line.
+* ``metrics``: when iteration K's metrics line is appended (the trainer has already
+  published checkpoint K+1 then);
+* ``torn``: the same, with half of the line written: a kill inside the append.
 
-All subprocesses (about 6 s each, mostly imports) run two at a time: ~30 s on 2 idle cores.
+The metrics row travels inside each checkpoint (a kill between publishing the checkpoint and
+appending the line loses nothing), a torn last line is dropped, and the novelty counts are
+checkpointed with the store.
+All subprocesses (about 6 s each, mostly imports) run two at a time: ~25 s on 2 idle cores.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -48,17 +53,8 @@ PER_ITER = kt.ENTRIES_PER_ITERATION
 RUN_TIMEOUT_S = 240.0  # ~6 s on an idle core; generous for a loaded CI box
 TIMING = re.compile(r"(_s|memory_share)$")
 """Metrics keys that are wall-clock timings (everything else is deterministic)."""
-LAST_CKPT = {"rollout": K, "checkpoint": K, "metrics": K + 1}
-"""Iterations the newest finished checkpoint holds when each kill point is reached."""
-TORN = "metrics-torn"
-"""The ``metrics`` kill plus a half-written metrics line (a kill inside the append)."""
-
-METRICS_GAP_BUG = (
-    "trainer writes the checkpoint before the metrics line: a kill in between resumes after "
-    "the checkpoint and iteration K's line is never written"
-)
-TORN_LINE_BUG = "_read_metrics json.loads every line: a torn last line makes resume crash"
-NOVELTY_BUG = "NoveltyReward's seen states are not checkpointed: resume restarts novelty"
+MID_ITERATION = ("rollout", "checkpoint")
+"""Kill points before checkpoint K+1 is published (the others may come after it)."""
 
 
 # --- subprocesses ---------------------------------------------------------------------------
@@ -135,39 +131,24 @@ class Script:
 
 
 def _kill_then_resume(base: Path, stage: str) -> dict[str, Any]:
-    """Kill a run at ``stage``, snapshot its directory, resume it; with ``TORN`` too."""
+    """Kill a run at ``stage``, snapshot what the kill left, re-run the script (resume)."""
     out, marker = base / stage, base / f"{stage}.marker"
     Script(out, "--kill-at", str(K), "--stage", stage, "--marker", str(marker)).kill_at_marker(
         marker
     )
     assert marker.read_text().split() == [stage, str(K)]
     snapshot = base / f"{stage}-killed"
-    shutil.copytree(out, snapshot)  # what the kill left, for the assertions
-    found = {"killed": snapshot}
-    if stage == "metrics":
-        torn = base / TORN
-        shutil.copytree(out, torn)
-        whole = (base / "ref" / "metrics.jsonl").read_text().splitlines()[K]
-        with (torn / "metrics.jsonl").open("a") as fh:  # killed inside the append of line K
-            fh.write(whole[: len(whole) // 2])
-    resume = Script(out)
-    found["resume"] = resume
+    shutil.copytree(out, snapshot)  # the resume changes ``out``
+    found: dict[str, Any] = {"killed": snapshot, "resume": Script(out)}
     try:
-        found["summary"] = resume.wait()
+        found["summary"] = found["resume"].wait()
     except AssertionError as exc:
         found["error"] = str(exc)
-    if stage == "metrics":
-        torn_resume = Script(base / TORN)
-        found[TORN] = torn_resume
-        try:
-            found[f"{TORN}-summary"] = torn_resume.wait()
-        except AssertionError as exc:
-            found[f"{TORN}-error"] = str(exc)
     return found
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Future]:
+def runs(tmp_path_factory) -> Iterator[dict[str, Future]]:
     """All launches, two at a time: the reference run and one kill-and-resume per stage."""
     base = tmp_path_factory.mktemp("kill_resume")
     pool = ThreadPoolExecutor(max_workers=2)
@@ -176,10 +157,9 @@ def runs(tmp_path_factory) -> dict[str, Future]:
     def reference() -> dict[str, Any]:
         return {"summary": Script(base / "ref").wait(), "dir": base / "ref"}
 
-    # the torn copy needs one reference line: the reference goes first
     futures["ref"] = pool.submit(reference)
-    for stage in ("metrics", "rollout", "checkpoint"):
-        futures[stage] = pool.submit(_after(futures["ref"], _kill_then_resume), base, stage)
+    for stage in kt.STAGES:
+        futures[stage] = pool.submit(_kill_then_resume, base, stage)
     try:
         yield futures
     finally:
@@ -188,14 +168,6 @@ def runs(tmp_path_factory) -> dict[str, Future]:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=30)
-
-
-def _after(first: Future, fn: Callable[..., Any]) -> Callable[..., Any]:
-    def job(*args: Any) -> Any:
-        first.result(timeout=RUN_TIMEOUT_S * 2)
-        return fn(*args)
-
-    return job
 
 
 # --- reading what a run left on disk --------------------------------------------------------
@@ -223,10 +195,27 @@ def _same_memory(a: Path, b: Path) -> bool:
     return ea == eb and va.keys() == vb.keys() and all(np.array_equal(va[s], vb[s]) for s in va)
 
 
-def _rows(run_dir: Path) -> list[dict[str, Any]]:
-    text = (run_dir / "metrics.jsonl").read_text()
-    assert text == "" or text.endswith("\n"), f"last metrics line is incomplete: {text[-200:]!r}"
-    return [json.loads(line) for line in text.splitlines()]
+def _rows(run_dir: Path, *, torn_tail: bool = False) -> list[dict[str, Any]]:
+    """The metrics rows; every line complete (``torn_tail``: but for an unparsable last one)."""
+    lines = (run_dir / "metrics.jsonl").read_text().split("\n")
+    tail = lines.pop()  # "" when the file ends with a newline
+    if torn_tail:
+        assert tail, "expected a half-written last metrics line"
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(tail)
+    else:
+        assert tail == "", f"last metrics line is incomplete: {tail[:200]!r}"
+    return [json.loads(line) for line in lines]
+
+
+def _last_checkpoint(stage: str, killed: Path) -> int:
+    """Iterations held by the newest checkpoint a kill at ``stage`` leaves finished."""
+    if stage in MID_ITERATION:
+        return K
+    # the metrics line may be written before or after the checkpoint: either is correct
+    name = (_ckpt_root(killed) / "latest").read_text().strip()
+    assert name in (f"iter_{K:06d}", f"iter_{K + 1:06d}"), name
+    return int(name.removeprefix("iter_"))
 
 
 def _deterministic(row: dict[str, Any]) -> dict[str, Any]:
@@ -279,7 +268,7 @@ def test_kill_leaves_only_complete_checkpoints(runs, stage):
 
     found, ref = _result(runs, stage), _result(runs, "ref")
     root, ref_root = _ckpt_root(found["killed"]), _ckpt_root(ref["dir"])
-    last = LAST_CKPT[stage]
+    last = _last_checkpoint(stage, found["killed"])
     names = sorted(p.name for p in root.iterdir())
     complete = [f"iter_{i:06d}" for i in range(1, last + 1)]
     assert [p.name for p in list_checkpoints(root)] == complete, names
@@ -317,9 +306,10 @@ def test_kill_leaves_only_complete_checkpoints(runs, stage):
 
 @pytest.mark.parametrize("stage", kt.STAGES)
 def test_kill_leaves_complete_metrics_lines(runs, stage):
-    """(3): K whole lines (iterations 0..K-1), the reference's lines but for timings."""
+    """(3): K whole lines (iterations 0..K-1), the reference's lines but for timings; after a
+    kill inside the append (``torn``) also the half line the process really wrote."""
     found, ref = _result(runs, stage), _result(runs, "ref")
-    rows = _rows(found["killed"])
+    rows = _rows(found["killed"], torn_tail=stage == "torn")
     assert [r["iteration"] for r in rows] == list(range(K))
     ref_rows = _rows(ref["dir"])
     assert [_deterministic(r) for r in rows] == [_deterministic(r) for r in ref_rows[:K]]
@@ -330,7 +320,7 @@ def test_resume_matches_the_uninterrupted_run(runs, stage):
     """(4): the resumed run finishes all iterations with bit-identical weights and memory."""
     found, ref = _result(runs, stage), _result(runs, "ref")
     assert "error" not in found, found.get("error")
-    start = LAST_CKPT[stage]
+    start = _last_checkpoint(stage, found["killed"])
     assert found["summary"] == {
         "resumed_from": start,
         "iterations": N,
@@ -352,14 +342,7 @@ def test_resume_matches_the_uninterrupted_run(runs, stage):
         assert _deterministic(row) == ref_rows[row["iteration"]], row["iteration"]
 
 
-@pytest.mark.parametrize(
-    "stage",
-    [
-        "rollout",
-        "checkpoint",
-        pytest.param("metrics", marks=pytest.mark.xfail(strict=True, reason=METRICS_GAP_BUG)),
-    ],
-)
+@pytest.mark.parametrize("stage", kt.STAGES)
 def test_resumed_metrics_hold_every_iteration_once(runs, stage):
     found = _result(runs, stage)
     assert "error" not in found, found.get("error")
@@ -367,16 +350,6 @@ def test_resumed_metrics_hold_every_iteration_once(runs, stage):
     assert iterations == list(range(N))
 
 
-@pytest.mark.xfail(strict=True, reason=TORN_LINE_BUG)
-def test_resume_survives_a_torn_metrics_line(runs):
-    found = _result(runs, "metrics")
-    assert f"{TORN}-error" not in found, found.get(f"{TORN}-error")
-    assert found[f"{TORN}-summary"]["iterations"] == N
-    rows = _rows(found[TORN].out_dir)  # whole lines only, each parses
-    assert [r["iteration"] for r in rows] == list(range(N))
-
-
-@pytest.mark.xfail(strict=True, reason=NOVELTY_BUG)
 def test_resume_with_novelty_matches_the_uninterrupted_run(tmp_path):
     """EMPOAgent's setup (intrinsic reward on); the kill simulated in-process (``stop_after``):
     what a resume restores does not depend on how the process died."""
