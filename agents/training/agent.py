@@ -10,6 +10,7 @@ memory, at the evaluation temperature (0.4), as EMPO2.md prescribes.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -76,6 +77,11 @@ class LearningAgent(Agent):
         if task is not None:
             data["task"] = task
         if "output_dir" not in data:
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                raise ValueError(
+                    "output_dir is not set; under accelerate launch every process must share "
+                    "one run directory: set output_dir in the --config YAML"
+                )
             stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
             name = "-".join(x for x in (self.algorithm, env_name, task, stamp) if x)
             data["output_dir"] = str(Path("runs") / name)

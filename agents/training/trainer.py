@@ -198,6 +198,7 @@ class TrainingRun:
             if sampling is not None and hasattr(policy, "load_sampling_state"):
                 policy.load_sampling_state(sampling)  # the seeds of the next rollouts
             _weights_changed(policy)
+        _check_same_start(self.start, accelerator)
         if self.main:  # drop metric lines of iterations after the checkpoint (killed mid-way)
             lines = _read_metrics(self.metrics_path, self.start)
             # killed after the checkpoint, before its iteration's line: take it from the checkpoint
@@ -410,6 +411,18 @@ def _sync_initial_weights(model: torch.nn.Module, accelerator: Any) -> None:
     with torch.no_grad():
         for tensor in [*model.parameters(), *model.buffers()]:
             dist.broadcast(tensor.data, src=0)
+
+
+def _check_same_start(start: int, accelerator: Any) -> None:
+    """All processes must resume from the same checkpoint (else their updates never match)."""
+    if getattr(accelerator, "num_processes", 1) <= 1:
+        return
+    starts = accelerator.gather(torch.tensor([start], device=accelerator.device)).tolist()
+    if len(set(starts)) != 1:
+        raise RuntimeError(
+            f"processes resumed from different iterations {starts}; expected one shared "
+            "output_dir (set it in the config) visible to every process"
+        )
 
 
 def _mean_over_processes(row: dict[str, Any], keys: Sequence[str], accelerator: Any) -> None:
