@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from agents.llm.naive import EVAL_TEMPERATURE, NaiveLLMAgent
-from agents.llm.policy import Policy, SamplingConfig
+from agents.llm.policy import Policy, SamplingConfig, one_sentence
 from agents.llm.rollout import OBSERVATION_KEY, TIPS_KEY, split_observation
 from empo_gym.memory import (
     Embedder,
@@ -219,7 +219,7 @@ class MemoryOnlyAgent(NaiveLLMAgent):
             seed=self.seed,
         )
         convs = [[{"role": "user", "content": p}] for p in prompts]
-        return [g.text for g in self.policy.generate(convs, budget)]
+        return [g.text for g in self.policy.generate(convs, one_sentence(self.policy, budget))]
 
     def flush_tips(self) -> int:
         """Write the tips of all finished episodes with one batched generation; store them.

@@ -14,8 +14,10 @@ trainer can strip the tips without string surgery.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -38,6 +40,10 @@ Message = dict[str, str]
 """One chat message: ``{"role": "system" | "user" | "assistant", "content": str}``."""
 
 
+#: A token that ends a sentence: terminal punctuation, closing quotes/brackets, whitespace.
+_SENTENCE_END = re.compile(r"\s*[.!?]+[\"')\]]*\s*")
+
+
 @dataclass
 class SamplingConfig:
     """Sampling settings of a policy.
@@ -48,6 +54,8 @@ class SamplingConfig:
         max_new_tokens: Longest response in tokens.
         seed: When set, every :meth:`TransformersPolicy.generate` call draws from its own
             generator seeded ``seed + call_index`` (reproducible runs).
+        stop_token_ids: Tokens that end a row besides EOS (kept in the response, finish
+            reason ``stop``), e.g. :meth:`TransformersPolicy.sentence_end_ids` for one sentence.
 
     Example:
         >>> SamplingConfig(temperature=0.4).greedy
@@ -60,6 +68,7 @@ class SamplingConfig:
     top_p: float = 1.0
     max_new_tokens: int = 32
     seed: int | None = None
+    stop_token_ids: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -78,6 +87,21 @@ class SamplingConfig:
     def logprob_temperature(self) -> float:
         """Temperature the log-probabilities are computed at (1.0 for greedy decoding)."""
         return self.temperature if self.temperature > 0 else 1.0
+
+
+def one_sentence(policy: Any, sampling: SamplingConfig) -> SamplingConfig:
+    """``sampling`` that also stops each row at its first sentence end, when ``policy`` can tell
+    (a :class:`TransformersPolicy`); unchanged otherwise. EMPO²'s tips are one sentence: tokens
+    after it would be paid for and thrown away.
+
+    Example:
+        >>> one_sentence(object(), SamplingConfig()).stop_token_ids
+        frozenset()
+    """
+    ends = getattr(policy, "sentence_end_ids", None)
+    if not callable(ends):
+        return sampling
+    return dataclasses.replace(sampling, stop_token_ids=sampling.stop_token_ids | ends())
 
 
 @dataclass
@@ -509,6 +533,7 @@ class TransformersPolicy:
         self._prefix_store: tuple[list[int], list[tuple[torch.Tensor, torch.Tensor]]] = ([], [])
         self._prefix_version = -1
         self._calls = 0
+        self._sentence_end_ids: frozenset[int] | None = None
         tok = self.tokenizer
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
@@ -531,6 +556,20 @@ class TransformersPolicy:
             )
             self.model = get_peft_model(self.model, config)
         self.lora = settings
+
+    def sentence_end_ids(self) -> frozenset[int]:
+        """Tokens that end a sentence (``.``, ``!``, ``?``, optionally with closing quotes /
+        brackets and whitespace): a one-sentence answer can stop there. Computed once.
+
+        A decimal point ("3.5") is a "." token too, so a number can cut a sentence short;
+        tips (EMPO²'s one sentence) accept that for not paying for tokens that are thrown away.
+        """
+        if self._sentence_end_ids is None:
+            texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+            self._sentence_end_ids = frozenset(
+                i for i, t in enumerate(texts) if _SENTENCE_END.fullmatch(t)
+            )
+        return self._sentence_end_ids
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -788,7 +827,7 @@ class TransformersPolicy:
             ):
                 responses[orig].append(tok)
                 logps[orig].append(lp)
-                if tok in self.eos_ids:
+                if tok in self.eos_ids or tok in cfg.stop_token_ids:
                     finish[orig] = "stop"
                 else:
                     keep.append(row)

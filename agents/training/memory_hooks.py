@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agents.llm.policy import SamplingConfig
+from agents.llm.policy import SamplingConfig, one_sentence
 from agents.llm.trajectory import Trajectory
 from empo_gym.memory import (
     MemoryFileError,
@@ -96,7 +96,7 @@ class EMPOMemory:
             return 0.0
         prompts = [[{"role": "user", "content": build_tip_prompt(v)}] for v in views]
         t0 = time.perf_counter()
-        gens = policy.generate(prompts, self.tip_sampling)
+        gens = policy.generate(prompts, one_sentence(policy, self.tip_sampling))
         gen_s = time.perf_counter() - t0
         tips = [clean_tip(g.text) or "No tip." for g in gens]
         entries = []

@@ -242,3 +242,28 @@ def test_prefix_cache_is_dropped_after_a_weight_update(tiny_model, smol_tokenize
         assert g.logprobs == pytest.approx(
             direct_logprobs(model, g.prompt_ids, g.response_ids), abs=1e-4
         )
+
+
+def test_sentence_end_tokens_stop_a_row(tiny_policy, smol_tokenizer):
+    from agents.llm.policy import one_sentence
+
+    ends = tiny_policy.sentence_end_ids()
+    ids = lambda text: smol_tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
+    for text in (".", "!", "?"):
+        assert len(ids(text)) == 1 and ids(text)[0] in ends, text
+    assert [i in ends for i in ids("Go to the kitchen. Then")].count(True) == 1
+    for text in (" the", "search", "3", ","):
+        assert ids(text)[0] not in ends, text
+    convs = [[{"role": "user", "content": f"Say something {i}."}] for i in range(3)]
+    # every token below is a stop token except the first of each row: rows stop at once
+    base = SamplingConfig(temperature=1.0, max_new_tokens=12, seed=0)
+    state = tiny_policy.sampling_state()  # the same seed for both calls
+    free = tiny_policy.generate(convs, base)
+    firsts = {g.response_ids[0] for g in free}
+    tiny_policy.load_sampling_state(state)
+    cut = tiny_policy.generate(
+        convs, SamplingConfig(temperature=1.0, max_new_tokens=12, seed=0, stop_token_ids=firsts)
+    )
+    for g, f in zip(cut, free, strict=True):
+        assert g.response_ids == f.response_ids[:1] and g.finish_reason == "stop"
+    assert one_sentence(tiny_policy, base).stop_token_ids == ends
