@@ -184,6 +184,7 @@ def save_checkpoint(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = checkpoint_dir(root, iteration)
+    _sweep(root)  # one writer per root: anything temporary here is a killed save's
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
     try:
         files = []
@@ -232,8 +233,24 @@ def save_checkpoint(
     if keep is not None:
         for old_ckpt in list_checkpoints(root)[:-keep]:
             if old_ckpt != final:
-                shutil.rmtree(old_ckpt, ignore_errors=True)
+                _remove(old_ckpt)
     return final
+
+
+def _remove(directory: Path) -> None:
+    """Delete a checkpoint so that no kill can leave it half-deleted yet listed: it leaves the
+    listing in one rename, then its files go."""
+    grave = Path(tempfile.mkdtemp(prefix=f".old-{directory.name}-", dir=directory.parent))
+    os.replace(directory, grave / directory.name)
+    shutil.rmtree(grave, ignore_errors=True)
+
+
+def _sweep(root: Path) -> None:
+    """Remove what killed saves left behind (unpublished ``.tmp-*``, half-deleted ``.old-*``)."""
+    for leftover in root.glob(".tmp-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in root.glob(".old-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def list_checkpoints(root: str | Path) -> list[Path]:

@@ -105,6 +105,18 @@ def test_latest_pointer_keep_and_resave(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_next_save_sweeps_what_a_killed_save_left(tmp_path):
+    model = make_tiny_model(0)
+    save_checkpoint(tmp_path, 1, model)
+    # a SIGKILL leaves these (no ``finally`` runs): an unpublished save, a half-deleted prune
+    (tmp_path / ".tmp-iter_000002-abc").mkdir()
+    (tmp_path / ".tmp-iter_000002-abc" / "model.safetensors").write_bytes(b"partial")
+    (tmp_path / ".old-iter_000000-def" / "iter_000000").mkdir(parents=True)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["iter_000001"]
+    save_checkpoint(tmp_path, 2, model, keep=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["iter_000002", "latest"]
+
+
 def test_failed_save_leaves_previous_checkpoint_and_no_temp_dirs(tmp_path):
     model = make_tiny_model(0)
     save_checkpoint(tmp_path, 1, model)
