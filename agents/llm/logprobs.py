@@ -82,6 +82,20 @@ def shared_prefix_len(prompt_ids: Sequence[Sequence[int]]) -> int:
     return max(n, 0)
 
 
+def shareable_prefix_len(model: torch.nn.Module, prompt_ids: Sequence[Sequence[int]]) -> int:
+    """The prefix :func:`token_logprobs` runs once for this batch: the shared prefix when it is
+    at least :data:`MIN_SHARED_PREFIX` tokens and ``model`` can take a KV cache, else 0.
+
+    Example:
+        >>> shareable_prefix_len(torch.nn.Linear(2, 2), [[1] * 40 + [2], [1] * 40 + [3]])
+        0
+    """
+    if len(prompt_ids) < 2 or not accepts_logits_to_keep(model):
+        return 0
+    shared = shared_prefix_len(prompt_ids)
+    return shared if shared >= MIN_SHARED_PREFIX else 0
+
+
 def token_logprobs(
     model: torch.nn.Module,
     prompt_ids: Sequence[Sequence[int]],
@@ -121,12 +135,10 @@ def token_logprobs(
     device = next(model.parameters()).device
     batch = len(response_ids)
     fast = accepts_logits_to_keep(model)
-    shared = shared_prefix_len(prompt_ids) if share_prefix and fast and batch > 1 else 0
-    if shared < MIN_SHARED_PREFIX:
-        shared = 0
+    shared = shareable_prefix_len(model, prompt_ids) if share_prefix else 0
     extra: dict[str, Any] = {}
     if shared:
-        extra["past_key_values"] = _broadcast_prefix(model, prompt_ids[0][:shared], batch)
+        extra["past_key_values"] = _broadcast_prefix(model, prompt_ids[0][:shared], batch, device)
         prompt_ids = [p[shared:] for p in prompt_ids]
     input_ids, attention, _, length = pack_prompt_response(prompt_ids, response_ids, pad_id)
     if shared:
@@ -163,11 +175,12 @@ def token_logprobs(
     return logp * mask, mask
 
 
-def _broadcast_prefix(model: torch.nn.Module, prefix: Sequence[int], batch: int) -> Any:
+def _broadcast_prefix(
+    model: torch.nn.Module, prefix: Sequence[int], batch: int, device: torch.device
+) -> Any:
     """KV cache of ``prefix`` (one forward pass, in the autograd graph) expanded to ``batch``."""
     from transformers import DynamicCache
 
-    device = next(model.parameters()).device
     ids = torch.tensor([list(prefix)], dtype=torch.long, device=device)
     out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
     cache = DynamicCache()

@@ -100,9 +100,7 @@ def compare_iteration_cost(
 
     n = len(rows["grpo"])
     grpo_s, empo_s = total("grpo", "iter_s") / n, total("empo", "iter_s") / n
-    paired = sorted(
-        e["iter_s"] / g["iter_s"] for g, e in zip(rows["grpo"], rows["empo"], strict=True)
-    )
+    paired = [e["iter_s"] / g["iter_s"] for g, e in zip(rows["grpo"], rows["empo"], strict=True)]
     skipping = {k: total(k, "iter_s") - total(k, "zero_adv_s") for k in rows}
     empo_total = total("empo", "iter_s")
     by_mode: dict[bool, list[float]] = {True: [], False: []}

@@ -220,10 +220,9 @@ def save_checkpoint(
         }
         _write_json(tmp / "state.json", state)  # written last: its presence marks completeness
         if final.exists():  # re-saving an iteration (after a resume): swap, then drop the old one
-            old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}-", dir=root))
-            os.replace(final, old / final.name)
+            grave = _bury(final)
             os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(grave, ignore_errors=True)
         else:
             os.replace(tmp, final)
     except BaseException:
@@ -233,24 +232,23 @@ def save_checkpoint(
     if keep is not None:
         for old_ckpt in list_checkpoints(root)[:-keep]:
             if old_ckpt != final:
-                _remove(old_ckpt)
+                shutil.rmtree(_bury(old_ckpt), ignore_errors=True)
     return final
 
 
-def _remove(directory: Path) -> None:
-    """Delete a checkpoint so that no kill can leave it half-deleted yet listed: it leaves the
-    listing in one rename, then its files go."""
+def _bury(directory: Path) -> Path:
+    """Move a checkpoint out of the listing in one rename (into a new ``.old-*`` dir, returned):
+    a kill while its files are deleted then leaves no half-deleted checkpoint listed."""
     grave = Path(tempfile.mkdtemp(prefix=f".old-{directory.name}-", dir=directory.parent))
     os.replace(directory, grave / directory.name)
-    shutil.rmtree(grave, ignore_errors=True)
+    return grave
 
 
 def _sweep(root: Path) -> None:
     """Remove what killed saves left behind (unpublished ``.tmp-*``, half-deleted ``.old-*``)."""
-    for leftover in root.glob(".tmp-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    for leftover in root.glob(".old-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+    for pattern in (".tmp-*", ".old-*"):
+        for leftover in root.glob(pattern):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def list_checkpoints(root: str | Path) -> list[Path]:

@@ -15,7 +15,6 @@ of rollout time for two HTTP memory servers).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -158,14 +157,7 @@ class EMPOMemory:
         atomic checkpoint)."""
         self.store.save(Path(directory) / STORE_FILE)
         if self.novelty is not None:
-            from safetensors.numpy import save_file
-
-            state = self.novelty.state_dict()
-            tensors = {f"slot{i}": rows for i, (rows, _) in enumerate(state.values())}
-            slots = [[slot, f"slot{i}", pos] for i, (slot, (_, pos)) in enumerate(state.items())]
-            save_file(
-                tensors, str(Path(directory) / NOVELTY_FILE), metadata={"slots": json.dumps(slots)}
-            )
+            self.novelty.save(Path(directory) / NOVELTY_FILE)
 
     def load(self, directory: Path) -> None:
         """Replace the store's contents (and the novelty counts) with those saved in
@@ -177,11 +169,7 @@ class EMPOMemory:
             self.store.add(loaded.entries())
         novelty_path = Path(directory) / NOVELTY_FILE
         if self.novelty is not None and novelty_path.exists():
-            from safetensors import safe_open
-
-            with safe_open(str(novelty_path), framework="np") as f:
-                slots = json.loads((f.metadata() or {})["slots"])
-                self.novelty.load_state_dict({s: (f.get_tensor(t), pos) for s, t, pos in slots})
+            self.novelty.load(novelty_path)
 
     def stats(self) -> dict[str, Any]:
         """Counters for the run summary."""

@@ -210,7 +210,6 @@ class TrainingRun:
         self.iteration = self.start
         self.history: list[dict[str, Any]] = []
         self._b_local = _local_share(cfg.tasks_per_iter, accelerator)
-        self._finished = False
 
     @property
     def done(self) -> bool:
@@ -309,11 +308,9 @@ class TrainingRun:
             self.main
             and self.done
             and self.history
-            and not self._finished
             and (not cfg.checkpoint_every or self.iteration % cfg.checkpoint_every)
         ):
             self._checkpoint(self.iteration)
-        self._finished = True
 
     def _checkpoint(self, iteration: int, row: dict[str, Any] | None = None) -> Path:
         model, accelerator = self.model, self.accelerator

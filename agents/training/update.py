@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from agents.llm.logprobs import MIN_SHARED_PREFIX, shared_prefix_len, token_logprobs
+from agents.llm.logprobs import shareable_prefix_len, token_logprobs
 from agents.llm.trajectory import Trajectory
 from agents.training.config import GRPOConfig
 from agents.training.losses import (
@@ -382,8 +382,7 @@ def _micro_step(
     prompts = [batch.prompt_ids[i] for i in rows]
     responses = [batch.response_ids[i] for i in rows]
     logp, _ = token_logprobs(model, prompts, responses, pad_id, temperature=cfg.temperature)
-    shared = shared_prefix_len(prompts) if len(rows) > 1 else 0
-    shared = shared if shared >= MIN_SHARED_PREFIX else 0
+    shared = shareable_prefix_len(model, prompts)  # what token_logprobs ran once
     device = logp.device
     width = logp.shape[1]  # R of this micro-batch
     old = batch.old_logp[rows, :width].to(device)  # [b, R]

@@ -8,7 +8,9 @@ the stored states with cosine similarity above ``threshold``. Every scored state
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -116,6 +118,26 @@ class NoveltyReward:
             buf = self._seen[slot] = _RingBuffer(self.capacity, self.embedder.dim)
             buf.extend(np.asarray(rows, dtype=np.float32))
             buf.pos = int(pos) if buf.n == self.capacity else 0
+
+    def save(self, path: str | Path) -> None:
+        """Write the remembered states to one safetensors file (slot names in its metadata).
+
+        Not atomic by itself: the trainer writes it inside its atomic checkpoint directory.
+        """
+        from safetensors.numpy import save_file
+
+        state = self.state_dict()
+        tensors = {f"slot{i}": rows for i, (rows, _) in enumerate(state.values())}
+        slots = [[slot, f"slot{i}", pos] for i, (slot, (_, pos)) in enumerate(state.items())]
+        save_file(tensors, str(path), metadata={"slots": json.dumps(slots)})
+
+    def load(self, path: str | Path) -> None:
+        """Replace the remembered states with those :meth:`save` wrote to ``path``."""
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="np") as f:
+            slots = json.loads((f.metadata() or {})["slots"])
+            self.load_state_dict({s: (f.get_tensor(t), pos) for s, t, pos in slots})
 
     def reset(self, slot: str | None = None) -> None:
         """Forget the states of ``slot`` (all slots when None)."""
