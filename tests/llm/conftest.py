@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from agents.llm.policy import DEFAULT_MODEL, MODEL_ALIASES, SamplingConfig, _package_file
+from tests.tiny_llama import tiny_llama
 
 
 @pytest.fixture(scope="session")
@@ -23,24 +23,16 @@ def smol_tokenizer():
 @pytest.fixture(scope="session")
 def tiny_model(smol_tokenizer):
     """A randomly initialised 2-layer Llama with the SmolLM2 vocabulary."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(smol_tokenizer),
+    return tiny_llama(
+        len(smol_tokenizer),
+        0,
         hidden_size=64,
         intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
         max_position_embeddings=2048,
         bos_token_id=smol_tokenizer.bos_token_id,
         eos_token_id=smol_tokenizer.eos_token_id,
         pad_token_id=smol_tokenizer.pad_token_id,
     )
-    model = LlamaForCausalLM(config)
-    model.eval()
-    return model
 
 
 @pytest.fixture()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from agents.llm.logprobs import accepts_logits_to_keep, token_logprobs
+from tests.tiny_llama import tiny_llama
 
 
 class _FullLogitsOnly(torch.nn.Module):
@@ -19,22 +19,8 @@ class _FullLogitsOnly(torch.nn.Module):
         return self.inner(input_ids=input_ids, attention_mask=attention_mask)
 
 
-def _tiny() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=97,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        pad_token_id=0,
-    )
-    return LlamaForCausalLM(cfg).eval()
-
-
 def test_logits_to_keep_path_matches_full_logits_and_gradients() -> None:
-    model = _tiny()
+    model = tiny_llama(97)
     wrapped = _FullLogitsOnly(model)
     assert accepts_logits_to_keep(model) and not accepts_logits_to_keep(wrapped)
     prompts = [[5, 6, 7, 8, 9, 10, 11], [12, 13], [14, 15, 16, 17]]
@@ -61,7 +47,7 @@ def test_logits_to_keep_path_matches_full_logits_and_gradients() -> None:
 
 
 def test_shared_prefix_is_computed_once_with_the_same_values_and_gradients() -> None:
-    model = _tiny()
+    model = tiny_llama(97)
     common = [
         int(t) for t in torch.randint(3, 97, (40,), generator=torch.Generator().manual_seed(1))
     ]
@@ -92,7 +78,7 @@ def test_shared_prefix_is_computed_once_with_the_same_values_and_gradients() -> 
 def test_shared_prefix_through_a_lora_adapter() -> None:
     from peft import LoraConfig, get_peft_model
 
-    model = get_peft_model(_tiny(), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    model = get_peft_model(tiny_llama(97), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
     common = list(range(3, 43))
     prompts, responses = [common + [50], common + [51, 52]], [[60, 61], [62]]
     shared, _ = token_logprobs(model, prompts, responses, 0)

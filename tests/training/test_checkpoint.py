@@ -18,6 +18,7 @@ from agents.training.checkpoint import (
 from agents.training.config import GRPOConfig
 from agents.training.modes import UpdateMode, sample_modes
 from agents.training.update import make_optimizer, policy_update
+from tests.tiny_llama import tiny_llama
 from tests.training.train_helpers import PAD, make_tiny_model, make_traj, make_turn
 
 CFG = GRPOConfig(lr=1e-3, micro_batch_size=3, low_prob_threshold=-20.0, mini_batches=2)
@@ -144,11 +145,7 @@ def test_write_extra_files_travel_with_the_checkpoint(tmp_path):
 
 
 def test_tied_embeddings_round_trip(tmp_path):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64,
+    tied = dict(
         hidden_size=16,
         intermediate_size=32,
         num_hidden_layers=1,
@@ -156,10 +153,9 @@ def test_tied_embeddings_round_trip(tmp_path):
         num_key_value_heads=1,
         tie_word_embeddings=True,
     )
-    model = LlamaForCausalLM(config)
+    model = tiny_llama(64, 0, **tied)
     save_checkpoint(tmp_path, 0, model)
-    torch.manual_seed(1)
-    other = LlamaForCausalLM(config)
+    other = tiny_llama(64, 1, **tied)
     load_checkpoint(tmp_path, other)
     assert torch.equal(other.lm_head.weight, model.lm_head.weight)
     assert other.lm_head.weight.data_ptr() == other.model.embed_tokens.weight.data_ptr()

@@ -25,6 +25,7 @@ import pytest
 import torch
 
 from tests.training import distributed_train as dt
+from tests.training.train_helpers import subprocess_env
 
 pytestmark = pytest.mark.slow
 
@@ -39,25 +40,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _clean_env(hf_home: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        # an enclosing launcher's variables would make the workers join the wrong group
-        if not k.startswith(("ACCELERATE_", "TORCHELASTIC_"))
-        and k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-    }
-    env.update(
-        OMP_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONUNBUFFERED="1",
-        HF_HUB_OFFLINE="1",
-        HF_HOME=str(hf_home),  # no user accelerate default_config.yaml
-    )
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +63,7 @@ def launched(tmp_path_factory) -> Path:
     proc = subprocess.Popen(
         cmd,
         cwd=dt.ROOT,
-        env=_clean_env(out / "hf"),
+        env=subprocess_env(HF_HOME=str(out / "hf")),  # no user accelerate config
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -9,6 +9,7 @@ from agents.training.config import EMPOConfig
 from agents.training.modes import UpdateMode
 from agents.training.trainer import engine_rollout_fn, group_trajectories, train
 from agents.training.update import build_turn_batch
+from tests.tiny_llama import tiny_llama
 
 
 def _byte_tokenizer():
@@ -31,31 +32,24 @@ def _byte_tokenizer():
     )
 
 
-@pytest.fixture()
-def byte_policy():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
+def _byte_policy():
+    """A TransformersPolicy over a tiny byte-level Llama (seeded sampling, 6 new tokens)."""
     from agents.llm.policy import SamplingConfig, TransformersPolicy
 
     tokenizer = _byte_tokenizer()
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=8192,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=2,
+    model = tiny_llama(
+        len(tokenizer), 0, max_position_embeddings=8192, eos_token_id=1, bos_token_id=2
     )
     return TransformersPolicy(
-        LlamaForCausalLM(config),
+        model,
         tokenizer=tokenizer,
         sampling=SamplingConfig(temperature=1.0, max_new_tokens=6, seed=0),
     )
+
+
+@pytest.fixture()
+def byte_policy():
+    return _byte_policy()
 
 
 class _MemberBonus:
@@ -149,8 +143,8 @@ def test_resumed_llm_run_samples_and_ends_like_an_uninterrupted_one(tmp_path):
     a resumed run draws the same rollouts and ends with the same weights."""
     from tests.llm.toy_env import ToyTextEnv
 
-    def run(out, stop_after=None, fresh=True):
-        policy = byte_policy.__wrapped__()
+    def run(out, stop_after=None):
+        policy = _byte_policy()
         envs = [ToyTextEnv(with_tips=True) for _ in range(4)]
         cfg = EMPOConfig(
             iterations=3,

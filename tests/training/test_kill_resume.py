@@ -42,6 +42,7 @@ import pytest
 import torch
 
 from tests.training import kill_train as kt
+from tests.training.train_helpers import subprocess_env
 
 pytestmark = pytest.mark.slow
 
@@ -58,21 +59,6 @@ MID_ITERATION = ("rollout", "checkpoint")
 
 
 # --- subprocesses ---------------------------------------------------------------------------
-def _env() -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ACCELERATE_", "TORCHELASTIC_"))
-        and k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-    }
-    env.update(
-        OMP_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONUNBUFFERED="1",
-        HF_HUB_OFFLINE="1",
-    )
-    return env
 
 
 class Script:
@@ -91,7 +77,7 @@ class Script:
             self.proc = subprocess.Popen(
                 [sys.executable, str(SCRIPT), str(out_dir), *args],
                 cwd=kt.ROOT,
-                env=_env(),
+                env=subprocess_env(),
                 stdout=out,
                 stderr=err,
                 start_new_session=True,

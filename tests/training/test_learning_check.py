@@ -12,7 +12,6 @@ from typing import Any
 
 import gymnasium as gym
 import pytest
-import torch
 
 from agents.llm.rollout import ResetSpec
 from agents.training.config import EMPOConfig, GRPOConfig
@@ -20,6 +19,7 @@ from agents.training.memory_hooks import EMPOMemory
 from agents.training.trainer import engine_rollout_fn, train
 from empo_gym.memory import MemoryObservationWrapper, MemoryStore, NoveltyReward
 from empo_gym.spaces import UnicodeText
+from tests.tiny_llama import tiny_llama
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ class PickEnv(gym.Env):
 
 def _word_policy(seed: int = 0):
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     from agents.llm.policy import SamplingConfig, TransformersPolicy
 
@@ -73,21 +73,11 @@ def _word_policy(seed: int = 0):
             "{% endfor %}{% if add_generation_prompt %}<|im_start|> assistant {% endif %}"
         ),
     )
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(words),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=2,
+    model = tiny_llama(
+        len(words), seed, max_position_embeddings=4096, eos_token_id=1, bos_token_id=2
     )
     return TransformersPolicy(
-        LlamaForCausalLM(config),
+        model,
         tokenizer=tokenizer,
         sampling=SamplingConfig(temperature=1.0, max_new_tokens=2, seed=0),
     )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from agents.llm.trajectory import Trajectory, Turn
+from tests.tiny_llama import tiny_llama
 
 VOCAB = 128
 BANDIT_VOCAB = 16
@@ -13,24 +16,27 @@ PAD = 0
 
 def make_tiny_model(seed: int = 0, vocab: int = VOCAB) -> torch.nn.Module:
     """A randomly initialised 2-layer Llama (hidden 32, vocab 128): a few ms per forward."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    return tiny_llama(vocab, seed, bos_token_id=1, eos_token_id=2)
 
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        pad_token_id=PAD,
-        bos_token_id=1,
-        eos_token_id=2,
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a training subprocess: one thread per library, offline,
+    and no variables of an enclosing launcher (they would make workers join the wrong group)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ACCELERATE_", "TORCHELASTIC_"))
+        and k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    }
+    env.update(
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONUNBUFFERED="1",
+        HF_HUB_OFFLINE="1",
+        **extra,
     )
-    model = LlamaForCausalLM(config)
-    model.eval()
-    return model
+    return env
 
 
 @torch.no_grad()
