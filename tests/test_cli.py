@@ -164,8 +164,9 @@ def test_bench_webshop_small_sizes() -> None:
 
 @pytest.mark.parametrize("agent", ["oracle", "rule", "random"])
 def test_webshop_agents_run(tmp_path, agent: str) -> None:
-    res = _run("run", "--agent", agent, "--env", "webshop", "--episodes", "10", "--out",
-               str(tmp_path))
+    res = _run(
+        "run", "--agent", agent, "--env", "webshop", "--episodes", "10", "--out", str(tmp_path)
+    )
     assert res.exit_code == 0, res.output
     entry = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert entry["provenance"]["noun_method"] == "catalogue"
@@ -179,8 +180,22 @@ def test_webshop_agents_run(tmp_path, agent: str) -> None:
 def test_bench_memory_prints_json_last_line() -> None:
     res = runner.invoke(
         app,
-        ["bench", "memory", "--embedders", "hashing", "--entries", "2000", "--big-entries",
-         "5000", "--queries", "20", "--episodes", "1", "--task", "find-plant"],
+        [
+            "bench",
+            "memory",
+            "--embedders",
+            "hashing",
+            "--entries",
+            "2000",
+            "--big-entries",
+            "5000",
+            "--queries",
+            "20",
+            "--episodes",
+            "1",
+            "--task",
+            "find-plant",
+        ],
     )
     assert res.exit_code == 0, res.output
     metrics = json.loads(res.stdout.strip().splitlines()[-1])
@@ -201,8 +216,12 @@ def test_bench_rollout_prints_json_last_line() -> None:
     )
     assert res.exit_code == 0, res.output
     metrics = json.loads(res.stdout.strip().splitlines()[-1])
-    for key in ("batched_tok_s", "sequential_tok_s", "batched_vs_sequential_ratio",
-                "generate_ceiling_ratio"):
+    for key in (
+        "batched_tok_s",
+        "sequential_tok_s",
+        "batched_vs_sequential_ratio",
+        "generate_ceiling_ratio",
+    ):
         assert metrics[key] > 0
 
 
@@ -210,8 +229,19 @@ def test_bench_rollout_prints_json_last_line() -> None:
 def test_naive_llm_agent_on_webshop_end_to_end(tmp_path) -> None:
     cfg = tmp_path / "naive.yaml"
     cfg.write_text("agent: {max_new_tokens: 40}\nenv_kwargs: {max_steps: 3}\nnum_envs: 2\n")
-    res = _run("run", "--agent", "naive", "--env", "webshop", "--episodes", "2", "--config",
-               str(cfg), "--out", str(tmp_path / "lb"))
+    res = _run(
+        "run",
+        "--agent",
+        "naive",
+        "--env",
+        "webshop",
+        "--episodes",
+        "2",
+        "--config",
+        str(cfg),
+        "--out",
+        str(tmp_path / "lb"),
+    )
     assert res.exit_code == 0, res.output
     entry = json.loads(next((tmp_path / "lb").glob("*.json")).read_text())
     assert entry["model"] and "smollm2" in entry["model"].lower()
@@ -260,14 +290,33 @@ def test_ood_rejects_unknown_transfer() -> None:
 def test_bench_train_prints_json_last_line() -> None:
     res = runner.invoke(
         app,
-        ["bench", "train", "--iterations", "2", "--warmup", "1", "--tasks-per-iter", "1",
-         "--group-size", "2", "--max-steps", "1"],
+        [
+            "bench",
+            "train",
+            "--iterations",
+            "2",
+            "--warmup",
+            "1",
+            "--tasks-per-iter",
+            "1",
+            "--group-size",
+            "2",
+            "--max-steps",
+            "1",
+        ],
     )
     assert res.exit_code == 0, res.output
     metrics = json.loads(res.stdout.strip().splitlines()[-1])
-    for key in ("grpo_s_per_iter", "empo_s_per_iter", "empo_vs_grpo_iteration_ratio",
-                "memory_share_of_iteration", "update_tok_s", "paired_ratio_median",
-                "empo_vs_grpo_ratio_skipping_zero_adv", "tip_share_of_iteration"):
+    for key in (
+        "grpo_s_per_iter",
+        "empo_s_per_iter",
+        "empo_vs_grpo_iteration_ratio",
+        "memory_share_of_iteration",
+        "update_tok_s",
+        "paired_ratio_median",
+        "empo_vs_grpo_ratio_skipping_zero_adv",
+        "tip_share_of_iteration",
+    ):
         assert key in metrics
     assert metrics["grpo_s_per_iter"] > 0 and metrics["empo_s_per_iter"] > 0
     assert metrics["equal_update_work"] is True
@@ -282,8 +331,17 @@ def test_empo_run_trains_then_evaluates(tmp_path) -> None:
         f"        max_response_tokens: 8, memory_prob: 1.0, output_dir: '{tmp_path / 'run'}'}}\n"
         "episodes: 2\nnum_envs: 2\n"
     )
-    res = _run("run", "--agent", "empo", "--env", "webshop", "--config", str(cfg), "--out",
-               str(tmp_path / "lb"))
+    res = _run(
+        "run",
+        "--agent",
+        "empo",
+        "--env",
+        "webshop",
+        "--config",
+        str(cfg),
+        "--out",
+        str(tmp_path / "lb"),
+    )
     assert res.exit_code == 0, res.output
     entry = json.loads(next((tmp_path / "lb").glob("*.json")).read_text())
     assert entry["agent"] == "empo" and entry["metrics"]["episodes"] == 2

@@ -25,11 +25,11 @@ def webshop_board(tmp_path_factory) -> tuple:
     """Oracle, rule and random on WebShop, 200 episodes each, as issue 3 spells it."""
     out = tmp_path_factory.mktemp("board")
     for agent in ("oracle", "rule", "random"):
-        res = _run("run", "--agent", agent, "--env", "webshop", "--episodes", "200",
-                   "--out", str(out))
+        res = _run(
+            "run", "--agent", agent, "--env", "webshop", "--episodes", "200", "--out", str(out)
+        )
         assert res.exit_code == 0, res.output
-    res = _run("run", "--agent", "random", "--env", "guess", "--episodes", "4",
-               "--out", str(out))
+    res = _run("run", "--agent", "random", "--env", "guess", "--episodes", "4", "--out", str(out))
     assert res.exit_code == 0, res.output
     entries = {}
     for path in out.glob("*.json"):
@@ -64,8 +64,17 @@ def test_webshop_rule_and_random_rows_are_real_and_lower(webshop_board) -> None:
 def test_every_required_leaderboard_key_is_present(webshop_board) -> None:
     _, entries = webshop_board
     for e in entries.values():
-        for key in ("schema_version", "agent", "env", "task", "split", "model", "metrics",
-                    "config", "provenance"):
+        for key in (
+            "schema_version",
+            "agent",
+            "env",
+            "task",
+            "split",
+            "model",
+            "metrics",
+            "config",
+            "provenance",
+        ):
             assert key in e, key
         assert e["model"] is None  # scripted agents
         for key in ("success_rate", "mean_score", "score_std", "ci95", "episodes"):
@@ -83,10 +92,16 @@ def test_every_required_leaderboard_key_is_present(webshop_board) -> None:
 @pytest.mark.parametrize(
     ("filters", "expected"),
     [
-        ((), {("webshop", "oracle"), ("webshop", "rule"), ("webshop", "random"),
-              ("guess", "random")}),
-        (("--env", "webshop"), {("webshop", "oracle"), ("webshop", "rule"),
-                                ("webshop", "random")}),
+        (
+            (),
+            {
+                ("webshop", "oracle"),
+                ("webshop", "rule"),
+                ("webshop", "random"),
+                ("guess", "random"),
+            },
+        ),
+        (("--env", "webshop"), {("webshop", "oracle"), ("webshop", "rule"), ("webshop", "random")}),
         (("--agent", "random"), {("webshop", "random"), ("guess", "random")}),
         (("--env", "webshop", "--agent", "rule"), {("webshop", "rule")}),
         (("--task", "nosuchtask"), set()),
@@ -112,8 +127,9 @@ def test_leaderboard_markdown_and_table(webshop_board) -> None:
 
 
 def test_task_filter_keeps_matching_rows(tmp_path) -> None:
-    res = _run("run", "--agent", "random", "--env", "guess", "--episodes", "2",
-               "--out", str(tmp_path))
+    res = _run(
+        "run", "--agent", "random", "--env", "guess", "--episodes", "2", "--out", str(tmp_path)
+    )
     assert res.exit_code == 0, res.output
     entry = json.loads(next(tmp_path.glob("*.json")).read_text())
     task = entry["task"]
@@ -125,8 +141,11 @@ def test_task_filter_keeps_matching_rows(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("args", "bad", "choices"),
     [
-        (["run", "--agent", "oracle", "--env", "webshop", "--split", "dev2"], "'dev2'",
-         "train, eval, test"),
+        (
+            ["run", "--agent", "oracle", "--env", "webshop", "--split", "dev2"],
+            "'dev2'",
+            "train, eval, test",
+        ),
         (["run", "--agent", "oracle", "--env", "webshop", "--task", "boil"], "'boil'", "--task"),
         (["run", "--agent", "rule", "--env", "scienceworld"], "'rule'", "webshop"),
         (["leaderboard", "--format", "xml"], "'xml'", "table, markdown, json"),
@@ -145,6 +164,13 @@ def test_bench_webshop_key_names_for_1k() -> None:
     res = runner.invoke(app, ["bench", "webshop", "--sizes", "1000"])
     assert res.exit_code == 0, res.output
     metrics = json.loads(res.stdout.strip().splitlines()[-1])
-    for key in ("build_s_1k", "load_s_1k", "search_p50_ms_1k", "search_p99_ms_1k",
-                "steps_per_s_1k", "mem_mb_1_env", "mem_mb_64_envs"):
+    for key in (
+        "build_s_1k",
+        "load_s_1k",
+        "search_p50_ms_1k",
+        "search_p99_ms_1k",
+        "steps_per_s_1k",
+        "mem_mb_1_env",
+        "mem_mb_64_envs",
+    ):
         assert metrics[key] > 0, key

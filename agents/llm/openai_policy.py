@@ -62,8 +62,9 @@ class OpenAIPolicy:
         request_logprobs: bool = True,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url={base_url!r}; expected an http(s) URL such as "
-                             "'http://127.0.0.1:8000/v1'")
+            raise ValueError(
+                f"base_url={base_url!r}; expected an http(s) URL such as 'http://127.0.0.1:8000/v1'"
+            )
         self.base_url = base_url.rstrip("/")
         self.name = model
         self.api_key_env = api_key_env
@@ -81,9 +82,15 @@ class OpenAIPolicy:
 
     def config(self) -> dict[str, Any]:
         """Settings for leaderboard entries / logs (never the key)."""
-        return {"model": self.name, "base_url": self.base_url, "api_key_env": self.api_key_env,
-                "temperature": self.sampling.temperature, "top_p": self.sampling.top_p,
-                "max_new_tokens": self.sampling.max_new_tokens, "seed": self.sampling.seed}
+        return {
+            "model": self.name,
+            "base_url": self.base_url,
+            "api_key_env": self.api_key_env,
+            "temperature": self.sampling.temperature,
+            "top_p": self.sampling.top_p,
+            "max_new_tokens": self.sampling.max_new_tokens,
+            "seed": self.sampling.seed,
+        }
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -147,8 +154,9 @@ class OpenAIPolicy:
         content = (choice.get("logprobs") or {}).get("content") or []
         logprobs = [float(t.get("logprob", 0.0)) for t in content if isinstance(t, dict)]
         finish = choice.get("finish_reason") or "stop"
-        return Generation(prompt_ids=[], response_ids=[], logprobs=logprobs, text=text,
-                          finish_reason=finish)
+        return Generation(
+            prompt_ids=[], response_ids=[], logprobs=logprobs, text=text, finish_reason=finish
+        )
 
     def generate(
         self,

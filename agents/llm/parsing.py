@@ -197,8 +197,9 @@ def parse_action(
         action, sim = project_action(candidate, admissible)
     else:
         action, sim = (candidate.strip() or (fallback or "")), (1.0 if ok else 0.0)
-    return ParseResult(action=action, raw=text or "", extracted=extracted, ok=ok,
-                       similarity=sim, reason=reason)
+    return ParseResult(
+        action=action, raw=text or "", extracted=extracted, ok=ok, similarity=sim, reason=reason
+    )
 
 
 @dataclass

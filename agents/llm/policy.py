@@ -447,9 +447,7 @@ def load_model_and_tokenizer(
             gguf = Path(source.location)
             kwargs = {"gguf_file": gguf.name}
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(
-                gguf.parent, dtype=torch.float32, **kwargs
-            )
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **kwargs)
             _forget_gguf_quantizer(model)
             if cache and source.cache_path is not None:
                 # A read-only cache is fine: the model still loads, only slower next time.
@@ -623,9 +621,7 @@ class TransformersPolicy:
             tip_block: The rendered tip block (including any separator), or None.
         """
         messages = [dict(m) for m in messages]
-        user_idx = max(
-            (i for i, m in enumerate(messages) if m.get("role") == "user"), default=None
-        )
+        user_idx = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
         if user_idx is None:
             if tip_block:
                 raise ValueError("cannot place tips: the conversation has no user message")

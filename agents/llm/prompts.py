@@ -206,8 +206,14 @@ def scienceworld_messages(
         "You are an agent in ScienceWorld, a text-based simulation of elementary science "
         "experiments. Reply with exactly one action and nothing else."
     )
-    parts = [f"Task: {state.instruction}", "", "Action formats (OBJ / LOC are names you see):",
-             formats, "", SCIENCEWORLD_FOCUS_WARNING]
+    parts = [
+        f"Task: {state.instruction}",
+        "",
+        "Action formats (OBJ / LOC are names you see):",
+        formats,
+        "",
+        SCIENCEWORLD_FOCUS_WARNING,
+    ]
     recent = state.history[-max_history:] if max_history > 0 else []
     if recent:
         parts += ["", f"Your last {len(recent)} step(s):"]
@@ -330,9 +336,9 @@ TIP_REQUEST = (
 )
 
 
-def tip_request_messages(state: EpisodeState, score: float, env_name: str = "scienceworld") -> list[
-    Message
-]:
+def tip_request_messages(
+    state: EpisodeState, score: float, env_name: str = "scienceworld"
+) -> list[Message]:
     """Messages asking the policy to write its one-sentence tip after an episode (EMPO²).
 
     Example:

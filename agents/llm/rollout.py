@@ -371,7 +371,5 @@ def rollout_groups(
     sampling: SamplingConfig | None = None,
 ) -> list[Trajectory]:
     """One-call convenience over :class:`RolloutEngine` (see its arguments)."""
-    engine = RolloutEngine(
-        policy, envs, env_name, max_turns=max_turns, sampling=sampling
-    )
+    engine = RolloutEngine(policy, envs, env_name, max_turns=max_turns, sampling=sampling)
     return engine.run(specs, group_size, memory_mode=memory_mode)

@@ -140,8 +140,11 @@ class WebShopOracleAgent(Agent):
                 for name, values in product_opts.items():
                     if v in values:
                         wanted[name] = v
-        self._plan[slot] = {"asin": str(oracle["asin"]).lower(),
-                            "query": str(oracle.get("search_query", "")), "wanted": wanted}
+        self._plan[slot] = {
+            "asin": str(oracle["asin"]).lower(),
+            "query": str(oracle.get("search_query", "")),
+            "wanted": wanted,
+        }
 
     def act(self, slot: int, observation: Any, info: dict[str, Any]) -> str:
         """The next action towards buying the goal product with the goal options."""

@@ -27,8 +27,23 @@ import numpy as np
 from empo_gym.spaces import UnicodeText
 
 _ROOMS = ["kitchen", "hallway", "greenhouse", "workshop", "bathroom", "art studio", "outside"]
-_OBJECTS = ["thermometer", "metal pot", "sink", "stove", "red apple", "flower pot", "seed jar",
-            "lighter", "wood block", "cup", "battery", "wire", "light bulb", "orange", "bee"]
+_OBJECTS = [
+    "thermometer",
+    "metal pot",
+    "sink",
+    "stove",
+    "red apple",
+    "flower pot",
+    "seed jar",
+    "lighter",
+    "wood block",
+    "cup",
+    "battery",
+    "wire",
+    "light bulb",
+    "orange",
+    "bee",
+]
 _TASKS = [
     "Your task is to find a(n) living thing. First, focus on the thing. Then, move it to the "
     "purple box in the workshop.",
@@ -142,8 +157,7 @@ def _make_env_factory(env: str, task: str | None, turns: int) -> tuple[Callable[
         import empo_gym  # noqa: F401  (registers the ids)
 
         return (
-            lambda: gym.make("empo_gym/ScienceWorld-v0", task=task or "find-plant",
-                             max_steps=turns)
+            lambda: gym.make("empo_gym/ScienceWorld-v0", task=task or "find-plant", max_steps=turns)
         ), "scienceworld"
     raise ValueError(f"env={env!r}; expected 'synthetic' or 'scienceworld'")
 
@@ -204,8 +218,10 @@ def run_rollout_bench(
             policy.clear_prefix_cache()
 
     # Warm-up (first-call allocations, thread pools) outside the timed runs.
-    policy.generate_ids([policy.encode_prompt([{"role": "user", "content": "hi"}]).ids],
-                        SamplingConfig(temperature=0, max_new_tokens=2))
+    policy.generate_ids(
+        [policy.encode_prompt([{"role": "user", "content": "hi"}]).ids],
+        SamplingConfig(temperature=0, max_new_tokens=2),
+    )
 
     results: dict[str, Any] = {}
     recorder = _RecordingPolicy(policy)

@@ -111,8 +111,9 @@ def _run(code: str, n: int, cache: str) -> dict[str, Any]:
     prog = f"N = {n}\nCACHE = {cache!r}\n" + code
     env = dict(os.environ)
     env["PYTHONPATH"] = _ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    out = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, env=env,
-                         check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", prog], capture_output=True, text=True, env=env, check=False
+    )
     if out.returncode != 0:
         raise RuntimeError(f"bench subprocess failed (n={n}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -158,9 +159,11 @@ def run_webshop_bench(
             metrics[f"search_p50_ms_{label}"] = round(r["search_p50_ms"], 3)
             metrics[f"search_p99_ms_{label}"] = round(r["search_p99_ms"], 3)
             metrics[f"steps_per_s_{label}"] = round(r["steps_per_s"], 1)
-            log(f"[webshop bench] n={n:,}: load {r['load_s']:.2f} s, search p50 "
+            log(
+                f"[webshop bench] n={n:,}: load {r['load_s']:.2f} s, search p50 "
                 f"{r['search_p50_ms']:.2f} ms / p99 {r['search_p99_ms']:.2f} ms, "
-                f"{r['steps_per_s']:.0f} steps/s")
+                f"{r['steps_per_s']:.0f} steps/s"
+            )
         if memory:
             n = max(sizes)
             log(f"[webshop bench] memory: 1 env vs 64 envs at n={n:,} ...")

@@ -461,9 +461,16 @@ class GeneratedCatalogue:
         for i in range(self._n):
             t, v = type_l[i], var_l[i]
             at = [attr_t[x] for x in attrs_l[i] if x >= 0]
-            slot = {"brand": brand_t[t][brand_l[i]], "type": type_t[t],
-                    "adj": adj_t[t][adj_l[i][0]], "a0": at[0], "a1": at[1],
-                    "a2": at[2] if len(at) > 2 else at[0], "A0": at[0], "A1": at[1]}
+            slot = {
+                "brand": brand_t[t][brand_l[i]],
+                "type": type_t[t],
+                "adj": adj_t[t][adj_l[i][0]],
+                "a0": at[0],
+                "a1": at[1],
+                "a2": at[2] if len(at) > 2 else at[0],
+                "A0": at[0],
+                "A1": at[1],
+            }
             start = len(flat)
             flat += slot["brand"]
             flat += slot["adj"]

@@ -167,7 +167,8 @@ class WebShopEnv(gym.Env[str, str]):
                 "price_upper": g["price_upper"],
                 "search_query": product["Title"] if product else g["name"],
                 "product_options": {k: list(v) for k, v in product["options"].items()}
-                if product else {},
+                if product
+                else {},
             }
         return self._obs, info
 

@@ -73,8 +73,9 @@ class _FlatBM25(bm25s.BM25):
     vectorised over flat arrays: same Lucene BM25 scores and CSC layout, ~4x faster at 1M docs.
     """
 
-    def build_index_from_ids(self, unique_token_ids, corpus_token_ids, show_progress=True,
-                             leave_progress=False):
+    def build_index_from_ids(
+        self, unique_token_ids, corpus_token_ids, show_progress=True, leave_progress=False
+    ):
         flat, lengths = corpus_token_ids.flat, corpus_token_ids.lengths
         n_docs, n_vocab = int(lengths.size), len(unique_token_ids)
         # One sort of (token, doc) keys yields term frequencies *and* the CSC (column-major)
@@ -148,8 +149,9 @@ class SearchIndex:
         if "" not in vocab:  # bm25s keeps a slot for the empty token
             vocab[""] = len(vocab)
         retriever = _FlatBM25(k1=BM25_K1, b=BM25_B, method="lucene")
-        retriever.index((_FlatCorpus(flat, lengths), vocab), create_empty_token=False,
-                        show_progress=False)
+        retriever.index(
+            (_FlatCorpus(flat, lengths), vocab), create_empty_token=False, show_progress=False
+        )
         return cls(retriever)
 
     def save(self, directory: str | os.PathLike[str]) -> None:

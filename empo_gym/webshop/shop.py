@@ -128,7 +128,11 @@ def get_shop(
         key = str(root / f"orig-{h[:16]}") + f"|{goal_source}"
         loader = functools.partial(
             _original_shop,
-            root / f"orig-{h[:16]}", data_dir, num_products, catalogue_seed, goal_source,
+            root / f"orig-{h[:16]}",
+            data_dir,
+            num_products,
+            catalogue_seed,
+            goal_source,
         )
     with _LOCK:
         shop = _SHOPS.get(key)

@@ -28,8 +28,11 @@ def test_roundtrip_over_loopback_http_batches_requests(tiny_policy):
         assert server.base_url.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(server.base_url + "/models", timeout=10) as resp:
             assert json.loads(resp.read())["data"][0]["id"]
-        client = OpenAIPolicy(server.base_url, model="tiny",
-                              sampling=SamplingConfig(temperature=0.7, max_new_tokens=5, seed=3))
+        client = OpenAIPolicy(
+            server.base_url,
+            model="tiny",
+            sampling=SamplingConfig(temperature=0.7, max_new_tokens=5, seed=3),
+        )
         gens = client.generate(CONVS)
     assert len(gens) == 4
     for g in gens:
@@ -40,8 +43,9 @@ def test_roundtrip_over_loopback_http_batches_requests(tiny_policy):
 
 def test_rollout_engine_runs_on_a_message_level_policy(tiny_policy):
     with PolicyServer(tiny_policy) as server:
-        client = OpenAIPolicy(server.base_url, model="tiny",
-                              sampling=SamplingConfig(max_new_tokens=4, seed=0))
+        client = OpenAIPolicy(
+            server.base_url, model="tiny", sampling=SamplingConfig(max_new_tokens=4, seed=0)
+        )
         trajs = RolloutEngine(client, [ToyTextEnv(), ToyTextEnv()], "toy").run([1], group_size=2)
     assert len(trajs) == 2 and all(len(t.turns) == 3 for t in trajs)
     assert all(turn.action in ACTIONS for t in trajs for turn in t.turns)
@@ -69,7 +73,10 @@ def test_api_key_from_env_is_sent(monkeypatch):
 @pytest.mark.slow
 def test_default_local_model_over_http(smol_policy):
     with PolicyServer(smol_policy) as server:
-        client = OpenAIPolicy(server.base_url, model="smollm2-135m-instruct",
-                              sampling=SamplingConfig(temperature=0, max_new_tokens=12))
+        client = OpenAIPolicy(
+            server.base_url,
+            model="smollm2-135m-instruct",
+            sampling=SamplingConfig(temperature=0, max_new_tokens=12),
+        )
         gens = client.generate([[{"role": "user", "content": "What is the capital of France?"}]])
     assert "paris" in gens[0].text.lower()

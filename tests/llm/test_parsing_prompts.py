@@ -15,8 +15,14 @@ from agents.llm.prompts import (
     webshop_messages,
 )
 
-SW_ACTIONS = ["look around", "open door to kitchen", "go to kitchen", "pick up thermometer",
-              "focus on red apple", "focus on green apple"]
+SW_ACTIONS = [
+    "look around",
+    "open door to kitchen",
+    "go to kitchen",
+    "pick up thermometer",
+    "focus on red apple",
+    "focus on green apple",
+]
 WS_ACTIONS = ["search[<your query>]", "click[b0123]", "click[buy now]", "click[< prev]"]
 
 
@@ -45,8 +51,11 @@ def test_scienceworld_plain_parsing(raw, want, ok):
     [
         ("<think>I should buy</think><action>click[buy now]</action>", "click[buy now]", True),
         ("<think>x</think>\n<action>\nclick[Buy Now]\n</action>", "click[buy now]", True),
-        ("<think>find mug</think><action>search[red ceramic mug]</action>",
-         "search[red ceramic mug]", True),
+        (
+            "<think>find mug</think><action>search[red ceramic mug]</action>",
+            "search[red ceramic mug]",
+            True,
+        ),
         ("<action>click[b0123]</action> <action>click[buy now]</action>", "click[buy now]", True),
         ("<think>no closing tag<action>click[b0123]", "click[b0123]", False),
         ("I will click buy now", "click[buy now]", False),
@@ -84,8 +93,13 @@ def test_parse_stats_counts_malformed():
     stats = ParseStats()
     for raw in ["go to kitchen", "", "go kitchen now"]:
         stats.add(parse_action(raw, SW_ACTIONS))
-    assert stats.as_dict() == {"total": 3, "malformed": 1, "exact": 1, "projected": 2,
-                               "malformed_rate": pytest.approx(1 / 3)}
+    assert stats.as_dict() == {
+        "total": 3,
+        "malformed": 1,
+        "exact": 1,
+        "projected": 2,
+        "malformed_rate": pytest.approx(1 / 3),
+    }
 
 
 def test_extract_action_plain_uses_first_line():
@@ -93,10 +107,14 @@ def test_extract_action_plain_uses_first_line():
 
 
 def _state():
-    s = EpisodeState.start("You are in the hallway.", {
-        "task": "Your task is to find a(n) living thing.", "inventory": "In your inventory: a key",
-        "admissible_actions": WS_ACTIONS,
-    })
+    s = EpisodeState.start(
+        "You are in the hallway.",
+        {
+            "task": "Your task is to find a(n) living thing.",
+            "inventory": "In your inventory: a key",
+            "admissible_actions": WS_ACTIONS,
+        },
+    )
     for k in range(12):
         s.advance(f"look around {k}", f"obs {k}", s.info)
     return s

@@ -49,7 +49,8 @@ def test_generation_logprobs_equal_direct_forward_pass(tiny_policy):
 
 def test_logprobs_at_sampling_temperature(tiny_model, smol_tokenizer):
     policy = TransformersPolicy(
-        tiny_model, tokenizer=smol_tokenizer,
+        tiny_model,
+        tokenizer=smol_tokenizer,
         sampling=SamplingConfig(temperature=0.4, max_new_tokens=6, seed=1),
     )
     g = policy.generate(CONVS[:1])[0]
@@ -62,8 +63,9 @@ def test_token_logprobs_masks_padding_and_keeps_gradients(tiny_model):
     logp, mask = token_logprobs(tiny_model, prompts, responses, pad_id=2)
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
     assert logp[1, 1:].abs().sum() == 0
-    assert logp[0].tolist() == pytest.approx(direct_logprobs(tiny_model, [1, 5, 6], [8, 9, 10]),
-                                             abs=1e-5)
+    assert logp[0].tolist() == pytest.approx(
+        direct_logprobs(tiny_model, [1, 5, 6], [8, 9, 10]), abs=1e-5
+    )
     assert logp.requires_grad
     with pytest.raises(ValueError, match="prompt 0 is empty"):
         token_logprobs(tiny_model, [[]], [[3]], pad_id=2)
@@ -82,7 +84,8 @@ def test_seeded_sampling_is_reproducible_and_greedy_is_deterministic(tiny_model,
 
 def test_batched_generation_matches_single_greedy(tiny_model, smol_tokenizer):
     policy = TransformersPolicy(
-        tiny_model, tokenizer=smol_tokenizer,
+        tiny_model,
+        tokenizer=smol_tokenizer,
         sampling=SamplingConfig(temperature=0, max_new_tokens=8),
     )
     batched = [g.response_ids for g in policy.generate(CONVS)]
@@ -112,8 +115,10 @@ def test_lora_wraps_model_and_still_scores(tiny_model, smol_tokenizer):
     import copy
 
     policy = TransformersPolicy(
-        copy.deepcopy(tiny_model), tokenizer=smol_tokenizer,
-        sampling=SamplingConfig(max_new_tokens=4, seed=0), lora={"r": 4, "alpha": 8},
+        copy.deepcopy(tiny_model),
+        tokenizer=smol_tokenizer,
+        sampling=SamplingConfig(max_new_tokens=4, seed=0),
+        lora={"r": 4, "alpha": 8},
     )
     trainable = [n for n, p in policy.model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
@@ -187,7 +192,9 @@ SHARED = [
 def test_prefix_cache_is_exact(tiny_model, smol_tokenizer):
     def policy(prefix_cache):
         return TransformersPolicy(
-            tiny_model, tokenizer=smol_tokenizer, prefix_cache=prefix_cache,
+            tiny_model,
+            tokenizer=smol_tokenizer,
+            prefix_cache=prefix_cache,
             sampling=SamplingConfig(temperature=0, max_new_tokens=6),
         )
 
@@ -207,7 +214,8 @@ def test_prefix_cache_is_exact(tiny_model, smol_tokenizer):
 
 def test_top_p_sampling_logprobs_are_untruncated(tiny_model, smol_tokenizer):
     policy = TransformersPolicy(
-        tiny_model, tokenizer=smol_tokenizer,
+        tiny_model,
+        tokenizer=smol_tokenizer,
         sampling=SamplingConfig(temperature=1.0, top_p=0.5, max_new_tokens=5, seed=2),
     )
     for g in policy.generate(SHARED[:2]):
@@ -232,8 +240,9 @@ def test_prefix_cache_is_dropped_after_a_weight_update(tiny_model, smol_tokenize
     import copy
 
     model = copy.deepcopy(tiny_model)
-    policy = TransformersPolicy(model, tokenizer=smol_tokenizer,
-                                sampling=SamplingConfig(temperature=0, max_new_tokens=4))
+    policy = TransformersPolicy(
+        model, tokenizer=smol_tokenizer, sampling=SamplingConfig(temperature=0, max_new_tokens=4)
+    )
     policy.generate(SHARED)
     with torch.no_grad():  # an in-place update, as an optimizer step does
         for p in model.parameters():

@@ -16,7 +16,12 @@ def test_groups_share_first_observation_and_finished_envs_leave(tiny_policy):
     specs = [ResetSpec(seed=11, options={"length": 2}), ResetSpec(seed=22, options={"length": 4})]
     trajs = engine.run(specs, group_size=3)
     assert [(t.group_id, t.member) for t in trajs] == [
-        ("g0", 0), ("g0", 1), ("g0", 2), ("g1", 0), ("g1", 1), ("g1", 2)
+        ("g0", 0),
+        ("g0", 1),
+        ("g0", 2),
+        ("g1", 0),
+        ("g1", 1),
+        ("g1", 2),
     ]
     for gid, length in (("g0", 2), ("g1", 4)):
         group = [t for t in trajs if t.group_id == gid]
@@ -117,15 +122,24 @@ def test_memory_wrapper_dict_format_and_use_memory_option(tiny_policy):
         def __init__(self) -> None:
             super().__init__()
             self.observation_space = spaces.Dict(
-                {"observation": spaces.Text(1000), "tips": spaces.Text(1000),
-                 "tip_block": spaces.Text(1000)}
+                {
+                    "observation": spaces.Text(1000),
+                    "tips": spaces.Text(1000),
+                    "tip_block": spaces.Text(1000),
+                }
             )
 
         def _obs(self, text):
             use = bool((self.resets[-1][1] or {}).get("use_memory")) if self.resets else False
             tips = "m1\nm2" if use else ""
-            block = ("<tip> Here are some memories you collected in your previous exploration:\n"
-                     "m1\nm2\n</tip>") if use else ""
+            block = (
+                (
+                    "<tip> Here are some memories you collected in your previous exploration:\n"
+                    "m1\nm2\n</tip>"
+                )
+                if use
+                else ""
+            )
             return {"observation": text, "tips": tips, "tip_block": block}
 
     env = WrappedToy()

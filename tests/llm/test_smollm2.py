@@ -18,8 +18,10 @@ def test_default_model_is_cached_as_safetensors_after_first_load(smol_policy):
 
 
 def test_generation_and_rescoring_agree(smol_policy):
-    state = EpisodeState.start("This room is called the kitchen. You see a stove and a pot.",
-                               {"task": "Your task is to boil water."})
+    state = EpisodeState.start(
+        "This room is called the kitchen. You see a stove and a pot.",
+        {"task": "Your task is to boil water."},
+    )
     prompt = build_prompt("scienceworld", state, ["turn on the stove before heating"])
     enc = smol_policy.encode_prompt(prompt.messages, prompt.tip_text)
     gens = smol_policy.generate_ids([enc.ids, enc.ids_no_tips])
@@ -38,7 +40,11 @@ def test_greedy_answers_a_simple_question(smol_policy):
 
 
 def test_rollout_with_the_real_model(smol_policy):
-    engine = RolloutEngine(smol_policy, [ToyTextEnv() for _ in range(2)], "scienceworld",
-                           sampling=SamplingConfig(temperature=1.0, max_new_tokens=12, seed=0))
+    engine = RolloutEngine(
+        smol_policy,
+        [ToyTextEnv() for _ in range(2)],
+        "scienceworld",
+        sampling=SamplingConfig(temperature=1.0, max_new_tokens=12, seed=0),
+    )
     trajs = engine.run([1], group_size=2)
     assert len(trajs) == 2 and all(t.turns[-1].action in ACTIONS for t in trajs)

@@ -57,6 +57,10 @@ class ToyTextEnv(gym.Env):
         reward = 1.0 if action == "pick up key" else 0.0
         self._score += reward
         terminated = self._t >= self._length
-        return self._obs(f"Step {self._t}: you did {action}."), reward, terminated, False, (
-            self._info()
+        return (
+            self._obs(f"Step {self._t}: you did {action}."),
+            reward,
+            terminated,
+            False,
+            (self._info()),
         )

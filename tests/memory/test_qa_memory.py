@@ -63,15 +63,24 @@ def test_fifo_and_dedup_interplay():
 
 def test_top_k_and_threshold_settings_survive_reload(tmp_path):
     store = MemoryStore("hashing", capacity=7, threshold=0.25, top_k=3)
-    store.add([MemoryEntry(f"tip {i}", key="the same state", score=float(i), slot="s",
-                           step=i, action="look") for i in range(1)])
-    store.add([MemoryEntry(f"tip {i}", key=f"the same state {i}", score=float(i), slot="s")
-               for i in range(1, 6)])
+    store.add(
+        [
+            MemoryEntry(
+                f"tip {i}", key="the same state", score=float(i), slot="s", step=i, action="look"
+            )
+            for i in range(1)
+        ]
+    )
+    store.add(
+        [
+            MemoryEntry(f"tip {i}", key=f"the same state {i}", score=float(i), slot="s")
+            for i in range(1, 6)
+        ]
+    )
     path = store.save(tmp_path / "m.safetensors")
     loaded = MemoryStore.load(path)
     assert (loaded.capacity, loaded.threshold, loaded.top_k) == (7, 0.25, 3)
     got = loaded.query("s", "the same state")
-    assert len(got) == 3 and [x.score for x in got] == sorted((x.score for x in got),
-                                                               reverse=True)
+    assert len(got) == 3 and [x.score for x in got] == sorted((x.score for x in got), reverse=True)
     assert got == store.query("s", "the same state")
     np.testing.assert_array_equal(loaded.embeddings("s"), store.embeddings("s"))

@@ -46,7 +46,10 @@ def test_oracle_on_human_goals():
 
 def test_agent_metadata():
     assert (WebShopRandomAgent.name, WebShopOracleAgent.name, WebShopRuleAgent.name) == (
-        "random", "oracle", "rule")
+        "random",
+        "oracle",
+        "rule",
+    )
     assert WebShopOracleAgent().env_kwargs("webshop") == {"oracle_info": True}
 
 

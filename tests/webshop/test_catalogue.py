@@ -48,14 +48,19 @@ def test_fast_token_ids_equal_tokenized_text():
 def test_vectorised_bm25_matches_bm25s():
     import bm25s
 
-    docs = [tokenize(t) for t in ["red apple", "green apple pie", "pear", "apple apple tart",
-                                  "", "pie crust pie"]]
+    docs = [
+        tokenize(t)
+        for t in ["red apple", "green apple pie", "pear", "apple apple tart", "", "pie crust pie"]
+    ]
     ours = SearchIndex.build(docs)
     vocab = {t: i for i, t in enumerate(dict.fromkeys(t for d in docs for t in d))}
     vocab[""] = len(vocab)
     ref = bm25s.BM25(k1=0.9, b=0.4, method="lucene")
-    ref.index(([[vocab[t] for t in d] for d in docs], vocab), create_empty_token=False,
-              show_progress=False)
+    ref.index(
+        ([[vocab[t] for t in d] for d in docs], vocab),
+        create_empty_token=False,
+        show_progress=False,
+    )
     for q in ("apple", "pie", "apple pie", "pear tart"):
         ids = [vocab[t] for t in tokenize(q)]
         np.testing.assert_allclose(ours.scores(q), ref.get_scores(ids), rtol=1e-5)

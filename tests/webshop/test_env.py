@@ -27,8 +27,17 @@ def test_check_env():
 def test_info_keys_and_search_page(env):
     obs, info = env.reset(seed=7)
     assert obs == f"WebShop [SEP] Instruction: [SEP] {info['instruction']} [SEP] Search"
-    for key in ("admissible_actions", "clickables", "has_search_bar", "task", "instruction",
-                "score", "success", "success_rule", "invalid_action"):
+    for key in (
+        "admissible_actions",
+        "clickables",
+        "has_search_bar",
+        "task",
+        "instruction",
+        "score",
+        "success",
+        "success_rule",
+        "invalid_action",
+    ):
         assert key in info
     assert info["admissible_actions"] == ["search[<query>]"] and info["clickables"] == []
     assert info["task"] == "webshop" and info["score"] == 0.0 and not info["success"]
@@ -161,11 +170,14 @@ def test_constructor_errors():
 def test_splits_disjoint_and_sized():
     goals = get_shop(1000).goals("synthetic")
     goals.check_splits_disjoint(limit=None)
-    keys = {s: {goals.goal_key(i) for i in range(*split_range(s, len(goals)))}
-            for s in ("test", "eval", "train")}
+    keys = {
+        s: {goals.goal_key(i) for i in range(*split_range(s, len(goals)))}
+        for s in ("test", "eval", "train")
+    }
     assert len(keys["test"]) == 500 and len(keys["eval"]) == 1000
-    assert not (keys["test"] & keys["eval"] or keys["test"] & keys["train"]
-                or keys["eval"] & keys["train"])
+    assert not (
+        keys["test"] & keys["eval"] or keys["test"] & keys["train"] or keys["eval"] & keys["train"]
+    )
 
 
 def test_human_goals():
@@ -181,8 +193,9 @@ def test_envs_share_one_shop():
 
 
 def test_async_vector_env_non_ascii():
-    envs = gym.make_vec("empo_gym/WebShop-v0", num_envs=2, vectorization_mode="async",
-                        num_products=1000)
+    envs = gym.make_vec(
+        "empo_gym/WebShop-v0", num_envs=2, vectorization_mode="async", num_products=1000
+    )
     try:
         obs, info = envs.reset(seed=0)
         assert all(o.startswith("WebShop [SEP] Instruction:") for o in obs)
@@ -194,11 +207,16 @@ def test_async_vector_env_non_ascii():
 
 
 @settings(max_examples=150, deadline=None)
-@given(action=st.one_of(
-    st.text(max_size=300),
-    st.builds(lambda n, a: f"{n}[{a}]", st.sampled_from(["search", "click", "Click", "x"]),
-              st.text(max_size=80)),
-))
+@given(
+    action=st.one_of(
+        st.text(max_size=300),
+        st.builds(
+            lambda n, a: f"{n}[{a}]",
+            st.sampled_from(["search", "click", "Click", "x"]),
+            st.text(max_size=80),
+        ),
+    )
+)
 def test_any_text_never_crashes(env, action):
     e = env
     e.reset(seed=0)

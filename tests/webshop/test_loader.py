@@ -27,8 +27,10 @@ def test_load_fixture_like_the_original():
     # synthetic goals: every option combination (4 + 4 + 2 + 1)
     assert len(goals) == 11
     texts = [goals.goal(i)["instruction_text"] for i in range(len(goals))]
-    assert "i need gluten free snack bars with flavor name: chocolate, and size: 12 count" \
+    assert (
+        "i need gluten free snack bars with flavor name: chocolate, and size: 12 count"
         ", and price lower than" in " ".join(texts)
+    )
     # deterministic: same seed, same prices and caps
     _, goals2 = load_original(DATA_DIR, num_products=1000)
     assert [goals2.goal(i) for i in range(11)] == [goals.goal(i) for i in range(11)]

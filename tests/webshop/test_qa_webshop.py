@@ -47,8 +47,7 @@ def test_option_found_in_title_counts_like_the_original():
 
 def test_size_exact_miss_rescued_by_bullet_points():
     p = product(BulletPoints=["tasty", "12 count (pack of 1) box"])
-    bd = score_purchase(GOAL, p, {"flavor name": "chocolate", "size": "12 count (pack of 1)"},
-                        20.0)
+    bd = score_purchase(GOAL, p, {"flavor name": "chocolate", "size": "12 count (pack of 1)"}, 20.0)
     assert bd.total == 1.0 and bd.num_option_matches == 2
 
 
@@ -118,8 +117,18 @@ def test_buying_without_options_is_not_success(env):
     assert 0.0 < reward < 1.0 and info["success"] is False
     assert info["score"] == pytest.approx(100 * reward) and info["reward"] == reward
     bd = info["reward_breakdown"]
-    for key in ("r_type", "r_att", "r_option", "r_price", "matched_attributes",
-                "matched_options", "w_att", "w_option", "w_price", "total"):
+    for key in (
+        "r_type",
+        "r_att",
+        "r_option",
+        "r_price",
+        "matched_attributes",
+        "matched_options",
+        "w_att",
+        "w_option",
+        "w_price",
+        "total",
+    ):
         assert key in bd, key
     assert bd["matched_options"] == [] and bd["total"] == reward
 

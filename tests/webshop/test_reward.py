@@ -67,13 +67,15 @@ def test_option_term_and_exact_size():
     bd = score_purchase(GOAL, product(), {"flavor name": "sea salt", "size": "12 count"}, 20.0)
     assert bd.total == pytest.approx(0.8) and bd.matched_options == ["12 count"]
     # option "size" is matched exactly: "12 count (pack of 1)" != "12 count" -> (2 + 1 + 1) / 5
-    bd = score_purchase(GOAL, product(), {"flavor name": "chocolate",
-                                          "size": "12 count (pack of 1)"}, 20.0)
+    bd = score_purchase(
+        GOAL, product(), {"flavor name": "chocolate", "size": "12 count (pack of 1)"}, 20.0
+    )
     assert bd.total == pytest.approx(0.8)
     # ... while other option names match fuzzily (token-set ratio 100 > 85)
     goal = dict(GOAL, goal_options={"flavor name": "chocolate", "count": "12 count"})
-    bd = score_purchase(goal, product(), {"flavor name": "chocolate",
-                                          "count": "12 count (pack of 1)"}, 20.0)
+    bd = score_purchase(
+        goal, product(), {"flavor name": "chocolate", "count": "12 count (pack of 1)"}, 20.0
+    )
     assert bd.total == 1.0
     # no options chosen: (2 + 0 + 1) / 5; r_option = 0 / 2
     bd = score_purchase(GOAL, product(), {}, 20.0)
@@ -106,8 +108,12 @@ def test_type_term():
     other = {"query": "cookies", "product_category": "Grocery › Sweets › Cookies"}
     # no query match, one shared category level, nouns 1/2 = 0.5 > 0.2 -> r_type 1
     bd = score_purchase(GOAL, product(**other, name_nouns=["bar"]), GOOD, 20.0)
-    assert (bd.r_type, bd.title_score, bd.category_match, bd.query_match) == (1.0, 0.5, False,
-                                                                             False)
+    assert (bd.r_type, bd.title_score, bd.category_match, bd.query_match) == (
+        1.0,
+        0.5,
+        False,
+        False,
+    )
     # nouns 1/5 = 0.2 (not > 0.2), no query / category match -> r_type 0.5 -> R = 0.5
     goal5 = dict(GOAL, name_nouns=["a", "b", "c", "d", "bar"])
     bd = score_purchase(goal5, product(**other, name_nouns=["bar"]), GOOD, 20.0)
@@ -131,8 +137,9 @@ def test_combined_hand_example():
     # r_type 0.5 (nouns 1/5, no query/category), 1 of 2 attrs, 1 of 2 options, price over:
     # 0.5 * (1 + 1 + 0) / 5 = 0.2
     goal5 = dict(GOAL, name_nouns=["a", "b", "c", "d", "bar"])
-    p = product(query="q", product_category="X › Y › Z", name_nouns=["bar"],
-                Attributes=["gluten free"])
+    p = product(
+        query="q", product_category="X › Y › Z", name_nouns=["bar"], Attributes=["gluten free"]
+    )
     bd = score_purchase(goal5, p, {"flavor name": "chocolate", "size": "24 count"}, 31.0)
     assert bd.total == pytest.approx(0.2)
     assert bd.to_dict()["matched_options"] == ["chocolate"]
