@@ -104,11 +104,11 @@ def run(
     """Train the agent when it learns, evaluate it, and write its leaderboard JSON."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from agents.registry import make_agent
+    from empo_gym.agents.registry import make_agent
     from empo_gym.harness import evaluate
+    from empo_gym.leaderboard import entry_from_result, write_entry
     from empo_gym.registry import get_env_info
     from empo_gym.yaml_config import from_dict, load_yaml
-    from leaderboard import entry_from_result, write_entry
 
     try:
         cfg = load_yaml(RunConfig, config) if config else from_dict(RunConfig, {})
@@ -197,7 +197,7 @@ def ood(
     num_envs: int = typer.Option(1, "--num-envs", help="Env copies in lockstep."),
 ) -> None:
     """EMPO²'s OOD protocol: a frozen agent on a transfer's target task, memory growing."""
-    from agents.ood_protocol import run_ood
+    from empo_gym.agents.ood_protocol import run_ood
 
     _cpu_threads()
 
@@ -242,7 +242,7 @@ def leaderboard_cmd(
     fmt: str = typer.Option("table", "--format", help="table, markdown or json."),
 ) -> None:
     """Merge result files and show them as a table, markdown or JSON."""
-    import leaderboard as lb
+    from empo_gym import leaderboard as lb
 
     if fmt not in lb.FORMATS:
         raise _fail(f"unknown format {fmt!r}; expected one of: {', '.join(lb.FORMATS)}")
@@ -428,7 +428,7 @@ def bench_train(
 
     The two runs alternate iteration by iteration so both see the same machine load.
     """
-    from agents.training.bench import run_train_bench
+    from empo_gym.agents.training.bench import run_train_bench
 
     if iterations <= warmup:
         raise _fail(f"--iterations ({iterations}) must exceed --warmup ({warmup})")
@@ -467,7 +467,7 @@ def plot(
     smooth: int = typer.Option(1, "--smooth", help="Moving-average window."),
 ) -> None:
     """Learning curves (e.g. EMPO² and GRPO on one figure) from runs' metrics.jsonl."""
-    from agents.training.curves import plot_curves
+    from empo_gym.agents.training.curves import plot_curves
 
     labelled: dict[str, str] = {}
     for item in runs:

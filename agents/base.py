@@ -11,13 +11,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-#: The harness adds the episode's reset seed to the first ``info`` under this key, so agents with
-#: their own randomness can seed per episode and results do not depend on ``num_envs``.
-EPISODE_SEED_KEY = "episode_seed"
+from empo_gym.harness import EPISODE_SEED_KEY
+
+__all__ = ["EPISODE_SEED_KEY", "Agent"]
 
 
 class Agent(ABC):
-    """Base class of all agents.
+    """Base class of all agents (implements the harness's :class:`~empo_gym.harness.EvalAgent`).
 
     Subclasses implement :meth:`act` (or :meth:`act_batch` for batched inference) and may
     override :meth:`reset`, :meth:`observe`, :meth:`env_kwargs` and :meth:`train`.

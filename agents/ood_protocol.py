@@ -33,11 +33,11 @@ from typing import Any
 
 import gymnasium as gym
 
-from agents.base import Agent
+from empo_gym.agents.base import Agent
 from empo_gym.atomic_io import atomic_path
 from empo_gym.harness import EvalResult, evaluate
+from empo_gym.leaderboard.entry import build_entry, write_atomic_json, write_entry
 from empo_gym.ood import TRANSFERS, Transfer, get_transfer
-from leaderboard.entry import build_entry, write_atomic_json, write_entry
 
 __all__ = [
     "DEFAULT_EPISODES_PER_TRIAL",
@@ -150,7 +150,7 @@ def _build_agent(
         return agent, False
     if not isinstance(agent, str):
         raise TypeError(f"agent must be an agent name or an Agent, got {type(agent).__name__}")
-    from agents.registry import make_agent
+    from empo_gym.agents.registry import make_agent
 
     kwargs = dict(agent_kwargs or {})
     if model is not None:

@@ -18,23 +18,23 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from agents.base import Agent
+from empo_gym.agents.base import Agent
 
 # agent name -> {env name or "*": "module:Class"}
 _AGENTS: dict[str, dict[str, str]] = {
     "random": {
-        "*": "agents.scripted.random_agent:RandomAgent",
-        "webshop": "agents.scripted.webshop:WebShopRandomAgent",
+        "*": "empo_gym.agents.scripted.random_agent:RandomAgent",
+        "webshop": "empo_gym.agents.scripted.webshop:WebShopRandomAgent",
     },
     "oracle": {
-        "scienceworld": "agents.scripted.oracle:ScienceWorldOracleAgent",
-        "webshop": "agents.scripted.webshop:WebShopOracleAgent",
+        "scienceworld": "empo_gym.agents.scripted.oracle:ScienceWorldOracleAgent",
+        "webshop": "empo_gym.agents.scripted.webshop:WebShopOracleAgent",
     },
-    "rule": {"webshop": "agents.scripted.webshop:WebShopRuleAgent"},
-    "naive": {"*": "agents.llm.naive:NaiveLLMAgent"},
-    "memory-only": {"*": "agents.llm.memory_only:MemoryOnlyAgent"},
-    "grpo": {"*": "agents.training.agent:GRPOAgent"},
-    "empo": {"*": "agents.training.agent:EMPOAgent"},
+    "rule": {"webshop": "empo_gym.agents.scripted.webshop:WebShopRuleAgent"},
+    "naive": {"*": "empo_gym.agents.llm.naive:NaiveLLMAgent"},
+    "memory-only": {"*": "empo_gym.agents.llm.memory_only:MemoryOnlyAgent"},
+    "grpo": {"*": "empo_gym.agents.training.agent:GRPOAgent"},
+    "empo": {"*": "empo_gym.agents.training.agent:EMPOAgent"},
 }
 
 

@@ -6,7 +6,7 @@ step in parallel threads (ScienceWorld's work happens in its JVM, so threads ove
 Episode ``i`` always resets with seed ``seed + i``, so results do not depend on ``num_envs``.
 
 Example:
-    >>> from agents.scripted.random_agent import RandomAgent
+    >>> from empo_gym.agents.scripted.random_agent import RandomAgent
     >>> res = evaluate(RandomAgent(), "webshop", episodes=2, num_envs=2)  # doctest: +SKIP
 """
 
@@ -17,16 +17,63 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 
 import empo_gym  # noqa: F401  (registers the env ids)
-from agents.base import EPISODE_SEED_KEY, Agent
 from empo_gym.registry import get_env_info
+
+#: The harness adds the episode's reset seed to the first ``info`` under this key, so agents with
+#: their own randomness can seed per episode and results do not depend on ``num_envs``.
+EPISODE_SEED_KEY = "episode_seed"
+
+
+@runtime_checkable
+class EvalAgent(Protocol):
+    """What the harness drives: any object with these members is an agent here.
+
+    ``empo_gym.agents.base.Agent`` implements it for empo-gym's own agents; code of your own
+    needs no base class. The harness runs ``n`` envs in lockstep and addresses each by its
+    *slot* index (``0..n-1``), so an agent can keep per-episode state and answer all active
+    slots with one batched call.
+    """
+
+    #: Name recorded in results and error messages.
+    name: str
+    #: Env short names the agent supports; empty = any.
+    supported_envs: tuple[str, ...]
+
+    def env_kwargs(self, env_name: str) -> dict[str, Any]:
+        """Extra constructor kwargs the agent needs from the env (e.g. ``oracle_info=True``)."""
+        ...
+
+    def reset(self, slot: int, observation: Any, info: dict[str, Any]) -> None:
+        """Start a new episode in ``slot`` with its first observation and info."""
+        ...
+
+    def act_batch(
+        self, slots: Sequence[int], observations: Sequence[Any], infos: Sequence[dict[str, Any]]
+    ) -> list[str]:
+        """One action per active slot."""
+        ...
+
+    def observe(
+        self,
+        slot: int,
+        action: str,
+        observation: Any,
+        reward: float,
+        terminated: bool,
+        truncated: bool,
+        info: dict[str, Any],
+    ) -> None:
+        """The outcome of the last action in ``slot``."""
+        ...
+
 
 #: ``info`` keys whose values say *how* a result was computed (which noun extractor scored a
 #: WebShop purchase, which embedder the memory used); they go into the leaderboard provenance.
@@ -92,6 +139,9 @@ def aggregate(records: list[EpisodeRecord]) -> dict[str, Any]:
     }
 
 
+_AGENT_MEMBERS = ("name", "supported_envs", "env_kwargs", "reset", "act_batch", "observe")
+
+
 class _Slot:
     """Book-keeping of one env copy while an episode runs in it."""
 
@@ -109,7 +159,7 @@ class _Slot:
 
 
 def evaluate(
-    agent: Agent,
+    agent: EvalAgent,
     env: str,
     *,
     task: str | None = None,
@@ -125,7 +175,7 @@ def evaluate(
     """Evaluate ``agent`` on ``episodes`` episodes of env ``env`` (a short name).
 
     Args:
-        agent: Any :class:`agents.base.Agent`.
+        agent: Any :class:`EvalAgent` (e.g. an ``empo_gym.agents`` agent).
         env: Short env name (``scienceworld``, ``webshop``, ``ood``).
         task: Task of the env (``--task``), validated against the env's task list.
         split: Split to evaluate on (default: the env's default split).
@@ -146,6 +196,12 @@ def evaluate(
         raise ValueError(f"episodes must be a positive int, got {episodes!r}")
     if not isinstance(num_envs, int) or num_envs < 1:
         raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+    if not isinstance(agent, EvalAgent):
+        missing = [m for m in _AGENT_MEMBERS if not hasattr(agent, m)]
+        raise TypeError(
+            f"agent {type(agent).__name__} is not an EvalAgent: it lacks {', '.join(missing)}; "
+            "subclass empo_gym.agents.base.Agent or define those members"
+        )
     if agent.supported_envs and env not in agent.supported_envs:
         raise ValueError(
             f"agent {agent.name!r} does not support env {env!r}; "

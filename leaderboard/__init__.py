@@ -1,6 +1,6 @@
 """The empo-gym leaderboard: one JSON file per run (``results/``), a schema, merging, rendering."""
 
-from leaderboard.board import (
+from empo_gym.leaderboard.board import (
     FORMATS,
     filter_entries,
     load_entries,
@@ -10,7 +10,7 @@ from leaderboard.board import (
     render_table,
     rows,
 )
-from leaderboard.entry import (
+from empo_gym.leaderboard.entry import (
     SCHEMA_VERSION,
     LeaderboardError,
     build_entry,

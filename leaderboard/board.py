@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from leaderboard.entry import LeaderboardError, validate_entry
+from empo_gym.leaderboard.entry import LeaderboardError, validate_entry
 
 FORMATS = ("table", "markdown", "json")
 

@@ -26,17 +26,19 @@ class LeaderboardError(ValueError):
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
     """The JSON Schema every entry follows (``leaderboard/schema.json``)."""
-    return json.loads(resources.files("leaderboard").joinpath("schema.json").read_text("utf-8"))
+    return json.loads(
+        resources.files("empo_gym.leaderboard").joinpath("schema.json").read_text("utf-8")
+    )
 
 
 def validate_entry(entry: Any, source: str = "<entry>") -> dict[str, Any]:
     """Validate ``entry`` against the schema; raise :class:`LeaderboardError` naming the field.
 
     Example:
-        >>> validate_entry({"schema_version": 1}, "x.json")
+        >>> validate_entry({"schema_version": 1}, "x.json")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        leaderboard.entry.LeaderboardError: x.json: field 'agent': 'agent' is a required property
+        empo_gym...LeaderboardError: x.json: field 'agent': 'agent' is a required property
     """
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(entry), key=lambda e: (len(e.path), list(e.path)))

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from agents.base import Agent
-from agents.llm.memory_only import MemoryOnlyAgent
-from agents.ood_protocol import plot_trials, run_ood, trial_score_summary
+from empo_gym.agents.base import Agent
+from empo_gym.agents.llm.memory_only import MemoryOnlyAgent
+from empo_gym.agents.ood_protocol import plot_trials, run_ood, trial_score_summary
+from empo_gym.leaderboard import load_entry
 from empo_gym.ood import TRANSFERS
-from leaderboard import load_entry
 from tests.llm.test_memory_only import MemoryStubPolicy
 from tests.toy_envs import GuessEnv
 
@@ -143,10 +143,10 @@ def test_ood_protocol_with_smollm2_on_scienceworld(tmp_path) -> None:
     """2 trials x 1 episode x 3 steps of the real target task with the default model."""
     import time
 
-    from agents.registry import agent_names, register_agent
+    from empo_gym.agents.registry import agent_names, register_agent
 
     if "memory-only" not in agent_names():
-        register_agent("memory-only", "*", "agents.llm.memory_only:MemoryOnlyAgent")
+        register_agent("memory-only", "*", "empo_gym.agents.llm.memory_only:MemoryOnlyAgent")
     t0 = time.perf_counter()
     summary = run_ood(
         "memory-only",

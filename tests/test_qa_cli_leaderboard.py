@@ -10,7 +10,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
+from empo_gym.cli import app
 from tests.toy_envs import GuessEnv  # noqa: F401  (registers the "guess" env)
 
 runner = CliRunner()

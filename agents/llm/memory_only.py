@@ -13,7 +13,8 @@ names (``empo-gym run``), an agent can only pass constructor kwargs (``env_kwarg
 memory must outlive the envs anyway (it grows across trials of the OOD protocol, each of which
 builds fresh envs). Inside :meth:`MemoryOnlyAgent.act_batch` the agent embeds the states of all
 active slots in one call, retrieves their tips in one batched query, and hands the augmented
-observations (the memory wrapper's dict format) to :class:`~agents.llm.naive.NaiveLLMAgent`,
+observations (the memory wrapper's dict format) to
+:class:`~empo_gym.agents.llm.naive.NaiveLLMAgent`,
 whose prompt, batched generation and parsing it reuses. Episodes that finish are queued; their
 tips are written with ONE batched generation at the start of the next ``act_batch`` (before the
 new episodes act, so they already see them), or by :meth:`MemoryOnlyAgent.flush_tips` /
@@ -35,9 +36,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from agents.llm.naive import EVAL_TEMPERATURE, NaiveLLMAgent
-from agents.llm.policy import Policy, SamplingConfig, one_sentence
-from agents.llm.rollout import OBSERVATION_KEY, TIPS_KEY, split_observation
+from empo_gym.agents.llm.naive import EVAL_TEMPERATURE, NaiveLLMAgent
+from empo_gym.agents.llm.policy import Policy, SamplingConfig, one_sentence
+from empo_gym.agents.llm.rollout import OBSERVATION_KEY, TIPS_KEY, split_observation
 from empo_gym.memory import (
     Embedder,
     MemoryStore,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from agents.base import Agent
-from agents.llm.parsing import ParseStats, parse_action, style_for
-from agents.llm.policy import DEFAULT_MODEL, Policy, SamplingConfig, TransformersPolicy
-from agents.llm.prompts import EpisodeState, build_prompt
-from agents.llm.rollout import split_observation
+from empo_gym.agents.base import Agent
+from empo_gym.agents.llm.parsing import ParseStats, parse_action, style_for
+from empo_gym.agents.llm.policy import DEFAULT_MODEL, Policy, SamplingConfig, TransformersPolicy
+from empo_gym.agents.llm.prompts import EpisodeState, build_prompt
+from empo_gym.agents.llm.rollout import split_observation
 
 #: Response budgets per env (the paper's: action only for ScienceWorld, reasoning for WebShop).
 DEFAULT_MAX_NEW_TOKENS: dict[str, int] = {"scienceworld": 32, "ood": 32, "webshop": 512}

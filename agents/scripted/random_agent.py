@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from agents.base import EPISODE_SEED_KEY, Agent
+from empo_gym.agents.base import EPISODE_SEED_KEY, Agent
 
 
 class RandomAgent(Agent):

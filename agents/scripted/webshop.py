@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from agents.base import Agent
-from agents.scripted.random_agent import RandomAgent
+from empo_gym.agents.base import Agent
+from empo_gym.agents.scripted.random_agent import RandomAgent
 
 _PRICE_CLAUSE = re.compile(r",? and price lower than [\d.]+ dollars$")
 

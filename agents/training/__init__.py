@@ -1,8 +1,8 @@
 """GRPO and EMPO² training: pure losses, update modes, configs, the update step, checkpoints,
 the training loop, learning curves and the train benchmark.
 
-Modules: :mod:`~agents.training.losses`, :mod:`~agents.training.modes`,
-:mod:`~agents.training.config`, :mod:`~agents.training.update`,
-:mod:`~agents.training.checkpoint`, :mod:`~agents.training.trainer`,
-:mod:`~agents.training.curves`, :mod:`~agents.training.bench`.
+Modules: :mod:`~empo_gym.agents.training.losses`, :mod:`~empo_gym.agents.training.modes`,
+:mod:`~empo_gym.agents.training.config`, :mod:`~empo_gym.agents.training.update`,
+:mod:`~empo_gym.agents.training.checkpoint`, :mod:`~empo_gym.agents.training.trainer`,
+:mod:`~empo_gym.agents.training.curves`, :mod:`~empo_gym.agents.training.bench`.
 """

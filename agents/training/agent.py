@@ -1,8 +1,9 @@
 """The learning agents ``grpo`` and ``empo``: train with the trainer, then act with the policy.
 
 ``empo-gym run --agent empo --env webshop`` builds :class:`EMPOAgent`, calls :meth:`train`
-(rollouts on the env's *train* split through :class:`~agents.llm.rollout.RolloutEngine`,
-updates by :func:`agents.training.trainer.train`, a learning curve PNG next to the metrics),
+(rollouts on the env's *train* split through :class:`~empo_gym.agents.llm.rollout.RolloutEngine`,
+updates by :func:`empo_gym.agents.training.trainer.train`, a learning curve PNG next to the
+metrics),
 and the harness then evaluates it on the test split through :meth:`act_batch` -- without
 memory, at the evaluation temperature (0.4), as EMPO2.md prescribes.
 """
@@ -16,8 +17,8 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 
-from agents.base import Agent
-from agents.training.config import GRPOConfig, config_from_dict
+from empo_gym.agents.base import Agent
+from empo_gym.agents.training.config import GRPOConfig, config_from_dict
 
 
 class LearningAgent(Agent):
@@ -88,7 +89,7 @@ class LearningAgent(Agent):
         self.cfg = config_from_dict(data, agent=self.algorithm)
 
     def _make_policy(self) -> Any:
-        from agents.llm.policy import LoraSettings, SamplingConfig, TransformersPolicy
+        from empo_gym.agents.llm.policy import LoraSettings, SamplingConfig, TransformersPolicy
 
         cfg = self.cfg
         lora = (
@@ -114,7 +115,7 @@ class LearningAgent(Agent):
         return envs, None
 
     def _tasks(self) -> list[Any]:
-        from agents.llm.rollout import ResetSpec
+        from empo_gym.agents.llm.rollout import ResetSpec
 
         # Each seed picks one task instance of the train split (a variation / a goal); the
         # paper trains on a few instances per task (ScienceWorld: the first 5 variations).
@@ -123,10 +124,10 @@ class LearningAgent(Agent):
 
     def train(self, env_name: str, task: str | None, out_dir: str) -> None:
         """Train on the env's train split; write metrics.jsonl, checkpoints and a curve PNG."""
-        from agents.llm.policy import SamplingConfig
-        from agents.training.curves import plot_curves
-        from agents.training.trainer import engine_rollout_fn
-        from agents.training.trainer import train as run_training
+        from empo_gym.agents.llm.policy import SamplingConfig
+        from empo_gym.agents.training.curves import plot_curves
+        from empo_gym.agents.training.trainer import engine_rollout_fn
+        from empo_gym.agents.training.trainer import train as run_training
 
         self._configure_for(env_name, task, out_dir)
         cfg = self.cfg
@@ -199,7 +200,7 @@ class LearningAgent(Agent):
     # -- acting (evaluation) ---------------------------------------------------------------
     def _ensure_actor(self) -> Any:
         if self._actor is None:
-            from agents.llm.naive import NaiveLLMAgent
+            from empo_gym.agents.llm.naive import NaiveLLMAgent
 
             if self.policy is None:
                 self.policy = self._make_policy()
@@ -255,7 +256,7 @@ class EMPOAgent(LearningAgent):
     algorithm: ClassVar[str] = "empo"
 
     def _memory(self, envs: list[gym.Env]) -> tuple[list[gym.Env], Any]:
-        from agents.training.memory_hooks import EMPOMemory
+        from empo_gym.agents.training.memory_hooks import EMPOMemory
         from empo_gym.memory import MemoryObservationWrapper, MemoryStore, NoveltyReward
 
         cfg = self.cfg

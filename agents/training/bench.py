@@ -9,9 +9,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agents.training.config import EMPOConfig, GRPOConfig
-from agents.training.modes import RolloutMode
-from agents.training.trainer import MemoryHooks, RolloutFn, TrainingRun
+from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
+from empo_gym.agents.training.modes import RolloutMode
+from empo_gym.agents.training.trainer import MemoryHooks, RolloutFn, TrainingRun
 
 #: Fields that may differ between the two configs of a fair comparison.
 _FREE_FIELDS = {"output_dir"}
@@ -176,11 +176,11 @@ def run_train_bench(
     """
     import gymnasium as gym
 
-    from agents.llm.policy import SamplingConfig, TransformersPolicy
-    from agents.llm.rollout import ResetSpec
-    from agents.training.config import quick_preset
-    from agents.training.memory_hooks import EMPOMemory
-    from agents.training.trainer import engine_rollout_fn
+    from empo_gym.agents.llm.policy import SamplingConfig, TransformersPolicy
+    from empo_gym.agents.llm.rollout import ResetSpec
+    from empo_gym.agents.training.config import quick_preset
+    from empo_gym.agents.training.memory_hooks import EMPOMemory
+    from empo_gym.agents.training.trainer import engine_rollout_fn
     from empo_gym.memory import MemoryObservationWrapper, MemoryStore, NoveltyReward
     from empo_gym.registry import get_env_info
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from agents.training.trainer import METRICS_FILE
+from empo_gym.agents.training.trainer import METRICS_FILE
 from empo_gym.atomic_io import atomic_path
 
 

@@ -242,7 +242,7 @@ def sampled_entropy(logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Monte-Carlo entropy estimate ``mean(-log p(sampled token))`` over unmasked tokens.
 
     Unbiased for tokens sampled from the policy at the scoring temperature; the update step uses
-    it because :func:`agents.llm.logprobs.token_logprobs` returns no full logits.
+    it because :func:`empo_gym.agents.llm.logprobs.token_logprobs` returns no full logits.
 
     Example:
         >>> round(sampled_entropy(torch.tensor([[-1.0, -3.0]]), torch.ones(1, 2)).item(), 4)

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agents.llm.policy import SamplingConfig, one_sentence
-from agents.llm.trajectory import Trajectory
+from empo_gym.agents.llm.policy import SamplingConfig, one_sentence
+from empo_gym.agents.llm.trajectory import Trajectory
 from empo_gym.memory import (
     MemoryFileError,
     MemoryStore,
@@ -51,7 +51,8 @@ def to_tip_trajectory(traj: Trajectory) -> TipTrajectory:
 
 
 class EMPOMemory:
-    """:class:`agents.training.trainer.MemoryHooks` over an :class:`~empo_gym.memory.MemoryStore`.
+    """:class:`empo_gym.agents.training.trainer.MemoryHooks` over an
+    :class:`~empo_gym.memory.MemoryStore`.
 
     Args:
         store: The store the training envs' memory wrappers read from.

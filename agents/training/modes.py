@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from enum import Enum
 
-from agents.llm.trajectory import Turn
+from empo_gym.agents.llm.trajectory import Turn
 
 
 class RolloutMode(Enum):

@@ -6,11 +6,12 @@ One iteration (EMPO2.md, "One training iteration")::
     rollout, update  <- modes (EMPO²: memory with p, then off-policy with q; GRPO: plain/on)
     trajectories     <- rollout_fn(policy, tasks, G, use_memory)       # B x G episodes
     memory hook      <- tips written into memory, intrinsic rewards filled in (EMPO²)
-    policy update    <- agents.training.update.policy_update(...)
+    policy update    <- empo_gym.agents.training.update.policy_update(...)
     metrics.jsonl    <- one line; checkpoint every `checkpoint_every` iterations
 
 The rollout engine, the tip writer and the memory store are injected as callables, so the loop
-is tested with fakes and wired to :mod:`agents.llm.rollout` / :mod:`empo_gym.memory` by the CLI.
+is tested with fakes and wired to :mod:`empo_gym.agents.llm.rollout` / :mod:`empo_gym.memory` by
+the CLI.
 Device placement goes through ``accelerate.Accelerator`` so ``accelerate launch`` works; with
 several processes each one rolls out its share of the tasks and gradients are averaged before
 every optimizer step.
@@ -30,11 +31,11 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from agents.llm.trajectory import Trajectory
-from agents.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from agents.training.config import EMPOConfig, GRPOConfig
-from agents.training.modes import RolloutMode, UpdateMode, sample_modes
-from agents.training.update import make_optimizer, policy_update
+from empo_gym.agents.llm.trajectory import Trajectory
+from empo_gym.agents.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
+from empo_gym.agents.training.modes import RolloutMode, UpdateMode, sample_modes
+from empo_gym.agents.training.update import make_optimizer, policy_update
 from empo_gym.atomic_io import write_text_atomic
 
 RolloutFn = Callable[[Any, Sequence[Any], int, bool], list[Trajectory]]
@@ -456,10 +457,12 @@ def engine_rollout_fn(
     sampling: Any | None = None,
     prompt_kwargs: dict[str, Any] | None = None,
 ) -> RolloutFn:
-    """A :data:`RolloutFn` over :class:`agents.llm.rollout.RolloutEngine`.
+    """A :data:`RolloutFn` over :class:`empo_gym.agents.llm.rollout.RolloutEngine`.
 
-    Tasks are :class:`agents.llm.rollout.ResetSpec` (or bare seeds); each drawn task becomes a
-    group with a fresh id (``g0``, ``g1``, ...) so one task drawn twice still forms two groups.
+
+    Tasks are :class:`empo_gym.agents.llm.rollout.ResetSpec` (or bare seeds); each drawn task
+    becomes a group with a fresh id (``g0``, ``g1``, ...) so one task drawn twice still forms two
+    groups.
 
     Args:
         envs: Gymnasium envs the engine drives in lockstep (memory-wrapped for EMPO²).
@@ -468,7 +471,7 @@ def engine_rollout_fn(
         sampling: ``SamplingConfig`` of the training rollouts (temperature 1.0 in the paper).
         prompt_kwargs: Extra prompt-builder arguments.
     """
-    from agents.llm.rollout import ResetSpec, RolloutEngine
+    from empo_gym.agents.llm.rollout import ResetSpec, RolloutEngine
 
     engine: RolloutEngine | None = None
 

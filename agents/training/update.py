@@ -3,10 +3,10 @@
 Reads like the objective: returns -> group-relative advantages -> broadcast to every response
 token of every turn -> low-probability turn masking -> clipped token-level loss (+ k3 KL) ->
 gradient accumulation over micro-batches -> grad-norm clip -> AdamW step. The update mode only
-decides which prompt the numerator is scored under (:mod:`agents.training.modes`).
+decides which prompt the numerator is scored under (:mod:`empo_gym.agents.training.modes`).
 
 Each turn of a trajectory is one row: ``prompt ids + response ids``, scored in one forward pass
-by :func:`agents.llm.logprobs.token_logprobs`.
+by :func:`empo_gym.agents.llm.logprobs.token_logprobs`.
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ from typing import Any
 
 import torch
 
-from agents.llm.logprobs import shareable_prefix_len, token_logprobs
-from agents.llm.trajectory import Trajectory
-from agents.training.config import GRPOConfig
-from agents.training.losses import (
+from empo_gym.agents.llm.logprobs import shareable_prefix_len, token_logprobs
+from empo_gym.agents.llm.trajectory import Trajectory
+from empo_gym.agents.training.config import GRPOConfig
+from empo_gym.agents.training.losses import (
     clipped_surrogate,
     group_advantages,
     kl_penalty,
     low_prob_turn_mask,
     masked_sum,
 )
-from agents.training.modes import UpdateMode, denominator_prompt, numerator_prompt
+from empo_gym.agents.training.modes import UpdateMode, denominator_prompt, numerator_prompt
 
 
 def trajectory_return(traj: Trajectory, intrinsic_scale: float = 0.0) -> float:
@@ -40,7 +40,7 @@ def trajectory_return(traj: Trajectory, intrinsic_scale: float = 0.0) -> float:
     outcome (trajectory-level) advantage that equals adding their sum to the return.
 
     Example:
-        >>> from agents.llm.trajectory import Turn
+        >>> from empo_gym.agents.llm.trajectory import Turn
         >>> t = Trajectory("g", 0, [Turn([1], [1], [2], [-0.5], reward=1.0, intrinsic_reward=0.5)])
         >>> trajectory_return(t), trajectory_return(t, intrinsic_scale=2.0)
         (1.0, 2.0)

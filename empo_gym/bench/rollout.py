@@ -4,7 +4,7 @@ The same episodes (one group of ``G`` rollouts from the identical initial state,
 are rolled out twice in one run with the same policy:
 
 * **batched**: ``G`` envs in lockstep, one batched generation per turn
-  (:class:`agents.llm.rollout.RolloutEngine`);
+  (:class:`empo_gym.agents.llm.rollout.RolloutEngine`);
 * **sequential**: one env, the ``G`` episodes one after the other (batch size 1).
 
 Then the exact prompt batches of the batched run are replayed through the policy's bare
@@ -195,8 +195,8 @@ def run_rollout_bench(
         ``batched_tok_s``, ``sequential_tok_s``, ``batched_vs_sequential_ratio``,
         ``generate_ceiling_tok_s``, ``generate_ceiling_ratio`` and the run's settings.
     """
-    from agents.llm.policy import SamplingConfig, TransformersPolicy
-    from agents.llm.rollout import ResetSpec, RolloutEngine
+    from empo_gym.agents.llm.policy import SamplingConfig, TransformersPolicy
+    from empo_gym.agents.llm.rollout import ResetSpec, RolloutEngine
 
     if group_size < 1 or turns < 1:
         raise ValueError(f"group_size={group_size}, turns={turns}; expected both >= 1")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from agents.llm.logprobs import accepts_logits_to_keep, token_logprobs
+from empo_gym.agents.llm.logprobs import accepts_logits_to_keep, token_logprobs
 from tests.tiny_llama import tiny_llama
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from agents.llm.memory_only import MemoryOnlyAgent, memory_slot
-from agents.llm.policy import Generation, SamplingConfig
+from empo_gym.agents.llm.memory_only import MemoryOnlyAgent, memory_slot
+from empo_gym.agents.llm.policy import Generation, SamplingConfig
 from empo_gym.harness import evaluate
 from empo_gym.memory import MemoryStore
 from tests.toy_envs import GuessEnv
@@ -154,11 +154,11 @@ def test_cli_run_memory_only_on_scienceworld_find_plant(tmp_path) -> None:
 
     from typer.testing import CliRunner
 
-    import cli
-    from agents.registry import agent_names, register_agent
+    from empo_gym import cli
+    from empo_gym.agents.registry import agent_names, register_agent
 
     if "memory-only" not in agent_names():
-        register_agent("memory-only", "*", "agents.llm.memory_only:MemoryOnlyAgent")
+        register_agent("memory-only", "*", "empo_gym.agents.llm.memory_only:MemoryOnlyAgent")
     config = tmp_path / "run.yaml"
     config.write_text(
         "agent:\n  max_new_tokens: 8\n  tip_max_new_tokens: 24\nenv_kwargs:\n  max_steps: 3\n",
@@ -194,7 +194,7 @@ def test_cli_run_memory_only_on_scienceworld_find_plant(tmp_path) -> None:
 
 
 def test_missing_minilm_falls_back_to_hashing_and_says_so(monkeypatch) -> None:
-    import agents.llm.memory_only as mo
+    import empo_gym.agents.llm.memory_only as mo
 
     real = mo.make_embedder
 

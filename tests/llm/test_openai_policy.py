@@ -7,9 +7,9 @@ import urllib.request
 
 import pytest
 
-from agents.llm.openai_policy import OpenAIPolicy, PolicyServer
-from agents.llm.policy import SamplingConfig
-from agents.llm.rollout import RolloutEngine
+from empo_gym.agents.llm.openai_policy import OpenAIPolicy, PolicyServer
+from empo_gym.agents.llm.policy import SamplingConfig
+from empo_gym.agents.llm.rollout import RolloutEngine
 from tests.llm.toy_env import ACTIONS, ToyTextEnv
 
 CONVS = [[{"role": "user", "content": f"Say a word about room {i}."}] for i in range(4)]

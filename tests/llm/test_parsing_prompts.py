@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from agents.llm.parsing import ParseStats, extract_action, jaccard, parse_action, project_action
-from agents.llm.prompts import (
+from empo_gym.agents.llm.parsing import (
+    ParseStats,
+    extract_action,
+    jaccard,
+    parse_action,
+    project_action,
+)
+from empo_gym.agents.llm.prompts import (
     TIP_HEADER,
     EpisodeState,
     build_prompt,
@@ -151,7 +157,7 @@ def test_tip_block_accepts_joined_or_rendered_tips():
     assert render_tip_block("a\nb") == block
     assert render_tip_block(block) == block
     assert render_tip_block(None) == "" and render_tip_block("  ") == ""
-    from agents.llm.prompts import make_prompt
+    from empo_gym.agents.llm.prompts import make_prompt
 
     assert make_prompt([{"role": "user", "content": "x"}], block).tips == ["a", "b"]
 

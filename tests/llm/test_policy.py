@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents.llm.logprobs import token_logprobs
-from agents.llm.policy import (
+from empo_gym.agents.llm.logprobs import token_logprobs
+from empo_gym.agents.llm.policy import (
     EncodedPrompt,
     SamplingConfig,
     TransformersPolicy,
     cache_dir,
     resolve_model,
 )
-from agents.llm.prompts import EpisodeState, build_prompt, render_tip_block
+from empo_gym.agents.llm.prompts import EpisodeState, build_prompt, render_tip_block
 
 CONVS = [
     [{"role": "user", "content": "hello"}],
@@ -146,7 +146,7 @@ def test_unreadable_model_paths(tmp_path):
     with pytest.raises(ValueError, match="no config.json"):
         resolve_model(tmp_path)
     with pytest.raises(ValueError, match="cannot load model"):
-        from agents.llm.policy import load_model_and_tokenizer
+        from empo_gym.agents.llm.policy import load_model_and_tokenizer
 
         (tmp_path / "config.json").write_text("{not json")
         load_model_and_tokenizer(tmp_path)
@@ -225,8 +225,8 @@ def test_top_p_sampling_logprobs_are_untruncated(tiny_model, smol_tokenizer):
 
 
 def test_protocols_and_load_policy(tiny_policy):
-    from agents.llm.openai_policy import OpenAIPolicy
-    from agents.llm.policy import Policy, TokenPolicy, load_policy
+    from empo_gym.agents.llm.openai_policy import OpenAIPolicy
+    from empo_gym.agents.llm.policy import Policy, TokenPolicy, load_policy
 
     assert isinstance(tiny_policy, TokenPolicy) and isinstance(tiny_policy, Policy)
     remote = load_policy("m", base_url="http://127.0.0.1:9/v1")
@@ -254,7 +254,7 @@ def test_prefix_cache_is_dropped_after_a_weight_update(tiny_model, smol_tokenize
 
 
 def test_sentence_end_tokens_stop_a_row(tiny_policy, smol_tokenizer):
-    from agents.llm.policy import one_sentence
+    from empo_gym.agents.llm.policy import one_sentence
 
     ends = tiny_policy.sentence_end_ids()
     ids = lambda text: smol_tokenizer.encode(text, add_special_tokens=False)  # noqa: E731

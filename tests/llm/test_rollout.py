@@ -5,8 +5,8 @@ from __future__ import annotations
 import gymnasium as gym
 import pytest
 
-from agents.llm.naive import NaiveLLMAgent
-from agents.llm.rollout import ResetSpec, RolloutEngine, split_observation
+from empo_gym.agents.llm.naive import NaiveLLMAgent
+from empo_gym.agents.llm.rollout import ResetSpec, RolloutEngine, split_observation
 from tests.llm.toy_env import ACTIONS, ToyTextEnv
 
 

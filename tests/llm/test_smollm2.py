@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agents.llm.policy import DEFAULT_MODEL, SamplingConfig, resolve_model
-from agents.llm.prompts import EpisodeState, build_prompt
-from agents.llm.rollout import RolloutEngine
+from empo_gym.agents.llm.policy import DEFAULT_MODEL, SamplingConfig, resolve_model
+from empo_gym.agents.llm.prompts import EpisodeState, build_prompt
+from empo_gym.agents.llm.rollout import RolloutEngine
 from tests.llm.toy_env import ACTIONS, ToyTextEnv
 
 pytestmark = pytest.mark.slow

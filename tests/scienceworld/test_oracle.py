@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.scripted.oracle import ScienceWorldOracleAgent
+from empo_gym.agents.scripted.oracle import ScienceWorldOracleAgent
 from empo_gym.scienceworld.env import ScienceWorldEnv
 from empo_gym.scienceworld.tasks import TASK_NAMES
 

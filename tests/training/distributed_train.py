@@ -31,7 +31,7 @@ ITERATIONS = 3
 
 def make_rollout(case: str):
     """A fake ``rollout_fn``: fixed responses and rewards per (task, member)."""
-    from agents.llm.trajectory import Trajectory
+    from empo_gym.agents.llm.trajectory import Trajectory
     from tests.training.train_helpers import VOCAB, make_turn
 
     def rollout(policy: Any, tasks: list[int], group_size: int, use_memory: bool):
@@ -57,8 +57,8 @@ def run_case(case: str, output_dir: Path):
 
     No accelerator is passed: the trainer builds its own, as under ``empo-gym run``.
     """
-    from agents.training.config import GRPOConfig
-    from agents.training.trainer import train
+    from empo_gym.agents.training.config import GRPOConfig
+    from empo_gym.agents.training.trainer import train
     from tests.training.train_helpers import BanditPolicy, make_tiny_model
 
     cfg = GRPOConfig(

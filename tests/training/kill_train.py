@@ -5,8 +5,8 @@ Usage::
 
     python kill_train.py OUT_DIR [--novelty] [--kill-at K --stage STAGE --marker PATH]
 
-Trains a tiny model with :func:`agents.training.trainer.train` (``resume=True``) and a real
-:class:`~agents.training.memory_hooks.EMPOMemory` over a real
+Trains a tiny model with :func:`empo_gym.agents.training.trainer.train` (``resume=True``) and a real
+:class:`~empo_gym.agents.training.memory_hooks.EMPOMemory` over a real
 :class:`~empo_gym.memory.MemoryStore` (hashing embedder). Every iteration is a memory rollout
 (``memory_prob=1.0``), every iteration is checkpointed (``checkpoint_every=1``) and every step
 of every trajectory becomes exactly one memory entry (state keys are unique), so the store of a
@@ -59,7 +59,7 @@ BLOCK_S = 600.0
 
 def make_config(out_dir: Path, novelty: bool) -> Any:
     """The EMPO² config of every run (reference, killed and resumed)."""
-    from agents.training.config import EMPOConfig
+    from empo_gym.agents.training.config import EMPOConfig
 
     return EMPOConfig(
         iterations=ITERATIONS,
@@ -109,7 +109,7 @@ class TipPolicy:
     def generate(self, conversations: list, sampling: Any = None) -> list:
         import torch
 
-        from agents.llm.policy import Generation
+        from empo_gym.agents.llm.policy import Generation
 
         with torch.no_grad():
             best = int(self.model(input_ids=torch.tensor([[1, 3, 5]])).logits[0, -1].argmax())
@@ -121,7 +121,7 @@ def make_rollout(store: Any, clock: Clock, kill: dict[str, Any]):
     """``rollout_fn``: STEPS one-token turns per episode, tips from ``store`` in memory mode."""
     import torch
 
-    from agents.llm.trajectory import Trajectory, Turn
+    from empo_gym.agents.llm.trajectory import Trajectory, Turn
 
     def rollout(policy: Any, tasks: list[int], group_size: int, use_memory: bool):
         it = clock.iteration
@@ -188,7 +188,7 @@ def block(kill: dict[str, Any]) -> None:
 
 def make_memory(clock: Clock, kill: dict[str, Any], novelty: bool):
     """A real EMPOMemory (hashing MemoryStore) with the ``checkpoint`` kill point."""
-    from agents.training.memory_hooks import EMPOMemory
+    from empo_gym.agents.training.memory_hooks import EMPOMemory
     from empo_gym.memory import MemoryStore, NoveltyReward
 
     class KillableMemory(EMPOMemory):
@@ -203,7 +203,7 @@ def make_memory(clock: Clock, kill: dict[str, Any], novelty: bool):
 
 def install_metrics_kill_point(kill: dict[str, Any]) -> None:
     """The ``metrics`` / ``torn`` kill points: wrap the trainer's metrics-line append."""
-    from agents.training import trainer
+    from empo_gym.agents.training import trainer
 
     original = trainer._append_metrics  # AttributeError when renamed: fail loudly
 
@@ -223,8 +223,8 @@ def install_metrics_kill_point(kill: dict[str, Any]) -> None:
 
 def start_iteration(out_dir: Path) -> int:
     """Iterations completed by the checkpoint a resumed run starts from (0 when none)."""
-    from agents.training.checkpoint import latest_checkpoint
-    from agents.training.trainer import CHECKPOINTS_DIR
+    from empo_gym.agents.training.checkpoint import latest_checkpoint
+    from empo_gym.agents.training.trainer import CHECKPOINTS_DIR
 
     found = latest_checkpoint(out_dir / CHECKPOINTS_DIR)
     if found is None:
@@ -249,7 +249,7 @@ def run(
     """
     import torch
 
-    from agents.training.trainer import train
+    from empo_gym.agents.training.trainer import train
     from tests.training.train_helpers import BANDIT_VOCAB, make_tiny_model
 
     torch.set_num_threads(1)

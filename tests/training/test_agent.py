@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.training.agent import EMPOAgent, GRPOAgent
+from empo_gym.agents.training.agent import EMPOAgent, GRPOAgent
 
 
 def test_run_dir_defaults_to_a_stamped_folder_under_runs(monkeypatch):

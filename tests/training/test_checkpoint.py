@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from agents.training.checkpoint import (
+from empo_gym.agents.training.checkpoint import (
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
     save_checkpoint,
 )
-from agents.training.config import GRPOConfig
-from agents.training.modes import UpdateMode, sample_modes
-from agents.training.update import make_optimizer, policy_update
+from empo_gym.agents.training.config import GRPOConfig
+from empo_gym.agents.training.modes import UpdateMode, sample_modes
+from empo_gym.agents.training.update import make_optimizer, policy_update
 from tests.tiny_llama import tiny_llama
 from tests.training.train_helpers import PAD, make_tiny_model, make_traj, make_turn
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from agents.training.config import (
+from empo_gym.agents.training.config import (
     EMPOConfig,
     GRPOConfig,
     config_from_dict,
@@ -33,7 +33,7 @@ def test_every_field_has_a_docstring():
     import ast
     import inspect
 
-    import agents.training.config as mod
+    import empo_gym.agents.training.config as mod
 
     tree = ast.parse(inspect.getsource(mod))
     for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):

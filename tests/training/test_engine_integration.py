@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agents.training.config import EMPOConfig
-from agents.training.modes import UpdateMode
-from agents.training.trainer import engine_rollout_fn, group_trajectories, train
-from agents.training.update import build_turn_batch
+from empo_gym.agents.training.config import EMPOConfig
+from empo_gym.agents.training.modes import UpdateMode
+from empo_gym.agents.training.trainer import engine_rollout_fn, group_trajectories, train
+from empo_gym.agents.training.update import build_turn_batch
 from tests.tiny_llama import tiny_llama
 
 
@@ -34,7 +34,7 @@ def _byte_tokenizer():
 
 def _byte_policy():
     """A TransformersPolicy over a tiny byte-level Llama (seeded sampling, 6 new tokens)."""
-    from agents.llm.policy import SamplingConfig, TransformersPolicy
+    from empo_gym.agents.llm.policy import SamplingConfig, TransformersPolicy
 
     tokenizer = _byte_tokenizer()
     model = tiny_llama(

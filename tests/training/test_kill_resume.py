@@ -169,7 +169,7 @@ def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
 
 def _memory(ckpt: Path) -> tuple[list[dict], dict[str, Any]]:
     """Entries (oldest first) and per-slot key embeddings of a checkpoint's memory file."""
-    from agents.training.memory_hooks import STORE_FILE
+    from empo_gym.agents.training.memory_hooks import STORE_FILE
     from empo_gym.memory import MemoryStore
 
     store = MemoryStore.load(ckpt / STORE_FILE)
@@ -246,9 +246,13 @@ def test_reference_run_writes_every_iteration(runs):
 def test_kill_leaves_only_complete_checkpoints(runs, stage):
     """(1) + (2): every listed checkpoint is complete and loads; ``latest`` names the newest
     finished one; its memory holds exactly the entries of the iterations it covers."""
-    from agents.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
-    from agents.training.memory_hooks import EMPOMemory
-    from agents.training.update import make_optimizer
+    from empo_gym.agents.training.checkpoint import (
+        latest_checkpoint,
+        list_checkpoints,
+        load_checkpoint,
+    )
+    from empo_gym.agents.training.memory_hooks import EMPOMemory
+    from empo_gym.agents.training.update import make_optimizer
     from empo_gym.memory import MemoryStore
     from tests.training.train_helpers import BANDIT_VOCAB, make_tiny_model
 

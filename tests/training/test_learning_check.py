@@ -13,10 +13,10 @@ from typing import Any
 import gymnasium as gym
 import pytest
 
-from agents.llm.rollout import ResetSpec
-from agents.training.config import EMPOConfig, GRPOConfig
-from agents.training.memory_hooks import EMPOMemory
-from agents.training.trainer import engine_rollout_fn, train
+from empo_gym.agents.llm.rollout import ResetSpec
+from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
+from empo_gym.agents.training.memory_hooks import EMPOMemory
+from empo_gym.agents.training.trainer import engine_rollout_fn, train
 from empo_gym.memory import MemoryObservationWrapper, MemoryStore, NoveltyReward
 from empo_gym.spaces import UnicodeText
 from tests.tiny_llama import tiny_llama
@@ -57,7 +57,7 @@ def _word_policy(seed: int = 0):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from agents.llm.policy import SamplingConfig, TransformersPolicy
+    from empo_gym.agents.llm.policy import SamplingConfig, TransformersPolicy
 
     words = ["<pad>", "<eos>", "<|im_start|>", "<|im_end|>", "[UNK]", "user", "assistant"]
     words += sorted({w for a in ACTIONS for w in a.split()})

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from agents.training.losses import (
+from empo_gym.agents.training.losses import (
     clipped_surrogate,
     entropy_from_logits,
     group_advantages,

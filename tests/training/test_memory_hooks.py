@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from agents.llm.policy import Generation
-from agents.llm.trajectory import Trajectory, Turn
-from agents.training.memory_hooks import STORE_FILE, EMPOMemory, to_tip_trajectory
+from empo_gym.agents.llm.policy import Generation
+from empo_gym.agents.llm.trajectory import Trajectory, Turn
+from empo_gym.agents.training.memory_hooks import STORE_FILE, EMPOMemory, to_tip_trajectory
 from empo_gym.memory import MemoryStore, NoveltyReward
 
 

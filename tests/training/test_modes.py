@@ -7,9 +7,9 @@ import random
 import pytest
 import torch
 
-from agents.llm.logprobs import token_logprobs
-from agents.training.config import EMPOConfig
-from agents.training.modes import (
+from empo_gym.agents.llm.logprobs import token_logprobs
+from empo_gym.agents.training.config import EMPOConfig
+from empo_gym.agents.training.modes import (
     RolloutMode,
     UpdateMode,
     denominator_prompt,
@@ -18,7 +18,7 @@ from agents.training.modes import (
     sample_rollout_mode,
     sample_update_mode,
 )
-from agents.training.update import build_turn_batch, make_optimizer, policy_update
+from empo_gym.agents.training.update import build_turn_batch, make_optimizer, policy_update
 from tests.training.train_helpers import PAD, make_traj, make_turn, score
 
 PREFIX, TIPS, SUFFIX = [1, 30, 31], [90, 91, 92, 93], [40, 41]

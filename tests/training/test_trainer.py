@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from agents.training.config import EMPOConfig, GRPOConfig
-from agents.training.trainer import METRICS_FILE, group_trajectories, train
+from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
+from empo_gym.agents.training.trainer import METRICS_FILE, group_trajectories, train
 from tests.training.train_helpers import (
     BANDIT_VOCAB,
     BanditPolicy,
@@ -114,7 +114,7 @@ def test_group_trajectories_and_empty_tasks(tmp_path):
 
 
 def test_learning_curves_png(tmp_path):
-    from agents.training.curves import plot_curves, read_metrics
+    from empo_gym.agents.training.curves import plot_curves, read_metrics
 
     for agent, cls in (("grpo", GRPOConfig), ("empo", EMPOConfig)):
         cfg = cls(iterations=3, output_dir=str(tmp_path / agent), **COMMON)
@@ -132,7 +132,7 @@ def test_learning_curves_png(tmp_path):
 
 
 def test_bench_compares_equal_settings():
-    from agents.training.bench import compare_iteration_cost
+    from empo_gym.agents.training.bench import compare_iteration_cost
 
     common = dict(COMMON, iterations=4, skip_zero_advantage=False)
     lines: list[str] = []

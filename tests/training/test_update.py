@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from agents.training.config import EMPOConfig, GRPOConfig
-from agents.training.modes import UpdateMode
-from agents.training.update import (
+from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
+from empo_gym.agents.training.modes import UpdateMode
+from empo_gym.agents.training.update import (
     build_turn_batch,
     make_optimizer,
     policy_update,

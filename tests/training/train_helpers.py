@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from agents.llm.trajectory import Trajectory, Turn
+from empo_gym.agents.llm.trajectory import Trajectory, Turn
 from tests.tiny_llama import tiny_llama
 
 VOCAB = 128
@@ -42,7 +42,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 @torch.no_grad()
 def score(model: torch.nn.Module, prompt: list[int], response: list[int]) -> list[float]:
     """Log-probabilities of ``response`` after ``prompt`` under ``model``."""
-    from agents.llm.logprobs import token_logprobs
+    from empo_gym.agents.llm.logprobs import token_logprobs
 
     logp, _ = token_logprobs(model, [prompt], [response], PAD)
     return logp[0, : len(response)].tolist()

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import statistics
 
-from agents.scripted.webshop import WebShopOracleAgent, WebShopRandomAgent, WebShopRuleAgent
+from empo_gym.agents.scripted.webshop import (
+    WebShopOracleAgent,
+    WebShopRandomAgent,
+    WebShopRuleAgent,
+)
 from empo_gym.webshop.env import WebShopEnv
 
 

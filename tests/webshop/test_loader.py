@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from agents.scripted.webshop import WebShopOracleAgent
+from empo_gym.agents.scripted.webshop import WebShopOracleAgent
 from empo_gym.webshop.env import WebShopEnv
 from empo_gym.webshop.loader import WebShopDataError, load_original
 
