@@ -2,39 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from empo_gym.agents.training.trainer import METRICS_FILE
+from empo_gym.agents.training.metrics import read_metrics
 from empo_gym.atomic_io import atomic_path
-
-
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a ``metrics.jsonl`` file, or of ``<run dir>/metrics.jsonl``.
-
-    Raises:
-        FileNotFoundError: No metrics file at ``path``.
-        ValueError: A line is not a JSON object (names the file and line).
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / METRICS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"no metrics file at {path}; expected a run dir or metrics.jsonl")
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from exc
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}:{number}: expected a JSON object per line")
-        rows.append(row)
-    return rows
 
 
 def moving_average(values: Sequence[float], window: int) -> list[float]:

@@ -20,7 +20,6 @@ every optimizer step.
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +33,12 @@ import torch
 from empo_gym.agents.llm.trajectory import Trajectory
 from empo_gym.agents.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
+from empo_gym.agents.training.metrics import (
+    METRICS_FILE,
+    append_metrics,
+    read_metrics,
+    write_metrics,
+)
 from empo_gym.agents.training.modes import RolloutMode, UpdateMode, sample_modes
 from empo_gym.agents.training.update import make_optimizer, policy_update
 from empo_gym.atomic_io import write_text_atomic
@@ -41,7 +46,6 @@ from empo_gym.atomic_io import write_text_atomic
 RolloutFn = Callable[[Any, Sequence[Any], int, bool], list[Trajectory]]
 """``rollout_fn(policy, tasks, group_size, use_memory) -> trajectories`` (B x G, group order)."""
 
-METRICS_FILE = "metrics.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
 
 
@@ -111,37 +115,6 @@ def group_trajectories(trajectories: Sequence[Trajectory]) -> list[list[Trajecto
     return list(groups.values())
 
 
-def _read_metrics(path: Path, before_iteration: int) -> list[str]:
-    """Lines of iterations before ``before_iteration``; a torn last line (a kill inside the
-    append) is dropped, a corrupt line elsewhere raises."""
-    if not path.exists():
-        return []
-    lines = [line for line in path.read_text(encoding="utf-8").split("\n") if line]
-    kept = []
-    for i, line in enumerate(lines):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break
-            raise ValueError(f"{path}:{i + 1}: corrupt metrics line {line[:80]!r}") from None
-        if row["iteration"] < before_iteration:
-            kept.append(line)
-    return kept
-
-
-def _rewrite_metrics(path: Path, lines: list[str]) -> None:
-    """Replace ``path`` atomically with ``lines`` (one per line)."""
-    write_text_atomic(path, "".join(line + "\n" for line in lines))
-
-
-def _append_metrics(path: Path, row: dict[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
 class TrainingRun:
     """A GRPO / EMPO² run advanced one iteration at a time (:func:`train` drives it to the end).
 
@@ -178,7 +151,9 @@ class TrainingRun:
         self.main = accelerator.is_main_process
         if self.main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            _rewrite_metrics(self.out_dir / "config.json", [json.dumps(cfg.to_dict(), indent=1)])
+            write_text_atomic(
+                self.out_dir / "config.json", json.dumps(cfg.to_dict(), indent=1) + "\n"
+            )
 
         # seeds, device, optimizer, resume
         seed_everything(cfg.seed + accelerator.process_index)
@@ -201,13 +176,15 @@ class TrainingRun:
             _weights_changed(policy)
         _check_same_start(self.start, accelerator)
         if self.main:  # drop metric lines of iterations after the checkpoint (killed mid-way)
-            lines = _read_metrics(self.metrics_path, self.start)
+            rows = []
+            if self.metrics_path.exists():
+                rows = [r for r in read_metrics(self.metrics_path) if r["iteration"] < self.start]
             # killed after the checkpoint, before its iteration's line: take it from the checkpoint
             if saved_row is not None and all(
-                json.loads(line)["iteration"] != saved_row["iteration"] for line in lines
+                r["iteration"] != saved_row["iteration"] for r in rows
             ):
-                lines.append(json.dumps(saved_row, sort_keys=True))
-            _rewrite_metrics(self.metrics_path, lines)
+                rows.append(saved_row)
+            write_metrics(self.metrics_path, rows)
         self.iteration = self.start
         self.history: list[dict[str, Any]] = []
         self._b_local = _local_share(cfg.tasks_per_iter, accelerator)
@@ -297,7 +274,7 @@ class TrainingRun:
         self.history.append(row)
         self.iteration = done
         if self.main:
-            _append_metrics(self.metrics_path, row)
+            append_metrics(self.metrics_path, row)
         if self.on_iteration is not None:
             self.on_iteration(row)
         return row

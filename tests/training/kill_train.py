@@ -205,7 +205,7 @@ def install_metrics_kill_point(kill: dict[str, Any]) -> None:
     """The ``metrics`` / ``torn`` kill points: wrap the trainer's metrics-line append."""
     from empo_gym.agents.training import trainer
 
-    original = trainer._append_metrics  # AttributeError when renamed: fail loudly
+    original = trainer.append_metrics  # AttributeError when renamed: fail loudly
 
     def append(path: Path, row: dict[str, Any]) -> None:
         if row["iteration"] == kill["at"]:
@@ -218,7 +218,7 @@ def install_metrics_kill_point(kill: dict[str, Any]) -> None:
             block(kill)
         original(path, row)
 
-    trainer._append_metrics = append
+    trainer.append_metrics = append
 
 
 def start_iteration(out_dir: Path) -> int:

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
-from empo_gym.agents.training.trainer import METRICS_FILE, group_trajectories, train
+from empo_gym.agents.training.metrics import METRICS_FILE
+from empo_gym.agents.training.trainer import group_trajectories, train
 from tests.training.train_helpers import (
     BANDIT_VOCAB,
     BanditPolicy,
@@ -114,7 +115,8 @@ def test_group_trajectories_and_empty_tasks(tmp_path):
 
 
 def test_learning_curves_png(tmp_path):
-    from empo_gym.agents.training.curves import plot_curves, read_metrics
+    from empo_gym.agents.training.curves import plot_curves
+    from empo_gym.agents.training.metrics import read_metrics
 
     for agent, cls in (("grpo", GRPOConfig), ("empo", EMPOConfig)):
         cfg = cls(iterations=3, output_dir=str(tmp_path / agent), **COMMON)
@@ -129,6 +131,12 @@ def test_learning_curves_png(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"iteration": 0}\nnot json\n')
     with pytest.raises(ValueError, match="bad.jsonl:2"):
         read_metrics(tmp_path / "bad.jsonl")
+    # a kill inside the trainer's append leaves an unterminated last line: the trainer resumes
+    # past it (tests/training/test_kill_resume.py) and the plot reads the same rows
+    with (tmp_path / "grpo" / METRICS_FILE).open("a") as fh:
+        fh.write('{"iteration": 3, "succ')
+    assert len(read_metrics(tmp_path / "grpo")) == 3
+    assert plot_curves({"GRPO": tmp_path / "grpo"}, tmp_path / "torn.png").exists()
 
 
 def test_bench_compares_equal_settings():
