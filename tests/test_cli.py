@@ -88,7 +88,7 @@ def test_bad_config_key_is_rejected(tmp_path) -> None:
     cfg = tmp_path / "run.yaml"
     cfg.write_text("episodez: 2\n")
     res = runner.invoke(app, ["run", "--agent", "random", "--env", "guess", "--config", str(cfg)])
-    assert res.exit_code == 2 and "unknown key 'episodez'" in " ".join(res.output.split())
+    assert res.exit_code == 2 and "unknown config key 'episodez'" in " ".join(res.output.split())
 
 
 def test_leaderboard_reports_malformed_file(tmp_path) -> None:

@@ -19,6 +19,7 @@ import gymnasium as gym
 
 from empo_gym.agents.base import Agent
 from empo_gym.agents.training.config import GRPOConfig, config_from_dict
+from empo_gym.yaml_config import read_yaml
 
 
 class LearningAgent(Agent):
@@ -38,11 +39,7 @@ class LearningAgent(Agent):
     ):
         data: dict[str, Any] = {}
         if isinstance(config, str):
-            import yaml
-
-            data = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
-            if not isinstance(data, dict):
-                raise ValueError(f"{config}: expected a mapping of config keys")
+            data = read_yaml(config)
         elif isinstance(config, dict):
             data = dict(config)
         data.setdefault("preset", preset)

@@ -15,13 +15,11 @@ YAML layout (every key optional; unknown keys are rejected)::
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from empo_gym.yaml_config import check_fields, from_dict, read_yaml
 
 AGENTS = ("grpo", "empo")
 PRESETS = ("default", "paper", "quick")
@@ -119,7 +117,7 @@ class GRPOConfig:
         return "grpo"
 
     def __post_init__(self) -> None:
-        _coerce_types(self)
+        check_fields(self)
         self.validate()
 
     def validate(self) -> None:
@@ -280,9 +278,7 @@ def paper_preset(agent: str, env: str = "scienceworld", **overrides: Any) -> GRP
         >>> paper_preset("grpo", "webshop").kl_coef
         0.01
     """
-    if env not in _PAPER_ENV:
-        raise ValueError(f"env={env!r} has no paper preset; expected one of {list(_PAPER_ENV)}")
-    return config_class(agent)(**{"env": env, **_PAPER_ENV[env], **overrides})
+    return config_from_dict({"preset": "paper", "env": env, **overrides}, agent=agent)
 
 
 def quick_preset(agent: str, env: str = "scienceworld", **overrides: Any) -> GRPOConfig:
@@ -292,18 +288,34 @@ def quick_preset(agent: str, env: str = "scienceworld", **overrides: Any) -> GRP
         >>> quick_preset("empo").group_size
         4
     """
-    base = {"env": env, "kl_coef": 0.0, **_QUICK, **_QUICK_ENV.get(env, {})}
-    if issubclass(config_class(agent), EMPOConfig):
-        base.update(_QUICK_EMPO)
-    return config_class(agent)(**{**base, **overrides})
+    return config_from_dict({"preset": "quick", "env": env, **overrides}, agent=agent)
 
 
-def config_from_dict(data: dict[str, Any], agent: str | None = None) -> GRPOConfig:
+def _preset_base(preset: str, agent: str, env: str) -> dict[str, Any]:
+    """The settings ``preset`` puts under the user's keys."""
+    if preset == "default":
+        return {}
+    if preset == "paper":
+        if env not in _PAPER_ENV:
+            raise ValueError(f"env={env!r} has no paper preset; expected one of {list(_PAPER_ENV)}")
+        return dict(_PAPER_ENV[env])
+    if preset == "quick":
+        base = {"kl_coef": 0.0, **_QUICK, **_QUICK_ENV.get(env, {})}
+        if agent == "empo":
+            base.update(_QUICK_EMPO)
+        return base
+    raise ValueError(f"preset={preset!r}; expected one of {list(PRESETS)}")
+
+
+def config_from_dict(
+    data: dict[str, Any], agent: str | None = None, source: str = "<config>"
+) -> GRPOConfig:
     """Build a config from a mapping (the YAML layout of this module's docstring).
 
     Args:
         data: ``agent`` / ``preset`` keys plus field overrides.
         agent: Overrides ``data["agent"]`` when given (e.g. from ``--agent``).
+        source: Where ``data`` came from (prefixes every error).
 
     Raises:
         ValueError: Unknown key, bad preset / agent, wrong type or out-of-range value; the
@@ -314,26 +326,16 @@ def config_from_dict(data: dict[str, Any], agent: str | None = None) -> GRPOConf
         3
     """
     if not isinstance(data, dict):
-        raise ValueError(f"config must be a mapping of keys to values, got {type(data).__name__}")
+        raise ValueError(
+            f"{source}: config must be a mapping of keys to values, got {type(data).__name__}"
+        )
     data = dict(data)
-    agent = agent or data.pop("agent", "grpo")
+    agent = str(agent or data.pop("agent", "grpo"))
     data.pop("agent", None)
     preset = data.pop("preset", "default")
-    cls = config_class(str(agent))
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(
-            f"unknown config key(s) {unknown} for agent {agent!r}; expected any of "
-            f"{sorted(known | {'agent', 'preset'})}"
-        )
-    if preset == "default":
-        return cls(**data)
-    if preset == "paper":
-        return paper_preset(str(agent), **data)
-    if preset == "quick":
-        return quick_preset(str(agent), **data)
-    raise ValueError(f"preset={preset!r}; expected one of {list(PRESETS)}")
+    cls = config_class(agent)
+    base = _preset_base(preset, agent, str(data.get("env", "scienceworld")))
+    return from_dict(cls, {**base, **data}, source, owner=f"agent {agent!r}")
 
 
 def load_config(path: str | Path, agent: str | None = None) -> GRPOConfig:
@@ -344,78 +346,14 @@ def load_config(path: str | Path, agent: str | None = None) -> GRPOConfig:
         agent: Overrides the file's ``agent`` key.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: Invalid YAML or an invalid key / value (named in the message).
+        ValueError: Unreadable file, invalid YAML or an invalid key / value (named).
     """
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({exc})") from exc
-    try:
-        return config_from_dict(data or {}, agent=agent)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+    return config_from_dict(read_yaml(path), agent=agent, source=str(path))
 
 
 def _require(cfg: GRPOConfig, name: str, ok: bool, expected: str) -> None:
     if not ok:
         raise ValueError(f"{name}={getattr(cfg, name)!r} is invalid; expected {expected}")
-
-
-def _coerce_types(cfg: GRPOConfig) -> None:
-    """Check each field's type, converting what YAML writes loosely (``1e-6`` is a str in YAML
-    1.1, a list stands for a tuple, an int for a float)."""
-    hints = typing.get_type_hints(type(cfg))
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        setattr(cfg, f.name, _coerce(f.name, value, hints[f.name]))
-
-
-def _coerce(name: str, value: Any, hint: Any) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(name, value, arg)
-            except ValueError as exc:
-                errors.append(str(exc))
-        raise ValueError(errors[0])
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ValueError(f"{name}={value!r}; expected a list of {len(args)} values")
-        return tuple(_coerce(name, v, a) for v, a in zip(value, args, strict=True))
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{name}={value!r}; expected true or false")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name}={value!r}; expected an integer")
-        return value
-    if hint is float:
-        if isinstance(value, bool):
-            raise ValueError(f"{name}={value!r}; expected a number")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ValueError(f"{name}={value!r}; expected a number")
-    if hint is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{name}={value!r}; expected a string")
-        return value
-    return value
 
 
 __all__ = [
