@@ -1,4 +1,9 @@
-"""Short environment names (``scienceworld``, ``webshop``, ``ood``) used by the CLI and harness.
+"""Env profiles: everything empo-gym knows about an env family, under its short name.
+
+One :class:`EnvInfo` per env (``scienceworld``, ``webshop``, ``ood``, or one you register) holds
+what the CLI and harness need (Gymnasium id, splits, tasks) and what LLM agents and trainers
+need (prompt style, answer format, token budget, training presets), so no other module keys
+constants by env-name strings. The values are plain data: this module imports no agent code.
 
 Example:
     >>> {"ood", "scienceworld", "webshop"} <= set(env_names())
@@ -13,15 +18,27 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+#: Prompt styles of ``empo_gym.agents.llm.prompts`` (what an env's profile may name).
+PROMPT_STYLES = ("scienceworld", "webshop", "generic")
+#: Answer formats of ``empo_gym.agents.llm.parsing``: ``plain`` = the whole answer is the action,
+#: ``tagged`` = reasoning, then the action inside ``<action>...</action>``.
+ACTION_FORMATS = ("plain", "tagged")
 
 
 def _scienceworld_tasks() -> list[str]:
     from empo_gym.scienceworld.tasks import TASK_NAMES
 
     return list(TASK_NAMES)
+
+
+def _scienceworld_task(task: str) -> str:
+    from empo_gym.scienceworld.tasks import resolve_task
+
+    return resolve_task(task)
 
 
 def _ood_tasks() -> list[str]:
@@ -32,16 +49,51 @@ def _ood_tasks() -> list[str]:
 
 @dataclass(frozen=True)
 class EnvInfo:
-    """What the CLI and the harness need to know about an environment family."""
+    """The profile of an env family: the one place that knows its per-env settings."""
 
     name: str
+    """Short name (``empo-gym run --env NAME``)."""
     gym_id: str
+    """Registered Gymnasium id."""
     description: str
+    """One line for ``empo-gym envs``."""
     splits: tuple[str, ...]
+    """Splits the env's ``split`` kwarg accepts."""
     default_split: str
+    """Split evaluated by default."""
     tasks: Callable[[], list[str]] = field(default=lambda: [])
+    """Canonical task names (called lazily: listing ScienceWorld's needs its package)."""
     task_kwarg: str | None = "task"
     """Constructor kwarg that receives ``--task`` (None: the env has no tasks)."""
+    resolve_task: Callable[[str], str] | None = None
+    """Alias -> canonical task name (ScienceWorld ids like ``1-1``); raises ValueError."""
+    prompt_style: str = "generic"
+    """Prompt an LLM agent builds (one of :data:`PROMPT_STYLES`)."""
+    action_format: str = "plain"
+    """How an LLM's answer is read (one of :data:`ACTION_FORMATS`)."""
+    max_action_tokens: int = 32
+    """Tokens an LLM may generate per step by default."""
+    paper_train: Mapping[str, Any] | None = None
+    """Trainer settings of the EMPO² paper's recipe on this env (None: the paper has none)."""
+    quick_train: Mapping[str, Any] = field(default_factory=dict)
+    """Adjustments of the CPU quick training preset for this env."""
+
+    def __post_init__(self) -> None:
+        if self.prompt_style not in PROMPT_STYLES:
+            raise ValueError(
+                f"env {self.name!r}: prompt_style={self.prompt_style!r}; "
+                f"expected one of: {', '.join(PROMPT_STYLES)}"
+            )
+        if self.action_format not in ACTION_FORMATS:
+            raise ValueError(
+                f"env {self.name!r}: action_format={self.action_format!r}; "
+                f"expected one of: {', '.join(ACTION_FORMATS)}"
+            )
+        if self.default_split not in self.splits:
+            raise ValueError(
+                f"env {self.name!r}: default_split={self.default_split!r}; "
+                f"expected one of its splits: {', '.join(self.splits)}"
+            )
 
     def env_kwargs(self, task: str | None, split: str) -> dict[str, Any]:
         """Constructor kwargs for a task and split, validated."""
@@ -55,29 +107,35 @@ class EnvInfo:
             if self.task_kwarg is None:
                 raise ValueError(f"env {self.name!r} has no tasks; drop --task {task!r}")
             valid = self.tasks()
-            if task not in valid and not self._alias_ok(task):
+            try:
+                canonical = self.canonical_task(task)
+            except ValueError:
+                canonical = None
+            if canonical not in valid:
                 raise ValueError(
                     f"unknown task {task!r} for env {self.name!r}; "
                     f"expected one of: {', '.join(valid)}"
                 )
-            kwargs[self.task_kwarg] = self.canonical_task(task)
+            kwargs[self.task_kwarg] = canonical
         return kwargs
 
     def canonical_task(self, task: str) -> str:
         """The task's canonical name (ScienceWorld ids like ``1-1`` become ``boil``)."""
-        if self.name == "scienceworld":
-            from empo_gym.scienceworld.tasks import resolve_task
+        return self.resolve_task(task) if self.resolve_task is not None else task
 
-            return resolve_task(task)
-        return task
 
-    def _alias_ok(self, task: str) -> bool:
-        if self.name != "scienceworld":
-            return False
-        from empo_gym.scienceworld.tasks import TASK_IDS
+#: The profile of an env nobody registered (a user's own env driven by an LLM agent).
+GENERIC = EnvInfo(
+    name="generic",
+    gym_id="",
+    description="any text env (plain prompt with the admissible actions, plain answers)",
+    splits=("train", "test"),
+    default_split="test",
+    task_kwarg=None,
+)
 
-        return task in TASK_IDS
-
+#: The paper's base model, full-parameter (8 x A100-class GPUs).
+_PAPER_MODEL = "Qwen/Qwen2.5-7B-Instruct"
 
 _ENVS: dict[str, EnvInfo] = {
     "scienceworld": EnvInfo(
@@ -87,6 +145,14 @@ _ENVS: dict[str, EnvInfo] = {
         splits=("train", "dev", "test"),
         default_split="test",
         tasks=_scienceworld_tasks,
+        resolve_task=_scienceworld_task,
+        prompt_style="scienceworld",
+        action_format="plain",
+        max_action_tokens=32,  # the paper: the action only
+        paper_train={"model": _PAPER_MODEL, "kl_coef": 0.0},
+        # ScienceWorld's scores move with partial progress, so nearly every iteration updates
+        # (~600-token prompts, ~25 unmasked turns): 4 iterations keep `run` near 10 minutes.
+        quick_train={"iterations": 4},
     ),
     "webshop": EnvInfo(
         name="webshop",
@@ -95,6 +161,20 @@ _ENVS: dict[str, EnvInfo] = {
         splits=("train", "eval", "test"),
         default_split="test",
         task_kwarg=None,
+        prompt_style="webshop",
+        action_format="tagged",
+        max_action_tokens=512,  # the paper: reasoning in <think>, then the action
+        paper_train={
+            "model": _PAPER_MODEL,
+            "kl_coef": 0.01,
+            "max_steps": 15,
+            "eval_episodes": 500,
+        },
+        # WebShop prompts are ~900 tokens and a CPU update costs ~12 ms per token (2 cores), so
+        # the quick preset keeps episodes short and drops the KL term (kl_coef > 0 forwards every
+        # turn, even those with zero advantage, plus a reference model): ~10 minutes for
+        # `make run`. Answers need room for the action tag.
+        quick_train={"iterations": 4, "max_steps": 4, "max_response_tokens": 24, "kl_coef": 0.0},
     ),
     "ood": EnvInfo(
         name="ood",
@@ -104,6 +184,9 @@ _ENVS: dict[str, EnvInfo] = {
         default_split="test",
         tasks=_ood_tasks,
         task_kwarg="transfer",
+        prompt_style="scienceworld",  # the target tasks are ScienceWorld tasks
+        action_format="plain",
+        max_action_tokens=32,
     ),
 }
 
@@ -118,6 +201,16 @@ def get_env_info(name: str) -> EnvInfo:
     if name not in _ENVS:
         raise ValueError(f"unknown env {name!r}; expected one of: {', '.join(env_names())}")
     return _ENVS[name]
+
+
+def env_profile(name: str) -> EnvInfo:
+    """The profile of ``name``, or :data:`GENERIC` for an env nobody registered.
+
+    Example:
+        >>> env_profile("webshop").action_format, env_profile("my-own-env").prompt_style
+        ('tagged', 'generic')
+    """
+    return _ENVS.get(name, GENERIC)
 
 
 def register_env(info: EnvInfo, *, overwrite: bool = False) -> None:

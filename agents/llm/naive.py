@@ -10,9 +10,8 @@ from empo_gym.agents.llm.parsing import ParseStats, parse_action, style_for
 from empo_gym.agents.llm.policy import DEFAULT_MODEL, Policy, SamplingConfig, TransformersPolicy
 from empo_gym.agents.llm.prompts import EpisodeState, build_prompt
 from empo_gym.agents.llm.rollout import split_observation
+from empo_gym.registry import env_profile
 
-#: Response budgets per env (the paper's: action only for ScienceWorld, reasoning for WebShop).
-DEFAULT_MAX_NEW_TOKENS: dict[str, int] = {"scienceworld": 32, "ood": 32, "webshop": 512}
 #: The paper's evaluation temperature.
 EVAL_TEMPERATURE = 0.4
 
@@ -41,7 +40,7 @@ class NaiveLLMAgent(Agent):
         env: Env short name; when None it is taken from :meth:`env_kwargs` or guessed.
         temperature: Sampling temperature (the paper evaluates at 0.4).
         top_p: Nucleus mass.
-        max_new_tokens: Response budget; None = the env's default (32 ScienceWorld, 512 WebShop).
+        max_new_tokens: Response budget; None = the env profile's ``max_action_tokens``.
         seed: Sampling seed.
         max_history: Steps of history shown in the prompt.
     """
@@ -87,7 +86,7 @@ class NaiveLLMAgent(Agent):
         return self._model_name
 
     def _sampling(self) -> SamplingConfig:
-        budget = self.max_new_tokens or DEFAULT_MAX_NEW_TOKENS.get(self.env_name or "", 32)
+        budget = self.max_new_tokens or env_profile(self.env_name or "").max_action_tokens
         return SamplingConfig(
             temperature=self.temperature, top_p=self.top_p, max_new_tokens=budget, seed=self.seed
         )

@@ -13,6 +13,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from empo_gym.registry import env_profile
+
 _WORD = re.compile(r"[a-z0-9]+")
 _ACTION_TAG = re.compile(r"<action>(.*?)</action>", re.IGNORECASE | re.DOTALL)
 _OPEN_ACTION = re.compile(r"<action>(.*)$", re.IGNORECASE | re.DOTALL)
@@ -239,15 +241,11 @@ class ParseStats:
         return {**asdict(self), "malformed_rate": self.malformed_rate}
 
 
-#: Output style per env short name (anything else is ``plain``).
-ENV_STYLES: dict[str, str] = {"scienceworld": "plain", "ood": "plain", "webshop": "tagged"}
-
-
 def style_for(env_name: str) -> str:
-    """The output style of ``env_name`` (``tagged`` for WebShop, ``plain`` otherwise).
+    """The output style of ``env_name``: its profile's ``action_format`` (``plain`` if unknown).
 
     Example:
         >>> style_for("webshop"), style_for("scienceworld")
         ('tagged', 'plain')
     """
-    return ENV_STYLES.get(env_name, "plain")
+    return env_profile(env_name).action_format

@@ -13,9 +13,11 @@ trainer can strip them exactly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from empo_gym.registry import env_profile
 
 Message = dict[str, str]
 
@@ -301,16 +303,25 @@ def generic_messages(state: EpisodeState, *, max_history: int = 6) -> list[Messa
     return [{"role": "user", "content": "\n".join(parts)}]
 
 
+#: Message builder per prompt style (an env's profile names its style: empo_gym.registry).
+PROMPT_BUILDERS: dict[str, Callable[..., list[Message]]] = {
+    "scienceworld": scienceworld_messages,
+    "webshop": webshop_messages,
+    "generic": generic_messages,
+}
+
+
 def build_prompt(
     env_name: str,
     state: EpisodeState,
     tips: Sequence[str] | str | None = None,
     **kwargs: Any,
 ) -> Prompt:
-    """The prompt for ``env_name`` (``scienceworld``, ``webshop``, else generic), with tips.
+    """The prompt for ``env_name`` in its profile's prompt style, with tips.
 
     Args:
-        env_name: Env short name; ``ood`` uses the ScienceWorld prompt.
+        env_name: Env short name (its profile's ``prompt_style`` picks the builder; an
+            unregistered name gets the generic prompt).
         state: The running episode.
         tips: Tips from the memory wrapper (a list, or already joined / rendered), or None.
         **kwargs: Passed to the env's message builder (``max_history``, ...).
@@ -321,12 +332,7 @@ def build_prompt(
         >>> a.messages == b.messages and not a.has_tips and b.has_tips
         True
     """
-    builders = {
-        "scienceworld": scienceworld_messages,
-        "ood": scienceworld_messages,
-        "webshop": webshop_messages,
-    }
-    builder = builders.get(env_name, generic_messages)
+    builder = PROMPT_BUILDERS[env_profile(env_name).prompt_style]
     return make_prompt(builder(state, **kwargs), tips)
 
 

@@ -1,7 +1,8 @@
 """Hyperparameters of the GRPO and EMPO² trainers: one dataclass each, loaded from YAML.
 
-Defaults are the paper's (EMPO2.md, ScienceWorld column); :func:`paper_preset` applies the
-per-env differences and :func:`quick_preset` the CPU settings of ``empo-gym run``. Every value is
+Defaults are the paper's (ScienceWorld recipe); :func:`paper_preset` applies the per-env
+differences and :func:`quick_preset` the CPU settings of ``empo-gym run`` (the per-env parts of
+both live in each env's profile, :mod:`empo_gym.registry`). Every value is
 validated when the dataclass is built, so a bad YAML file fails before any model loads.
 
 YAML layout (every key optional; unknown keys are rejected)::
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from empo_gym.registry import env_names, env_profile
 from empo_gym.yaml_config import check_fields, from_dict, read_yaml
 
 AGENTS = ("grpo", "empo")
@@ -209,18 +211,6 @@ class EMPOConfig(GRPOConfig):
 
 TrainConfig = GRPOConfig | EMPOConfig
 
-#: Per-env differences of the paper's recipes (EMPO2.md "Settings the paper used").
-_PAPER_ENV: dict[str, dict[str, Any]] = {
-    "scienceworld": {"model": "Qwen/Qwen2.5-7B-Instruct", "kl_coef": 0.0},
-    "webshop": {
-        "model": "Qwen/Qwen2.5-7B-Instruct",
-        "kl_coef": 0.01,
-        "max_steps": 15,
-        "max_response_tokens": 512,
-        "eval_episodes": 500,
-    },
-}
-
 #: CPU settings of ``empo-gym run`` (2 cores, SmolLM2-135M, ~10 minutes).
 _QUICK: dict[str, Any] = {
     "model": "smollm2-135m-instruct",
@@ -242,21 +232,6 @@ _QUICK: dict[str, Any] = {
 }
 #: EMPO²-only quick settings: one sentence; on CPU every tip token is paid once per trajectory.
 _QUICK_EMPO: dict[str, Any] = {"tip_max_tokens": 32}
-#: Per-env adjustments of the quick preset (WebShop answers need room for the action tag).
-#: WebShop prompts are ~900 tokens and a CPU update costs ~12 ms per token (2 cores), so the
-#: quick preset keeps episodes short and drops the KL term (kl_coef > 0 forwards every turn,
-#: even those with zero advantage, plus a reference model): ~10 minutes for `make run`.
-_QUICK_ENV: dict[str, dict[str, Any]] = {
-    # ScienceWorld's scores move with partial progress, so nearly every iteration updates
-    # (~600-token prompts, ~25 unmasked turns): 4 iterations keep `run` near 10 minutes.
-    "scienceworld": {"iterations": 4},
-    "webshop": {
-        "iterations": 4,
-        "max_steps": 4,
-        "max_response_tokens": 24,
-        "kl_coef": 0.0,
-    },
-}
 
 
 def config_class(agent: str) -> type[GRPOConfig]:
@@ -296,11 +271,13 @@ def _preset_base(preset: str, agent: str, env: str) -> dict[str, Any]:
     if preset == "default":
         return {}
     if preset == "paper":
-        if env not in _PAPER_ENV:
-            raise ValueError(f"env={env!r} has no paper preset; expected one of {list(_PAPER_ENV)}")
-        return dict(_PAPER_ENV[env])
+        profile = env_profile(env)
+        if profile.paper_train is None:
+            with_paper = [e for e in env_names() if env_profile(e).paper_train is not None]
+            raise ValueError(f"env={env!r} has no paper preset; expected one of {with_paper}")
+        return {"max_response_tokens": profile.max_action_tokens, **profile.paper_train}
     if preset == "quick":
-        base = {"kl_coef": 0.0, **_QUICK, **_QUICK_ENV.get(env, {})}
+        base = {"kl_coef": 0.0, **_QUICK, **env_profile(env).quick_train}
         if agent == "empo":
             base.update(_QUICK_EMPO)
         return base

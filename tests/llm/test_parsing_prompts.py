@@ -170,3 +170,33 @@ def test_tip_block_matches_the_memory_wrapper():
 def test_tip_request():
     msgs = tip_request_messages(_state(), 42.0)
     assert "42/100" in msgs[-1]["content"]
+
+
+def test_every_profile_prompt_style_has_a_builder():
+    from empo_gym.agents.llm.prompts import PROMPT_BUILDERS
+    from empo_gym.registry import PROMPT_STYLES
+
+    assert set(PROMPT_BUILDERS) == set(PROMPT_STYLES)
+
+
+def test_prompt_and_answer_format_come_from_the_env_profile(monkeypatch):
+    from empo_gym import registry
+    from empo_gym.agents.llm.parsing import style_for
+
+    monkeypatch.setitem(
+        registry._ENVS,
+        "profiled",
+        registry.EnvInfo(
+            name="profiled",
+            gym_id="x/Profiled-v0",
+            description="test",
+            splits=("train", "test"),
+            default_split="test",
+            task_kwarg=None,
+            prompt_style="webshop",
+            action_format="tagged",
+        ),
+    )
+    s = EpisodeState.start("page", {"instruction": "buy a mug", "admissible_actions": ["a"]})
+    assert "<action>" in build_prompt("profiled", s).messages[-1]["content"]
+    assert style_for("profiled") == "tagged" and style_for("unregistered") == "plain"
