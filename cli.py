@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
+
+from empo_gym.leaderboard import DEFAULT_RESULTS_DIR
 
 app = typer.Typer(
     name="empo-gym",
@@ -27,32 +28,11 @@ bench_app = typer.Typer(help="Benchmarks (the last output line is one JSON objec
 app.add_typer(bench_app, name="bench")
 
 console = Console(stderr=True)
-DEFAULT_OUT = "leaderboard/results"
 
 
 def _fail(message: str) -> typer.Exit:
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
-
-
-@dataclass
-class RunConfig:
-    """Settings of ``empo-gym run --config FILE`` (command-line flags override them)."""
-
-    agent: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of the agent's constructor."""
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Extra keyword arguments of the environment's constructor."""
-    task: str | None = None
-    """Task of the env (ScienceWorld task name or id; OOD transfer name)."""
-    split: str | None = None
-    """Evaluation split (default: the env's test split)."""
-    episodes: int = 10
-    """Evaluation episodes."""
-    seed: int = 0
-    """Base seed; episode i resets with seed + i."""
-    num_envs: int = 1
-    """Env copies run in lockstep."""
 
 
 @app.command()
@@ -92,7 +72,9 @@ def run(
     seed: int | None = typer.Option(None, "--seed", help="Base seed."),
     split: str | None = typer.Option(None, "--split", help="Evaluation split."),
     config: Path | None = typer.Option(None, "--config", help="YAML run config."),
-    out: Path = typer.Option(Path(DEFAULT_OUT), "--out", help="Leaderboard output directory."),
+    out: Path = typer.Option(
+        Path(DEFAULT_RESULTS_DIR), "--out", help="Leaderboard output directory."
+    ),
     num_envs: int | None = typer.Option(None, "--num-envs", help="Env copies in lockstep."),
     trajectories: Path | None = typer.Option(
         None, "--trajectories", help="Also write every episode's transitions to this JSONL file."
@@ -104,73 +86,55 @@ def run(
     """Train the agent when it learns, evaluate it, and write its leaderboard JSON."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from empo_gym.agents.registry import make_agent
-    from empo_gym.harness import evaluate
-    from empo_gym.leaderboard import entry_from_result, write_entry
-    from empo_gym.registry import get_env_info
-    from empo_gym.yaml_config import from_dict, load_yaml
+    from empo_gym.pipeline import run as run_pipeline
 
-    try:
-        cfg = load_yaml(RunConfig, config) if config else from_dict(RunConfig, {})
-        info = get_env_info(env)
-        task = task if task is not None else cfg.task
-        split = split or cfg.split or info.default_split
-        info.env_kwargs(task, split)  # validates task and split before anything starts
-        agent_kwargs = dict(cfg.agent)
-        if model is not None:
-            agent_kwargs["model"] = model
-        the_agent = make_agent(agent, env, **agent_kwargs)
-        if the_agent.supported_envs and env not in the_agent.supported_envs:
-            raise ValueError(f"agent {agent!r} does not support env {env!r}")
-    except (ValueError, TypeError) as exc:
-        raise _fail(str(exc)) from None
-    n_episodes = episodes if episodes is not None else cfg.episodes
-    if the_agent.learns or the_agent.model is not None:
-        _cpu_threads()
-    if the_agent.learns:
-        console.print(f"[bold]training[/] {agent} on {env}{f' / {task}' if task else ''}")
-        the_agent.train(env, task, str(out))
-        if not getattr(the_agent, "is_main_process", True):
-            console.print("training done on this process; the main process evaluates")
-            return
-    console.print(
-        f"[bold]evaluating[/] {agent} on {env}{f' / {task}' if task else ''} "
-        f"({split} split, {n_episodes} episodes)"
-    )
-    with Progress(
+    def threads_for(built: Any) -> None:
+        if built.learns or built.model is not None:
+            _cpu_threads()
+
+    progress = Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
-        transient=False,
-    ) as progress:
-        bar = progress.add_task("episodes", total=n_episodes)
-        try:
-            result = evaluate(
-                the_agent,
-                env,
-                task=task,
-                split=split,
-                episodes=n_episodes,
-                seed=seed if seed is not None else cfg.seed,
-                num_envs=num_envs if num_envs is not None else cfg.num_envs,
-                env_kwargs=cfg.env_kwargs,
-                trajectories_path=trajectories,
-                on_episode=lambda rec: progress.advance(bar),
-            )
-        except (ValueError, TypeError, RuntimeError) as exc:
-            raise _fail(str(exc)) from None
-        finally:
-            the_agent.close()
-    entry = entry_from_result(result, agent=the_agent)
-    path = write_entry(entry, out)
-    m = result.metrics
+    )
+    bars: list[Any] = []
+
+    def start_bar(split: str, n: int) -> None:
+        progress.start()
+        bars.append(progress.add_task("episodes", total=n))
+
+    try:
+        outcome = run_pipeline(
+            agent,
+            env,
+            config=config,
+            task=task,
+            split=split,
+            episodes=episodes,
+            seed=seed,
+            num_envs=num_envs,
+            model=model,
+            out_dir=out,
+            trajectories_path=trajectories,
+            on_agent=threads_for,
+            on_evaluation=start_bar,
+            on_episode=lambda rec: progress.advance(bars[-1]),
+            log=_log,
+        )
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        progress.stop()
+    if outcome is None:  # a non-main process of a distributed training run
+        return
+    m = outcome.metrics
     console.print(
         f"success_rate={m['success_rate']:.3f} mean_score={m['mean_score']:.1f} "
-        f"± {m['ci95']:.1f} over {m['episodes']} episodes ({result.wall_s:.1f} s)"
+        f"± {m['ci95']:.1f} over {m['episodes']} episodes ({outcome.result.wall_s:.1f} s)"
     )
-    print(path)
+    print(outcome.path)
 
 
 @app.command()
@@ -188,7 +152,7 @@ def ood(
         Path("runs/ood"), "--out", help="Directory of the per-trial JSON, PNG curve and memory."
     ),
     leaderboard_out: Path = typer.Option(
-        Path(DEFAULT_OUT), "--leaderboard-out", help="Leaderboard output directory."
+        Path(DEFAULT_RESULTS_DIR), "--leaderboard-out", help="Leaderboard output directory."
     ),
     seed: int = typer.Option(0, "--seed", help="Base seed."),
     max_steps: int | None = typer.Option(
@@ -246,16 +210,16 @@ def leaderboard_cmd(
 
     if fmt not in lb.FORMATS:
         raise _fail(f"unknown format {fmt!r}; expected one of: {', '.join(lb.FORMATS)}")
-    if not paths and not Path(DEFAULT_OUT).is_dir():
+    if not paths and not Path(DEFAULT_RESULTS_DIR).is_dir():
         console.print(
-            f"no results yet: {DEFAULT_OUT}/ does not exist here; run `empo-gym run ...` or "
-            "pass result files / directories"
+            f"no results yet: {DEFAULT_RESULTS_DIR}/ does not exist here; "
+            "run `empo-gym run ...` or pass result files / directories"
         )
         paths = []
         entries: list[dict[str, Any]] = []
     else:
         try:
-            entries = lb.load_entries(paths or [Path(DEFAULT_OUT)])
+            entries = lb.load_entries(paths or [Path(DEFAULT_RESULTS_DIR)])
         except lb.LeaderboardError as exc:
             raise _fail(str(exc)) from None
     entries = lb.filter_entries(entries, env=env, task=task, agent=agent)

@@ -29,6 +29,14 @@ class Agent(ABC):
     learns: ClassVar[bool] = False
     #: Env short names (``scienceworld``, ``webshop``, ...) the agent supports; empty = any.
     supported_envs: ClassVar[tuple[str, ...]] = ()
+    #: False on the non-main processes of a distributed training run (set by :meth:`train`):
+    #: only the main process evaluates and writes results.
+    is_main_process: bool = True
+
+    @property
+    def eval_episodes(self) -> int | None:
+        """Evaluation episodes the agent asks for when the run does not say (None: no view)."""
+        return None
 
     @property
     def model(self) -> str | None:

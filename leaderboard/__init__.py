@@ -1,6 +1,7 @@
 """The empo-gym leaderboard: one JSON file per run (``results/``), a schema, merging, rendering."""
 
 from empo_gym.leaderboard.board import (
+    DEFAULT_RESULTS_DIR,
     FORMATS,
     filter_entries,
     load_entries,
@@ -21,6 +22,7 @@ from empo_gym.leaderboard.entry import (
 )
 
 __all__ = [
+    "DEFAULT_RESULTS_DIR",
     "FORMATS",
     "SCHEMA_VERSION",
     "LeaderboardError",

@@ -11,6 +11,8 @@ from typing import Any
 from empo_gym.leaderboard.entry import LeaderboardError, validate_entry
 
 FORMATS = ("table", "markdown", "json")
+#: Where runs write their rows by default (relative to the working directory).
+DEFAULT_RESULTS_DIR = "leaderboard/results"
 
 
 def load_entry(path: str | os.PathLike[str]) -> dict[str, Any]:

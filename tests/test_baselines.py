@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from empo_gym.agents.training.config import config_from_dict
-from empo_gym.cli import RunConfig
+from empo_gym.pipeline import RunConfig
 from empo_gym.yaml_config import load_yaml
 
 BASELINES = sorted((Path(__file__).parent.parent / "baselines").glob("*.yaml"))

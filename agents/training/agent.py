@@ -50,7 +50,6 @@ class LearningAgent(Agent):
         self.policy: Any = None
         self.run_dir: Path | None = None
         self.train_summary: dict[str, Any] = {}
-        self.is_main_process = True  # False on the other ranks of an ``accelerate launch`` run
         self._actor: Any = None
 
     # -- identity --------------------------------------------------------------------------
@@ -58,6 +57,11 @@ class LearningAgent(Agent):
     def model(self) -> str | None:
         """The base model name (the leaderboard row says it was trained: see ``config``)."""
         return self.cfg.model
+
+    @property
+    def eval_episodes(self) -> int | None:
+        """The trainer config's ``eval_episodes`` (the paper: 20 ScienceWorld, 500 WebShop)."""
+        return self.cfg.eval_episodes
 
     def config(self) -> dict[str, Any]:
         """Trainer settings and the training summary (recorded in the leaderboard entry)."""

@@ -1,0 +1,169 @@
+"""The run pipeline: build an agent, train it when it learns, evaluate it, write its row.
+
+``empo-gym run`` is this module behind a parser; from Python::
+
+    from empo_gym.pipeline import run
+    outcome = run("empo", "webshop", config="baselines/empo_webshop_quick.yaml")
+    outcome.metrics["success_rate"], outcome.path
+
+This is the top layer: it imports the agents, the harness and the leaderboard; nothing below
+imports it (the envs, memory and harness load no agent code).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from empo_gym.harness import EpisodeRecord, EvalResult, evaluate
+from empo_gym.leaderboard import DEFAULT_RESULTS_DIR, entry_from_result, write_entry
+from empo_gym.registry import get_env_info
+from empo_gym.yaml_config import from_dict, load_yaml
+
+__all__ = ["DEFAULT_EPISODES", "RunConfig", "RunOutcome", "run"]
+#: Evaluation episodes when neither the caller, the config nor the agent says how many.
+DEFAULT_EPISODES = 10
+
+
+@dataclass
+class RunConfig:
+    """Settings of a run (``empo-gym run --config FILE``); :func:`run`'s arguments override."""
+
+    agent: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the agent's constructor (a learning agent's trainer settings)."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments of the environment's constructor."""
+    task: str | None = None
+    """Task of the env (ScienceWorld task name or id; OOD transfer name)."""
+    split: str | None = None
+    """Evaluation split (default: the env's default split)."""
+    episodes: int | None = None
+    """Evaluation episodes (default: the agent's own, e.g. a trainer's ``eval_episodes``, else
+    10)."""
+    seed: int = 0
+    """Base seed; episode i resets with seed + i."""
+    num_envs: int = 1
+    """Env copies run in lockstep."""
+
+
+@dataclass
+class RunOutcome:
+    """What a finished run produced."""
+
+    agent: Any
+    """The agent (closed; its ``config()`` is in the entry)."""
+    result: EvalResult
+    """Per-episode records and their aggregate."""
+    entry: dict[str, Any]
+    """The leaderboard row written."""
+    path: Path
+    """Where the row was written."""
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The aggregate metrics (``success_rate``, ``mean_score``, ``ci95``, ...)."""
+        return self.result.metrics
+
+
+def _load_config(config: RunConfig | str | os.PathLike[str] | None) -> RunConfig:
+    if config is None:
+        return from_dict(RunConfig, {})
+    if isinstance(config, RunConfig):
+        return config
+    return load_yaml(RunConfig, config)
+
+
+def run(
+    agent: str,
+    env: str,
+    *,
+    config: RunConfig | str | os.PathLike[str] | None = None,
+    task: str | None = None,
+    split: str | None = None,
+    episodes: int | None = None,
+    seed: int | None = None,
+    num_envs: int | None = None,
+    model: str | None = None,
+    out_dir: str | os.PathLike[str] = DEFAULT_RESULTS_DIR,
+    trajectories_path: str | os.PathLike[str] | None = None,
+    on_agent: Callable[[Any], None] | None = None,
+    on_episode: Callable[[EpisodeRecord], None] | None = None,
+    on_evaluation: Callable[[str, int], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> RunOutcome | None:
+    """Train ``agent`` on ``env`` when it learns, evaluate it, and write its leaderboard JSON.
+
+    Args:
+        agent: Agent name (``random``, ``oracle``, ``naive``, ``memory-only``, ``grpo``, ...).
+        env: Env short name (``scienceworld``, ``webshop``, ``ood``, or one registered).
+        config: A :class:`RunConfig`, a YAML file of one, or None for the defaults.
+        task, split, episodes, seed, num_envs: Override the config's values.
+        model: LLM agents: model alias, local dir, ``.gguf`` file or hub id.
+        out_dir: Directory of the leaderboard row.
+        trajectories_path: Also write every evaluation episode's transitions to this JSONL file.
+        on_agent: Called with the agent once it is built, before training (e.g. to set the
+            process's torch threads for model-backed agents).
+        on_episode: Called after each evaluation episode (progress).
+        on_evaluation: Called once before evaluation with the split and the episode count.
+        log: Progress lines.
+
+    Returns:
+        The outcome, or None on a non-main process of a distributed training run (only the
+        main process evaluates and writes the row).
+
+    Raises:
+        ValueError: A bad name, task, split or config value (the message names it).
+    """
+    from empo_gym.agents.registry import make_agent
+
+    cfg = _load_config(config)
+    info = get_env_info(env)
+    task = task if task is not None else cfg.task
+    split = split or cfg.split or info.default_split
+    info.env_kwargs(task, split)  # validates task and split before anything loads
+    agent_kwargs = dict(cfg.agent)
+    if model is not None:
+        agent_kwargs["model"] = model
+    the_agent = make_agent(agent, env, **agent_kwargs)
+    if the_agent.supported_envs and env not in the_agent.supported_envs:
+        raise ValueError(
+            f"agent {agent!r} does not support env {env!r}; "
+            f"it supports: {', '.join(the_agent.supported_envs)}"
+        )
+    where = f"{env} / {task}" if task else env
+    try:
+        if on_agent is not None:
+            on_agent(the_agent)
+        if the_agent.learns:
+            log(f"training {agent} on {where}")
+            the_agent.train(env, task, os.fspath(out_dir))
+            if not the_agent.is_main_process:
+                log("training done on this process; the main process evaluates")
+                return None
+        n = next(
+            (x for x in (episodes, cfg.episodes, the_agent.eval_episodes) if x is not None),
+            DEFAULT_EPISODES,
+        )
+        log(f"evaluating {agent} on {where} ({split} split, {n} episodes)")
+        if on_evaluation is not None:
+            on_evaluation(split, n)
+        result = evaluate(
+            the_agent,
+            env,
+            task=task,
+            split=split,
+            episodes=n,
+            seed=seed if seed is not None else cfg.seed,
+            num_envs=num_envs if num_envs is not None else cfg.num_envs,
+            env_kwargs=cfg.env_kwargs,
+            trajectories_path=trajectories_path,
+            on_episode=on_episode,
+        )
+    finally:
+        the_agent.close()
+    entry = entry_from_result(result, agent=the_agent)
+    path = write_entry(entry, out_dir)
+    return RunOutcome(agent=the_agent, result=result, entry=entry, path=Path(path))
