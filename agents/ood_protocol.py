@@ -3,7 +3,7 @@
 The paper trains on a transfer pair's source task A, then runs the trained policy on the target
 task B with memory and no weight updates, for 10 trials: trial 0 starts from an empty memory and
 every trial adds the tips of its episodes, so later trials can use what earlier ones learnt. It
-reports the best of the 10 trials (ENVIRONMENTS.md, "Out-of-distribution protocol").
+reports the best of the 10 trials (the EMPO² paper's out-of-distribution protocol).
 
 :func:`run_ood` runs that protocol on ``empo_gym/ScienceWorldOOD-v0`` (``stage="target"``) with
 the harness: every trial evaluates the same episodes (the same seeds, hence the same task

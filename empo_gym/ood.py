@@ -34,7 +34,7 @@ class Transfer:
     """The paper's EMPO² score on the target (best of 10 trials)."""
 
 
-#: The paper's three pairs (ENVIRONMENTS.md, "Out-of-distribution protocol").
+#: The paper's three pairs (the EMPO² paper's out-of-distribution protocol).
 TRANSFERS: dict[str, Transfer] = {
     t.name: t
     for t in (

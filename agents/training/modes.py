@@ -1,4 +1,4 @@
-"""EMPO² rollout and update modes as data (EMPO2.md, "Importance ratios per update mode").
+"""EMPO² rollout and update modes as data (the paper's importance ratios per update mode).
 
 | mode                  | numerator           | denominator                |
 |-----------------------|---------------------|----------------------------|
@@ -97,7 +97,7 @@ def denominator_prompt(turn: Turn, mode: UpdateMode) -> list[int]:
         >>> denominator_prompt(t, UpdateMode.OFF_POLICY)
         [1, 7, 2]
     """
-    del mode  # same for every mode (EMPO2.md table); the argument keeps call sites symmetric
+    del mode  # same for every mode (the paper's table); the argument keeps call sites symmetric
     return list(turn.prompt_ids)
 
 
