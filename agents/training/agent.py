@@ -5,7 +5,7 @@
 updates by :func:`empo_gym.agents.training.trainer.train`, a learning curve PNG next to the
 metrics),
 and the harness then evaluates it on the test split through :meth:`act_batch` -- without
-memory, at the evaluation temperature (0.4), as EMPO2.md prescribes.
+memory, at the evaluation temperature (0.4), as the paper evaluates.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import datetime as _dt
 import os
 from pathlib import Path
 from typing import Any, ClassVar
-
-import gymnasium as gym
 
 from empo_gym.agents.base import Agent
 from empo_gym.agents.training.config import GRPOConfig, config_from_dict
@@ -89,70 +87,17 @@ class LearningAgent(Agent):
             data["output_dir"] = str(Path("runs") / name)
         self.cfg = config_from_dict(data, agent=self.algorithm)
 
-    def _make_policy(self) -> Any:
-        from empo_gym.agents.llm.policy import LoraSettings, SamplingConfig, TransformersPolicy
-
-        cfg = self.cfg
-        lora = (
-            LoraSettings(r=cfg.lora_rank, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
-            if cfg.lora
-            else None
-        )
-        sampling = SamplingConfig(
-            temperature=cfg.temperature, max_new_tokens=cfg.max_response_tokens, seed=cfg.seed
-        )
-        return TransformersPolicy(cfg.model, sampling=sampling, lora=lora)
-
-    def _make_envs(self, env_name: str, task: str | None, n: int) -> list[gym.Env]:
-        from empo_gym.registry import get_env_info
-
-        info = get_env_info(env_name)
-        kwargs = info.env_kwargs(task, "train")
-        kwargs["max_steps"] = self.cfg.max_steps
-        return [gym.make(info.gym_id, **kwargs) for _ in range(n)]
-
-    def _memory(self, envs: list[gym.Env]) -> tuple[list[gym.Env], Any]:
-        """GRPO trains without memory; EMPO² overrides this."""
-        return envs, None
-
-    def _tasks(self) -> list[Any]:
-        from empo_gym.agents.llm.rollout import ResetSpec
-
-        # Each seed picks one task instance of the train split (a variation / a goal); the
-        # paper trains on a few instances per task (ScienceWorld: the first 5 variations).
-        n = max(self.cfg.tasks_per_iter, 5)
-        return [ResetSpec(seed=self.cfg.seed + i) for i in range(n)]
-
     def train(self, env_name: str, task: str | None, out_dir: str) -> None:
         """Train on the env's train split; write metrics.jsonl, checkpoints and a curve PNG."""
-        from empo_gym.agents.llm.policy import SamplingConfig
         from empo_gym.agents.training.curves import plot_curves
-        from empo_gym.agents.training.trainer import engine_rollout_fn
+        from empo_gym.agents.training.setup import build_training, make_policy, reference_model
         from empo_gym.agents.training.trainer import train as run_training
 
         self._configure_for(env_name, task, out_dir)
         cfg = self.cfg
-        self.policy = self._make_policy()
-        n_envs = cfg.tasks_per_iter * cfg.group_size
-        envs, memory = self._memory(self._make_envs(env_name, cfg.task, n_envs))
-        rollout_fn = engine_rollout_fn(
-            envs,
-            env_name,
-            max_turns=cfg.max_steps,
-            sampling=SamplingConfig(
-                temperature=cfg.temperature,
-                max_new_tokens=cfg.max_response_tokens,
-                seed=cfg.seed,
-            ),
-            prompt_kwargs={"max_history": 4},
-        )
-        ref_model = None
-        if cfg.kl_coef > 0 and not cfg.lora:
-            import copy
-
-            ref_model = copy.deepcopy(self.policy.model).eval()
-            for p in ref_model.parameters():
-                p.requires_grad_(False)
+        self.policy = make_policy(cfg)
+        setup = build_training(cfg)
+        memory = setup.memory
 
         def progress(row: dict[str, Any]) -> None:
             print(
@@ -167,15 +112,14 @@ class LearningAgent(Agent):
             result = run_training(
                 cfg,
                 self.policy,
-                rollout_fn,
-                self._tasks(),
+                setup.rollout_fn,
+                setup.tasks,
                 memory=memory,
-                ref_model=ref_model,
+                ref_model=reference_model(cfg, self.policy),
                 on_iteration=progress,
             )
         finally:
-            for env in envs:
-                env.close()
+            setup.close()
         self.run_dir = Path(cfg.output_dir)
         self.is_main_process = result.main_process
         if not result.main_process:  # accelerate launch: rank 0 plots and evaluates
@@ -204,7 +148,9 @@ class LearningAgent(Agent):
             from empo_gym.agents.llm.naive import NaiveLLMAgent
 
             if self.policy is None:
-                self.policy = self._make_policy()
+                from empo_gym.agents.training.setup import make_policy
+
+                self.policy = make_policy(self.cfg)
             self._actor = NaiveLLMAgent(
                 policy=self.policy,
                 temperature=self.cfg.eval_temperature,
@@ -251,32 +197,7 @@ class GRPOAgent(LearningAgent):
 
 class EMPOAgent(LearningAgent):
     """EMPO²: GRPO plus memory rollouts, policy-written tips, off-policy distillation and the
-    novelty bonus (EMPO2.md); evaluated without memory."""
+    novelty bonus; evaluated without memory."""
 
     name: ClassVar[str] = "empo"
     algorithm: ClassVar[str] = "empo"
-
-    def _memory(self, envs: list[gym.Env]) -> tuple[list[gym.Env], Any]:
-        from empo_gym.agents.training.memory_hooks import EMPOMemory
-        from empo_gym.memory import MemoryObservationWrapper, MemoryStore, NoveltyReward
-
-        cfg = self.cfg
-        store = MemoryStore(
-            "hashing",
-            capacity=cfg.memory_capacity,
-            threshold=cfg.memory_min_similarity,
-            top_k=cfg.memory_top_k,
-        )
-        wrapped = [
-            MemoryObservationWrapper(env, store, write_tips=False, novelty=False, training=True)
-            for env in envs
-        ]
-        novelty = NoveltyReward(store.embedder) if cfg.intrinsic_reward else None
-        hooks = EMPOMemory(
-            store,
-            novelty=novelty,
-            tip_max_tokens=cfg.tip_max_tokens,
-            seed=cfg.seed,
-            wrappers=wrapped,
-        )
-        return wrapped, hooks

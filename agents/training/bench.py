@@ -174,15 +174,8 @@ def run_train_bench(
         :func:`compare_iteration_cost`'s metrics plus ``tip_share_of_iteration`` (the policy
         writing tips) and ``memory_share_of_iteration`` (store + retrieval + novelty).
     """
-    import gymnasium as gym
-
-    from empo_gym.agents.llm.policy import SamplingConfig, TransformersPolicy
-    from empo_gym.agents.llm.rollout import ResetSpec
     from empo_gym.agents.training.config import quick_preset
-    from empo_gym.agents.training.memory_hooks import EMPOMemory
-    from empo_gym.agents.training.trainer import engine_rollout_fn
-    from empo_gym.memory import MemoryObservationWrapper, MemoryStore, NoveltyReward
-    from empo_gym.registry import get_env_info
+    from empo_gym.agents.training.setup import build_training, make_policy
 
     overrides = {
         "skip_zero_advantage": not equal_update_work,
@@ -195,38 +188,13 @@ def run_train_bench(
         overrides["model"] = model
     grpo_cfg = quick_preset("grpo", env, **overrides)
     empo_cfg = quick_preset("empo", env, **overrides)
-    info = get_env_info(env)
-    kwargs = {**info.env_kwargs(task, "train"), "max_steps": grpo_cfg.max_steps}
-    store = MemoryStore("hashing")
-    envs = [
-        MemoryObservationWrapper(
-            gym.make(info.gym_id, **kwargs), store, write_tips=False, novelty=False
-        )
-        for _ in range(grpo_cfg.tasks_per_iter * grpo_cfg.group_size)
-    ]
-    sampling = SamplingConfig(
-        temperature=grpo_cfg.temperature, max_new_tokens=grpo_cfg.max_response_tokens, seed=seed
-    )
-    rollout_fn = engine_rollout_fn(
-        envs, env, max_turns=grpo_cfg.max_steps, sampling=sampling, prompt_kwargs={"max_history": 4}
-    )
-    tasks = [ResetSpec(seed=seed + i) for i in range(max(grpo_cfg.tasks_per_iter, 5))]
-    hooks: list[EMPOMemory] = []
+    # one set of memory-wrapped envs and one rollout function for both runs (GRPO never
+    # retrieves); only the algorithm differs
+    setup = build_training(empo_cfg)
 
-    def make_memory() -> EMPOMemory:
-        hooks.append(
-            EMPOMemory(
-                store,
-                novelty=NoveltyReward(store.embedder),
-                tip_max_tokens=empo_cfg.tip_max_tokens,
-                wrappers=envs,
-            )
-        )
-        return hooks[-1]
-
-    def make_policy() -> Any:
+    def load_policy() -> Any:
         log(f"[bench train] loading {grpo_cfg.model}")
-        return TransformersPolicy(grpo_cfg.model, sampling=sampling)
+        return make_policy(grpo_cfg)
 
     log(
         f"[bench train] {env}: {iterations} iterations each of GRPO and EMPO², interleaved "
@@ -237,17 +205,16 @@ def run_train_bench(
         out = compare_iteration_cost(
             grpo_cfg,
             empo_cfg,
-            make_policy,
-            rollout_fn,
-            tasks,
-            make_memory,
+            load_policy,
+            setup.rollout_fn,
+            setup.tasks,
+            lambda: setup.memory,
             warmup=warmup,
             timing_keys=("tip_generate_s", "memory_store_s", "memory_retrieval_s"),
             log=log,
         )
     finally:
-        for e in envs:
-            e.close()
+        setup.close()
     # "memory" = the store, retrieval and novelty; the policy writing tips is LLM generation
     # that EMPO² adds on top, reported apart so neither hides the other.
     out["memory_share_incl_tips"] = out["memory_share_of_iteration"]

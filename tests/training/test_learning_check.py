@@ -15,9 +15,8 @@ import pytest
 
 from empo_gym.agents.llm.rollout import ResetSpec
 from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
-from empo_gym.agents.training.memory_hooks import EMPOMemory
-from empo_gym.agents.training.trainer import engine_rollout_fn, train
-from empo_gym.memory import MemoryObservationWrapper, MemoryStore, NoveltyReward
+from empo_gym.agents.training.setup import build_training
+from empo_gym.agents.training.trainer import train
 from empo_gym.spaces import UnicodeText
 from tests.tiny_llama import tiny_llama
 
@@ -94,25 +93,22 @@ COMMON = dict(
     max_steps=1,
     max_response_tokens=2,
     seed=0,
+    env="toy",
 )
 
 
 def _run(algo: str, tmp_path) -> list[float]:
     policy = _word_policy()
-    envs: list[gym.Env] = [PickEnv() for _ in range(32)]
-    memory = None
     if algo == "empo":
-        store = MemoryStore("hashing")
-        envs = [MemoryObservationWrapper(e, store, write_tips=False, novelty=False) for e in envs]
-        memory = EMPOMemory(
-            store, novelty=NoveltyReward(store.embedder), tip_max_tokens=2, wrappers=envs
+        cfg = EMPOConfig(
+            output_dir=str(tmp_path / algo), memory_prob=0.5, tip_max_tokens=2, **COMMON
         )
-        cfg = EMPOConfig(output_dir=str(tmp_path / algo), memory_prob=0.5, **COMMON)
     else:
         cfg = GRPOConfig(output_dir=str(tmp_path / algo), **COMMON)
-    rollout = engine_rollout_fn(envs, "toy", max_turns=1)
-    tasks = [ResetSpec(seed=s) for s in range(4)]
-    result = train(cfg, policy, rollout, tasks, memory=memory, resume=False)
+    setup = build_training(
+        cfg, envs=[PickEnv() for _ in range(32)], tasks=[ResetSpec(seed=s) for s in range(4)]
+    )
+    result = train(cfg, policy, setup.rollout_fn, setup.tasks, memory=setup.memory, resume=False)
     return [row["success"] for row in result.history]
 
 

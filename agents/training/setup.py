@@ -1,0 +1,169 @@
+"""The one wiring of a GRPO / EMPO² training run: policy, envs, memory, rollouts, reference.
+
+:func:`build_training` turns a trainer config into what :func:`~empo_gym.agents.training.
+trainer.train` consumes; the learning agents (``empo-gym run --agent grpo|empo``), ``empo-gym
+bench train`` and the tests all build their runs here, so they train the same thing.
+
+Example:
+    >>> from empo_gym.agents.training.config import quick_preset
+    >>> from empo_gym.memory._toy import ToyTextEnv
+    >>> cfg = quick_preset("empo", "toy", tasks_per_iter=1, group_size=2)
+    >>> setup = build_training(cfg, envs=[ToyTextEnv(), ToyTextEnv()])
+    >>> type(setup.memory).__name__, len(setup.tasks)
+    ('EMPOMemory', 5)
+    >>> setup.close()
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+
+from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
+from empo_gym.agents.training.memory_hooks import EMPOMemory
+from empo_gym.agents.training.trainer import RolloutFn, engine_rollout_fn
+
+__all__ = [
+    "TrainingSetup",
+    "build_training",
+    "make_policy",
+    "reference_model",
+    "training_sampling",
+    "training_tasks",
+]
+
+#: Steps of history in training prompts (shorter than the inference default: every prompt
+#: token is paid again in the update).
+TRAIN_PROMPT_HISTORY = 4
+#: Task instances drawn from at least (the paper trains on a few instances per task, e.g. the
+#: first 5 ScienceWorld variations).
+MIN_TRAIN_INSTANCES = 5
+
+
+@dataclass
+class TrainingSetup:
+    """The envs, memory, rollout function and tasks of a run (the policy is built apart)."""
+
+    cfg: GRPOConfig
+    """The trainer settings the run was built from."""
+    envs: list[gym.Env]
+    """The training envs (memory-wrapped when the run has memory)."""
+    rollout_fn: RolloutFn
+    """Batched rollouts over :attr:`envs` (the trainer calls it each iteration)."""
+    tasks: list[Any]
+    """Task instances (``ResetSpec``) the trainer draws ``tasks_per_iter`` from."""
+    memory: EMPOMemory | None
+    """EMPO²'s memory hooks (tips, novelty), or None for GRPO."""
+
+    def close(self) -> None:
+        """Close the envs (ScienceWorld's JVMs go away)."""
+        for env in self.envs:
+            env.close()
+
+
+def make_policy(cfg: GRPOConfig) -> Any:
+    """The policy ``cfg`` trains: its model, LoRA adapter if asked, training sampling."""
+    from empo_gym.agents.llm.policy import LoraSettings, TransformersPolicy
+
+    lora = (
+        LoraSettings(r=cfg.lora_rank, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
+        if cfg.lora
+        else None
+    )
+    return TransformersPolicy(cfg.model, sampling=training_sampling(cfg), lora=lora)
+
+
+def reference_model(cfg: GRPOConfig, policy: Any) -> Any | None:
+    """A frozen copy of the initial weights for the KL term (None without KL or with LoRA,
+    where the adapter-free base model is the reference)."""
+    if cfg.kl_coef <= 0 or cfg.lora:
+        return None
+    ref = copy.deepcopy(policy.model).eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref
+
+
+def training_tasks(cfg: GRPOConfig) -> list[Any]:
+    """Reset specs of the task instances the run trains on (one seed each, from ``cfg.seed``)."""
+    from empo_gym.agents.llm.rollout import ResetSpec
+
+    n = max(cfg.tasks_per_iter, MIN_TRAIN_INSTANCES)
+    return [ResetSpec(seed=cfg.seed + i) for i in range(n)]
+
+
+def _make_envs(cfg: GRPOConfig) -> list[gym.Env]:
+    from empo_gym.registry import get_env_info
+
+    info = get_env_info(cfg.env)
+    kwargs = {**info.env_kwargs(cfg.task, "train"), "max_steps": cfg.max_steps}
+    return [gym.make(info.gym_id, **kwargs) for _ in range(cfg.tasks_per_iter * cfg.group_size)]
+
+
+def _with_memory(cfg: EMPOConfig, envs: list[gym.Env]) -> tuple[list[gym.Env], EMPOMemory]:
+    from empo_gym.memory import MemoryObservationWrapper, MemoryStore, NoveltyReward
+
+    store = MemoryStore(
+        "hashing",
+        capacity=cfg.memory_capacity,
+        threshold=cfg.memory_min_similarity,
+        top_k=cfg.memory_top_k,
+    )
+    wrapped: list[gym.Env] = [
+        MemoryObservationWrapper(env, store, write_tips=False, novelty=False, training=True)
+        for env in envs
+    ]
+    novelty = NoveltyReward(store.embedder) if cfg.intrinsic_reward else None
+    hooks = EMPOMemory(
+        store, novelty=novelty, tip_max_tokens=cfg.tip_max_tokens, seed=cfg.seed, wrappers=wrapped
+    )
+    return wrapped, hooks
+
+
+def build_training(
+    cfg: GRPOConfig,
+    *,
+    envs: Sequence[gym.Env] | None = None,
+    tasks: Sequence[Any] | None = None,
+) -> TrainingSetup:
+    """Wire a run of ``cfg``: envs of ``cfg.env`` / ``cfg.task`` (train split), EMPO²'s memory
+    when ``cfg`` is an :class:`EMPOConfig`, the batched rollout function, the task instances.
+
+    Args:
+        cfg: Trainer settings (``env``, ``task``, ``max_steps``, ``tasks_per_iter`` x
+            ``group_size`` envs, memory settings, ...).
+        envs: Envs to train on instead of ``tasks_per_iter * group_size`` new ones of
+            ``cfg.env`` (e.g. a test's toy envs; ``cfg.env`` still picks prompt and parsing).
+        tasks: Task instances instead of :func:`training_tasks`.
+    """
+    env_list = list(envs) if envs is not None else _make_envs(cfg)
+    memory = None
+    if isinstance(cfg, EMPOConfig):
+        env_list, memory = _with_memory(cfg, env_list)
+    rollout_fn = engine_rollout_fn(
+        env_list,
+        cfg.env,
+        max_turns=cfg.max_steps,
+        sampling=training_sampling(cfg),
+        prompt_kwargs={"max_history": TRAIN_PROMPT_HISTORY},
+    )
+    return TrainingSetup(
+        cfg=cfg,
+        envs=env_list,
+        rollout_fn=rollout_fn,
+        tasks=list(tasks) if tasks is not None else training_tasks(cfg),
+        memory=memory,
+    )
+
+
+def training_sampling(cfg: GRPOConfig) -> Any:
+    """Sampling of the training rollouts (temperature, response budget, seed)."""
+    from empo_gym.agents.llm.policy import SamplingConfig
+
+    return SamplingConfig(
+        temperature=cfg.temperature, max_new_tokens=cfg.max_response_tokens, seed=cfg.seed
+    )
