@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from empo_gym.agents.base import Agent
+from empo_gym.agents.llm.models import DEFAULT_MODEL
 from empo_gym.agents.llm.parsing import ParseStats, parse_action, style_for
-from empo_gym.agents.llm.policy import DEFAULT_MODEL, Policy, SamplingConfig, TransformersPolicy
+from empo_gym.agents.llm.policy import Policy, SamplingConfig
 from empo_gym.agents.llm.prompts import EpisodeState, build_prompt
 from empo_gym.agents.llm.rollout import split_observation
+from empo_gym.agents.llm.transformers_policy import TransformersPolicy
 
 #: Response budgets per env (the paper's: action only for ScienceWorld, reasoning for WebShop).
 DEFAULT_MAX_NEW_TOKENS: dict[str, int] = {"scienceworld": 32, "ood": 32, "webshop": 512}
@@ -83,7 +85,7 @@ class NaiveLLMAgent(Agent):
     def model(self) -> str | None:
         """The model name (leaderboard)."""
         if self._policy is not None:
-            return getattr(self._policy, "name", self._model_name)
+            return self._policy.name
         return self._model_name
 
     def _sampling(self) -> SamplingConfig:
@@ -169,6 +171,6 @@ class NaiveLLMAgent(Agent):
 
     def close(self) -> None:
         """Release the model."""
-        if self._policy is not None and hasattr(self._policy, "close"):
+        if self._policy is not None:
             self._policy.close()
         self._policy = None

@@ -13,12 +13,15 @@ from __future__ import annotations
 import datetime as _dt
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import gymnasium as gym
 
 from empo_gym.agents.base import Agent
 from empo_gym.agents.training.config import GRPOConfig, config_from_dict
+
+if TYPE_CHECKING:  # the model stack loads only when a policy is built
+    from empo_gym.agents.llm.transformers_policy import TransformersPolicy
 
 
 class LearningAgent(Agent):
@@ -50,7 +53,7 @@ class LearningAgent(Agent):
         self._data = data
         # validated now (unknown keys, bad values) -- before any model loads
         self.cfg: GRPOConfig = config_from_dict(dict(data), agent=self.algorithm)
-        self.policy: Any = None
+        self.policy: TransformersPolicy | None = None
         self.run_dir: Path | None = None
         self.train_summary: dict[str, Any] = {}
         self.is_main_process = True  # False on the other ranks of an ``accelerate launch`` run
@@ -88,8 +91,9 @@ class LearningAgent(Agent):
             data["output_dir"] = str(Path("runs") / name)
         self.cfg = config_from_dict(data, agent=self.algorithm)
 
-    def _make_policy(self) -> Any:
-        from empo_gym.agents.llm.policy import LoraSettings, SamplingConfig, TransformersPolicy
+    def _make_policy(self) -> TransformersPolicy:
+        from empo_gym.agents.llm.policy import SamplingConfig
+        from empo_gym.agents.llm.transformers_policy import LoraSettings, TransformersPolicy
 
         cfg = self.cfg
         lora = (
@@ -236,7 +240,7 @@ class LearningAgent(Agent):
 
     def close(self) -> None:
         """Release the model."""
-        if self.policy is not None and hasattr(self.policy, "close"):
+        if self.policy is not None:
             self.policy.close()
         self.policy, self._actor = None, None
 

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from empo_gym.agents.llm.policy import TrainablePolicy
 from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
 from empo_gym.agents.training.modes import RolloutMode
 from empo_gym.agents.training.trainer import MemoryHooks, RolloutFn, TrainingRun
@@ -20,7 +21,7 @@ _FREE_FIELDS = {"output_dir"}
 def compare_iteration_cost(
     grpo_cfg: GRPOConfig,
     empo_cfg: EMPOConfig,
-    make_policy: Callable[[], Any],
+    make_policy: Callable[[], TrainablePolicy],
     rollout_fn: RolloutFn,
     tasks: Sequence[Any],
     make_memory: Callable[[], MemoryHooks] | None = None,
@@ -176,8 +177,9 @@ def run_train_bench(
     """
     import gymnasium as gym
 
-    from empo_gym.agents.llm.policy import SamplingConfig, TransformersPolicy
+    from empo_gym.agents.llm.policy import SamplingConfig
     from empo_gym.agents.llm.rollout import ResetSpec
+    from empo_gym.agents.llm.transformers_policy import TransformersPolicy
     from empo_gym.agents.training.config import quick_preset
     from empo_gym.agents.training.memory_hooks import EMPOMemory
     from empo_gym.agents.training.trainer import engine_rollout_fn
@@ -224,7 +226,7 @@ def run_train_bench(
         )
         return hooks[-1]
 
-    def make_policy() -> Any:
+    def make_policy() -> TransformersPolicy:
         log(f"[bench train] loading {grpo_cfg.model}")
         return TransformersPolicy(grpo_cfg.model, sampling=sampling)
 
