@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from empo_gym.agents.base import Agent
+from empo_gym.agents.llm.models import DEFAULT_MODEL
 from empo_gym.agents.llm.parsing import ParseStats, parse_action, style_for
-from empo_gym.agents.llm.policy import DEFAULT_MODEL, Policy, SamplingConfig, TransformersPolicy
+from empo_gym.agents.llm.policy import Policy, SamplingConfig
 from empo_gym.agents.llm.prompts import EpisodeState, build_prompt
 from empo_gym.agents.llm.rollout import split_observation
+from empo_gym.agents.llm.transformers_policy import TransformersPolicy
 from empo_gym.registry import env_profile
 
 #: The paper's evaluation temperature.
@@ -82,7 +84,7 @@ class NaiveLLMAgent(Agent):
     def model(self) -> str | None:
         """The model name (leaderboard)."""
         if self._policy is not None:
-            return getattr(self._policy, "name", self._model_name)
+            return self._policy.name
         return self._model_name
 
     def _sampling(self) -> SamplingConfig:
@@ -168,6 +170,6 @@ class NaiveLLMAgent(Agent):
 
     def close(self) -> None:
         """Release the model."""
-        if self._policy is not None and hasattr(self._policy, "close"):
+        if self._policy is not None:
             self._policy.close()
         self._policy = None

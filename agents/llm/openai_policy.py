@@ -4,9 +4,11 @@
 flight at once (servers such as vLLM batch concurrent requests). It uses only the standard
 library (``urllib``). :class:`PolicyServer` is the other side: a small loopback server that
 answers chat completions with any local :class:`~empo_gym.agents.llm.policy.Policy`, batching
-requests
-that arrive together into one ``generate`` call (used by the tests, and handy to share one
-local model between processes).
+requests that arrive together into one ``generate`` call (used by the tests, and handy to share
+one local model between processes).
+
+:class:`OpenAIPolicy` is a :class:`~empo_gym.agents.llm.policy.Policy` only: the server's tokens
+are not exposed, so it is neither a ``TokenPolicy`` nor trainable.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from empo_gym.agents.llm.policy import Generation, Message, Policy, SamplingConfig
+from empo_gym.agents.llm.policy import (
+    Generation,
+    Message,
+    Policy,
+    SamplingConfig,
+    TokenPolicy,
+    check_policy,
+)
 
 #: Environment variable holding the API key by default.
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -193,7 +202,8 @@ class PolicyServer:
     settings) are answered by one batched ``generate``.
 
     Args:
-        policy: The local policy (e.g. a :class:`~empo_gym.agents.llm.policy.TransformersPolicy`).
+        policy: The local policy (e.g. a
+            :class:`~empo_gym.agents.llm.transformers_policy.TransformersPolicy`).
         host: Interface to bind (loopback by default).
         port: Port (0 picks a free one; see :attr:`base_url`).
         batch_window: Seconds to wait for more requests before generating.
@@ -211,6 +221,7 @@ class PolicyServer:
         batch_window: float = 0.05,
         max_batch: int = 16,
     ) -> None:
+        check_policy(policy, Policy, needed_by="PolicyServer")
         self.policy = policy
         self.batch_window = batch_window
         self.max_batch = max_batch
@@ -233,8 +244,8 @@ class PolicyServer:
             def do_GET(self) -> None:  # noqa: N802
                 """``GET /v1/models``."""
                 if self.path.rstrip("/") == "/v1/models":
-                    name = getattr(server.policy, "name", "local")
-                    self._send(200, {"object": "list", "data": [{"id": name, "object": "model"}]})
+                    model = {"id": server.policy.name, "object": "model"}
+                    self._send(200, {"object": "list", "data": [model]})
                 else:
                     self._send(404, {"error": {"message": f"unknown path {self.path}"}})
 
@@ -287,8 +298,9 @@ class PolicyServer:
             "message": {"role": "assistant", "content": gen.text},
             "finish_reason": gen.finish_reason,
         }
-        tok = getattr(self.policy, "tokenizer", None)
         if logprobs:
+            # Only a token-level policy can spell out its tokens; others send empty strings.
+            tok = self.policy.tokenizer if isinstance(self.policy, TokenPolicy) else None
             tokens = [tok.decode([t]) if tok is not None else "" for t in gen.response_ids]
             choice["logprobs"] = {
                 "content": [
@@ -299,7 +311,7 @@ class PolicyServer:
             "id": f"chatcmpl-{time.time_ns()}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": body.get("model") or getattr(self.policy, "name", "local"),
+            "model": body.get("model") or self.policy.name,
             "choices": [choice],
             "usage": {
                 "prompt_tokens": len(gen.prompt_ids),

@@ -17,12 +17,19 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 
 from empo_gym.agents.llm.parsing import ParseResult, ParseStats, parse_action, style_for
-from empo_gym.agents.llm.policy import EncodedPrompt, Generation, Policy, SamplingConfig
+from empo_gym.agents.llm.policy import (
+    EncodedPrompt,
+    Generation,
+    Policy,
+    SamplingConfig,
+    TokenPolicy,
+    check_policy,
+)
 from empo_gym.agents.llm.prompts import EpisodeState, Prompt, build_prompt
 from empo_gym.agents.llm.trajectory import Trajectory, Turn
 from empo_gym.memory.wrapper import default_slot
@@ -180,8 +187,8 @@ class RolloutEngine:
     """Runs groups of rollouts over many envs with one batched generation per turn.
 
     Args:
-        policy: A :class:`~empo_gym.agents.llm.policy.Policy`; token-level policies (with
-            ``encode_prompt`` / ``generate_ids``) get full token records.
+        policy: A :class:`~empo_gym.agents.llm.policy.Policy`; a
+            :class:`~empo_gym.agents.llm.policy.TokenPolicy` gets full token records.
         envs: A list of gymnasium envs or a ``SyncVectorEnv`` (its sub-envs are used).
         env_name: Env short name choosing prompt and parsing (``scienceworld``, ``webshop``).
         max_turns: Episodes are truncated after this many actions.
@@ -203,15 +210,17 @@ class RolloutEngine:
     ) -> None:
         if max_turns < 1:
             raise ValueError(f"max_turns={max_turns!r}; expected >= 1")
-        self.policy = policy
         self.envs = _as_env_list(envs)
+        check_policy(policy, Policy, needed_by="RolloutEngine")
+        self.policy = policy
         self.env_name = env_name
         self.style = style_for(env_name)
         self.max_turns = max_turns
         self.sampling = sampling
         self.prompt_kwargs = dict(prompt_kwargs or {})
         self.prompt_fn = prompt_fn or build_prompt
-        self.token_level = hasattr(policy, "encode_prompt") and hasattr(policy, "generate_ids")
+        # Token-level policies record the exact ids (with and without tips) the trainer needs.
+        self.token_level = isinstance(policy, TokenPolicy)
         self.stats = RolloutStats()
 
     # ------------------------------------------------------------------ api
@@ -291,13 +300,9 @@ class RolloutEngine:
     def _generate(self, prompts: Sequence[Prompt]) -> tuple[list[EncodedPrompt], list[Generation]]:
         t0 = time.perf_counter()
         if self.token_level:
-            encoded = [
-                self.policy.encode_prompt(p.messages, p.tip_text or None)  # type: ignore[attr-defined]
-                for p in prompts
-            ]
-            gens = self.policy.generate_ids(  # type: ignore[attr-defined]
-                [e.ids for e in encoded], self.sampling
-            )
+            policy = cast(TokenPolicy, self.policy)  # checked in __init__
+            encoded = [policy.encode_prompt(p.messages, p.tip_text or None) for p in prompts]
+            gens = policy.generate_ids([e.ids for e in encoded], self.sampling)
         else:
             gens = self.policy.generate([p.with_tips() for p in prompts], self.sampling)
             encoded = [EncodedPrompt(ids=list(g.prompt_ids), ids_no_tips=[]) for g in gens]

@@ -13,11 +13,14 @@ from __future__ import annotations
 import datetime as _dt
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from empo_gym.agents.base import Agent
 from empo_gym.agents.training.config import GRPOConfig, config_from_dict
 from empo_gym.yaml_config import read_yaml
+
+if TYPE_CHECKING:  # the model stack loads only when a policy is built
+    from empo_gym.agents.llm.transformers_policy import TransformersPolicy
 
 
 class LearningAgent(Agent):
@@ -45,7 +48,7 @@ class LearningAgent(Agent):
         self._data = data
         # validated now (unknown keys, bad values) -- before any model loads
         self.cfg: GRPOConfig = config_from_dict(dict(data), agent=self.algorithm)
-        self.policy: Any = None
+        self.policy: TransformersPolicy | None = None
         self.run_dir: Path | None = None
         self.train_summary: dict[str, Any] = {}
         self._actor: Any = None
@@ -183,7 +186,7 @@ class LearningAgent(Agent):
 
     def close(self) -> None:
         """Release the model."""
-        if self.policy is not None and hasattr(self.policy, "close"):
+        if self.policy is not None:
             self.policy.close()
         self.policy, self._actor = None, None
 

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from empo_gym.agents.llm.policy import TrainablePolicy
 from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
 from empo_gym.agents.training.modes import RolloutMode
 from empo_gym.agents.training.trainer import MemoryHooks, RolloutFn, TrainingRun
@@ -20,7 +21,7 @@ _FREE_FIELDS = {"output_dir"}
 def compare_iteration_cost(
     grpo_cfg: GRPOConfig,
     empo_cfg: EMPOConfig,
-    make_policy: Callable[[], Any],
+    make_policy: Callable[[], TrainablePolicy],
     rollout_fn: RolloutFn,
     tasks: Sequence[Any],
     make_memory: Callable[[], MemoryHooks] | None = None,

@@ -67,7 +67,7 @@ class TrainingSetup:
 
 def make_policy(cfg: GRPOConfig) -> Any:
     """The policy ``cfg`` trains: its model, LoRA adapter if asked, training sampling."""
-    from empo_gym.agents.llm.policy import LoraSettings, TransformersPolicy
+    from empo_gym.agents.llm.transformers_policy import LoraSettings, TransformersPolicy
 
     lora = (
         LoraSettings(r=cfg.lora_rank, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from empo_gym.agents.llm.policy import TrainablePolicy, check_policy
 from empo_gym.agents.llm.trajectory import Trajectory
 from empo_gym.agents.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
@@ -125,7 +126,7 @@ class TrainingRun:
     def __init__(
         self,
         cfg: GRPOConfig,
-        policy: Any,
+        policy: TrainablePolicy,
         rollout_fn: RolloutFn,
         tasks: Sequence[Any],
         *,
@@ -137,6 +138,7 @@ class TrainingRun:
     ) -> None:
         if not tasks:
             raise ValueError("tasks is empty; expected at least one training task instance")
+        check_policy(policy, TrainablePolicy, needed_by="the trainer")
         if accelerator is None:
             from accelerate import Accelerator
 
@@ -171,7 +173,7 @@ class TrainingRun:
             self.start = state.iteration
             saved_row = state.extra.get("metrics_row")
             sampling = state.extra.get("policy_sampling")
-            if sampling is not None and hasattr(policy, "load_sampling_state"):
+            if sampling is not None:
                 policy.load_sampling_state(sampling)  # the seeds of the next rollouts
             _weights_changed(policy)
         _check_same_start(self.start, accelerator)
@@ -292,9 +294,10 @@ class TrainingRun:
 
     def _checkpoint(self, iteration: int, row: dict[str, Any] | None = None) -> Path:
         model, accelerator = self.model, self.accelerator
-        extra: dict[str, Any] = {"config": self.cfg.to_dict()}
-        if hasattr(self.policy, "sampling_state"):
-            extra["policy_sampling"] = self.policy.sampling_state()
+        extra: dict[str, Any] = {
+            "config": self.cfg.to_dict(),
+            "policy_sampling": self.policy.sampling_state(),
+        }
         if row is not None:
             extra["metrics_row"] = row
         return save_checkpoint(
@@ -311,7 +314,7 @@ class TrainingRun:
 
 def train(
     cfg: GRPOConfig,
-    policy: Any,
+    policy: TrainablePolicy,
     rollout_fn: RolloutFn,
     tasks: Sequence[Any],
     *,
@@ -327,8 +330,9 @@ def train(
 
     Args:
         cfg: The config; its class picks the algorithm.
-        policy: Object with ``.model`` (the ``nn.Module`` being trained, also used for sampling)
-            and ``.pad_id``; passed through to ``rollout_fn`` and ``evaluate_fn``.
+        policy: A :class:`~empo_gym.agents.llm.policy.TrainablePolicy` (its ``model`` is trained
+            in place and also samples); passed through to ``rollout_fn``, ``memory`` and
+            ``evaluate_fn``.
         rollout_fn: ``(policy, tasks, group_size, use_memory) -> list[Trajectory]``.
         tasks: Training task instances; each iteration draws ``cfg.tasks_per_iter`` of them.
         memory: EMPO² memory hooks (tips, store, intrinsic reward); None = no memory side.
@@ -342,6 +346,10 @@ def train(
 
     Returns:
         A :class:`TrainResult`.
+
+    Raises:
+        ValueError: ``tasks`` is empty.
+        TypeError: ``policy`` is not a ``TrainablePolicy`` (the message names what it lacks).
     """
     run = TrainingRun(
         cfg,
@@ -410,12 +418,10 @@ def _mean_over_processes(row: dict[str, Any], keys: Sequence[str], accelerator: 
         row[key] = value
 
 
-def _weights_changed(policy: Any) -> None:
+def _weights_changed(policy: TrainablePolicy) -> None:
     """Drop caches computed with the old weights (TransformersPolicy's prefix KV cache): a stale
     cache makes the sampling log-probs disagree with the trainer's, so on-policy ratios != 1."""
-    clear = getattr(policy, "clear_prefix_cache", None)
-    if callable(clear):
-        clear()
+    policy.clear_prefix_cache()
 
 
 def _local_share(total: int, accelerator: Any) -> slice:

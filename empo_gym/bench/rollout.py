@@ -19,12 +19,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 
 from empo_gym.spaces import UnicodeText
+
+if TYPE_CHECKING:  # agent code loads only when the bench runs
+    from empo_gym.agents.llm.policy import TokenPolicy
 
 _ROOMS = ["kitchen", "hallway", "greenhouse", "workshop", "bathroom", "art studio", "outside"]
 _OBJECTS = [
@@ -131,13 +134,28 @@ class SyntheticTextEnv(gym.Env):
 
 
 class _RecordingPolicy:
-    """Delegates to a token-level policy and records every prompt batch it generates for."""
+    """Delegates to a token-level policy and records every prompt batch it generates for.
+
+    It is a ``TokenPolicy`` itself, so the rollout engine drives it exactly like the inner one.
+    """
 
     def __init__(self, policy: Any) -> None:
         self.inner = policy
         self.name = policy.name
         self.sampling = policy.sampling
         self.batches: list[list[list[int]]] = []
+
+    @property
+    def model(self) -> Any:
+        return self.inner.model
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.inner.tokenizer
+
+    @property
+    def pad_id(self) -> int:
+        return self.inner.pad_id
 
     def encode_prompt(self, messages: Any, tip_block: str | None = None) -> Any:
         return self.inner.encode_prompt(messages, tip_block)
@@ -148,6 +166,15 @@ class _RecordingPolicy:
 
     def generate(self, conversations: Any, sampling: Any = None) -> Any:
         return self.inner.generate(conversations, sampling)
+
+    def logprobs(self, prompt_ids: Any, response_ids: Any, *, temperature: Any = None) -> Any:
+        return self.inner.logprobs(prompt_ids, response_ids, temperature=temperature)
+
+    def sentence_end_ids(self) -> frozenset[int]:
+        return self.inner.sentence_end_ids()
+
+    def close(self) -> None:
+        """The inner policy belongs to the caller: nothing to release here."""
 
 
 def _make_env_factory(env: str, task: str | None, turns: int) -> tuple[Callable[[], gym.Env], str]:
@@ -173,7 +200,7 @@ def run_rollout_bench(
     temperature: float = 1.0,
     seed: int = 0,
     threads: int | None = None,
-    policy: Any = None,
+    policy: TokenPolicy | None = None,
     log: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
     """Measure batched vs sequential rollouts and the bare-generate ceiling (one run).
@@ -195,8 +222,14 @@ def run_rollout_bench(
         ``batched_tok_s``, ``sequential_tok_s``, ``batched_vs_sequential_ratio``,
         ``generate_ceiling_tok_s``, ``generate_ceiling_ratio`` and the run's settings.
     """
-    from empo_gym.agents.llm.policy import SamplingConfig, TransformersPolicy
+    from empo_gym.agents.llm.policy import (
+        SamplingConfig,
+        TokenPolicy,
+        TrainablePolicy,
+        check_policy,
+    )
     from empo_gym.agents.llm.rollout import ResetSpec, RolloutEngine
+    from empo_gym.agents.llm.transformers_policy import TransformersPolicy
 
     if group_size < 1 or turns < 1:
         raise ValueError(f"group_size={group_size}, turns={turns}; expected both >= 1")
@@ -204,17 +237,20 @@ def run_rollout_bench(
     t0 = time.perf_counter()
     if policy is None:
         policy = TransformersPolicy(model, sampling=sampling, num_threads=threads)
-    elif threads is not None:
-        import torch
+    else:
+        check_policy(policy, TokenPolicy, needed_by="run_rollout_bench")
+        if threads is not None:
+            import torch
 
-        torch.set_num_threads(threads)
+            torch.set_num_threads(threads)
     load_s = time.perf_counter() - t0
     log(f"policy {policy.name} ready in {load_s:.1f} s")
     make_env, env_name = _make_env_factory(env, task, turns)
     spec = [ResetSpec(seed=seed, options=None, group_id="bench")]
 
     def clear() -> None:
-        if hasattr(policy, "clear_prefix_cache"):
+        # A prefix KV cache kept from the previous run would flatter the next one's prefill.
+        if isinstance(policy, TrainablePolicy):
             policy.clear_prefix_cache()
 
     # Warm-up (first-call allocations, thread pools) outside the timed runs.

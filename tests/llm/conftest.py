@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from empo_gym.agents.llm.policy import DEFAULT_MODEL, MODEL_ALIASES, SamplingConfig, _package_file
+from empo_gym.agents.llm.models import DEFAULT_MODEL, MODEL_ALIASES, _package_file
+from empo_gym.agents.llm.policy import SamplingConfig
 from tests.tiny_llama import tiny_llama
 
 
@@ -38,7 +39,7 @@ def tiny_model(smol_tokenizer):
 @pytest.fixture()
 def tiny_policy(tiny_model, smol_tokenizer):
     """A :class:`TransformersPolicy` over the tiny model (seeded sampling, 12 new tokens)."""
-    from empo_gym.agents.llm.policy import TransformersPolicy
+    from empo_gym.agents.llm.transformers_policy import TransformersPolicy
 
     return TransformersPolicy(
         tiny_model,
@@ -50,7 +51,7 @@ def tiny_policy(tiny_model, smol_tokenizer):
 @pytest.fixture(scope="session")
 def smol_policy():
     """The real SmolLM2-135M-Instruct (slow tests only; loaded once per session)."""
-    from empo_gym.agents.llm.policy import TransformersPolicy
+    from empo_gym.agents.llm.transformers_policy import TransformersPolicy
 
     return TransformersPolicy(
         DEFAULT_MODEL, sampling=SamplingConfig(temperature=0.7, max_new_tokens=24, seed=0)

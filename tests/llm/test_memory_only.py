@@ -208,3 +208,9 @@ def test_missing_minilm_falls_back_to_hashing_and_says_so(monkeypatch) -> None:
     with pytest.warns(UserWarning, match="using the 'hashing' embedder"):
         evaluate(agent, "guess", episodes=1, seed=3, make_env=_guess_env)
     assert agent.config()["memory"]["embedder"].startswith("hashing")
+
+
+def test_the_stub_is_a_policy():
+    from empo_gym.agents.llm.policy import Policy
+
+    assert isinstance(MemoryStubPolicy(), Policy)

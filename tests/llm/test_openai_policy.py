@@ -80,3 +80,23 @@ def test_default_local_model_over_http(smol_policy):
         )
         gens = client.generate([[{"role": "user", "content": "What is the capital of France?"}]])
     assert "paris" in gens[0].text.lower()
+
+
+def test_server_checks_the_policy_and_serves_a_text_only_one():
+    from empo_gym.agents.llm.policy import Generation
+
+    class Canned:  # a text-only Policy: no tokenizer, so the token strings stay empty
+        name = "canned"
+        sampling = SamplingConfig()
+
+        def generate(self, conversations, sampling=None):
+            return [Generation([], [5, 6], [-0.5, -0.25], "look around") for _ in conversations]
+
+        def close(self) -> None:
+            """Nothing to release."""
+
+    with pytest.raises(TypeError, match="PolicyServer needs a Policy; got object"):
+        PolicyServer(object())  # type: ignore[arg-type]
+    with PolicyServer(Canned()) as server:
+        (gen,) = OpenAIPolicy(server.base_url, model="canned").generate(CONVS[:1])
+    assert gen.text == "look around" and gen.logprobs == [-0.5, -0.25]

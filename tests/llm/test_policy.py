@@ -1,174 +1,49 @@
-"""TransformersPolicy on a tiny random model: generation, log-probs, tips, resolution."""
+"""The policy protocols and records: who satisfies which protocol, the errors, no import cycles."""
 
 from __future__ import annotations
 
-import os
+import ast
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-import torch
 
-from empo_gym.agents.llm.logprobs import token_logprobs
+from empo_gym.agents.llm.openai_policy import OpenAIPolicy
 from empo_gym.agents.llm.policy import (
     EncodedPrompt,
+    Generation,
+    Message,
+    Policy,
     SamplingConfig,
-    TransformersPolicy,
-    cache_dir,
-    resolve_model,
+    TokenPolicy,
+    TrainablePolicy,
+    check_policy,
+    missing_members,
+    one_sentence,
 )
-from empo_gym.agents.llm.prompts import EpisodeState, build_prompt, render_tip_block
 
-CONVS = [
-    [{"role": "user", "content": "hello"}],
-    [{"role": "user", "content": "a much longer prompt with many more words in it than the first"}],
-    [{"role": "system", "content": "be brief"}, {"role": "user", "content": "look around"}],
-]
+LLM_DIR = Path(__file__).resolve().parents[2] / "agents" / "llm"
+#: The modules of the policy split; each must import on its own.
+POLICY_MODULES = ("policy", "models", "transformers_policy", "openai_policy", "factory")
 
 
-def direct_logprobs(model, prompt, response, temperature=1.0):
-    """Log-probs of ``response`` after ``prompt`` from one unpadded forward pass."""
-    ids = torch.tensor([list(prompt) + list(response)])
-    with torch.no_grad():
-        logits = model(input_ids=ids).logits[0].float() / temperature
-    logp = torch.log_softmax(logits, dim=-1)
-    return [float(logp[len(prompt) - 1 + j, tok]) for j, tok in enumerate(response)]
+class TextPolicy:
+    """A text-only fake: exactly the :class:`Policy` protocol."""
 
+    name = "text-fake"
 
-def test_generation_logprobs_equal_direct_forward_pass(tiny_policy):
-    gens = tiny_policy.generate(CONVS)
-    assert len(gens) == 3
-    for g in gens:
-        assert g.response_ids and len(g.logprobs) == len(g.response_ids)
-        assert g.finish_reason in ("stop", "length")
-        want = direct_logprobs(tiny_policy.model, g.prompt_ids, g.response_ids)
-        assert g.logprobs == pytest.approx(want, abs=1e-4)
-    rescored = tiny_policy.logprobs([g.prompt_ids for g in gens], [g.response_ids for g in gens])
-    for g, lp in zip(gens, rescored, strict=True):
-        assert lp == pytest.approx(g.logprobs, abs=1e-4)
+    def __init__(self) -> None:
+        self.sampling = SamplingConfig(max_new_tokens=4)
 
+    def generate(
+        self, conversations: Sequence[Sequence[Message]], sampling: SamplingConfig | None = None
+    ) -> list[Generation]:
+        return [Generation([], [], [], "look around") for _ in conversations]
 
-def test_logprobs_at_sampling_temperature(tiny_model, smol_tokenizer):
-    policy = TransformersPolicy(
-        tiny_model,
-        tokenizer=smol_tokenizer,
-        sampling=SamplingConfig(temperature=0.4, max_new_tokens=6, seed=1),
-    )
-    g = policy.generate(CONVS[:1])[0]
-    want = direct_logprobs(tiny_model, g.prompt_ids, g.response_ids, temperature=0.4)
-    assert g.logprobs == pytest.approx(want, abs=1e-4)
-
-
-def test_token_logprobs_masks_padding_and_keeps_gradients(tiny_model):
-    prompts, responses = [[1, 5, 6], [1, 7]], [[8, 9, 10], [11]]
-    logp, mask = token_logprobs(tiny_model, prompts, responses, pad_id=2)
-    assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
-    assert logp[1, 1:].abs().sum() == 0
-    assert logp[0].tolist() == pytest.approx(
-        direct_logprobs(tiny_model, [1, 5, 6], [8, 9, 10]), abs=1e-5
-    )
-    assert logp.requires_grad
-    with pytest.raises(ValueError, match="prompt 0 is empty"):
-        token_logprobs(tiny_model, [[]], [[3]], pad_id=2)
-
-
-def test_seeded_sampling_is_reproducible_and_greedy_is_deterministic(tiny_model, smol_tokenizer):
-    def run(cfg):
-        policy = TransformersPolicy(tiny_model, tokenizer=smol_tokenizer, sampling=cfg)
-        return [g.response_ids for g in policy.generate(CONVS)]
-
-    cfg = SamplingConfig(temperature=1.0, max_new_tokens=8, seed=7)
-    assert run(cfg) == run(cfg)
-    greedy = SamplingConfig(temperature=0.0, max_new_tokens=8)
-    assert run(greedy) == run(greedy)
-
-
-def test_batched_generation_matches_single_greedy(tiny_model, smol_tokenizer):
-    policy = TransformersPolicy(
-        tiny_model,
-        tokenizer=smol_tokenizer,
-        sampling=SamplingConfig(temperature=0, max_new_tokens=8),
-    )
-    batched = [g.response_ids for g in policy.generate(CONVS)]
-    single = [policy.generate([c])[0].response_ids for c in CONVS]
-    assert batched == single
-
-
-def test_tip_block_tokens_are_exactly_the_difference(tiny_policy):
-    state = EpisodeState.start("You are in the kitchen.", {"task": "Boil water."})
-    tips = ["open the stove first", "water boils at 100 C"]
-    with_tips = build_prompt("scienceworld", state, tips)
-    without = build_prompt("scienceworld", state)
-    enc = tiny_policy.encode_prompt(with_tips.messages, with_tips.tip_text)
-    plain = tiny_policy.encode_prompt(without.messages, without.tip_text or None)
-    assert enc.used_tips and not plain.used_tips
-    start, end = enc.tip_span
-    assert enc.ids[:start] + enc.ids[end:] == enc.ids_no_tips == plain.ids
-    assert tiny_policy.tokenizer.decode(enc.ids[start:end]) == with_tips.tip_text
-    assert with_tips.tip_text == "\n\n" + render_tip_block(tips)
-    # The tip block sits inside the last user message, before the end-of-turn token.
-    rendered = tiny_policy.tokenizer.decode(enc.ids)
-    assert rendered.index("</tip>") < rendered.rindex("<|im_end|>")
-    assert rendered.endswith("<|im_start|>assistant\n")
-
-
-def test_lora_wraps_model_and_still_scores(tiny_model, smol_tokenizer):
-    import copy
-
-    policy = TransformersPolicy(
-        copy.deepcopy(tiny_model),
-        tokenizer=smol_tokenizer,
-        sampling=SamplingConfig(max_new_tokens=4, seed=0),
-        lora={"r": 4, "alpha": 8},
-    )
-    trainable = [n for n, p in policy.model.named_parameters() if p.requires_grad]
-    assert trainable and all("lora_" in n for n in trainable)
-    g = policy.generate(CONVS[:2])
-    lp = policy.logprobs([x.prompt_ids for x in g], [x.response_ids for x in g])
-    assert lp[0] == pytest.approx(g[0].logprobs, abs=1e-4)
-
-
-def test_module_without_tokenizer_is_rejected(tiny_model):
-    with pytest.raises(ValueError, match="tokenizer"):
-        TransformersPolicy(tiny_model)
-
-
-def test_unknown_model_name_says_what_was_tried():
-    with pytest.raises(ValueError) as err:
-        resolve_model("definitely-not-a-model")
-    msg = str(err.value)
-    assert "definitely-not-a-model" in msg and "alias" in msg and "local path" in msg
-    assert "smollm2-135m-instruct" in msg
-
-
-def test_unreadable_model_paths(tmp_path):
-    with pytest.raises(ValueError, match="does not exist or is unreadable"):
-        resolve_model(tmp_path / "missing.gguf")
-    with pytest.raises(ValueError, match="no config.json"):
-        resolve_model(tmp_path)
-    with pytest.raises(ValueError, match="cannot load model"):
-        from empo_gym.agents.llm.policy import load_model_and_tokenizer
-
-        (tmp_path / "config.json").write_text("{not json")
-        load_model_and_tokenizer(tmp_path)
-
-
-def test_local_dir_and_hub_id_resolution(tmp_path):
-    (tmp_path / "config.json").write_text("{}")
-    assert resolve_model(tmp_path).kind == "dir"
-    assert resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct").kind == "hub"
-
-
-def test_default_model_resolves_offline_and_cache_env_override(tmp_path, monkeypatch):
-    monkeypatch.setenv("EMPO_GYM_CACHE", str(tmp_path))
-    assert cache_dir() == Path(tmp_path)
-    src = resolve_model(None)
-    assert src.kind == "gguf" and src.location.endswith(".gguf") and os.path.isfile(src.location)
-    assert src.cache_path == tmp_path / "models" / "smollm2-135m-instruct"
-    # Once a safetensors copy exists in the cache, it is preferred.
-    src.cache_path.mkdir(parents=True)
-    (src.cache_path / "config.json").write_text("{}")
-    (src.cache_path / "model.safetensors").write_bytes(b"")
-    assert resolve_model("smollm2-135m-instruct").kind == "cached"
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 def test_sampling_config_validation():
@@ -182,97 +57,96 @@ def test_encoded_prompt_without_tips():
     assert not EncodedPrompt(ids=[1], ids_no_tips=[1]).used_tips
 
 
-LONG_SYSTEM = "You are an agent. " + " ".join(f"rule {i}: be careful." for i in range(20))
-SHARED = [
-    [{"role": "system", "content": LONG_SYSTEM}, {"role": "user", "content": f"room {i} " * i}]
-    for i in range(1, 5)
-]
-
-
-def test_prefix_cache_is_exact(tiny_model, smol_tokenizer):
-    def policy(prefix_cache):
-        return TransformersPolicy(
-            tiny_model,
-            tokenizer=smol_tokenizer,
-            prefix_cache=prefix_cache,
-            sampling=SamplingConfig(temperature=0, max_new_tokens=6),
-        )
-
-    cached, plain = policy(True), policy(False)
-    a, b = cached.generate(SHARED), plain.generate(SHARED)
-    assert len(cached._prefix_store[0]) > 50 and not plain._prefix_store[0]
-    assert [g.response_ids for g in a] == [g.response_ids for g in b]
-    for x, y in zip(a, b, strict=True):
-        assert x.logprobs == pytest.approx(y.logprobs, abs=1e-4)
-        assert x.logprobs == pytest.approx(
-            direct_logprobs(tiny_model, x.prompt_ids, x.response_ids), abs=1e-4
-        )
-    # A later call reuses (and extends) the stored prefix; results stay exact.
-    again = cached.generate(SHARED[2:])
-    assert [g.response_ids for g in again] == [g.response_ids for g in a[2:]]
-
-
-def test_top_p_sampling_logprobs_are_untruncated(tiny_model, smol_tokenizer):
-    policy = TransformersPolicy(
-        tiny_model,
-        tokenizer=smol_tokenizer,
-        sampling=SamplingConfig(temperature=1.0, top_p=0.5, max_new_tokens=5, seed=2),
-    )
-    for g in policy.generate(SHARED[:2]):
-        assert g.logprobs == pytest.approx(
-            direct_logprobs(tiny_model, g.prompt_ids, g.response_ids), abs=1e-4
-        )
-
-
-def test_protocols_and_load_policy(tiny_policy):
-    from empo_gym.agents.llm.openai_policy import OpenAIPolicy
-    from empo_gym.agents.llm.policy import Policy, TokenPolicy, load_policy
-
+def test_transformers_policy_satisfies_every_protocol(tiny_policy):
+    # tiny_policy: a TransformersPolicy over a random 2-layer Llama built from a config
     assert isinstance(tiny_policy, TokenPolicy) and isinstance(tiny_policy, Policy)
-    remote = load_policy("m", base_url="http://127.0.0.1:9/v1")
-    assert isinstance(remote, OpenAIPolicy) and isinstance(remote, Policy)
-    assert not isinstance(remote, TokenPolicy)
-    with pytest.raises(ValueError, match="needs model"):
-        load_policy(None, base_url="http://127.0.0.1:9/v1")
+    assert isinstance(tiny_policy, TrainablePolicy)
+    for protocol in (Policy, TokenPolicy, TrainablePolicy):
+        assert missing_members(tiny_policy, protocol) == []
+        check_policy(tiny_policy, protocol, needed_by="test")
 
 
-def test_prefix_cache_is_dropped_after_a_weight_update(tiny_model, smol_tokenizer):
-    import copy
+def test_openai_policy_is_a_text_policy_only():
+    remote = OpenAIPolicy("http://127.0.0.1:9/v1", model="m")
+    assert isinstance(remote, Policy)
+    assert not isinstance(remote, TokenPolicy) and not isinstance(remote, TrainablePolicy)
+    assert "encode_prompt" in missing_members(remote, TokenPolicy)
+    assert missing_members(remote, TrainablePolicy) == [
+        "model",
+        "pad_id",
+        "sampling_state",
+        "load_sampling_state",
+        "clear_prefix_cache",
+    ]
 
-    model = copy.deepcopy(tiny_model)
-    policy = TransformersPolicy(
-        model, tokenizer=smol_tokenizer, sampling=SamplingConfig(temperature=0, max_new_tokens=4)
+
+def test_a_fake_satisfies_the_protocol_it_implements():
+    fake = TextPolicy()
+    assert isinstance(fake, Policy) and not isinstance(fake, TokenPolicy)
+    # a text-only policy keeps its sampling: it cannot name its sentence-end tokens
+    assert one_sentence(fake, fake.sampling) == fake.sampling
+
+
+def test_check_policy_names_the_missing_members():
+    class Half:
+        name = "half"
+        sampling = SamplingConfig()
+
+        def generate(self, conversations, sampling=None):
+            return []
+
+    with pytest.raises(TypeError) as err:
+        check_policy(Half(), Policy, needed_by="the test")
+    assert str(err.value) == (
+        "the test needs a Policy; got Half, which lacks close "
+        "(define them, or use TransformersPolicy)"
     )
-    policy.generate(SHARED)
-    with torch.no_grad():  # an in-place update, as an optimizer step does
-        for p in model.parameters():
-            p.mul_(1.5)
-    for g in policy.generate(SHARED):
-        assert g.logprobs == pytest.approx(
-            direct_logprobs(model, g.prompt_ids, g.response_ids), abs=1e-4
-        )
+    half = Half()
+    half.close = None  # as isinstance does, a method member set to None is missing
+    assert missing_members(half, Policy) == ["close"] and not isinstance(half, Policy)
 
 
-def test_sentence_end_tokens_stop_a_row(tiny_policy, smol_tokenizer):
-    from empo_gym.agents.llm.policy import one_sentence
+def _llm_imports(path: Path) -> set[str]:
+    """``empo_gym.agents.llm`` modules that ``path`` imports anywhere (lazy imports too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        for name in names:
+            if name.startswith("empo_gym.agents.llm."):
+                found.add(name.split(".")[3])
+    return found
 
-    ends = tiny_policy.sentence_end_ids()
-    ids = lambda text: smol_tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
-    for text in (".", "!", "?"):
-        assert len(ids(text)) == 1 and ids(text)[0] in ends, text
-    assert [i in ends for i in ids("Go to the kitchen. Then")].count(True) == 1
-    for text in (" the", "search", "3", ","):
-        assert ids(text)[0] not in ends, text
-    convs = [[{"role": "user", "content": f"Say something {i}."}] for i in range(3)]
-    # every token below is a stop token except the first of each row: rows stop at once
-    base = SamplingConfig(temperature=1.0, max_new_tokens=12, seed=0)
-    state = tiny_policy.sampling_state()  # the same seed for both calls
-    free = tiny_policy.generate(convs, base)
-    firsts = {g.response_ids[0] for g in free}
-    tiny_policy.load_sampling_state(state)
-    cut = tiny_policy.generate(
-        convs, SamplingConfig(temperature=1.0, max_new_tokens=12, seed=0, stop_token_ids=firsts)
-    )
-    for g, f in zip(cut, free, strict=True):
-        assert g.response_ids == f.response_ids[:1] and g.finish_reason == "stop"
-    assert one_sentence(tiny_policy, base).stop_token_ids == ends
+
+def test_no_import_cycle_in_agents_llm():
+    graph = {p.stem: _llm_imports(p) for p in LLM_DIR.glob("*.py")}
+    assert set(POLICY_MODULES) <= set(graph)
+    # openai_policy and transformers_policy never import each other: the factory joins them
+    assert "transformers_policy" not in graph["openai_policy"]
+    assert "openai_policy" not in graph["transformers_policy"]
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(mod: str) -> None:
+        assert mod not in visiting, f"import cycle: {' -> '.join([*visiting, mod])}"
+        if mod in done:
+            return
+        visiting.append(mod)
+        for dep in sorted(graph.get(mod, ())):
+            visit(dep)
+        visiting.pop()
+        done.add(mod)
+
+    for mod in sorted(graph):
+        visit(mod)
+
+
+@pytest.mark.parametrize("module", POLICY_MODULES)
+def test_each_policy_module_imports_alone(module: str):
+    name = f"empo_gym.agents.llm.{module}"
+    code = f"import sys, {name}; print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    if module in ("policy", "openai_policy"):  # the protocols and a server policy need no torch
+        assert proc.stdout.strip() == "False"

@@ -149,3 +149,13 @@ def test_memory_wrapper_dict_format_and_use_memory_option(tiny_policy):
     (plain,) = RolloutEngine(tiny_policy, [env], "toy").run([7], group_size=1)
     assert env.resets[-1][1] == {"use_memory": False}
     assert not any(t.used_tips for t in plain.turns)
+
+
+def test_engine_checks_the_policy_protocols(tiny_policy):
+    from empo_gym.agents.llm.openai_policy import OpenAIPolicy
+
+    assert RolloutEngine(tiny_policy, [ToyTextEnv()], "toy").token_level
+    remote = OpenAIPolicy("http://127.0.0.1:9/v1", model="m")  # text only: no token records
+    assert not RolloutEngine(remote, [ToyTextEnv()], "toy").token_level
+    with pytest.raises(TypeError, match="RolloutEngine needs a Policy; got object, which lacks"):
+        RolloutEngine(object(), [ToyTextEnv()], "toy")  # type: ignore[arg-type]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from empo_gym.agents.llm.policy import DEFAULT_MODEL, SamplingConfig, resolve_model
+from empo_gym.agents.llm.models import DEFAULT_MODEL, resolve_model
+from empo_gym.agents.llm.policy import SamplingConfig
 from empo_gym.agents.llm.prompts import EpisodeState, build_prompt
 from empo_gym.agents.llm.rollout import RolloutEngine
 from tests.llm.toy_env import ACTIONS, ToyTextEnv

@@ -100,11 +100,30 @@ class Clock:
 
 
 class TipPolicy:
-    """A tiny-model policy that also writes (deterministic, weight-dependent) tips."""
+    """A tiny-model policy that also writes (deterministic, weight-dependent) tips: a
+    ``TrainablePolicy`` for the trainer and a ``Policy`` for the memory hooks' tip prompts."""
+
+    name = "tip-policy"
 
     def __init__(self, model: Any) -> None:
+        from empo_gym.agents.llm.policy import SamplingConfig
+
         self.model = model
         self.pad_id = 0
+        self.sampling = SamplingConfig(temperature=0.0)
+
+    def sampling_state(self) -> dict[str, int]:
+        """Nothing of its own: tips are greedy, rollouts use the global torch RNG."""
+        return {}
+
+    def load_sampling_state(self, state: dict[str, int]) -> None:
+        """Nothing to restore (see :meth:`sampling_state`)."""
+
+    def clear_prefix_cache(self) -> None:
+        """It caches nothing between calls."""
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     def generate(self, conversations: list, sampling: Any = None) -> list:
         import torch

@@ -34,7 +34,8 @@ def _byte_tokenizer():
 
 def _byte_policy():
     """A TransformersPolicy over a tiny byte-level Llama (seeded sampling, 6 new tokens)."""
-    from empo_gym.agents.llm.policy import SamplingConfig, TransformersPolicy
+    from empo_gym.agents.llm.policy import SamplingConfig
+    from empo_gym.agents.llm.transformers_policy import TransformersPolicy
 
     tokenizer = _byte_tokenizer()
     model = tiny_llama(

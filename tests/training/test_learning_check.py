@@ -56,7 +56,8 @@ def _word_policy(seed: int = 0):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from empo_gym.agents.llm.policy import SamplingConfig, TransformersPolicy
+    from empo_gym.agents.llm.policy import SamplingConfig
+    from empo_gym.agents.llm.transformers_policy import TransformersPolicy
 
     words = ["<pad>", "<eos>", "<|im_start|>", "<|im_end|>", "[UNK]", "user", "assistant"]
     words += sorted({w for a in ACTIONS for w in a.split()})

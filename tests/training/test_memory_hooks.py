@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from empo_gym.agents.llm.policy import Generation
+from empo_gym.agents.llm.policy import Generation, SamplingConfig
 from empo_gym.agents.llm.trajectory import Trajectory, Turn
 from empo_gym.agents.training.memory_hooks import STORE_FILE, EMPOMemory, to_tip_trajectory
 from empo_gym.memory import MemoryStore, NoveltyReward
 
 
 class EchoTipPolicy:
-    """Test double: answers every tip prompt with a fixed sentence, counting calls."""
+    """Test double (a text-only ``Policy``): answers every tip prompt with a fixed sentence,
+    counting calls."""
+
+    name = "echo-tips"
 
     def __init__(self) -> None:
         self.calls: list[int] = []
+        self.sampling = SamplingConfig()
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     def generate(self, conversations, sampling=None):
         self.calls.append(len(conversations))
@@ -80,3 +87,9 @@ def test_tip_view_of_a_rollout() -> None:
         True,
     )
     assert view.steps[0].state == "hall" and view.steps[0].action == "act 0"
+
+
+def test_the_tip_writing_fake_is_a_text_policy() -> None:
+    from empo_gym.agents.llm.policy import Policy, TokenPolicy
+
+    assert isinstance(EchoTipPolicy(), Policy) and not isinstance(EchoTipPolicy(), TokenPolicy)

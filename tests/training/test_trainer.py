@@ -114,6 +114,32 @@ def test_group_trajectories_and_empty_tasks(tmp_path):
         train(GRPOConfig(output_dir=str(tmp_path)), None, bandit_rollout, [])
 
 
+def test_the_fakes_satisfy_the_trainer_protocol():
+    from empo_gym.agents.llm.policy import Policy, TrainablePolicy
+    from tests.training.kill_train import TipPolicy
+
+    bandit = BanditPolicy(make_tiny_model(0, BANDIT_VOCAB))
+    assert isinstance(bandit, TrainablePolicy) and not isinstance(bandit, Policy)
+    tips = TipPolicy(make_tiny_model(0, BANDIT_VOCAB))  # also writes tips: a Policy too
+    assert isinstance(tips, TrainablePolicy) and isinstance(tips, Policy)
+
+
+def test_a_policy_without_the_trainer_hooks_is_rejected(tmp_path):
+    class ModelOnly:  # what the trainer duck-typed before: a model and a pad id
+        def __init__(self) -> None:
+            self.model = make_tiny_model(0, BANDIT_VOCAB)
+            self.pad_id = 0
+
+    cfg = GRPOConfig(iterations=1, output_dir=str(tmp_path), **COMMON)
+    with pytest.raises(TypeError) as err:
+        train(cfg, ModelOnly(), bandit_rollout, TASKS)
+    assert str(err.value) == (
+        "the trainer needs a TrainablePolicy; got ModelOnly, which lacks sampling_state, "
+        "load_sampling_state, clear_prefix_cache (define them, or use TransformersPolicy)"
+    )
+    assert not (tmp_path / METRICS_FILE).exists()  # rejected before anything is written
+
+
 def test_learning_curves_png(tmp_path):
     from empo_gym.agents.training.curves import plot_curves
     from empo_gym.agents.training.metrics import read_metrics

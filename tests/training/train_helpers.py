@@ -85,11 +85,22 @@ TIP_TOKENS = [12, 13]
 
 
 class BanditPolicy:
-    """A policy over a tiny model with a small vocabulary (what the trainer needs: model, pad)."""
+    """A ``TrainablePolicy`` over a tiny model with a small vocabulary (the trainer's protocol,
+    no more: :func:`bandit_rollout` samples from ``model`` directly)."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
         self.pad_id = PAD
+
+    def sampling_state(self) -> dict[str, int]:
+        """Nothing of its own: it samples from the global torch RNG, which checkpoints restore."""
+        return {}
+
+    def load_sampling_state(self, state: dict[str, int]) -> None:
+        """Nothing to restore (see :meth:`sampling_state`)."""
+
+    def clear_prefix_cache(self) -> None:
+        """It caches nothing between calls."""
 
 
 def bandit_rollout(
