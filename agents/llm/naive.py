@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from empo_gym.agents.base import Agent
+from empo_gym.agents.llm.acting import Actor, ActStats
 from empo_gym.agents.llm.models import DEFAULT_MODEL
-from empo_gym.agents.llm.parsing import ParseStats, parse_action, style_for
+from empo_gym.agents.llm.parsing import ParseStats
 from empo_gym.agents.llm.policy import Policy, SamplingConfig
-from empo_gym.agents.llm.prompts import EpisodeState, build_prompt
+from empo_gym.agents.llm.prompts import EpisodeState
 from empo_gym.agents.llm.rollout import split_observation
 from empo_gym.agents.llm.transformers_policy import TransformersPolicy
 from empo_gym.registry import env_profile
@@ -45,6 +46,8 @@ class NaiveLLMAgent(Agent):
         max_new_tokens: Response budget; None = the env profile's ``max_action_tokens``.
         seed: Sampling seed.
         max_history: Steps of history shown in the prompt.
+        max_context_tokens: Longest prompt in tokens; older history is dropped first (None:
+            only ``max_history`` bounds it).
     """
 
     name: ClassVar[str] = "naive"
@@ -60,6 +63,7 @@ class NaiveLLMAgent(Agent):
         max_new_tokens: int | None = None,
         seed: int | None = 0,
         max_history: int | None = None,
+        max_context_tokens: int | None = None,
     ) -> None:
         self._model_name = model or DEFAULT_MODEL
         self._policy = policy
@@ -71,7 +75,10 @@ class NaiveLLMAgent(Agent):
         self.max_history = max_history
         self.states: dict[int, EpisodeState] = {}
         self.tips: dict[int, Any] = {}
-        self.parse_stats = ParseStats()
+        self.max_context_tokens = max_context_tokens
+        #: Generation and parse counts of every act_batch so far.
+        self.act_stats = ActStats()
+        self._actor: Actor | None = None
 
     @property
     def policy(self) -> Policy:
@@ -102,6 +109,7 @@ class NaiveLLMAgent(Agent):
             "max_new_tokens": self._sampling().max_new_tokens,
             "seed": self.seed,
             "parse": self.parse_stats.as_dict(),
+            "history_dropped": self.act_stats.history_dropped,
         }
 
     def env_kwargs(self, env_name: str) -> dict[str, Any]:
@@ -122,8 +130,22 @@ class NaiveLLMAgent(Agent):
         """The action for one slot (a batch of one)."""
         return self.act_batch([slot], [observation], [info])[0]
 
-    def _prompt_kwargs(self) -> dict[str, Any]:
-        return {} if self.max_history is None else {"max_history": self.max_history}
+    @property
+    def parse_stats(self) -> ParseStats:
+        """Parse outcome counts of every answer so far."""
+        return self.act_stats.parse
+
+    def _actor_for(self, env_name: str) -> Actor:
+        # the path training rollouts take too: same prompts, tokens, context bound, parsing
+        if self._actor is None or self._actor.env_name != env_name:
+            self._actor = Actor(
+                self.policy,
+                env_name,
+                sampling=self._sampling(),
+                prompt_kwargs={} if self.max_history is None else {"max_history": self.max_history},
+                max_context_tokens=self.max_context_tokens,
+            )
+        return self._actor
 
     def act_batch(
         self,
@@ -133,22 +155,17 @@ class NaiveLLMAgent(Agent):
     ) -> list[str]:
         """Answer all active slots with one batched generation."""
         env_name = self.env_name or (guess_env_name(infos[0]) if infos else "scienceworld")
-        prompts = []
+        states, tips_per_slot = [], []
         for slot, obs, info in zip(slots, observations, infos, strict=True):
             text, tips = split_observation(obs)
             state = self.states.get(slot)
             if state is None:
                 state = self.states[slot] = EpisodeState.start(text, info)
             state.observation, state.info = text, dict(info)
-            prompts.append(build_prompt(env_name, state, tips, **self._prompt_kwargs()))
-        gens = self.policy.generate([p.with_tips() for p in prompts], self._sampling())
-        actions = []
-        for gen, info in zip(gens, infos, strict=True):
-            admissible = [str(a) for a in info.get("admissible_actions") or []]
-            parsed = parse_action(gen.text, admissible, style_for(env_name))
-            self.parse_stats.add(parsed)
-            actions.append(parsed.action)
-        return actions
+            states.append(state)
+            tips_per_slot.append(tips)
+        decisions = self._actor_for(env_name).decide(states, tips_per_slot, self.act_stats)
+        return [d.action for d in decisions]
 
     def observe(
         self,
@@ -172,4 +189,4 @@ class NaiveLLMAgent(Agent):
         """Release the model."""
         if self._policy is not None:
             self._policy.close()
-        self._policy = None
+        self._policy, self._actor = None, None

@@ -16,21 +16,14 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 import gymnasium as gym
 
-from empo_gym.agents.llm.parsing import ParseResult, ParseStats, parse_action, style_for
-from empo_gym.agents.llm.policy import (
-    EncodedPrompt,
-    Generation,
-    Policy,
-    SamplingConfig,
-    TokenPolicy,
-    check_policy,
-)
-from empo_gym.agents.llm.prompts import EpisodeState, Prompt, build_prompt
+from empo_gym.agents.llm.acting import Actor, ActStats
+from empo_gym.agents.llm.policy import Policy, SamplingConfig
+from empo_gym.agents.llm.prompts import EpisodeState, Prompt
 from empo_gym.agents.llm.trajectory import Trajectory, Turn
 from empo_gym.memory.wrapper import default_slot
 
@@ -103,24 +96,16 @@ class ResetSpec:
 
 
 @dataclass
-class RolloutStats:
-    """Timings and counts of the last :meth:`RolloutEngine.run`.
+class RolloutStats(ActStats):
+    """Timings and counts of the last :meth:`RolloutEngine.run` (the actor's, plus the envs').
 
     Attributes:
-        batch_sizes: Number of episodes answered by each batched generation.
-        generated_tokens: Response tokens sampled.
-        generate_seconds: Time inside the policy's generation.
         env_seconds: Time inside env ``reset`` / ``step``.
         wall_seconds: Whole run.
-        parse: Parse outcome counts.
     """
 
-    batch_sizes: list[int] = field(default_factory=list)
-    generated_tokens: int = 0
-    generate_seconds: float = 0.0
     env_seconds: float = 0.0
     wall_seconds: float = 0.0
-    parse: ParseStats = field(default_factory=ParseStats)
 
     @property
     def tokens_per_second(self) -> float:
@@ -140,6 +125,7 @@ class RolloutStats:
             "wall_seconds": self.wall_seconds,
             "tokens_per_second": self.tokens_per_second,
             "parse": self.parse.as_dict(),
+            "history_dropped": self.history_dropped,
         }
 
 
@@ -195,6 +181,8 @@ class RolloutEngine:
         sampling: Sampling override for this engine (else the policy's own).
         prompt_kwargs: Extra arguments of the prompt builder (``max_history``, ...).
         prompt_fn: Replaces :func:`~empo_gym.agents.llm.prompts.build_prompt` (same signature).
+        max_context_tokens: Longest prompt in tokens; older history is dropped first (see
+            :class:`~empo_gym.agents.llm.acting.Actor`).
     """
 
     def __init__(
@@ -207,21 +195,30 @@ class RolloutEngine:
         sampling: SamplingConfig | None = None,
         prompt_kwargs: dict[str, Any] | None = None,
         prompt_fn: Callable[..., Prompt] | None = None,
+        max_context_tokens: int | None = None,
     ) -> None:
         if max_turns < 1:
             raise ValueError(f"max_turns={max_turns!r}; expected >= 1")
         self.envs = _as_env_list(envs)
-        check_policy(policy, Policy, needed_by="RolloutEngine")
+        # token-level policies record the exact ids (with and without tips) the trainer needs
+        self.actor = Actor(
+            policy,
+            env_name,
+            sampling=sampling,
+            prompt_kwargs=prompt_kwargs,
+            prompt_fn=prompt_fn,
+            max_context_tokens=max_context_tokens,
+            needed_by="RolloutEngine",
+        )
         self.policy = policy
         self.env_name = env_name
-        self.style = style_for(env_name)
         self.max_turns = max_turns
-        self.sampling = sampling
-        self.prompt_kwargs = dict(prompt_kwargs or {})
-        self.prompt_fn = prompt_fn or build_prompt
-        # Token-level policies record the exact ids (with and without tips) the trainer needs.
-        self.token_level = isinstance(policy, TokenPolicy)
         self.stats = RolloutStats()
+
+    @property
+    def token_level(self) -> bool:
+        """Whether the policy is token-level (turns then carry exact token ids)."""
+        return self.actor.token_level
 
     # ------------------------------------------------------------------ api
     def run(
@@ -292,39 +289,25 @@ class RolloutEngine:
             },
         )
 
-    def _prompts(self, active: Sequence[_Slot]) -> list[Prompt]:
-        return [
-            self.prompt_fn(self.env_name, s.state, s.tips, **self.prompt_kwargs) for s in active
-        ]
-
-    def _generate(self, prompts: Sequence[Prompt]) -> tuple[list[EncodedPrompt], list[Generation]]:
-        t0 = time.perf_counter()
-        if self.token_level:
-            policy = cast(TokenPolicy, self.policy)  # checked in __init__
-            encoded = [policy.encode_prompt(p.messages, p.tip_text or None) for p in prompts]
-            gens = policy.generate_ids([e.ids for e in encoded], self.sampling)
-        else:
-            gens = self.policy.generate([p.with_tips() for p in prompts], self.sampling)
-            encoded = [EncodedPrompt(ids=list(g.prompt_ids), ids_no_tips=[]) for g in gens]
-        self.stats.generate_seconds += time.perf_counter() - t0
-        self.stats.batch_sizes.append(len(prompts))
-        self.stats.generated_tokens += sum(len(g.response_ids) for g in gens)
-        return encoded, gens
-
     def _turn(self, active: Sequence[_Slot], memory_mode: bool) -> list[Trajectory]:
-        prompts = self._prompts(active)
-        encoded, gens = self._generate(prompts)
+        decisions = self.actor.decide(
+            [cast(EpisodeState, s.state) for s in active], [s.tips for s in active], self.stats
+        )
         finished: list[Trajectory] = []
-        for slot, prompt, enc, gen in zip(active, prompts, encoded, gens, strict=True):
+        token_level = self.token_level
+        for slot, decision in zip(active, decisions, strict=True):
             assert slot.state is not None and slot.traj is not None
-            admissible = [str(a) for a in slot.state.info.get("admissible_actions") or []]
-            parsed: ParseResult = parse_action(gen.text, admissible, self.style)
-            self.stats.parse.add(parsed)
+            prompt, enc, gen, parsed = (
+                decision.prompt,
+                decision.encoded,
+                decision.generation,
+                decision.parsed,
+            )
             t0 = time.perf_counter()
             obs, reward, terminated, truncated, info = slot.env.step(parsed.action)
             self.stats.env_seconds += time.perf_counter() - t0
-            used_tips = bool(prompt.has_tips and self.token_level and enc.used_tips) or (
-                prompt.has_tips and not self.token_level
+            used_tips = bool(prompt.has_tips and token_level and enc.used_tips) or (
+                prompt.has_tips and not token_level
             )
             slot.traj.turns.append(
                 Turn(

@@ -149,6 +149,7 @@ class LearningAgent(Agent):
     def _ensure_actor(self) -> Any:
         if self._actor is None:
             from empo_gym.agents.llm.naive import NaiveLLMAgent
+            from empo_gym.agents.training.setup import TRAIN_PROMPT_HISTORY
 
             if self.policy is None:
                 from empo_gym.agents.training.setup import make_policy
@@ -159,7 +160,8 @@ class LearningAgent(Agent):
                 temperature=self.cfg.eval_temperature,
                 max_new_tokens=self.cfg.max_response_tokens,
                 seed=self.cfg.seed,
-                max_history=4,
+                max_history=TRAIN_PROMPT_HISTORY,
+                max_context_tokens=self.cfg.max_context_tokens,
             )
         return self._actor
 

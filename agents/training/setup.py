@@ -150,6 +150,7 @@ def build_training(
         max_turns=cfg.max_steps,
         sampling=training_sampling(cfg),
         prompt_kwargs={"max_history": TRAIN_PROMPT_HISTORY},
+        max_context_tokens=cfg.max_context_tokens,
     )
     return TrainingSetup(
         cfg=cfg,

@@ -439,6 +439,7 @@ def engine_rollout_fn(
     max_turns: int = 30,
     sampling: Any | None = None,
     prompt_kwargs: dict[str, Any] | None = None,
+    max_context_tokens: int | None = None,
 ) -> RolloutFn:
     """A :data:`RolloutFn` over :class:`empo_gym.agents.llm.rollout.RolloutEngine`.
 
@@ -453,6 +454,7 @@ def engine_rollout_fn(
         max_turns: Episode length limit.
         sampling: ``SamplingConfig`` of the training rollouts (temperature 1.0 in the paper).
         prompt_kwargs: Extra prompt-builder arguments.
+        max_context_tokens: Longest prompt in tokens (older history is dropped first).
     """
     from empo_gym.agents.llm.rollout import ResetSpec, RolloutEngine
 
@@ -470,6 +472,7 @@ def engine_rollout_fn(
                 max_turns=max_turns,
                 sampling=sampling,
                 prompt_kwargs=prompt_kwargs,
+                max_context_tokens=max_context_tokens,
             )
         specs = []
         for i, task in enumerate(tasks):
