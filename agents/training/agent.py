@@ -257,7 +257,7 @@ class EMPOAgent(LearningAgent):
 
     def _memory(self, envs: list[gym.Env]) -> tuple[list[gym.Env], Any]:
         from empo_gym.agents.training.memory_hooks import EMPOMemory
-        from empo_gym.memory import MemoryObservationWrapper, MemoryStore, NoveltyReward
+        from empo_gym.memory import EpisodeRecorder, MemoryStore, MemoryWrapper, NoveltyReward
 
         cfg = self.cfg
         store = MemoryStore(
@@ -266,9 +266,10 @@ class EMPOAgent(LearningAgent):
             threshold=cfg.memory_min_similarity,
             top_k=cfg.memory_top_k,
         )
+        # the wrappers record episodes into one recorder; the hooks write them after rollouts
+        recorder = EpisodeRecorder(store)
         wrapped = [
-            MemoryObservationWrapper(env, store, write_tips=False, novelty=False, training=True)
-            for env in envs
+            MemoryWrapper(env, recorder=recorder, novelty=False, training=True) for env in envs
         ]
         novelty = NoveltyReward(store.embedder) if cfg.intrinsic_reward else None
         hooks = EMPOMemory(
@@ -277,5 +278,6 @@ class EMPOAgent(LearningAgent):
             tip_max_tokens=cfg.tip_max_tokens,
             seed=cfg.seed,
             wrappers=wrapped,
+            recorder=recorder,
         )
         return wrapped, hooks

@@ -181,7 +181,7 @@ def run_train_bench(
     from empo_gym.agents.training.config import quick_preset
     from empo_gym.agents.training.memory_hooks import EMPOMemory
     from empo_gym.agents.training.trainer import engine_rollout_fn
-    from empo_gym.memory import MemoryObservationWrapper, MemoryStore, NoveltyReward
+    from empo_gym.memory import EpisodeRecorder, MemoryStore, MemoryWrapper, NoveltyReward
     from empo_gym.registry import get_env_info
 
     overrides = {
@@ -198,10 +198,9 @@ def run_train_bench(
     info = get_env_info(env)
     kwargs = {**info.env_kwargs(task, "train"), "max_steps": grpo_cfg.max_steps}
     store = MemoryStore("hashing")
+    recorder = EpisodeRecorder(store)  # EMPO²'s hooks write the episodes the wrappers record
     envs = [
-        MemoryObservationWrapper(
-            gym.make(info.gym_id, **kwargs), store, write_tips=False, novelty=False
-        )
+        MemoryWrapper(gym.make(info.gym_id, **kwargs), recorder=recorder, novelty=False)
         for _ in range(grpo_cfg.tasks_per_iter * grpo_cfg.group_size)
     ]
     sampling = SamplingConfig(
@@ -220,6 +219,7 @@ def run_train_bench(
                 novelty=NoveltyReward(store.embedder),
                 tip_max_tokens=empo_cfg.tip_max_tokens,
                 wrappers=envs,
+                recorder=recorder,
             )
         )
         return hooks[-1]

@@ -22,3 +22,17 @@ def test_several_processes_need_a_shared_output_dir(monkeypatch, tmp_path):
     agent = EMPOAgent({"output_dir": str(tmp_path / "shared")})
     agent._configure_for("scienceworld", "find-plant", "unused")
     assert agent.cfg.output_dir == str(tmp_path / "shared") and agent.cfg.task == "find-plant"
+
+
+def test_empo_training_envs_queue_their_episodes_for_the_memory_hooks():
+    from empo_gym.memory import MemoryWrapper
+    from empo_gym.memory._toy import ToyTextEnv
+
+    envs, hooks = EMPOAgent()._memory([ToyTextEnv(), ToyTextEnv()])
+    assert all(isinstance(e, MemoryWrapper) and e.recorder is hooks.recorder for e in envs)
+    assert all(e.store is hooks.store and e.core.novelty is None for e in envs)
+    _, info = envs[0].reset(seed=0)
+    for action in ["go north", "take key", "open chest"]:
+        envs[0].step(action)
+    assert [ep.episode_id for ep in hooks.recorder.pending] == [info["memory_episode"]]
+    assert hooks.size() == 0  # the hooks write, after the rollouts

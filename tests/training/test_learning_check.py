@@ -17,7 +17,7 @@ from empo_gym.agents.llm.rollout import ResetSpec
 from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
 from empo_gym.agents.training.memory_hooks import EMPOMemory
 from empo_gym.agents.training.trainer import engine_rollout_fn, train
-from empo_gym.memory import MemoryObservationWrapper, MemoryStore, NoveltyReward
+from empo_gym.memory import EpisodeRecorder, MemoryStore, MemoryWrapper, NoveltyReward
 from empo_gym.spaces import UnicodeText
 from tests.tiny_llama import tiny_llama
 
@@ -103,9 +103,14 @@ def _run(algo: str, tmp_path) -> list[float]:
     memory = None
     if algo == "empo":
         store = MemoryStore("hashing")
-        envs = [MemoryObservationWrapper(e, store, write_tips=False, novelty=False) for e in envs]
+        recorder = EpisodeRecorder(store)
+        envs = [MemoryWrapper(e, recorder=recorder, novelty=False) for e in envs]
         memory = EMPOMemory(
-            store, novelty=NoveltyReward(store.embedder), tip_max_tokens=2, wrappers=envs
+            store,
+            novelty=NoveltyReward(store.embedder),
+            tip_max_tokens=2,
+            wrappers=envs,
+            recorder=recorder,
         )
         cfg = EMPOConfig(output_dir=str(tmp_path / algo), memory_prob=0.5, **COMMON)
     else:
