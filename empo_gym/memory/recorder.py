@@ -91,7 +91,7 @@ class EpisodeRecorder:
     """Running episodes in, finished :class:`Episode` objects queued, tips and entries out.
 
     Args:
-        store: The memory entries are written to.
+        store: Where the memory entries are written.
         store_path: When set, every flush merges the store into this file (under a file lock;
             see :meth:`MemoryStore.save`), adopting what other processes merged.
 
