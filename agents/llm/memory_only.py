@@ -8,17 +8,19 @@ task instance whose key is similar to the current state (cosine > 0.5, top 10 by
 appended to the user message as the ``<tip> ... </tip>`` block. Weights are never updated.
 
 Design: the agent owns its memory (a :class:`~empo_gym.memory.MemoryStore`) instead of relying on
-:class:`~empo_gym.memory.MemoryObservationWrapper` around the env. The harness builds envs from
+:class:`~empo_gym.memory.MemoryWrapper` around the env. The harness builds envs from
 names (``empo-gym run``), an agent can only pass constructor kwargs (``env_kwargs``), and the
 memory must outlive the envs anyway (it grows across trials of the OOD protocol, each of which
 builds fresh envs). Inside :meth:`MemoryOnlyAgent.act_batch` the agent embeds the states of all
 active slots in one call, retrieves their tips in one batched query, and hands the augmented
 observations (the memory wrapper's dict format) to
 :class:`~empo_gym.agents.llm.naive.NaiveLLMAgent`,
-whose prompt, batched generation and parsing it reuses. Episodes that finish are queued; their
-tips are written with ONE batched generation at the start of the next ``act_batch`` (before the
-new episodes act, so they already see them), or by :meth:`MemoryOnlyAgent.flush_tips` /
-:meth:`MemoryOnlyAgent.close`.
+whose prompt, batched generation and parsing it reuses. Its episodes are recorded by an
+:class:`~empo_gym.memory.EpisodeRecorder` (the memory wrapper's and the trainer's too), keyed by
+the embeddings computed for retrieval; finished ones are queued, and their tips are written
+(:func:`~empo_gym.agents.llm.tip_writer.policy_tip_writer`) with ONE batched generation at the
+start of the next ``act_batch`` (before the new episodes act, so they already see them), or by
+:meth:`MemoryOnlyAgent.flush_tips` / :meth:`MemoryOnlyAgent.close`.
 
 Example:
     >>> MemoryOnlyAgent.name, MemoryOnlyAgent.learns
@@ -31,67 +33,30 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
 from empo_gym.agents.llm.naive import EVAL_TEMPERATURE, NaiveLLMAgent
-from empo_gym.agents.llm.policy import Policy, SamplingConfig, one_sentence
+from empo_gym.agents.llm.policy import Policy, SamplingConfig
 from empo_gym.agents.llm.rollout import OBSERVATION_KEY, TIPS_KEY, split_observation
+from empo_gym.agents.llm.tip_writer import policy_tip_writer
 from empo_gym.memory import (
+    SLOT_MODES,
     Embedder,
+    EpisodeRecorder,
     MemoryStore,
-    PromptTipWriter,
-    Step,
-    Trajectory,
-    default_slot,
     make_embedder,
-    trajectory_entries,
+    memory_slot,
 )
 
+# SLOT_MODES and memory_slot are the memory module's (one slot rule), re-exported here
 __all__ = ["SLOT_MODES", "MemoryOnlyAgent", "memory_slot"]
 
-#: How episodes are grouped into memory slots: ``instance`` = task + variation / goal (EMPO²:
-#: one slot per task instance), ``task`` = all instances of a task share one slot.
-SLOT_MODES = ("instance", "task")
 #: Tokens the LLM may spend on one tip (one sentence, < 100 words).
 TIP_MAX_NEW_TOKENS = 96
 #: Most recent tips copied into :meth:`MemoryOnlyAgent.config` (the leaderboard entry).
 LOGGED_TIPS = 10
-
-
-def memory_slot(info: dict[str, Any], slot_by: str = "instance") -> str:
-    """The memory slot of an episode from its info dict.
-
-    Args:
-        info: The env's info (``task`` and, for ``instance``, ``variation`` / ``goal_index``).
-        slot_by: ``instance`` or ``task`` (see :data:`SLOT_MODES`).
-
-    Example:
-        >>> memory_slot({"task": "find-plant", "variation": 4})
-        'find-plant/4'
-        >>> memory_slot({"task": "find-plant", "variation": 4}, "task")
-        'find-plant'
-    """
-    if slot_by not in SLOT_MODES:
-        raise ValueError(f"unknown slot_by {slot_by!r}; expected one of: {', '.join(SLOT_MODES)}")
-    if slot_by == "task":
-        return str(info.get("task") or "task")
-    return default_slot(info) if info.get("task") is not None else "task"
-
-
-@dataclass
-class _Episode:
-    """What the agent records of the episode running in one harness slot."""
-
-    task: str
-    slot: str
-    steps: list[Step] = field(default_factory=list)
-    keys: list[np.ndarray] = field(default_factory=list)
-    state: str = ""
-    state_vec: np.ndarray | None = None
-    tips_seen: int = 0
 
 
 class MemoryOnlyAgent(NaiveLLMAgent):
@@ -170,9 +135,9 @@ class MemoryOnlyAgent(NaiveLLMAgent):
         self.tip_max_new_tokens = tip_max_new_tokens
         self.tip_temperature = temperature if tip_temperature is None else tip_temperature
         self._store = store
-        self.episodes: dict[int, _Episode] = {}
-        self._pending: list[_Episode] = []
-        self._pending_outcomes: list[tuple[float, bool]] = []
+        self._recorder: EpisodeRecorder | None = None
+        #: Recorder episode id of the episode running in each harness slot.
+        self.episodes: dict[int, int] = {}
         #: Every tip written so far: ``{"slot", "tip", "score", "success", "steps"}``.
         self.tip_log: list[dict[str, Any]] = []
         #: Seconds spent on memory work (embedding, retrieval, tip writing, storing).
@@ -194,6 +159,13 @@ class MemoryOnlyAgent(NaiveLLMAgent):
                 )
         return self._store
 
+    @property
+    def recorder(self) -> EpisodeRecorder:
+        """Records the running episodes; queues the finished ones for :meth:`flush_tips`."""
+        if self._recorder is None:
+            self._recorder = EpisodeRecorder(self.store, store_path=self.memory_path)
+        return self._recorder
+
     def _make_embedder(self) -> Embedder:
         try:
             return make_embedder(self.embedder_spec)
@@ -212,65 +184,44 @@ class MemoryOnlyAgent(NaiveLLMAgent):
             return 0
         return len(self.store)
 
-    def _tip_generate(self, prompts: list[str]) -> list[str]:
-        budget = SamplingConfig(
-            temperature=self.tip_temperature,
-            top_p=self.top_p,
-            max_new_tokens=self.tip_max_new_tokens,
-            seed=self.seed,
-        )
-        convs = [[{"role": "user", "content": p}] for p in prompts]
-        return [g.text for g in self.policy.generate(convs, one_sentence(self.policy, budget))]
-
     def flush_tips(self) -> int:
         """Write the tips of all finished episodes with one batched generation; store them.
 
         Returns:
             The number of memory entries added.
         """
-        if not self._pending:
+        if self._recorder is None or not self._recorder.pending:
             return 0
         t0 = time.perf_counter()
-        done, outcomes = self._pending, self._pending_outcomes
-        self._pending, self._pending_outcomes = [], []
-        trajs = [
-            Trajectory(
-                task=ep.task,
-                slot=ep.slot,
-                steps=list(ep.steps),
-                final_score=score,
-                success=success,
-                used_memory=ep.tips_seen > 0,
-            )
-            for ep, (score, success) in zip(done, outcomes, strict=True)
-        ]
-        tips = PromptTipWriter(self._tip_generate)(trajs)
-        entries, keys = [], []
-        for ep, traj, tip in zip(done, trajs, tips, strict=True):
-            entries.extend(trajectory_entries(traj, tip))
-            keys.extend(ep.keys)
+        budget = SamplingConfig(
+            temperature=self.tip_temperature,
+            top_p=self.top_p,
+            max_new_tokens=self.tip_max_new_tokens,
+            seed=self.seed,
+        )
+        before = self._recorder.entries_added
+        for ep in self._recorder.flush(policy_tip_writer(self.policy, budget)):
             self.tip_log.append(
                 {
-                    "slot": traj.slot,
-                    "tip": tip,
-                    "score": traj.final_score,
-                    "success": traj.success,
-                    "steps": len(traj.steps),
+                    "slot": ep.slot,
+                    "tip": ep.tip,
+                    "score": ep.final_score,
+                    "success": ep.success,
+                    "steps": len(ep.steps),
                 }
             )
-        added = self.store.add(entries, np.stack(keys)) if entries else 0
-        if self.memory_path is not None:
-            self.store.save(self.memory_path, merge=True)
         self.memory_seconds += time.perf_counter() - t0
-        return added
+        return self._recorder.entries_added - before
 
     # --------------------------------------------------------------- episodes
     def reset(self, slot: int, observation: Any, info: dict[str, Any]) -> None:
         """Start a new episode in ``slot`` (an unfinished previous one is dropped unwritten)."""
         super().reset(slot, observation, info)
-        text, _ = split_observation(observation)
         task = str(info.get("instruction") or info.get("task") or "")
-        self.episodes[slot] = _Episode(task=task, slot=memory_slot(info, self.slot_by), state=text)
+        self.recorder.drop(self.episodes.pop(slot, None))
+        self.episodes[slot] = self.recorder.start(
+            task=task, slot=memory_slot(info, self.slot_by, default="task")
+        )
 
     def act_batch(
         self,
@@ -282,23 +233,23 @@ class MemoryOnlyAgent(NaiveLLMAgent):
         self.flush_tips()
         t0 = time.perf_counter()
         texts = [split_observation(o)[0] for o in observations]
-        eps = []
         for slot, text, info in zip(slots, texts, infos, strict=True):
-            ep = self.episodes.get(slot)
-            if ep is None:  # act without reset: start recording here
+            if slot not in self.episodes:  # act without reset: start recording here
                 self.reset(slot, text, info)
-                ep = self.episodes[slot]
-            eps.append(ep)
+        rec = self.recorder
+        eids = [self.episodes[slot] for slot in slots]
         vecs = self.store.embedder(texts) if texts else np.zeros((0, self.store.embedder.dim))
         tips: list[list[str]] = [[] for _ in slots]
         if self.use_memory and len(self.store):
-            found = self.store.query_batch([ep.slot for ep in eps], embeddings=vecs)
+            slot_names = [rec.episode(eid).slot for eid in eids]
+            found = self.store.query_batch(slot_names, embeddings=vecs)
             tips = [[e.text for e in entries] for entries in found]
-        for ep, text, vec, t in zip(eps, texts, vecs, tips, strict=True):
-            ep.state, ep.state_vec = text, np.asarray(vec, dtype=np.float32)
-            ep.tips_seen += bool(t)
+        for eid, text, vec, t in zip(eids, texts, vecs, tips, strict=True):
+            rec.see(eid, text, vec)  # the step's memory key, embedded once
+            if t:
+                rec.episode(eid).used_memory = True
             self.tips_injected += bool(t)
-        self.steps_seen += len(eps)
+        self.steps_seen += len(eids)
         augmented = [
             {OBSERVATION_KEY: text, TIPS_KEY: t} for text, t in zip(texts, tips, strict=True)
         ]
@@ -317,17 +268,12 @@ class MemoryOnlyAgent(NaiveLLMAgent):
     ) -> None:
         """Record the step; a finished episode is queued for its tip."""
         super().observe(slot, action, observation, reward, terminated, truncated, info)
-        ep = self.episodes.get(slot)
-        if ep is None or ep.state_vec is None:
+        eid = self.episodes.get(slot)
+        score = float(info.get("score", 0.0))
+        if eid is None or not self.recorder.act(eid, str(action), reward=reward, score=score):
             return
-        ep.steps.append(Step(ep.state, str(action), float(reward), float(info.get("score", 0.0))))
-        ep.keys.append(ep.state_vec)
-        ep.state_vec = None
         if terminated or truncated:
-            self._pending.append(ep)
-            self._pending_outcomes.append(
-                (float(info.get("score", 0.0)), bool(info.get("success", False)))
-            )
+            self.recorder.end(eid, final_score=score, success=bool(info.get("success", False)))
             del self.episodes[slot]
 
     # ----------------------------------------------------------------- record
@@ -357,6 +303,6 @@ class MemoryOnlyAgent(NaiveLLMAgent):
 
     def close(self) -> None:
         """Write the pending tips, then release the model."""
-        if self._pending and self._policy is not None:
+        if self._recorder is not None and self._recorder.pending and self._policy is not None:
             self.flush_tips()
         super().close()

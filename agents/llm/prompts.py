@@ -8,7 +8,9 @@
 
 Tips from the memory wrapper are never part of the message text returned here: a :class:`Prompt`
 keeps them apart (``tip_text``) so the policy can tokenise them as a separate segment and the
-trainer can strip them exactly.
+trainer can strip them exactly. The tip block and the gap before it are the memory module's
+(:func:`empo_gym.memory.tips.render_tip_block`, :data:`~empo_gym.memory.tips.TIP_BLOCK_GAP`);
+the tip prompt is :func:`empo_gym.memory.tips.build_tip_prompt`.
 """
 
 from __future__ import annotations
@@ -17,45 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from empo_gym.memory.tips import TIP_BLOCK_GAP, parse_tips, render_tip_block
 from empo_gym.registry import env_profile
 
 Message = dict[str, str]
-
-# The block format matches empo_gym.memory.tips.render_tip_block (the memory wrapper's).
-#: Opening of the tip block (the paper's wording).
-TIP_HEADER = "<tip> Here are some memories you collected in your previous exploration:\n"
-#: Closing of the tip block.
-TIP_FOOTER = "</tip>"
-#: Separator between the user message and the appended tip block.
-TIP_SEPARATOR = "\n\n"
-
-
-def render_tip_block(tips: Sequence[str] | str | None) -> str:
-    """Render tips as the paper's tip block (empty string when there are none).
-
-    Args:
-        tips: A list of tip strings, or tips already joined one per line.
-
-    Example:
-        >>> print(render_tip_block(["open the door first", "water the plant"]))
-        <tip> Here are some memories you collected in your previous exploration:
-        open the door first
-        water the plant
-        </tip>
-        >>> render_tip_block([])
-        ''
-    """
-    if tips is None:
-        return ""
-    if isinstance(tips, str):
-        if tips.strip().startswith("<tip>"):  # already rendered by the memory wrapper
-            return tips.strip()
-        body = "\n".join(t.strip() for t in tips.splitlines() if t.strip())
-    else:
-        body = "\n".join(t.strip() for t in tips if t and t.strip())
-    if not body:
-        return ""
-    return f"{TIP_HEADER}{body}\n{TIP_FOOTER}"
 
 
 @dataclass
@@ -64,7 +31,7 @@ class Prompt:
 
     Attributes:
         messages: The conversation without any tips.
-        tip_text: ``TIP_SEPARATOR + tip block`` or ``""`` when there are no tips.
+        tip_text: ``TIP_BLOCK_GAP + tip block`` or ``""`` when there are no tips.
         tips: The individual tips (for records).
 
     Example:
@@ -105,17 +72,7 @@ def make_prompt(messages: list[Message], tips: Sequence[str] | str | None = None
         (True, ['t1'])
     """
     block = render_tip_block(tips)
-    if tips is None:
-        tip_list: list[str] = []
-    elif isinstance(tips, str):
-        body = tips.strip()
-        if body.startswith(TIP_HEADER.strip()):  # a rendered block: keep the memories only
-            body = body[len(TIP_HEADER.strip()) :]
-            body = body[: -len(TIP_FOOTER)] if body.endswith(TIP_FOOTER) else body
-        tip_list = [t.strip() for t in body.splitlines() if t.strip()]
-    else:
-        tip_list = [t for t in tips if t and t.strip()]
-    return Prompt(messages, tip_text=TIP_SEPARATOR + block if block else "", tips=tip_list)
+    return Prompt(messages, tip_text=TIP_BLOCK_GAP + block if block else "", tips=parse_tips(tips))
 
 
 @dataclass
@@ -334,25 +291,3 @@ def build_prompt(
     """
     builder = PROMPT_BUILDERS[env_profile(env_name).prompt_style]
     return make_prompt(builder(state, **kwargs), tips)
-
-
-TIP_REQUEST = (
-    "The episode is over. In ONE sentence (under 100 words), summarise what you did, what you "
-    "learned, and how far you were from completing the task. Final score: {score}/100."
-)
-
-
-def tip_request_messages(
-    state: EpisodeState, score: float, env_name: str = "scienceworld"
-) -> list[Message]:
-    """Messages asking the policy to write its one-sentence tip after an episode (EMPO²).
-
-    Example:
-        >>> s = EpisodeState.start("room", {"task": "boil water"})
-        >>> "ONE sentence" in tip_request_messages(s, 10.0)[-1]["content"]
-        True
-    """
-    base = build_prompt(env_name, state).messages
-    msgs = [dict(m) for m in base]
-    msgs[-1]["content"] = msgs[-1]["content"] + "\n\n" + TIP_REQUEST.format(score=f"{score:g}")
-    return msgs

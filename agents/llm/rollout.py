@@ -25,7 +25,7 @@ from empo_gym.agents.llm.acting import Actor, ActStats
 from empo_gym.agents.llm.policy import Policy, SamplingConfig
 from empo_gym.agents.llm.prompts import EpisodeState, Prompt
 from empo_gym.agents.llm.trajectory import Trajectory, Turn
-from empo_gym.memory.wrapper import default_slot
+from empo_gym.memory.episode import memory_slot
 
 #: Keys of the memory wrapper's observation dict (raw observation, tips joined by newlines,
 #: the rendered tip block).
@@ -285,7 +285,10 @@ class RolloutEngine:
                 "task": info.get("task"),
                 "instruction": slot.state.instruction,
                 "first_observation": text,
-                "memory_slot": info.get("memory_slot") or default_slot(info),
+                "memory_slot": info.get("memory_slot") or memory_slot(info),
+                # the memory wrapper's id of the episode it records: the trainer's memory hooks
+                # take that record (and its state embeddings) instead of rebuilding it
+                "memory_episode": info.get("memory_episode"),
             },
         )
 

@@ -1,52 +1,77 @@
 """EMPO²'s memory side of training: policy-written tips, the tip store, the novelty bonus.
 
-The training envs are wrapped in :class:`~empo_gym.memory.MemoryObservationWrapper` with
-``write_tips=False`` and one shared :class:`~empo_gym.memory.MemoryStore`: the wrappers only
-*retrieve* tips (memory rollouts). After each iteration's rollouts, :class:`EMPOMemory`
+The training envs are wrapped in :class:`~empo_gym.memory.MemoryWrapper` s that share one
+:class:`~empo_gym.memory.EpisodeRecorder` (and its :class:`~empo_gym.memory.MemoryStore`): the
+wrappers retrieve tips for memory rollouts and record every training episode -- each state
+embedded once, for retrieval and as its memory key -- but write nothing. After each iteration's
+rollouts, :class:`EMPOMemory`
 
-1. scores every turn's state with the novelty reward (memory rollouts only, EMPO2.md:
-   ``r_int = 1/(n+1)``) into ``Turn.intrinsic_reward``;
-2. asks the policy itself for one tip per trajectory -- all tips in **one** batched
-   generation -- and stores one entry per step (``trajectory_entries``).
+1. takes each rollout's recorded :class:`~empo_gym.memory.Episode` out of the recorder (matched
+   by ``traj.info["memory_episode"]`` and checked step by step; a rollout no wrapper recorded is
+   rebuilt from its turns by :func:`rollout_episode` and embedded once);
+2. scores every turn's state with the novelty reward (memory rollouts only, EMPO2.md:
+   ``r_int = 1/(n+1)``) into ``Turn.intrinsic_reward``, from those embeddings;
+3. flushes the episodes with the policy as the tip writer -- all tips in **one** batched
+   generation -- storing one entry per step keyed by the same embeddings.
 
-Doing both here, in-process and batched, is what keeps memory cheap (the reference paid ~19%
-of rollout time for two HTTP memory servers).
+Doing this in-process and batched, with no state embedded twice, is what keeps memory cheap
+(the reference paid ~19% of rollout time for two HTTP memory servers).
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from empo_gym.agents.llm.policy import SamplingConfig, one_sentence
+from empo_gym.agents.llm.policy import SamplingConfig
+from empo_gym.agents.llm.tip_writer import policy_tip_writer
 from empo_gym.agents.llm.trajectory import Trajectory
 from empo_gym.memory import (
+    Episode,
+    EpisodeRecorder,
     MemoryFileError,
     MemoryStore,
     NoveltyReward,
     Step,
-    build_tip_prompt,
-    trajectory_entries,
+    memory_slot,
 )
-from empo_gym.memory import Trajectory as TipTrajectory
-from empo_gym.memory.tips import clean_tip
 
 STORE_FILE = "memory.safetensors"
 NOVELTY_FILE = "novelty.safetensors"
 
 
-def to_tip_trajectory(traj: Trajectory) -> TipTrajectory:
-    """The memory layer's view of a rollout (task text, slot, (state, action) steps, score)."""
+def rollout_episode(traj: Trajectory) -> Episode:
+    """A rollout as memory sees it, rebuilt from its turns (task text, slot, steps, score).
+
+    The slot is the one the memory wrapper assigned (``traj.info["memory_slot"]``), else
+    :func:`~empo_gym.memory.memory_slot` of the rollout's info, else its group id.
+
+    Example:
+        >>> from empo_gym.agents.llm.trajectory import Turn
+        >>> traj = Trajectory("g0", 0, [Turn([], [], [], [], observation="hall", action="go")],
+        ...                   score=5.0, info={"task": "boil"})
+        >>> ep = rollout_episode(traj)
+        >>> ep.slot, ep.steps[0].state, ep.final_score
+        ('boil', 'hall', 5.0)
+    """
     steps = [Step(t.observation, t.action, float(t.reward)) for t in traj.turns]
-    return TipTrajectory(
+    return Episode(
         task=str(traj.info.get("instruction") or traj.info.get("task") or ""),
-        slot=str(traj.info.get("memory_slot") or traj.info.get("task") or traj.group_id),
+        slot=str(traj.info.get("memory_slot") or memory_slot(traj.info, default=traj.group_id)),
         steps=steps,
         final_score=float(traj.score),
         success=bool(traj.success),
         used_memory=bool(traj.memory_mode),
+    )
+
+
+def _same_steps(ep: Episode, traj: Trajectory) -> bool:
+    return len(ep.steps) == len(traj.turns) and all(
+        s.state == t.observation and s.action == t.action
+        for s, t in zip(ep.steps, traj.turns, strict=True)
     )
 
 
@@ -61,6 +86,10 @@ class EMPOMemory:
         tip_temperature: Sampling temperature of tips.
         seed: Seed of the tip sampler.
         wrappers: The training envs' memory wrappers (their retrieval time is reported).
+        recorder: The recorder the training wrappers share (``MemoryWrapper(...,
+            recorder=...)``); its store must be ``store``. Its episodes are taken for the
+            rollouts they match; others left in it (e.g. another run's on shared envs) are
+            dropped. None: every rollout is rebuilt from its turns.
     """
 
     def __init__(
@@ -72,9 +101,15 @@ class EMPOMemory:
         tip_temperature: float = 0.7,
         seed: int | None = 0,
         wrappers: Sequence[Any] = (),
+        recorder: EpisodeRecorder | None = None,
     ):
         if tip_max_tokens < 1:
             raise ValueError(f"tip_max_tokens must be >= 1, got {tip_max_tokens!r}")
+        if recorder is not None and recorder.store is not store:
+            raise ValueError(
+                "recorder.store is not store: the hooks write where the wrappers read; pass "
+                "the recorder the training wrappers share and its store"
+            )
         self.store = store
         self.novelty = novelty
         self.tip_sampling = SamplingConfig(
@@ -82,40 +117,56 @@ class EMPOMemory:
         )
         self.tips_written = 0
         self.wrappers = list(wrappers)
+        self.recorder = recorder if recorder is not None else EpisodeRecorder(store)
+        self._shared = recorder is not None
         self._retrieval_seen = 0.0
         self.last_timings: dict[str, float] = {}
 
-    def write_tips(self, policy: Any, trajectories: Sequence[Trajectory]) -> float:
-        """One tip per trajectory from ``policy`` (one batched generation); store the entries.
+    def episodes(self, trajectories: Sequence[Trajectory]) -> list[Episode | None]:
+        """Each rollout's episode (None for a rollout without turns), every step with its key.
 
-        Returns:
-            Seconds spent in the policy's generation.
+        Recorded episodes are taken out of the recorder; the rest are rebuilt from their turns
+        and embedded in one batch.
         """
-        views = [to_tip_trajectory(t) for t in trajectories if t.turns]
-        if not views:
-            return 0.0
-        prompts = [[{"role": "user", "content": build_tip_prompt(v)}] for v in views]
-        t0 = time.perf_counter()
-        gens = policy.generate(prompts, one_sentence(policy, self.tip_sampling))
-        gen_s = time.perf_counter() - t0
-        tips = [clean_tip(g.text) or "No tip." for g in gens]
-        entries = []
-        for traj, view, tip in zip([t for t in trajectories if t.turns], views, tips, strict=True):
-            traj.tip = tip
-            entries.extend(trajectory_entries(view, tip))
-        self.store.add(entries)
-        self.tips_written += len(tips)
-        return gen_s
-
-    def score_novelty(self, trajectories: Sequence[Trajectory]) -> None:
-        """Fill ``Turn.intrinsic_reward`` with the novelty of each turn's state."""
-        if self.novelty is None:
-            return
+        out: list[Episode | None] = []
+        rebuilt: list[Episode] = []
         for traj in trajectories:
             if not traj.turns:
+                out.append(None)
                 continue
-            slot = str(traj.info.get("memory_slot") or traj.group_id)
-            rewards = self.novelty(slot, [t.observation for t in traj.turns])
+            eid = traj.info.get("memory_episode")
+            ep = self.recorder.claim(eid, final_score=traj.score, success=traj.success)
+            if ep is not None and not _same_steps(ep, traj):
+                warnings.warn(
+                    f"rollout {traj.group_id}/{traj.member} differs from the episode {eid} its "
+                    "memory wrapper recorded (was the env stepped outside the rollout?); its "
+                    "memory is rebuilt from the rollout's turns",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                ep = None
+            if ep is None:
+                ep = rollout_episode(traj)
+                rebuilt.append(ep)
+            out.append(ep)
+        if self._shared:
+            self.recorder.discard()  # episodes of rollouts that are not these
+        self.recorder.embed_missing(rebuilt)
+        return out
+
+    def _score_novelty(
+        self, trajectories: Sequence[Trajectory], episodes: Sequence[Episode | None]
+    ) -> None:
+        """Fill ``Turn.intrinsic_reward`` with the novelty of each turn's state, trajectory by
+        trajectory and turn by turn (each state counts the ones scored before it)."""
+        if self.novelty is None:
+            return
+        same = self.novelty.embedder is self.store.embedder  # else its own vectors
+        for traj, ep in zip(trajectories, episodes, strict=True):
+            if ep is None:
+                continue
+            keys = ep.keys if same else None
+            rewards = self.novelty(ep.slot, [s.state for s in ep.steps], keys)
             for turn, r in zip(traj.turns, rewards, strict=True):
                 turn.intrinsic_reward = float(r)
 
@@ -126,25 +177,31 @@ class EMPOMemory:
         """Novelty for memory rollouts, then a policy-written tip for every trajectory.
 
         ``last_timings`` splits the cost: ``tip_generate_s`` (the policy writing tips, an LLM
-        cost EMPO² adds), ``memory_store_s`` (novelty, embedding and storing) and
-        ``memory_retrieval_s`` (the wrappers' retrieval during the rollouts just finished).
+        cost EMPO² adds), ``memory_store_s`` (matching, novelty, embedding and storing) and
+        ``memory_retrieval_s`` (the wrappers' memory work during the rollouts just finished).
         """
         t0 = time.perf_counter()
+        episodes = self.episodes(trajectories)
         if memory_mode:
-            self.score_novelty(trajectories)
+            self._score_novelty(trajectories, episodes)
         else:
             for traj in trajectories:
                 for turn in traj.turns:
                     turn.intrinsic_reward = 0.0
         t1 = time.perf_counter()
-        gen_s = self.write_tips(policy, trajectories)
+        writer = policy_tip_writer(policy, self.tip_sampling)
+        written = self.recorder.flush(writer, [ep for ep in episodes if ep is not None])
+        for traj, ep in zip(trajectories, episodes, strict=True):
+            if ep is not None:
+                traj.tip = ep.tip
+        self.tips_written += len(written)
         t2 = time.perf_counter()
         retrieval = sum(
             float(getattr(getattr(w, "core", w), "memory_seconds", 0.0)) for w in self.wrappers
         )
         self.last_timings = {
-            "tip_generate_s": gen_s,
-            "memory_store_s": (t1 - t0) + (t2 - t1 - gen_s),
+            "tip_generate_s": writer.seconds,
+            "memory_store_s": (t1 - t0) + (t2 - t1 - writer.seconds),
             "memory_retrieval_s": retrieval - self._retrieval_seen,
         }
         self._retrieval_seen = retrieval
@@ -177,4 +234,4 @@ class EMPOMemory:
         return {"memory_size": self.size(), "tips_written": self.tips_written}
 
 
-__all__ = ["NOVELTY_FILE", "STORE_FILE", "EMPOMemory", "MemoryFileError", "to_tip_trajectory"]
+__all__ = ["NOVELTY_FILE", "STORE_FILE", "EMPOMemory", "MemoryFileError", "rollout_episode"]

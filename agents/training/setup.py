@@ -105,7 +105,7 @@ def _make_envs(cfg: GRPOConfig) -> list[gym.Env]:
 
 
 def _with_memory(cfg: EMPOConfig, envs: list[gym.Env]) -> tuple[list[gym.Env], EMPOMemory]:
-    from empo_gym.memory import MemoryObservationWrapper, MemoryStore, NoveltyReward
+    from empo_gym.memory import EpisodeRecorder, MemoryStore, MemoryWrapper, NoveltyReward
 
     store = MemoryStore(
         "hashing",
@@ -113,13 +113,20 @@ def _with_memory(cfg: EMPOConfig, envs: list[gym.Env]) -> tuple[list[gym.Env], E
         threshold=cfg.memory_min_similarity,
         top_k=cfg.memory_top_k,
     )
+    # the wrappers retrieve and record episodes (each state embedded once) into one recorder;
+    # after the rollouts the hooks score novelty and write every tip with one generation
+    recorder = EpisodeRecorder(store)
     wrapped: list[gym.Env] = [
-        MemoryObservationWrapper(env, store, write_tips=False, novelty=False, training=True)
-        for env in envs
+        MemoryWrapper(env, recorder=recorder, novelty=False, training=True) for env in envs
     ]
     novelty = NoveltyReward(store.embedder) if cfg.intrinsic_reward else None
     hooks = EMPOMemory(
-        store, novelty=novelty, tip_max_tokens=cfg.tip_max_tokens, seed=cfg.seed, wrappers=wrapped
+        store,
+        novelty=novelty,
+        tip_max_tokens=cfg.tip_max_tokens,
+        seed=cfg.seed,
+        wrappers=wrapped,
+        recorder=recorder,
     )
     return wrapped, hooks
 

@@ -11,7 +11,7 @@ Metrics (returned as one flat dict; the CLI prints it as the last output line):
 * ``query_p50_ms_100k``: hashing embedder, 100k entries in one slot;
 * ``overhead_fraction`` (hashing; ``overhead_fraction_minilm`` when minilm is benched): memory
   time / total time of memory-augmented ScienceWorld episodes played with the
-  :class:`~empo_gym.memory.MemoryObservationWrapper` (seeded random admissible actions; the
+  :class:`~empo_gym.memory.MemoryWrapper` (seeded random admissible actions; the
   wrapper times its own memory work).
 
 MiniLM is slow to embed 10k texts on a CPU, so its store is filled with ``minilm_add_sample``
@@ -146,10 +146,10 @@ def _overhead(
     import gymnasium as gym
 
     import empo_gym  # noqa: F401  (registers the env ids)
-    from empo_gym.memory.wrapper import MemoryObservationWrapper
+    from empo_gym.memory.wrapper import MemoryWrapper
 
     base = gym.make("empo_gym/ScienceWorld-v0", task=task)
-    wrapped = {n: MemoryObservationWrapper(base, embedder=e) for n, e in embedders.items()}
+    wrapped = {n: MemoryWrapper(base, embedder=e) for n, e in embedders.items()}
     times: dict[str, float] = {"plain": 0.0, **{n: 0.0 for n in wrapped}}
     steps: dict[str, int] = {"plain": 0, **{n: 0 for n in wrapped}}
     try:

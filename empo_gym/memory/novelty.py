@@ -79,7 +79,11 @@ class NoveltyReward:
         if embeddings is None:
             vecs = np.asarray(self.embedder(states), dtype=np.float32)
         else:
-            vecs = normalize_rows(embeddings)
+            vecs = np.asarray(embeddings, dtype=np.float32)
+            # the embedder's unit rows are kept bit-exact: a state scored from the vector its
+            # recorder computed counts exactly as one the embedder is asked for again
+            if vecs.ndim != 2 or np.any(np.abs(np.linalg.norm(vecs, axis=1) - 1.0) > 1e-4):
+                vecs = normalize_rows(vecs)
         if vecs.shape != (len(states), self.embedder.dim):
             raise ValueError(
                 f"embeddings must have shape {(len(states), self.embedder.dim)}, got {vecs.shape}"

@@ -1,43 +1,50 @@
 """Tips: what an episode teaches, in one sentence, and how memories are rendered into prompts.
 
-After every finished trajectory a *tip writer* turns it into one sentence (EMPO²: the policy
-itself, prompted with :data:`TIP_PROMPT`). The memory then stores one entry per step::
+After every finished episode a *tip writer* turns it into one sentence (EMPO²: the policy
+itself, prompted with :data:`TIP_PROMPT` by :func:`build_tip_prompt`). The memory then stores
+one entry per step (:func:`format_memory`)::
 
     "{tip}; At that timestep, the specific action you took was {a_t}; Eventually you got the
     score {R}/100."
 
-and a memory-augmented turn appends the retrieved entries to the user message as::
+and a memory-augmented turn appends the retrieved entries to the user message, after
+:data:`TIP_BLOCK_GAP`, as the block :func:`render_tip_block` draws::
 
     <tip> Here are some memories you collected in your previous exploration:
     memory 1
     memory 2
     </tip>
 
-Writers are batched (``list[Trajectory] -> list[str]``) so an LLM can write the tips of every
-finished episode with one generation. An LLM agent builds the prompts with
-:func:`build_tip_prompt` and cleans its answer with :func:`clean_tip`.
+This module is the one place that format lives: the memory wrappers and the LLM agents' prompts
+(``empo_gym.agents.llm.prompts``) both use it. Writers are batched (``list[Episode] ->
+list[str]``) so an LLM can write the tips of every finished episode with one generation.
 """
 
 from __future__ import annotations
 
+import time
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+from empo_gym.memory.episode import Episode, Step
 
 __all__ = [
     "TIP_BLOCK_CLOSE",
+    "TIP_BLOCK_GAP",
     "TIP_BLOCK_OPEN",
     "TIP_PROMPT",
     "TIP_SEPARATOR",
+    "Episode",
     "PromptTipWriter",
     "Step",
     "TemplateTipWriter",
     "TipWriter",
-    "Trajectory",
     "build_tip_prompt",
     "clean_tip",
     "format_memory",
     "join_tips",
+    "parse_tips",
     "render_tip_block",
     "split_tips",
 ]
@@ -49,6 +56,8 @@ TIP_BLOCK_CLOSE = "</tip>"
 #: Separator between memories in the ``tips`` observation field and in the block (one per
 #: line): memories never contain a newline (:func:`format_memory` flattens them).
 TIP_SEPARATOR = "\n"
+#: What separates the user message from the tip block appended to it.
+TIP_BLOCK_GAP = "\n\n"
 
 #: Prompt asking the policy for a tip; fill with :func:`build_tip_prompt`.
 TIP_PROMPT = (
@@ -62,52 +71,24 @@ TIP_PROMPT = (
 )
 
 
-@dataclass
-class Step:
-    """One step of a recorded trajectory: the state seen, the action taken, what followed.
-
-    Attributes:
-        state: Raw observation the action was chosen in (tips excluded).
-        action: The action taken.
-        reward: Env reward of the step.
-        score: Env score after the step.
-    """
-
-    state: str
-    action: str
-    reward: float = 0.0
-    score: float = 0.0
-
-
-@dataclass
-class Trajectory:
-    """A finished episode as the tip writer sees it.
-
-    Attributes:
-        task: Task text (the env's ``info["instruction"]`` or ``info["task"]``).
-        slot: Memory slot of the episode.
-        steps: Steps in order.
-        final_score: Score at the end (env's native scale).
-        success: Whether the env reported success.
-        used_memory: Whether the episode ran with tips.
-        info: Last info dict of the episode (without large values).
-    """
-
-    task: str
-    slot: str
-    steps: list[Step] = field(default_factory=list)
-    final_score: float = 0.0
-    success: bool = False
-    used_memory: bool = False
-    info: dict[str, Any] = field(default_factory=dict)
+def __getattr__(name: str) -> Any:
+    # the record type was called Trajectory, a name it shared with the trainer's rollout record
+    if name == "Trajectory":
+        warnings.warn(
+            "empo_gym.memory.tips.Trajectory is deprecated; use empo_gym.memory.Episode",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return Episode
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @runtime_checkable
 class TipWriter(Protocol):
-    """Turns finished trajectories into one-sentence tips (one per trajectory, same order)."""
+    """Turns finished episodes into one-sentence tips (one per episode, same order)."""
 
-    def __call__(self, trajectories: list[Trajectory]) -> list[str]:
-        """Return one tip per trajectory."""
+    def __call__(self, episodes: list[Episode]) -> list[str]:
+        """Return one tip per episode."""
         ...
 
 
@@ -129,12 +110,12 @@ def clean_tip(text: str, max_words: int = 100) -> str:
 
 
 class TemplateTipWriter:
-    """A tip writer that needs no LLM: a template over the trajectory's facts.
+    """A tip writer that needs no LLM: a template over the episode's facts.
 
     Example:
-        >>> traj = Trajectory("boil water", "boil/0", [Step("hall", "open door", 0, 10),
-        ...                   Step("kitchen", "look around", 0, 10)], final_score=10)
-        >>> TemplateTipWriter()([traj])[0]
+        >>> ep = Episode("boil water", "boil/0", [Step("hall", "open door", 0, 10),
+        ...              Step("kitchen", "look around", 0, 10)], final_score=10)
+        >>> TemplateTipWriter()([ep])[0]
         "In 'boil water' I took 2 steps (open door, look around) and reached score 10/100 \
 without completing the task; the last action was 'look around', so try a different approach \
 from there."
@@ -143,10 +124,10 @@ from there."
     def __init__(self, max_actions: int = 5):
         self.max_actions = max_actions
 
-    def __call__(self, trajectories: list[Trajectory]) -> list[str]:
-        """Return one templated sentence per trajectory."""
+    def __call__(self, episodes: list[Episode]) -> list[str]:
+        """Return one templated sentence per episode."""
         out = []
-        for t in trajectories:
+        for t in episodes:
             actions = [s.action for s in t.steps]
             shown = ", ".join(actions[: self.max_actions])
             if len(actions) > self.max_actions:
@@ -172,56 +153,69 @@ from there."
 class PromptTipWriter:
     """A tip writer backed by any batched text generator (how an LLM agent passes its policy).
 
-    Each trajectory becomes a :func:`build_tip_prompt` prompt; ``generate`` answers all prompts
+    Each episode becomes a :func:`build_tip_prompt` prompt; ``generate`` answers all prompts
     in one call; answers are flattened by :func:`clean_tip`.
 
     Args:
         generate: ``list[str] (prompts) -> list[str] (answers)``, e.g. the policy's batched
             generation with the agent's chat template applied inside.
         max_words: Words kept from each answer.
+        fallback: The tip of an answer with no words (an entry still needs a tip).
+
+    Attributes:
+        seconds: Total seconds spent inside ``generate``.
 
     Example:
-        >>> writer = PromptTipWriter(lambda prompts: ["  Boil   it. "] * len(prompts))
-        >>> writer([Trajectory("boil water", "s", [Step("hall", "go kitchen")])])
-        ['Boil it.']
+        >>> writer = PromptTipWriter(lambda prompts: ["  Boil   it. ", ""][: len(prompts)])
+        >>> writer([Episode("boil water", "s", [Step("hall", "go kitchen")])] * 2)
+        ['Boil it.', 'No tip.']
     """
 
-    def __init__(self, generate: Callable[[list[str]], list[str]], max_words: int = 100):
+    def __init__(
+        self,
+        generate: Callable[[list[str]], list[str]],
+        max_words: int = 100,
+        fallback: str = "No tip.",
+    ):
         if not callable(generate):
             raise TypeError(f"generate must be callable (list[str] -> list[str]), got {generate!r}")
         self.generate = generate
         self.max_words = max_words
+        self.fallback = fallback
+        self.seconds = 0.0
 
-    def __call__(self, trajectories: list[Trajectory]) -> list[str]:
-        """Prompt the generator once for all trajectories."""
-        answers = list(self.generate([build_tip_prompt(t) for t in trajectories]))
-        if len(answers) != len(trajectories):
+    def __call__(self, episodes: list[Episode]) -> list[str]:
+        """Prompt the generator once for all episodes."""
+        prompts = [build_tip_prompt(t) for t in episodes]
+        t0 = time.perf_counter()
+        answers = list(self.generate(prompts))
+        self.seconds += time.perf_counter() - t0
+        if len(answers) != len(episodes):
             raise ValueError(
-                f"generate returned {len(answers)} answers for {len(trajectories)} prompts"
+                f"generate returned {len(answers)} answers for {len(episodes)} prompts"
             )
-        return [clean_tip(a, self.max_words) for a in answers]
+        return [clean_tip(a, self.max_words) or self.fallback for a in answers]
 
 
-def build_tip_prompt(
-    trajectory: Trajectory, max_steps: int = 30, max_state_chars: int = 300
-) -> str:
+def build_tip_prompt(episode: Episode, max_steps: int = 30, max_state_chars: int = 300) -> str:
     """Fill :data:`TIP_PROMPT` for an LLM tip writer (states are truncated to stay short).
 
     Example:
-        >>> p = build_tip_prompt(Trajectory("boil water", "s", [Step("hall", "go kitchen")]))
-        >>> "Task: boil water" in p and "hall -> go kitchen" in p
+        >>> p = build_tip_prompt(Episode("boil water", "s", [Step("hall", "go kitchen")],
+        ...                      final_score=42))
+        >>> "Task: boil water" in p and "hall -> go kitchen" in p and "42/100" in p
         True
     """
     lines = []
-    steps = trajectory.steps[-max_steps:]
+    steps = episode.steps[-max_steps:]
     for s in steps:
         state = " ".join(s.state.split())[:max_state_chars]
         lines.append(f"- {state} -> {s.action}")
-    outcome = "The task was completed." if trajectory.success else "The task was not completed."
+    outcome = "The task was completed." if episode.success else "The task was not completed."
     return TIP_PROMPT.format(
-        task=" ".join(trajectory.task.split()),
+        task=" ".join(episode.task.split()),
         trajectory="\n".join(lines) if lines else "(no steps)",
-        score=_fmt_score(trajectory.final_score),
+        score=_fmt_score(episode.final_score),
         outcome=outcome,
     )
 
@@ -256,8 +250,35 @@ def split_tips(joined: str) -> list[str]:
     return joined.split(TIP_SEPARATOR) if joined else []
 
 
-def render_tip_block(tips: Sequence[str]) -> str:
+def parse_tips(tips: Sequence[str] | str | None) -> list[str]:
+    """The memories in ``tips``: a list, the joined ``tips`` field, or a rendered block.
+
+    Each memory is flattened to one line; empty ones are dropped.
+
+    Example:
+        >>> parse_tips(render_tip_block(["m1", "m2"])), parse_tips("a\\nb"), parse_tips(None)
+        (['m1', 'm2'], ['a', 'b'], [])
+    """
+    if tips is None:
+        return []
+    if isinstance(tips, str):
+        body = tips.strip()
+        opening = TIP_BLOCK_OPEN.strip()
+        if body.startswith(opening):  # a rendered block: keep the memories only
+            body = body[len(opening) :]
+            body = body[: -len(TIP_BLOCK_CLOSE)] if body.endswith(TIP_BLOCK_CLOSE) else body
+        items: Sequence[str] = body.splitlines()
+    else:
+        items = tips
+    return [" ".join(t.split()) for t in items if t and t.strip()]
+
+
+def render_tip_block(tips: Sequence[str] | str | None) -> str:
     """The ``<tip> ... </tip>`` block appended to a user message ("" when there are no tips).
+
+    Args:
+        tips: Memories as a list, joined one per line (the ``tips`` field), or a block
+            rendered before (see :func:`parse_tips`).
 
     Example:
         >>> print(render_tip_block(["m1", "m2"]))
@@ -265,9 +286,10 @@ def render_tip_block(tips: Sequence[str]) -> str:
         m1
         m2
         </tip>
-        >>> render_tip_block([])
-        ''
+        >>> render_tip_block([]), render_tip_block("m1\\nm2") == render_tip_block(["m1", "m2"])
+        ('', True)
     """
-    if not tips:
+    memories = parse_tips(tips)
+    if not memories:
         return ""
-    return TIP_BLOCK_OPEN + join_tips(tips) + "\n" + TIP_BLOCK_CLOSE
+    return TIP_BLOCK_OPEN + join_tips(memories) + "\n" + TIP_BLOCK_CLOSE

@@ -1,21 +1,23 @@
-"""Memory-aware observation wrappers for any empo_gym text env (EMPO² memory, in process).
+"""EMPO² memory around any empo_gym text env, in process.
 
-:class:`MemoryObservationWrapper` wraps one env; :class:`MemoryVectorWrapper` wraps a vector env
-and keeps ONE store for all sub-envs in the main process (batched retrieval and writing; an LLM
-tip writer runs there too). Both turn the text observation into a dict::
+:class:`MemoryWrapper` wraps one env; :class:`MemoryVectorWrapper` wraps a vector env and keeps
+ONE store for all sub-envs in the main process (batched retrieval and writing; an LLM tip writer
+runs there too). Both turn the text observation into a dict::
 
     {"observation": raw env observation (tips never inside),
      "tips":        retrieved memories joined with TIP_SEPARATOR ("\\n"; see split_tips),
      "tip_block":   "<tip> Here are some memories ...\\n" + memories + "\\n</tip>" or ""}
 
 so a trainer strips tips exactly by using ``obs["observation"]`` (see :func:`compose_prompt`).
+They also write memory (a tip and one entry per step after every training episode) and may add
+a novelty bonus to the reward, so they are full wrappers, not observation wrappers.
 All three fields are :class:`~empo_gym.spaces.UnicodeText`, which has a shared-memory codec, so
-``gymnasium.make_vec(..., vectorization_mode="async", wrappers=[MemoryObservationWrapper])``
-works with the default ``shared_memory=True`` and any Unicode text. There each worker process
-holds its own store; to share memory between workers pass a file path as ``store``
-(``wrappers=[functools.partial(MemoryObservationWrapper, store="mem.safetensors")]``): every
-finished episode is merged into the file under a file lock and the worker adopts what the others
-wrote. :class:`MemoryVectorWrapper` shares one in-process store without files.
+``gymnasium.make_vec(..., vectorization_mode="async", wrappers=[MemoryWrapper])`` works with the
+default ``shared_memory=True`` and any Unicode text. There each worker process holds its own
+store; to share memory between workers pass a file path as ``store``
+(``wrappers=[functools.partial(MemoryWrapper, store="mem.safetensors")]``): every finished
+episode is merged into the file under a file lock and the worker adopts what the others wrote.
+:class:`MemoryVectorWrapper` shares one in-process store without files.
 
 Per episode, ``reset(options={"use_memory": bool, "eval": bool, "memory_slot": str})`` decides
 whether tips are retrieved (training mode writes a tip after every episode either way, as
@@ -23,14 +25,20 @@ EMPO² does); in evaluation mode nothing is written to memory and no novelty sta
 intrinsic novelty reward of memory episodes is reported in ``info["intrinsic_reward"]`` and is
 added to the env reward only with ``add_intrinsic_to_reward=True``. The remaining options go to
 the wrapped env.
+
+Episodes are recorded by an :class:`~empo_gym.memory.recorder.EpisodeRecorder`: each state is
+embedded once, and that vector serves retrieval, novelty and the stored key. A trainer that
+writes tips itself passes one ``recorder`` to all its wrappers: they then queue their finished
+episodes there (ids in reset's ``info["memory_episode"]``) and the trainer flushes them.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -40,17 +48,16 @@ from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 from gymnasium.vector.utils import batch_space
 
 from empo_gym.memory.embedders import Embedder
+from empo_gym.memory.episode import memory_slot
 from empo_gym.memory.novelty import NoveltyReward
-from empo_gym.memory.store import MemoryEntry, MemoryFileError, MemoryStore
+from empo_gym.memory.recorder import EpisodeRecorder, episode_entries
+from empo_gym.memory.store import MemoryFileError, MemoryStore
 from empo_gym.memory.tips import (
     TIP_BLOCK_CLOSE,
+    TIP_BLOCK_GAP,
     TIP_BLOCK_OPEN,
-    Step,
     TemplateTipWriter,
     TipWriter,
-    Trajectory,
-    clean_tip,
-    format_memory,
     join_tips,
     render_tip_block,
 )
@@ -60,9 +67,8 @@ __all__ = [
     "MEMORY_OPTIONS",
     "MemoryObservationWrapper",
     "MemoryVectorWrapper",
+    "MemoryWrapper",
     "compose_prompt",
-    "default_slot",
-    "trajectory_entries",
 ]
 
 #: Reset options consumed by the memory wrappers (not forwarded to the env).
@@ -70,28 +76,22 @@ MEMORY_OPTIONS = ("use_memory", "eval", "memory_slot")
 #: Default maximum length of the ``tips`` field (top-10 memories of < 100 words fit easily).
 MAX_TIPS_CHARS = 16_000
 
+_DEPRECATED = {
+    "default_slot": ("memory_slot", memory_slot),
+    "trajectory_entries": ("episode_entries", episode_entries),
+}
 
-def default_slot(info: dict[str, Any]) -> str:
-    """Memory slot of an episode: ``task`` plus ``/variation`` or ``/goal_index`` when present.
 
-    Example:
-        >>> default_slot({"task": "boil", "variation": 3})
-        'boil/3'
-        >>> default_slot({"task": "webshop", "goal_index": 12})
-        'webshop/12'
-        >>> default_slot({"task": "toy"})
-        'toy'
-    """
-    task = info.get("task")
-    if task is None:
-        raise ValueError(
-            "the env's info has no 'task' key to name the memory slot; pass slot_fn=... or "
-            "reset(options={'memory_slot': ...})"
+def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        new, obj = _DEPRECATED[name]
+        warnings.warn(
+            f"empo_gym.memory.wrapper.{name} is deprecated; use empo_gym.memory.{new}",
+            DeprecationWarning,
+            stacklevel=2,
         )
-    for key in ("variation", "goal_index"):  # ScienceWorld variation, WebShop goal
-        if info.get(key) is not None:
-            return f"{task}/{info[key]}"
-    return str(task)
+        return obj
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def compose_prompt(observation: dict[str, str], with_tips: bool = True) -> str:
@@ -107,19 +107,15 @@ def compose_prompt(observation: dict[str, str], with_tips: bool = True) -> str:
     """
     text = str(observation["observation"])
     block = str(observation.get("tip_block", ""))
-    return text + "\n\n" + block if with_tips and block else text
+    return text + TIP_BLOCK_GAP + block if with_tips and block else text
 
 
-@dataclass
+@dataclass(eq=False)
 class _Lane:
     slot: str = ""
     use_memory: bool = False
     training: bool = True
-    task: str = ""
-    state: str = ""
-    steps: list[Step] = field(default_factory=list)
-    keys: list[np.ndarray] = field(default_factory=list)  # embedding of each step's state
-    state_vec: np.ndarray | None = None
+    episode: int | None = None  # the recorder's id while the episode is recorded
     active: bool = False
 
 
@@ -137,13 +133,16 @@ class _MemoryCore:
         training: bool,
         add_intrinsic_to_reward: bool,
         max_tips_chars: int,
-        store_path: str | os.PathLike[str] | None,
         write_tips: bool = True,
+        recorder: EpisodeRecorder | None = None,
     ):
+        store_path = None
+        if recorder is not None and not isinstance(recorder, EpisodeRecorder):
+            raise TypeError(f"recorder must be an EpisodeRecorder, got {type(recorder).__name__}")
         if store is None:
-            store = MemoryStore(embedder)
+            store = recorder.store if recorder is not None else MemoryStore(embedder)
         elif isinstance(store, (str, os.PathLike)):
-            store_path = store if store_path is None else store_path
+            store_path = store
             try:
                 store = MemoryStore.load(store, embedder)
             except MemoryFileError:
@@ -152,11 +151,21 @@ class _MemoryCore:
                 store = MemoryStore(embedder)
         if not isinstance(store, MemoryStore):
             raise TypeError(f"store must be a MemoryStore or a file path, got {type(store)}")
+        if recorder is not None:
+            if store is not recorder.store:
+                raise ValueError(
+                    "store is not the recorder's store; pass the recorder alone (its store is "
+                    "used) or the same MemoryStore object to both"
+                )
+            if not write_tips:
+                raise ValueError(
+                    "write_tips=False with a recorder: a recorder's owner writes the tips; pass "
+                    "one or the other"
+                )
         self.store = store
-        self.store_path = store_path
         self.tip_writer: TipWriter = TemplateTipWriter() if tip_writer is None else tip_writer
         if not callable(self.tip_writer):
-            raise TypeError("tip_writer must be callable (list[Trajectory] -> list[str])")
+            raise TypeError("tip_writer must be callable (list[Episode] -> list[str])")
         if novelty is True:
             novelty = NoveltyReward(self.store.embedder)
         elif novelty is False or novelty is None:
@@ -164,15 +173,19 @@ class _MemoryCore:
         elif not isinstance(novelty, NoveltyReward):
             raise TypeError(f"novelty must be a bool or a NoveltyReward, got {novelty!r}")
         self.novelty: NoveltyReward | None = novelty
-        self.slot_fn = default_slot if slot_fn is None else slot_fn
+        self.slot_fn = memory_slot if slot_fn is None else slot_fn
         self.use_memory = bool(use_memory)
         self.training = bool(training)
         self.add_intrinsic_to_reward = bool(add_intrinsic_to_reward)
         self.max_tips_chars = int(max_tips_chars)
         self.write_tips = bool(write_tips)
+        #: True: episodes are queued in a recorder its owner flushes; False: written at once.
+        self.deferred = recorder is not None
+        self.recorder = (
+            recorder if recorder is not None else EpisodeRecorder(store, store_path=store_path)
+        )
         #: Seconds spent in memory work (retrieval, novelty, tip writing, storing).
         self.memory_seconds = 0.0
-        self.last_tips: list[list[str]] = []
 
     # -- helpers ----------------------------------------------------------------------------
     def _fit(self, tips: list[str]) -> list[str]:
@@ -186,16 +199,19 @@ class _MemoryCore:
             used += len(t) + 1
         return out
 
-    def _embed(self, lanes: list[_Lane], states: list[str]) -> np.ndarray:
-        """One embedder call for the states of lanes that need them (memory or training).
+    def _scores_novelty(self, ln: _Lane) -> bool:
+        return self.novelty is not None and ln.use_memory and ln.training
+
+    def _embed(self, states: list[str], need: list[bool]) -> np.ndarray:
+        """One embedder call for the states that need a vector (retrieval, novelty, recording).
 
         Each state is embedded once and reused for retrieval, novelty and, at episode end, as
         the key of its memory entry.
         """
-        vecs = np.zeros((len(lanes), self.store.embedder.dim), dtype=np.float32)
-        need = [i for i, ln in enumerate(lanes) if ln.use_memory or ln.training]
-        if need:
-            vecs[need] = self.store.embedder([states[i] for i in need])
+        vecs = np.zeros((len(states), self.store.embedder.dim), dtype=np.float32)
+        idx = [i for i, n in enumerate(need) if n]
+        if idx:
+            vecs[idx] = self.store.embedder([states[i] for i in idx])
         return vecs
 
     def _retrieve(self, lanes: list[_Lane], vecs: np.ndarray) -> list[list[str]]:
@@ -213,7 +229,7 @@ class _MemoryCore:
             return out
         same = self.novelty.embedder is self.store.embedder
         for i, (ln, s) in enumerate(zip(lanes, states, strict=True)):
-            if ln.use_memory and ln.training:
+            if self._scores_novelty(ln):
                 out[i] = self.novelty(ln.slot, [s], vecs[i : i + 1] if same else None)[0]
         return out
 
@@ -230,20 +246,35 @@ class _MemoryCore:
             )
         return mine, options
 
+    def leave(self, lanes: list[_Lane]) -> None:
+        """Abandon the lanes' unfinished episodes: they write nothing (a recorder shared with a
+        trainer keeps them for it: its rollouts may end episodes the env did not)."""
+        for ln in lanes:
+            if ln.active and ln.episode is not None:
+                if self.deferred:
+                    self.recorder.stop(ln.episode)
+                else:
+                    self.recorder.drop(ln.episode)
+            ln.active, ln.episode = False, None
+
     def begin(
         self, lanes: list[_Lane], obs: list[str], infos: list[dict[str, Any]], mine: list[dict]
     ) -> tuple[list[list[str]], np.ndarray]:
         t0 = time.perf_counter()
+        self.leave(lanes)
         obs = [str(o) for o in obs]
-        for ln, o, info, m in zip(lanes, obs, infos, mine, strict=True):
+        for ln, info, m in zip(lanes, infos, mine, strict=True):
             ln.use_memory = bool(m.get("use_memory", self.use_memory))
             ln.training = not bool(m.get("eval", not self.training))
             ln.slot = m["memory_slot"] if "memory_slot" in m else str(self.slot_fn(info))
-            ln.task = str(info.get("instruction") or info.get("task") or ln.slot)
-            ln.state, ln.steps, ln.keys, ln.active = o, [], [], True
-        vecs = self._embed(lanes, obs)
-        for ln, v in zip(lanes, vecs, strict=True):
-            ln.state_vec = v
+            if ln.training and self.write_tips:
+                task = str(info.get("instruction") or info.get("task") or ln.slot)
+                ln.episode = self.recorder.start(task=task, slot=ln.slot, used_memory=ln.use_memory)
+            ln.active = True
+        vecs = self._embed(obs, [ln.use_memory or ln.episode is not None for ln in lanes])
+        for ln, o, v in zip(lanes, obs, vecs, strict=True):
+            if ln.episode is not None:
+                self.recorder.see(ln.episode, o, v)
         tips = self._retrieve(lanes, vecs)
         self._novelty(lanes, obs, vecs)  # the start state counts as seen
         self.memory_seconds += time.perf_counter() - t0
@@ -261,9 +292,18 @@ class _MemoryCore:
         t0 = time.perf_counter()
         obs = [str(o) for o in obs]
         for ln, a, r, info in zip(lanes, actions, rewards, infos, strict=True):
-            ln.steps.append(Step(ln.state, str(a), float(r), float(info.get("score", 0.0))))
-            ln.keys.append(ln.state_vec)
-        vecs = self._embed(lanes, obs)
+            if ln.episode is not None and not self.recorder.is_running(ln.episode):
+                ln.episode = None  # a trainer claimed it (its rollout ended the episode)
+            if ln.episode is not None:
+                self.recorder.act(
+                    ln.episode, str(a), reward=float(r), score=float(info.get("score", 0.0))
+                )
+        # the state after the last step is never a step's state: embedded for novelty only
+        need = [
+            self._scores_novelty(ln) if d else (ln.use_memory or ln.episode is not None)
+            for ln, d in zip(lanes, dones, strict=True)
+        ]
+        vecs = self._embed(obs, need)
         intrinsic = self._novelty(lanes, obs, vecs)
         live = [i for i, d in enumerate(dones) if not d]
         tips: list[list[str]] = [[] for _ in lanes]
@@ -271,87 +311,34 @@ class _MemoryCore:
             got = self._retrieve([lanes[i] for i in live], vecs[live])
             for i, t in zip(live, got, strict=True):
                 tips[i] = t
-        for i, o in enumerate(obs):
-            lanes[i].state, lanes[i].state_vec = o, vecs[i]
-        written = self.finish(
-            [lanes[i] for i, d in enumerate(dones) if d],
-            [infos[i] for i, d in enumerate(dones) if d],
-        )
+        for i in live:
+            if lanes[i].episode is not None:
+                self.recorder.see(lanes[i].episode, obs[i], vecs[i])
+        ended = [i for i, d in enumerate(dones) if d]
+        written = self.finish([lanes[i] for i in ended], [infos[i] for i in ended])
         tips_written: list[str | None] = [None] * len(lanes)
-        for i, tip in zip([i for i, d in enumerate(dones) if d], written, strict=True):
+        for i, tip in zip(ended, written, strict=True):
             tips_written[i] = tip
         self.memory_seconds += time.perf_counter() - t0
         return tips, intrinsic, tips_written
 
     def finish(self, lanes: list[_Lane], infos: list[dict[str, Any]]) -> list[str | None]:
-        """End episodes: write one tip each (training mode) and store one entry per step."""
-        for ln in lanes:
-            ln.active = False
-        todo = [
-            (ln, info)
-            for ln, info in zip(lanes, infos, strict=True)
-            if self.write_tips and ln.training and ln.steps
-        ]
-        out: list[str | None] = [None] * len(lanes)
-        if not todo:
-            return out
-        trajs = [
-            Trajectory(
-                task=ln.task,
-                slot=ln.slot,
-                steps=list(ln.steps),
-                final_score=float(info.get("score", 0.0)),
-                success=bool(info.get("success", False)),
-                used_memory=ln.use_memory,
-            )
-            for ln, info in todo
-        ]
-        tips = list(self.tip_writer(trajs))
-        if len(tips) != len(trajs):
-            raise ValueError(f"tip writer returned {len(tips)} tips for {len(trajs)} trajectories")
-        entries, keys = [], []
-        for (ln, _), traj, tip in zip(todo, trajs, tips, strict=True):
-            keys.extend(ln.keys)
-            entries.extend(trajectory_entries(traj, tip))
-        self.store.add(entries, np.stack(keys))
-        if self.store_path is not None:
-            self.store.save(self.store_path, merge=True)
-        k = 0
-        for i, ln in enumerate(lanes):
-            if self.write_tips and ln.training and ln.steps and k < len(tips):
-                out[i] = clean_tip(tips[k])
-                k += 1
-        return out
-
-
-def trajectory_entries(trajectory: Trajectory, tip: str) -> list[MemoryEntry]:
-    """The memory entries of a finished trajectory: one per step, keyed by the step's state.
-
-    This is what the wrappers store after an episode; a trainer that writes tips itself (with
-    ``write_tips=False`` wrappers) stores the same with ``store.add(trajectory_entries(t, tip))``.
-
-    Example:
-        >>> t = Trajectory("boil", "boil/0", [Step("hall", "go kitchen"), Step("kitchen", "boil")],
-        ...                final_score=40)
-        >>> [(e.key, e.step, e.score) for e in trajectory_entries(t, "Go boil.")]
-        [('hall', 0, 40.0), ('kitchen', 1, 40.0)]
-        >>> trajectory_entries(t, "Go boil.")[1].text
-        'Go boil.; At that timestep, the specific action you took was boil; Eventually you got \
-the score 40/100.'
-    """
-    tip = clean_tip(tip)
-    return [
-        MemoryEntry(
-            text=format_memory(tip, step.action, trajectory.final_score),
-            key=step.state,
-            score=trajectory.final_score,
-            slot=trajectory.slot,
-            step=k,
-            action=step.action,
-            metadata={"success": trajectory.success, "used_memory": trajectory.used_memory},
-        )
-        for k, step in enumerate(trajectory.steps)
-    ]
+        """End episodes; unless a trainer owns the recorder, write one tip each (one writer
+        call) and store one entry per step."""
+        done = []
+        for ln, info in zip(lanes, infos, strict=True):
+            ep = None
+            if ln.episode is not None:
+                ep = self.recorder.end(
+                    ln.episode,
+                    final_score=float(info.get("score", 0.0)),
+                    success=bool(info.get("success", False)),
+                )
+            ln.active, ln.episode = False, None
+            done.append(ep)
+        if not self.deferred:
+            self.recorder.flush(self.tip_writer, [ep for ep in done if ep is not None])
+        return [ep.tip if ep is not None else None for ep in done]
 
 
 def _text_space(space: gym.Space[Any], what: str) -> UnicodeText:
@@ -380,7 +367,7 @@ def _obs_dict(raw: Any, tips: list[str]) -> dict[str, str]:
     return {"observation": str(raw), "tips": join_tips(tips), "tip_block": render_tip_block(tips)}
 
 
-class MemoryObservationWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
+class MemoryWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """EMPO² memory around one empo_gym text env (see the module docstring).
 
     Args:
@@ -388,23 +375,26 @@ class MemoryObservationWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             ``success``).
         store: A :class:`MemoryStore`, a memory file path (loaded when it exists; every finished
             training episode is then merged into it under a file lock, adopting entries other
-            processes merged), or None for a new store.
+            processes merged), or None for a new store (the recorder's, with ``recorder``).
         embedder: Embedder (or name) for a new store; ignored when ``store`` is a store.
-        tip_writer: ``list[Trajectory] -> list[str]``; default :class:`TemplateTipWriter`. An
+        tip_writer: ``list[Episode] -> list[str]``; default :class:`TemplateTipWriter`. An
             LLM agent passes its own (see :func:`~empo_gym.memory.tips.build_tip_prompt`).
         novelty: True (a :class:`NoveltyReward` on the store's embedder), False, or an instance.
-        slot_fn: ``info -> slot`` (default :func:`default_slot`).
+        slot_fn: ``info -> slot`` (default :func:`~empo_gym.memory.episode.memory_slot`).
         use_memory: Default of the ``use_memory`` reset option.
         training: False = evaluation mode (default of the ``eval`` reset option, negated).
         add_intrinsic_to_reward: Add ``info["intrinsic_reward"]`` to the returned reward.
         max_tips_chars: Bound of the ``tips`` field (whole memories that do not fit are dropped).
-        write_tips: False: never write to the store (a trainer writes LLM tips itself, e.g. with
-            :func:`trajectory_entries`, into the store it shares with the wrappers).
+        write_tips: False: never record or write episodes (retrieval and novelty only).
+        recorder: An :class:`~empo_gym.memory.recorder.EpisodeRecorder` shared with a trainer:
+            finished training episodes are queued there, not written (its owner calls
+            :meth:`~empo_gym.memory.recorder.EpisodeRecorder.flush` or claims them by the
+            ``info["memory_episode"]`` of ``reset``); the store is the recorder's.
 
     Example:
         >>> import empo_gym.memory.wrapper as w
         >>> from empo_gym.memory._toy import ToyTextEnv
-        >>> env = w.MemoryObservationWrapper(ToyTextEnv())
+        >>> env = w.MemoryWrapper(ToyTextEnv())
         >>> obs, info = env.reset(seed=0, options={"use_memory": True})
         >>> sorted(obs), obs["tips"], info["intrinsic_reward"]
         (['observation', 'tip_block', 'tips'], '', 0.0)
@@ -431,6 +421,7 @@ class MemoryObservationWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         add_intrinsic_to_reward: bool = False,
         max_tips_chars: int = MAX_TIPS_CHARS,
         write_tips: bool = True,
+        recorder: EpisodeRecorder | None = None,
     ):
         # recorded so env.spec can rebuild the wrapper (check_env, make_vec); a store object
         # is shared with the rebuilt wrapper
@@ -447,6 +438,7 @@ class MemoryObservationWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             add_intrinsic_to_reward=add_intrinsic_to_reward,
             max_tips_chars=max_tips_chars,
             write_tips=write_tips,
+            recorder=recorder,
         )
         gym.Wrapper.__init__(self, env)
         self.core = _MemoryCore(
@@ -459,8 +451,8 @@ class MemoryObservationWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             training,
             add_intrinsic_to_reward,
             max_tips_chars,
-            None,
             write_tips,
+            recorder,
         )
         self.observation_space = _dict_space(env.observation_space, max_tips_chars)
         self._lane = _Lane()
@@ -471,26 +463,36 @@ class MemoryObservationWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return self.core.store
 
     @property
+    def recorder(self) -> EpisodeRecorder:
+        """The recorder of this wrapper's episodes (shared when one was passed)."""
+        return self.core.recorder
+
+    @property
     def memory_seconds(self) -> float:
         """Total seconds spent in memory work by this wrapper."""
         return self.core.memory_seconds
+
+    def _info(self, info: dict[str, Any], tips: list[str], r_int: float) -> dict[str, Any]:
+        info = dict(info)
+        info.update(
+            tips=tips,
+            intrinsic_reward=r_int,
+            use_memory=self._lane.use_memory,
+            memory_slot=self._lane.slot,
+        )
+        return info
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, str], dict[str, Any]]:
         """Reset the env; memory options are consumed here (see the module docstring)."""
         mine, rest = self.core.split_options(options)
-        if self._lane.active:
-            self._lane.active = False  # an unfinished episode writes nothing
+        self.core.leave([self._lane])  # an unfinished episode writes nothing
         obs, info = self.env.reset(seed=seed, options=rest or None)
-        tips, r_int = self.core.begin([self._lane], [obs], [info], [mine])
-        info = dict(info)
-        info.update(
-            tips=tips[0],
-            intrinsic_reward=0.0,
-            use_memory=self._lane.use_memory,
-            memory_slot=self._lane.slot,
-        )
+        tips, _ = self.core.begin([self._lane], [obs], [info], [mine])
+        info = self._info(info, tips[0], 0.0)
+        if self._lane.episode is not None:  # reset only: step infos stay deterministic
+            info["memory_episode"] = self._lane.episode
         return _obs_dict(obs, tips[0]), info
 
     def step(self, action: Any) -> tuple[dict[str, str], Any, bool, bool, dict[str, Any]]:
@@ -502,18 +504,38 @@ class MemoryObservationWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         tips, r_int, written = self.core.advance(
             [self._lane], [action], [obs], [float(reward)], [done], [info]
         )
-        info = dict(info)
-        info.update(
-            tips=tips[0],
-            intrinsic_reward=float(r_int[0]),
-            use_memory=self._lane.use_memory,
-            memory_slot=self._lane.slot,
-        )
+        info = self._info(info, tips[0], float(r_int[0]))
         if written[0] is not None:
             info["memory_tip"] = written[0]
         if self.core.add_intrinsic_to_reward:
             reward = float(reward) + float(r_int[0])
         return _obs_dict(obs, tips[0]), reward, terminated, truncated, info
+
+
+class MemoryObservationWrapper(MemoryWrapper):
+    """Deprecated name of :class:`MemoryWrapper` (same arguments).
+
+    The wrapper writes memory and may change the reward, so its name no longer says
+    "observation wrapper".
+
+    Example:
+        >>> import warnings
+        >>> from empo_gym.memory._toy import ToyTextEnv
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     env = MemoryObservationWrapper(ToyTextEnv())
+        >>> isinstance(env, MemoryWrapper), [w.category.__name__ for w in caught]
+        (True, ['DeprecationWarning'])
+    """
+
+    def __init__(self, env: gym.Env[Any, Any], *args: Any, **kwargs: Any):
+        warnings.warn(
+            "MemoryObservationWrapper is deprecated; use empo_gym.memory.MemoryWrapper "
+            "(same arguments)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        super().__init__(env, *args, **kwargs)
 
 
 def _unbatch_infos(infos: dict[str, Any], n: int) -> list[dict[str, Any]]:
@@ -550,13 +572,14 @@ class MemoryVectorWrapper(VectorWrapper):
     "eval": bool})`` sets the mode of every sub-env (a list: one per sub-env); episodes started by
     autoreset use :attr:`next_use_memory` (defaults to ``use_memory``). Supports the NEXT_STEP
     (default) and DISABLED autoreset modes. Infos gain ``intrinsic_reward`` (float array),
-    ``tips`` and ``memory_tip`` (object arrays).
+    ``tips``, ``memory_tip`` and, for recorded episodes that start, ``memory_episode`` (object
+    arrays).
 
     Args:
         env: A vector env of empo_gym text envs.
         store, embedder, tip_writer, novelty, slot_fn, use_memory, training,
-        add_intrinsic_to_reward, max_tips_chars, write_tips: As in
-        :class:`MemoryObservationWrapper`.
+        add_intrinsic_to_reward, max_tips_chars, write_tips, recorder: As in
+        :class:`MemoryWrapper`.
     """
 
     def __init__(
@@ -573,6 +596,7 @@ class MemoryVectorWrapper(VectorWrapper):
         add_intrinsic_to_reward: bool = False,
         max_tips_chars: int = MAX_TIPS_CHARS,
         write_tips: bool = True,
+        recorder: EpisodeRecorder | None = None,
     ):
         super().__init__(env)
         mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
@@ -591,8 +615,8 @@ class MemoryVectorWrapper(VectorWrapper):
             training,
             add_intrinsic_to_reward,
             max_tips_chars,
-            None,
             write_tips,
+            recorder,
         )
         self.single_observation_space = _dict_space(env.single_observation_space, max_tips_chars)
         self.observation_space = batch_space(self.single_observation_space, env.num_envs)
@@ -608,9 +632,18 @@ class MemoryVectorWrapper(VectorWrapper):
         return self.core.store
 
     @property
+    def recorder(self) -> EpisodeRecorder:
+        """The recorder of the sub-envs' episodes (shared when one was passed)."""
+        return self.core.recorder
+
+    @property
     def memory_seconds(self) -> float:
         """Total seconds spent in memory work."""
         return self.core.memory_seconds
+
+    def _episode_ids(self, infos: dict[str, Any], started: list[int]) -> None:
+        ids = [self._lanes[i].episode if i in started else None for i in range(self.num_envs)]
+        _put_info(infos, "memory_episode", _objects(ids), np.array([e is not None for e in ids]))
 
     def _batch_obs(self, raw: Sequence[Any], tips: list[list[str]]) -> dict[str, tuple[str, ...]]:
         dicts = [_obs_dict(o, t) for o, t in zip(raw, tips, strict=True)]
@@ -649,6 +682,7 @@ class MemoryVectorWrapper(VectorWrapper):
         infos = dict(infos)
         _put_info(infos, "intrinsic_reward", np.zeros(n, np.float32), np.ones(n, bool))
         _put_info(infos, "tips", _objects(tips), mask.copy())
+        self._episode_ids(infos, idx)
         return self._batch_obs(obs, tips), infos
 
     def step(
@@ -694,4 +728,5 @@ class MemoryVectorWrapper(VectorWrapper):
         _put_info(infos, "intrinsic_reward", intrinsic, np.ones(n, bool))
         _put_info(infos, "tips", _objects(tips), np.ones(n, bool))
         _put_info(infos, "memory_tip", written, np.array([w is not None for w in written]))
+        self._episode_ids(infos, restarted)
         return self._batch_obs(obs, tips), rewards, terms, truncs, infos

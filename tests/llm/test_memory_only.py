@@ -106,6 +106,19 @@ def test_batched_generation_and_tips_written_in_one_call() -> None:
     assert len(agent.policy.calls) < sum(r.steps for r in res.records) + 4
 
 
+def test_each_state_is_embedded_once_and_stored_under_that_key() -> None:
+    from tests.counting import CountingEmbedder
+
+    emb = CountingEmbedder()
+    agent = MemoryOnlyAgent(policy=MemoryStubPolicy(), store=MemoryStore(emb))
+    evaluate(
+        agent, "guess", episodes=4, seed=0, num_envs=2, make_env=lambda kw: GuessEnv(max_steps=2)
+    )
+    assert agent.flush_tips() > 0 and len(agent.tip_log) == 4
+    # retrieval embedded every acted state once; writing tips reused those vectors
+    assert len(emb.texts) == agent.steps_seen and agent.memory_size > 0
+
+
 def test_no_memory_ablation_never_injects_tips() -> None:
     agent = _agent(use_memory=False)
     for _ in range(3):

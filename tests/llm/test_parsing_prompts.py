@@ -12,14 +12,13 @@ from empo_gym.agents.llm.parsing import (
     project_action,
 )
 from empo_gym.agents.llm.prompts import (
-    TIP_HEADER,
     EpisodeState,
     build_prompt,
     render_tip_block,
     scienceworld_messages,
-    tip_request_messages,
     webshop_messages,
 )
+from empo_gym.memory.tips import TIP_BLOCK_OPEN
 
 SW_ACTIONS = [
     "look around",
@@ -147,7 +146,8 @@ def test_tips_are_kept_apart_from_messages(env):
     plain, tipped = build_prompt(env, s), build_prompt(env, s, ["tip one", "tip two"])
     assert plain.messages == tipped.messages
     last = tipped.with_tips()[-1]["content"]
-    assert last == plain.messages[-1]["content"] + "\n\n" + TIP_HEADER + "tip one\ntip two\n</tip>"
+    block = TIP_BLOCK_OPEN + "tip one\ntip two\n</tip>"
+    assert last == plain.messages[-1]["content"] + "\n\n" + block
     assert tipped.tips == ["tip one", "tip two"]
     assert plain.with_tips() == plain.messages
 
@@ -167,9 +167,32 @@ def test_tip_block_matches_the_memory_wrapper():
     assert render_tip_block(["m1", "m2"]) == tips_mod.render_tip_block(["m1", "m2"])
 
 
+def test_prompts_use_the_memory_modules_tip_block_format():
+    from empo_gym.agents.llm import prompts
+    from empo_gym.memory import tips
+    from empo_gym.memory.wrapper import compose_prompt
+
+    assert prompts.render_tip_block is tips.render_tip_block  # one renderer
+    assert not hasattr(prompts, "TIP_SEPARATOR") and not hasattr(prompts, "TIP_HEADER")
+    p = prompts.make_prompt([{"role": "user", "content": "x"}], ["m1", "m2"])
+    assert p.tip_text == tips.TIP_BLOCK_GAP + tips.render_tip_block(["m1", "m2"])
+    # the memory wrapper's observation reads exactly as the LLM prompt's user message
+    obs = {
+        "observation": "x",
+        "tips": tips.join_tips(["m1", "m2"]),
+        "tip_block": tips.render_tip_block(["m1", "m2"]),
+    }
+    assert compose_prompt(obs) == p.with_tips()[-1]["content"]
+    joined = prompts.make_prompt([{"role": "user", "content": "x"}], obs["tips"])
+    assert joined.tip_text == p.tip_text
+
+
 def test_tip_request():
-    msgs = tip_request_messages(_state(), 42.0)
-    assert "42/100" in msgs[-1]["content"]
+    # the one tip prompt (the memory module's), for memory-only and training alike
+    from empo_gym.memory import Episode, Step, build_tip_prompt
+
+    ep = Episode(_state().instruction, "s", [Step("hall", "look around")], final_score=42.0)
+    assert "42/100" in build_tip_prompt(ep)
 
 
 def test_every_profile_prompt_style_has_a_builder():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from empo_gym.memory import MemoryObservationWrapper, MemoryStore
+from empo_gym.memory import MemoryStore, MemoryWrapper
 from empo_gym.memory._toy import ToyTextEnv
 from empo_gym.memory.store import MemoryEntry, MemoryFileError
 
@@ -28,20 +28,20 @@ def test_wrapper_with_corrupt_memory_file_names_it_and_leaves_it(tmp_path, conte
     path = tmp_path / "tips.memory.safetensors"
     path.write_bytes(content)
     with pytest.raises(MemoryFileError, match="tips.memory.safetensors"):
-        MemoryObservationWrapper(ToyTextEnv(), store=str(path))
+        MemoryWrapper(ToyTextEnv(), store=str(path))
     assert path.read_bytes() == content  # a failed load writes nothing
 
 
 def test_wrapper_with_new_memory_file_creates_it_after_an_episode(tmp_path):
     path = tmp_path / "sub" / "new.memory.safetensors"
-    env = MemoryObservationWrapper(ToyTextEnv(), store=str(path))
+    env = MemoryWrapper(ToyTextEnv(), store=str(path))
     assert len(env.store) == 0 and not path.exists()
     play(env, WIN)
     assert len(MemoryStore.load(path)) == len(WIN)
 
 
 def test_slots_are_isolated_through_the_wrapper():
-    env = MemoryObservationWrapper(ToyTextEnv())
+    env = MemoryWrapper(ToyTextEnv())
     play(env, WIN, memory_slot="a")
     assert play(env, [], use_memory=True, memory_slot="a")[0][0]["tips"] != ""
     obs, info = play(env, [], use_memory=True, memory_slot="b")[0]

@@ -11,7 +11,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import empo_gym  # noqa: F401  (registers the ids)
-from empo_gym.memory import MemoryObservationWrapper, MemoryVectorWrapper, split_tips
+from empo_gym.memory import MemoryVectorWrapper, MemoryWrapper, split_tips
 
 pytestmark = [
     pytest.mark.slow,
@@ -40,7 +40,7 @@ def _assert_clean(obs):
 
 
 def test_scienceworld_check_env_and_tips_outside_observation():
-    env = MemoryObservationWrapper(gym.make(SW, task="boil", max_steps=6))
+    env = MemoryWrapper(gym.make(SW, task="boil", max_steps=6))
     try:
         check_env(env, skip_render_check=True)
         rng = np.random.default_rng(0)
@@ -65,7 +65,7 @@ def test_scienceworld_async_vector_memory_on_off_per_episode():
         SW,
         num_envs=2,
         vectorization_mode="async",
-        wrappers=[MemoryObservationWrapper],
+        wrappers=[MemoryWrapper],
         task="boil",
         max_steps=3,
     )
@@ -104,7 +104,7 @@ def test_scienceworld_vector_wrapper_shared_store_per_env_modes():
     importlib.util.find_spec("empo_gym.webshop.env") is None, reason="WebShop env not present"
 )
 def test_webshop_check_env_and_memory():
-    env = MemoryObservationWrapper(
+    env = MemoryWrapper(
         gym.make("empo_gym/WebShop-v0", num_products=100, cache_dir=tempfile.mkdtemp())
     )
     try:

@@ -1,4 +1,4 @@
-"""The memory-aware observation wrappers around a toy text env (fast)."""
+"""The memory wrappers around a toy text env (fast)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from empo_gym.memory import MemoryObservationWrapper, MemoryStore, MemoryVectorWrapper
+from empo_gym.memory import MemoryStore, MemoryVectorWrapper, MemoryWrapper
 from empo_gym.memory._toy import ToyTextEnv
-from empo_gym.memory.tips import TIP_BLOCK_OPEN, Trajectory, split_tips
+from empo_gym.memory.tips import TIP_BLOCK_OPEN, Episode, split_tips
 from empo_gym.memory.wrapper import compose_prompt
 
 if "empo_gym/MemoryToy-test" not in gym.registry:
@@ -32,11 +32,11 @@ def play(env, actions, **options):
 
 @pytest.mark.filterwarnings("ignore:.*is different from the unwrapped")
 def test_check_env_passes():
-    check_env(MemoryObservationWrapper(ToyTextEnv(unicode=True)), skip_render_check=True)
+    check_env(MemoryWrapper(ToyTextEnv(unicode=True)), skip_render_check=True)
 
 
 def test_tips_separate_from_raw_observation_and_exactly_strippable():
-    env = MemoryObservationWrapper(ToyTextEnv(unicode=True))
+    env = MemoryWrapper(ToyTextEnv(unicode=True))
     play(env, WIN)
     play(env, LOSE + ["go north"] * 4)
     seen = play(env, WIN, use_memory=True)
@@ -55,7 +55,7 @@ def test_tips_separate_from_raw_observation_and_exactly_strippable():
 
 
 def test_memory_on_off_per_episode_and_writes_after_every_episode():
-    env = MemoryObservationWrapper(ToyTextEnv())
+    env = MemoryWrapper(ToyTextEnv())
     seen = play(env, WIN, use_memory=False)
     assert all(o["tips"] == "" for o, _ in seen)
     assert all(i["intrinsic_reward"] == 0.0 for _, i in seen)
@@ -67,7 +67,7 @@ def test_memory_on_off_per_episode_and_writes_after_every_episode():
 
 
 def test_one_entry_per_step_with_empo2_wording_and_slots():
-    env = MemoryObservationWrapper(ToyTextEnv())
+    env = MemoryWrapper(ToyTextEnv())
     play(env, WIN)
     entries = env.store.entries("toy-chest/0")
     assert [e.step for e in entries] == [0, 1, 2]
@@ -85,7 +85,7 @@ def test_one_entry_per_step_with_empo2_wording_and_slots():
 
 
 def test_eval_mode_writes_nothing_and_reads_existing():
-    env = MemoryObservationWrapper(ToyTextEnv())
+    env = MemoryWrapper(ToyTextEnv())
     play(env, WIN)
     n = len(env.store)
     seen = play(env, LOSE, use_memory=True, eval=True)
@@ -93,35 +93,35 @@ def test_eval_mode_writes_nothing_and_reads_existing():
     assert seen[0][0]["tips"] != ""  # reading existing memory is allowed
     assert all(i["intrinsic_reward"] == 0.0 for _, i in seen)
     assert env.core.novelty.count("toy-chest/0") == 0
-    ev = MemoryObservationWrapper(ToyTextEnv(), env.store, training=False)
+    ev = MemoryWrapper(ToyTextEnv(), env.store, training=False)
     play(ev, LOSE, use_memory=True)
     assert len(env.store) == n
 
 
 def test_intrinsic_reward_reported_not_mixed_unless_asked():
-    env = MemoryObservationWrapper(ToyTextEnv())
+    env = MemoryWrapper(ToyTextEnv())
     seen = play(env, ["go north", "go south", "go north"], use_memory=True)
     r_int = [i["intrinsic_reward"] for _, i in seen[1:]]
     assert r_int[0] > 0 and r_int[2] < r_int[0]  # revisiting the vault is less novel
     env.reset(seed=0, options={"use_memory": True})
     _, r, *_ = env.step("go north")
     assert r == pytest.approx(0.2)
-    mixed = MemoryObservationWrapper(ToyTextEnv(), add_intrinsic_to_reward=True)
+    mixed = MemoryWrapper(ToyTextEnv(), add_intrinsic_to_reward=True)
     mixed.reset(seed=0, options={"use_memory": True})
     _, r, *_, info = mixed.step("go north")
     assert r == pytest.approx(0.2 + info["intrinsic_reward"]) and info["intrinsic_reward"] > 0
-    off = MemoryObservationWrapper(ToyTextEnv(), novelty=False)
+    off = MemoryWrapper(ToyTextEnv(), novelty=False)
     assert all(i["intrinsic_reward"] == 0.0 for _, i in play(off, WIN, use_memory=True))
 
 
-def test_custom_tip_writer_gets_trajectories():
-    calls: list[list[Trajectory]] = []
+def test_custom_tip_writer_gets_episodes():
+    calls: list[list[Episode]] = []
 
-    def writer(trajs: list[Trajectory]) -> list[str]:
+    def writer(trajs: list[Episode]) -> list[str]:
         calls.append(trajs)
         return ["Take the key\nbefore the chest."] * len(trajs)
 
-    env = MemoryObservationWrapper(ToyTextEnv(), tip_writer=writer)
+    env = MemoryWrapper(ToyTextEnv(), tip_writer=writer)
     seen = play(env, WIN)
     (traj,) = calls[0]
     assert traj.success and traj.final_score == 100 and traj.task == "Open the chest."
@@ -131,7 +131,7 @@ def test_custom_tip_writer_gets_trajectories():
 
 
 def test_unfinished_episode_writes_nothing_and_errors():
-    env = MemoryObservationWrapper(ToyTextEnv())
+    env = MemoryWrapper(ToyTextEnv())
     env.reset(seed=0)
     env.step("go north")
     env.reset(seed=0)
@@ -140,24 +140,24 @@ def test_unfinished_episode_writes_nothing_and_errors():
         env.reset(options={"use_memory": "yes"})
     with pytest.raises(ValueError, match="unknown reset option"):
         env.reset(options={"bogus": 1})  # non-memory options reach the env
-    fresh = MemoryObservationWrapper(ToyTextEnv())
+    fresh = MemoryWrapper(ToyTextEnv())
     with pytest.raises(RuntimeError, match="reset"):
         fresh.step("go north")
     with pytest.raises(TypeError, match="text observation"):
-        MemoryObservationWrapper(gym.make("CartPole-v1"))
+        MemoryWrapper(gym.make("CartPole-v1"))
 
 
 def test_store_path_is_loaded(tmp_path):
-    env = MemoryObservationWrapper(ToyTextEnv())
+    env = MemoryWrapper(ToyTextEnv())
     play(env, WIN)
     path = env.store.save(tmp_path / "m.safetensors")
-    again = MemoryObservationWrapper(ToyTextEnv(), path)
+    again = MemoryWrapper(ToyTextEnv(), path)
     assert again.store.entries() == env.store.entries()
     assert isinstance(again.store, MemoryStore)
     play(again, LOSE + ["go north"] * 4)  # a path store merges every finished episode into it
     on_disk = MemoryStore.load(path)
     assert len(on_disk) == len(again.store) > len(env.store)
-    other = MemoryObservationWrapper(ToyTextEnv(), path)
+    other = MemoryWrapper(ToyTextEnv(), path)
     play(other, ["go north", "take key", "go south", "go north", "open chest"])
     assert len(MemoryStore.load(path)) == len(on_disk) + 5
 
@@ -216,7 +216,7 @@ def test_async_make_vec_with_wrapper_non_ascii():
         num_envs=2,
         vectorization_mode="async",
         wrappers=[
-            lambda env: MemoryObservationWrapper(
+            lambda env: MemoryWrapper(
                 env, tip_writer=lambda trajs: ["Ça brûle ✓ 你好"] * len(trajs)
             )
         ],
@@ -237,7 +237,7 @@ def test_async_shared_memory_codec_round_trips_dict_of_text():
 
     import empo_gym.spaces  # noqa: F401  (registers the codec)
 
-    env = MemoryObservationWrapper(ToyTextEnv(unicode=True))
+    env = MemoryWrapper(ToyTextEnv(unicode=True))
     space = env.observation_space
     buf = shm.create_shared_memory(space, n=2)
     env.reset(seed=0)
@@ -249,7 +249,7 @@ def test_async_shared_memory_codec_round_trips_dict_of_text():
 
 
 def test_async_default_shared_memory_raw_observation():
-    envs = gym.vector.AsyncVectorEnv([lambda: MemoryObservationWrapper(ToyTextEnv())] * 2)
+    envs = gym.vector.AsyncVectorEnv([lambda: MemoryWrapper(ToyTextEnv())] * 2)
     try:
         obs, _ = envs.reset(seed=0)
         assert obs["observation"][0].startswith("You are in a hall.")
@@ -260,23 +260,23 @@ def test_async_default_shared_memory_raw_observation():
 
 
 def test_write_tips_false_lets_a_trainer_write_into_the_shared_store():
-    from empo_gym.memory import trajectory_entries
+    from empo_gym.memory import episode_entries
     from empo_gym.memory.tips import Step
 
     store = MemoryStore("hashing")
-    envs = [MemoryObservationWrapper(ToyTextEnv(), store, write_tips=False) for _ in range(2)]
+    envs = [MemoryWrapper(ToyTextEnv(), store, write_tips=False) for _ in range(2)]
     seen = play(envs[0], WIN, use_memory=True)
     assert len(store) == 0 and "memory_tip" not in seen[-1][1]
     assert seen[-1][1]["intrinsic_reward"] > 0  # novelty still reported
     states = [o["observation"] for o, _ in seen[:-1]]
-    traj = Trajectory(
+    traj = Episode(
         "Open the chest.",
         seen[0][1]["memory_slot"],
         [Step(s, a) for s, a in zip(states, WIN, strict=True)],
         final_score=100,
         success=True,
     )
-    assert store.add(trajectory_entries(traj, "LLM tip.")) == 3
+    assert store.add(episode_entries(traj, "LLM tip.")) == 3
     obs, info = envs[1].reset(seed=0, options={"use_memory": True})  # the other env reads it
     assert split_tips(obs["tips"])[0].startswith("LLM tip.;")
 

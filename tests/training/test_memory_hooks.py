@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
+import pytest
+
 from empo_gym.agents.llm.policy import Generation, SamplingConfig
+from empo_gym.agents.llm.rollout import ResetSpec, RolloutEngine
 from empo_gym.agents.llm.trajectory import Trajectory, Turn
-from empo_gym.agents.training.memory_hooks import STORE_FILE, EMPOMemory, to_tip_trajectory
-from empo_gym.memory import MemoryStore, NoveltyReward
+from empo_gym.agents.training.memory_hooks import STORE_FILE, EMPOMemory, rollout_episode
+from empo_gym.memory import EpisodeRecorder, MemoryStore, MemoryWrapper, NoveltyReward
+from empo_gym.memory._toy import ToyTextEnv
+from tests.counting import CountingEmbedder
 
 
 class EchoTipPolicy:
@@ -79,7 +87,7 @@ def test_save_load_round_trip(tmp_path) -> None:
 
 
 def test_tip_view_of_a_rollout() -> None:
-    view = to_tip_trajectory(_traj("g0", ["hall"], 5.0, True))
+    view = rollout_episode(_traj("g0", ["hall"], 5.0, True))
     assert (view.task, view.slot, view.final_score, view.used_memory) == (
         "boil water",
         "boil/0",
@@ -93,3 +101,92 @@ def test_the_tip_writing_fake_is_a_text_policy() -> None:
     from empo_gym.agents.llm.policy import Policy, TokenPolicy
 
     assert isinstance(EchoTipPolicy(), Policy) and not isinstance(EchoTipPolicy(), TokenPolicy)
+
+
+class ScriptedPolicy:
+    """Test double for the rollout engine: a fixed cycle of actions, numbered tips."""
+
+    WORDS = ["go north", "take key", "open chest", "go south", "look"]
+    name = "scripted"
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.tip_calls: list[int] = []
+        self.sampling = SamplingConfig()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def generate(self, conversations, sampling=None):
+        out, tips = [], 0
+        for conv in conversations:
+            self.n += 1
+            if "Write ONE sentence" in conv[-1]["content"]:
+                tips += 1
+                out.append(Generation([], [], [], f" Tip {self.n}: try\n harder. ", "stop"))
+            else:
+                out.append(Generation([], [], [], self.WORDS[(self.n * 7) % 5], "stop"))
+        if tips:
+            self.tip_calls.append(tips)
+        return out
+
+
+def _train_memory(recorded: bool, env_steps: list[int], max_turns: int):
+    """Three iterations (plain, memory, memory) of rollouts + hooks on memory-wrapped toy envs.
+
+    ``recorded``: the hooks take the wrappers' recorded episodes (the training wiring);
+    otherwise they rebuild every rollout from its turns (write_tips=False wrappers).
+    """
+    store = MemoryStore(CountingEmbedder())
+    novelty = NoveltyReward(store.embedder)
+    envs = [ToyTextEnv(max_steps=n) for n in env_steps]
+    if recorded:
+        rec = EpisodeRecorder(store)
+        wrapped = [MemoryWrapper(e, recorder=rec, novelty=False) for e in envs]
+        hooks = EMPOMemory(store, novelty=novelty, recorder=rec, wrappers=wrapped)
+    else:
+        wrapped = [MemoryWrapper(e, store, write_tips=False, novelty=False) for e in envs]
+        hooks = EMPOMemory(store, novelty=novelty, wrappers=wrapped)
+    policy = ScriptedPolicy()
+    engine = RolloutEngine(policy, wrapped, "toy", max_turns=max_turns)
+    seen, states = [], []
+    for it, mode in enumerate([False, True, True]):
+        specs = [ResetSpec(seed=0, options={"variation": it % 2}), ResetSpec(seed=1)]
+        trajs = engine.run(specs, 3, memory_mode=mode)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # every rollout matches its record
+            hooks.after_rollouts(policy, trajs, mode)
+        seen.append([(t.tip, [u.intrinsic_reward for u in t.turns]) for t in trajs])
+        states += [u.observation for t in trajs for u in t.turns]
+    entries = [(e.text, e.key, e.slot, e.step, e.score) for e in store.entries()]
+    keys = {s: store.embeddings(s) for s in store.slots()}
+    return seen, entries, keys, store.embedder.texts, states, policy.tip_calls
+
+
+@pytest.mark.parametrize(
+    ("env_steps", "max_turns"),
+    [([4, 4, 4], 4), ([3, 8, 8], 4)],  # the env ends every episode / the engine cuts some
+)
+def test_recorded_episodes_write_what_rebuilt_ones_write(env_steps, max_turns) -> None:
+    got, entries, keys, _, _, tip_calls = _train_memory(True, env_steps, max_turns)
+    want, want_entries, want_keys, _, _, want_calls = _train_memory(False, env_steps, max_turns)
+    assert got == want  # tips and novelty, trajectory by trajectory, turn by turn
+    assert entries == want_entries and len(entries) > 0
+    assert keys.keys() == want_keys.keys()
+    assert all(np.array_equal(keys[s], want_keys[s]) for s in keys)
+    assert tip_calls == want_calls == [6, 6, 6]  # one batched tip generation per iteration
+    assert any(r != 1.0 for _, rewards in got[2] for r in rewards)  # novelty did count
+
+
+def test_a_training_iteration_embeds_each_state_once() -> None:
+    _, _, _, embedded, states, _ = _train_memory(True, [4, 4, 4], 4)
+    # wrappers embed each turn's state once (retrieval key, novelty and stored key alike);
+    # the hooks embed nothing
+    assert sorted(embedded) == sorted(states)
+    _, _, _, rebuilt, _, _ = _train_memory(False, [4, 4, 4], 4)
+    assert len(rebuilt) > len(states)  # rebuilding embeds states again
+
+
+def test_hooks_write_where_the_wrappers_read() -> None:
+    with pytest.raises(ValueError, match="recorder.store is not store"):
+        EMPOMemory(MemoryStore("hashing"), recorder=EpisodeRecorder(MemoryStore("hashing")))

@@ -1,0 +1,30 @@
+"""The one training set-up: what GRPO and EMPO² runs are wired with."""
+
+from __future__ import annotations
+
+from empo_gym.agents.training.config import quick_preset
+from empo_gym.agents.training.setup import build_training, reference_model, training_tasks
+from empo_gym.memory import MemoryWrapper
+from empo_gym.memory._toy import ToyTextEnv
+
+
+def test_empo_training_envs_queue_their_episodes_for_the_memory_hooks():
+    setup = build_training(quick_preset("empo", "toy"), envs=[ToyTextEnv(), ToyTextEnv()])
+    envs, hooks = setup.envs, setup.memory
+    assert hooks is not None
+    assert all(isinstance(e, MemoryWrapper) and e.recorder is hooks.recorder for e in envs)
+    assert all(e.store is hooks.store and e.core.novelty is None for e in envs)
+    _, info = envs[0].reset(seed=0)
+    for action in ["go north", "take key", "open chest"]:
+        envs[0].step(action)
+    assert [ep.episode_id for ep in hooks.recorder.pending] == [info["memory_episode"]]
+    assert hooks.size() == 0  # the hooks write, after the rollouts
+
+
+def test_grpo_trains_on_plain_envs_with_the_same_tasks():
+    cfg = quick_preset("grpo", "toy", seed=3)
+    envs = [ToyTextEnv(), ToyTextEnv()]
+    setup = build_training(cfg, envs=envs)
+    assert setup.memory is None and setup.envs == envs
+    assert [t.seed for t in setup.tasks] == [3, 4, 5, 6, 7] == [t.seed for t in training_tasks(cfg)]
+    assert reference_model(cfg, policy=None) is None  # no KL term in the quick preset
