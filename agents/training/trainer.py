@@ -1,6 +1,6 @@
 """The GRPO / EMPO² training loop (CleanRL style: one iteration, read top to bottom).
 
-One iteration (EMPO2.md, "One training iteration")::
+One iteration, as in the EMPO² paper::
 
     tasks            <- B task instances
     rollout, update  <- modes (EMPO²: memory with p, then off-policy with q; GRPO: plain/on)

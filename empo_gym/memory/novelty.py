@@ -1,6 +1,6 @@
 """Count-based novelty (intrinsic) reward over state embeddings.
 
-EMPO² (../shared/docs/EMPO2.md, "Intrinsic exploration reward"): a state is novel when its
+EMPO²'s intrinsic exploration reward: a state is novel when its
 embedding is not similar to the states already seen; ``r_int = 1 / (n + 1)`` where ``n`` counts
 the stored states with cosine similarity above ``threshold``. Every scored state is then stored
 (revisits make a state less novel). States are counted per slot (task instance).

@@ -1,6 +1,6 @@
 """The tip memory: per-task-slot entries keyed by state embeddings, retrieved by similarity.
 
-Semantics (EMPO², ../shared/docs/EMPO2.md "Memory"):
+Semantics (EMPO²'s memory):
 
 * one *slot* per training task instance (a string such as ``"boil/3"``); slots never see each
   other's entries;
