@@ -8,9 +8,7 @@ Example:
     1
 """
 
-import warnings
-from typing import Any
-
+from empo_gym.deprecation import deprecated_aliases
 from empo_gym.memory.embedders import (
     Embedder,
     HashingEmbedder,
@@ -76,20 +74,11 @@ __all__ = [
 ]
 
 # old names, still importable (with a DeprecationWarning) for code written against them
-_DEPRECATED = {
-    "Trajectory": ("Episode", Episode),
-    "default_slot": ("memory_slot", memory_slot),
-    "trajectory_entries": ("episode_entries", episode_entries),
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _DEPRECATED:
-        new, obj = _DEPRECATED[name]
-        warnings.warn(
-            f"empo_gym.memory.{name} is deprecated; use empo_gym.memory.{new}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return obj
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = deprecated_aliases(
+    __name__,
+    {
+        "Trajectory": ("empo_gym.memory.Episode", Episode),
+        "default_slot": ("empo_gym.memory.memory_slot", memory_slot),
+        "trajectory_entries": ("empo_gym.memory.episode_entries", episode_entries),
+    },
+)

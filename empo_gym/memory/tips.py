@@ -23,10 +23,10 @@ list[str]``) so an LLM can write the tips of every finished episode with one gen
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
+from empo_gym.deprecation import deprecated_aliases
 from empo_gym.memory.episode import Episode, Step
 
 __all__ = [
@@ -71,16 +71,8 @@ TIP_PROMPT = (
 )
 
 
-def __getattr__(name: str) -> Any:
-    # the record type was called Trajectory, a name it shared with the trainer's rollout record
-    if name == "Trajectory":
-        warnings.warn(
-            "empo_gym.memory.tips.Trajectory is deprecated; use empo_gym.memory.Episode",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return Episode
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# the record type was called Trajectory, a name it shared with the trainer's rollout record
+__getattr__ = deprecated_aliases(__name__, {"Trajectory": ("empo_gym.memory.Episode", Episode)})
 
 
 @runtime_checkable

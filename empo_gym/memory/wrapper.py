@@ -47,6 +47,7 @@ from gymnasium import spaces as gspaces
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 from gymnasium.vector.utils import batch_space
 
+from empo_gym.deprecation import deprecated_aliases
 from empo_gym.memory.embedders import Embedder
 from empo_gym.memory.episode import memory_slot
 from empo_gym.memory.novelty import NoveltyReward
@@ -76,22 +77,13 @@ MEMORY_OPTIONS = ("use_memory", "eval", "memory_slot")
 #: Default maximum length of the ``tips`` field (top-10 memories of < 100 words fit easily).
 MAX_TIPS_CHARS = 16_000
 
-_DEPRECATED = {
-    "default_slot": ("memory_slot", memory_slot),
-    "trajectory_entries": ("episode_entries", episode_entries),
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _DEPRECATED:
-        new, obj = _DEPRECATED[name]
-        warnings.warn(
-            f"empo_gym.memory.wrapper.{name} is deprecated; use empo_gym.memory.{new}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return obj
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = deprecated_aliases(
+    __name__,
+    {
+        "default_slot": ("empo_gym.memory.memory_slot", memory_slot),
+        "trajectory_entries": ("empo_gym.memory.episode_entries", episode_entries),
+    },
+)
 
 
 def compose_prompt(observation: dict[str, str], with_tips: bool = True) -> str:
