@@ -34,6 +34,8 @@ from empo_gym.memory import (
     EpisodeRecorder,
     MemoryFileError,
     MemoryStore,
+    MemoryVectorWrapper,
+    MemoryWrapper,
     NoveltyReward,
     Step,
     memory_slot,
@@ -100,7 +102,7 @@ class EMPOMemory:
         tip_max_tokens: int = 64,
         tip_temperature: float = 0.7,
         seed: int | None = 0,
-        wrappers: Sequence[Any] = (),
+        wrappers: Sequence[MemoryWrapper | MemoryVectorWrapper] = (),
         recorder: EpisodeRecorder | None = None,
     ):
         if tip_max_tokens < 1:
@@ -196,9 +198,7 @@ class EMPOMemory:
                 traj.tip = ep.tip
         self.tips_written += len(written)
         t2 = time.perf_counter()
-        retrieval = sum(
-            float(getattr(getattr(w, "core", w), "memory_seconds", 0.0)) for w in self.wrappers
-        )
+        retrieval = sum(float(w.memory_seconds) for w in self.wrappers)
         self.last_timings = {
             "tip_generate_s": writer.seconds,
             "memory_store_s": (t1 - t0) + (t2 - t1 - writer.seconds),
