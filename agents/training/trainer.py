@@ -11,7 +11,7 @@ One iteration, as in the EMPO² paper::
 
 The rollout engine, the tip writer and the memory store are injected as callables, so the loop
 is tested with fakes and wired to :mod:`empo_gym.agents.llm.rollout` / :mod:`empo_gym.memory` by
-the CLI.
+:mod:`empo_gym.agents.training.setup`.
 Device placement goes through ``accelerate.Accelerator`` so ``accelerate launch`` works; with
 several processes each one rolls out its share of the tasks and gradients are averaged before
 every optimizer step.
