@@ -149,30 +149,32 @@ class Actor:
         limit = self.max_context_tokens
         if limit is None or len(encoded.ids) <= limit:
             return prompt, encoded
-        # Drop the oldest history first: find the most recent steps that still fit.
-        fits: tuple[Prompt, EncodedPrompt] | None = None
+        # Drop the oldest history first: find the most recent steps that still fit (the full
+        # history did not). Prompt length grows with the steps kept, so a binary search works.
+        best: tuple[int, Prompt, EncodedPrompt] | None = None
+        bare_tokens = len(encoded.ids)  # with no history: the search tries keep=0 last
         lo, hi = 0, len(state.history) - 1  # candidate numbers of kept steps
         while lo <= hi:
             keep = (lo + hi) // 2
-            shorter = dataclasses.replace(
-                state, history=state.history[len(state.history) - keep :] if keep else []
+            p = self._build(
+                dataclasses.replace(state, history=state.history[-keep:] if keep else []), tips
             )
-            p = self._build(shorter, tips)
             e = self._encode(p)
             if len(e.ids) <= limit:
-                fits, lo = (p, e), keep + 1
+                best, lo = (keep, p, e), keep + 1
             else:
                 hi = keep - 1
-        if fits is None:
-            bare = self._encode(self._build(dataclasses.replace(state, history=[]), tips))
+                bare_tokens = len(e.ids)
+        if best is None:
             raise ContextLimitError(
-                f"the prompt needs {len(bare.ids)} tokens without any history (task text, "
+                f"the prompt needs {bare_tokens} tokens without any history (task text, "
                 f"tips and the current observation), more than max_context_tokens={limit}; "
                 "raise max_context_tokens or retrieve fewer tips"
             )
+        kept, prompt, encoded = best
         if stats is not None:
-            stats.history_dropped += len(state.history) - hi - 1 if hi >= 0 else 0
-        return fits
+            stats.history_dropped += len(state.history) - kept
+        return prompt, encoded
 
     # ------------------------------------------------------------------- acting
     def decide(

@@ -62,10 +62,35 @@ def test_a_120_step_episode_never_exceeds_max_context_tokens(tiny_policy, smol_t
 def test_a_prompt_that_cannot_fit_raises_a_clear_error(tiny_policy):
     actor = Actor(tiny_policy, "scienceworld", max_context_tokens=50)
     state = EpisodeState.start("A hall.", {"task": "boil water", "admissible_actions": ["wait"]})
-    with pytest.raises(ContextLimitError, match="without any history.*max_context_tokens=50"):
+    needed = len(Actor(tiny_policy, "scienceworld").prompt(state, None)[1].ids)
+    with pytest.raises(ContextLimitError, match=f"needs {needed} tokens without any history.*=50"):
         actor.decide([state], [None])
     with pytest.raises(ValueError, match="max_context_tokens=0"):
         Actor(tiny_policy, "scienceworld", max_context_tokens=0)
+
+
+def test_the_bound_keeps_the_most_history_that_fits(tiny_policy):
+    history = [(f"action {i}", f"Step {i}: the room is quiet and dusty. " * 3) for i in range(30)]
+    state = EpisodeState(
+        instruction="Find the key.", observation="A hall.", info={}, history=history, step=30
+    )
+    free = Actor(tiny_policy, "scienceworld", prompt_kwargs={"max_history": 30})
+    bounded = Actor(
+        tiny_policy, "scienceworld", prompt_kwargs={"max_history": 30}, max_context_tokens=500
+    )
+    stats = ActStats()
+    _, encoded = bounded.prompt(state, None, stats)
+    kept = len(history) - stats.history_dropped
+    assert encoded is not None and len(encoded.ids) <= 500 and 0 < kept < len(history)
+
+    def tokens(keep: int) -> list[int]:
+        shorter = EpisodeState(state.instruction, state.observation, {}, history[-keep:], 30)
+        enc = free.prompt(shorter, None)[1]
+        assert enc is not None
+        return enc.ids
+
+    assert tokens(kept) == encoded.ids  # exactly the `kept` most recent steps
+    assert len(tokens(kept + 1)) > 500  # one more would not fit
 
 
 def test_the_naive_agent_acts_through_the_bounded_path(tiny_policy):
