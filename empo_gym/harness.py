@@ -25,6 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 import gymnasium as gym
 
 import empo_gym  # noqa: F401  (registers the env ids)
+from empo_gym.protocols import missing_members
 from empo_gym.registry import get_env_info
 
 #: The harness adds the episode's reset seed to the first ``info`` under this key, so agents with
@@ -139,9 +140,6 @@ def aggregate(records: list[EpisodeRecord]) -> dict[str, Any]:
     }
 
 
-_AGENT_MEMBERS = ("name", "supported_envs", "env_kwargs", "reset", "act_batch", "observe")
-
-
 class _Slot:
     """Book-keeping of one env copy while an episode runs in it."""
 
@@ -197,7 +195,7 @@ def evaluate(
     if not isinstance(num_envs, int) or num_envs < 1:
         raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
     if not isinstance(agent, EvalAgent):
-        missing = [m for m in _AGENT_MEMBERS if not hasattr(agent, m)]
+        missing = missing_members(agent, EvalAgent)
         raise TypeError(
             f"agent {type(agent).__name__} is not an EvalAgent: it lacks {', '.join(missing)}; "
             "subclass empo_gym.agents.base.Agent or define those members"

@@ -71,3 +71,15 @@ def test_random_agent_results_do_not_depend_on_num_envs() -> None:
     four = evaluate(RandomAgent(seed=4), "guess", episodes=12, seed=3, num_envs=4)
     assert [r.score for r in one.records] == [r.score for r in four.records]
     assert [r.steps for r in one.records] == [r.steps for r in four.records]
+
+
+def test_an_object_that_is_not_an_agent_is_named_with_what_it_lacks() -> None:
+    class HalfAgent:
+        name = "half"
+        supported_envs = ()
+
+        def act_batch(self, slots, observations, infos):
+            return ["say 1" for _ in slots]
+
+    with pytest.raises(TypeError, match="lacks env_kwargs, reset, observe; subclass"):
+        evaluate(HalfAgent(), "guess", episodes=1)  # type: ignore[arg-type]

@@ -19,10 +19,11 @@ This module imports no torch at runtime, so a server-backed policy stays light.
 from __future__ import annotations
 
 import dataclasses
-import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from empo_gym.protocols import missing_members
 
 if TYPE_CHECKING:
     import torch
@@ -209,36 +210,6 @@ class TrainablePolicy(Protocol):
     def clear_prefix_cache(self) -> None:
         """Forget whatever was computed with the old weights (they just changed in place)."""
         ...
-
-
-def _protocol_members(protocol: type) -> list[str]:
-    """Public members of a protocol class, its bases' first, in declaration order."""
-    # typing.get_protocol_members arrives only in Python 3.13; this is its rule for our protocols.
-    names: list[str] = []
-    for base in reversed(protocol.__mro__):
-        if base in (object, Protocol, typing.Generic) or not getattr(base, "_is_protocol", False):
-            continue
-        own = [*vars(base).get("__annotations__", {}), *vars(base)]
-        names.extend(n for n in own if not n.startswith("_") and n not in names)
-    return names
-
-
-def missing_members(obj: object, protocol: type) -> list[str]:
-    """Members of ``protocol`` that ``obj`` lacks (empty exactly when ``isinstance`` holds).
-
-    Example:
-        >>> missing_members(object(), Policy)
-        ['name', 'sampling', 'generate', 'close']
-        >>> missing_members(object(), TrainablePolicy)
-        ['model', 'pad_id', 'sampling_state', 'load_sampling_state', 'clear_prefix_cache']
-    """
-    missing = []
-    for name in _protocol_members(protocol):
-        # As isinstance does: a method member set to None counts as absent.
-        method = callable(getattr(protocol, name, None))
-        if not hasattr(obj, name) or (method and getattr(obj, name) is None):
-            missing.append(name)
-    return missing
 
 
 def check_policy(policy: object, protocol: type, *, needed_by: str) -> None:

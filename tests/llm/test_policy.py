@@ -20,9 +20,9 @@ from empo_gym.agents.llm.policy import (
     TokenPolicy,
     TrainablePolicy,
     check_policy,
-    missing_members,
     one_sentence,
 )
+from empo_gym.protocols import missing_members
 
 LLM_DIR = Path(__file__).resolve().parents[2] / "agents" / "llm"
 #: The modules of the policy split; each must import on its own.
@@ -85,6 +85,17 @@ def test_a_fake_satisfies_the_protocol_it_implements():
     assert isinstance(fake, Policy) and not isinstance(fake, TokenPolicy)
     # a text-only policy keeps its sampling: it cannot name its sentence-end tokens
     assert one_sentence(fake, fake.sampling) == fake.sampling
+
+
+def test_missing_members_lists_the_protocols_in_declaration_order():
+    assert missing_members(object(), Policy) == ["name", "sampling", "generate", "close"]
+    assert missing_members(object(), TrainablePolicy) == [
+        "model",
+        "pad_id",
+        "sampling_state",
+        "load_sampling_state",
+        "clear_prefix_cache",
+    ]
 
 
 def test_check_policy_names_the_missing_members():
