@@ -210,10 +210,13 @@ class RolloutEngine:
             max_context_tokens=max_context_tokens,
             needed_by="RolloutEngine",
         )
-        self.policy = policy
-        self.env_name = env_name
         self.max_turns = max_turns
         self.stats = RolloutStats()
+
+    @property
+    def policy(self) -> Policy:
+        """The policy the engine generates with."""
+        return self.actor.policy
 
     @property
     def token_level(self) -> bool:
