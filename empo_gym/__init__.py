@@ -4,7 +4,8 @@ Importing the package registers:
 
 * ``empo_gym/ScienceWorld-v0`` -- ScienceWorld (JVM simulator) with Gymnasium semantics;
 * ``empo_gym/WebShop-v0`` -- a self-contained WebShop (generated catalogue, BM25 search);
-* ``empo_gym/ScienceWorldOOD-v0`` -- the EMPO² out-of-distribution transfer pairs.
+* ``empo_gym/ScienceWorldOOD-v0`` -- the EMPO² out-of-distribution transfer pairs;
+* ``empo_gym/Doors-v0`` -- an exploration-hard chain of rooms (one safe door per room).
 
 Example:
     >>> import gymnasium as gym
@@ -34,5 +35,10 @@ register(
 register(
     id="empo_gym/ScienceWorldOOD-v0",
     entry_point="empo_gym.ood:ScienceWorldOODEnv",
+    disable_env_checker=True,
+)
+register(
+    id="empo_gym/Doors-v0",
+    entry_point="empo_gym.doors:DoorsEnv",
     disable_env_checker=True,
 )

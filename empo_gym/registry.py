@@ -41,6 +41,12 @@ def _scienceworld_task(task: str) -> str:
     return resolve_task(task)
 
 
+def _doors_families() -> list[str]:
+    from empo_gym.doors import FAMILIES
+
+    return list(FAMILIES)
+
+
 def _ood_tasks() -> list[str]:
     from empo_gym.ood import TRANSFERS
 
@@ -175,6 +181,18 @@ _ENVS: dict[str, EnvInfo] = {
         # turn, even those with zero advantage, plus a reference model): ~10 minutes for
         # `make run`. Answers need room for the action tag.
         quick_train={"iterations": 4, "max_steps": 4, "max_response_tokens": 24, "kl_coef": 0.0},
+    ),
+    "doors": EnvInfo(
+        name="doors",
+        gym_id="empo_gym/Doors-v0",
+        description="exploration-hard chain of rooms, one safe door each; reward at the end only",
+        splits=("train", "test"),
+        default_split="test",
+        tasks=_doors_families,
+        task_kwarg="family",
+        prompt_style="generic",
+        action_format="plain",
+        max_action_tokens=8,
     ),
     "ood": EnvInfo(
         name="ood",

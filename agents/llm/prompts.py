@@ -251,7 +251,7 @@ def generic_messages(state: EpisodeState, *, max_history: int = 6) -> list[Messa
     """
     actions = [str(a) for a in state.info.get("admissible_actions") or []]
     parts = [f"Task: {state.instruction}"]
-    for action, obs in state.history[-max_history:]:
+    for action, obs in state.history[-max_history:] if max_history > 0 else []:
         parts.append(f"Observation: {_clip(obs, 200)} -> action: {action}")
     parts.append(f"Current observation: {_clip(state.observation, 800)}")
     if actions:

@@ -348,6 +348,7 @@ class RolloutEngine:
                     parse_failures=sum(not t.parse_ok for t in traj.turns),
                     history=list(slot.state.history),
                     final_observation=text,
+                    final_info=dict(info),
                 )
                 finished.append(traj)
                 slot.traj, slot.state, slot.tips = None, None, None

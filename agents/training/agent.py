@@ -149,7 +149,6 @@ class LearningAgent(Agent):
     def _ensure_actor(self) -> Any:
         if self._actor is None:
             from empo_gym.agents.llm.naive import NaiveLLMAgent
-            from empo_gym.agents.training.setup import TRAIN_PROMPT_HISTORY
 
             if self.policy is None:
                 from empo_gym.agents.training.setup import make_policy
@@ -160,7 +159,7 @@ class LearningAgent(Agent):
                 temperature=self.cfg.eval_temperature,
                 max_new_tokens=self.cfg.max_response_tokens,
                 seed=self.cfg.seed,
-                max_history=TRAIN_PROMPT_HISTORY,
+                max_history=self.cfg.prompt_history,
                 max_context_tokens=self.cfg.max_context_tokens,
             )
         return self._actor

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from empo_gym.memory.embedders import EMBEDDER_NAMES
 from empo_gym.registry import env_names, env_profile
 from empo_gym.yaml_config import check_fields, from_dict, read_yaml
 
@@ -60,6 +61,9 @@ class GRPOConfig:
     """Generated tokens per step (ScienceWorld: the action only)."""
     max_context_tokens: int = 4500
     """Longest prompt in tokens (older history is truncated by the prompt builder)."""
+    prompt_history: int = 4
+    """Steps of history shown in training and evaluation prompts (every prompt token is paid
+    again in the update, so fewer than the inference agents' default)."""
     temperature: float = 1.0
     """Sampling temperature during training (log-probabilities are scored at it too)."""
     eval_temperature: float = 0.4
@@ -132,6 +136,7 @@ class GRPOConfig:
         _require(self, "max_steps", self.max_steps >= 1, ">= 1")
         _require(self, "max_response_tokens", self.max_response_tokens >= 1, ">= 1")
         _require(self, "max_context_tokens", self.max_context_tokens >= 1, ">= 1")
+        _require(self, "prompt_history", self.prompt_history >= 0, ">= 0")
         _require(self, "temperature", self.temperature > 0, "> 0 (training samples)")
         _require(self, "eval_temperature", self.eval_temperature >= 0, ">= 0 (0 = greedy)")
         _require(self, "eval_episodes", self.eval_episodes >= 0, ">= 0")
@@ -183,6 +188,12 @@ class EMPOConfig(GRPOConfig):
     """Add the novelty bonus r_int = 1/(n+1) of memory rollouts to the returns."""
     intrinsic_scale: float = 1.0
     """Scale of the intrinsic reward relative to the env reward."""
+    novelty_threshold: float | None = None
+    """Cosine similarity above which two states count as the same for the novelty bonus; None =
+    the embedder's calibrated default (0.9 for hashing and minilm). Set too low, every state
+    counts as seen and the bonus vanishes."""
+    memory_embedder: str = "hashing"
+    """Embedder of memory keys and novelty: ``hashing`` (no model) or ``minilm``."""
     memory_top_k: int = 10
     """Memories retrieved per turn."""
     memory_min_similarity: float = 0.5
@@ -203,6 +214,18 @@ class EMPOConfig(GRPOConfig):
         _require(self, "memory_prob", 0 <= self.memory_prob <= 1, "a probability in [0, 1]")
         _require(self, "off_policy_prob", 0 <= self.off_policy_prob <= 1, "a probability in [0, 1]")
         _require(self, "intrinsic_scale", self.intrinsic_scale >= 0, ">= 0")
+        _require(
+            self,
+            "novelty_threshold",
+            self.novelty_threshold is None or -1 <= self.novelty_threshold <= 1,
+            "a cosine in [-1, 1] or null (the embedder's calibrated default)",
+        )
+        _require(
+            self,
+            "memory_embedder",
+            self.memory_embedder in EMBEDDER_NAMES,
+            f"one of {list(EMBEDDER_NAMES)}",
+        )
         _require(self, "memory_top_k", self.memory_top_k >= 1, ">= 1")
         _require(self, "memory_min_similarity", -1 <= self.memory_min_similarity <= 1, "in [-1, 1]")
         _require(self, "memory_capacity", self.memory_capacity >= 1, ">= 1")

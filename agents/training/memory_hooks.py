@@ -38,6 +38,7 @@ from empo_gym.memory import (
     MemoryWrapper,
     NoveltyReward,
     Step,
+    TipWriter,
     memory_slot,
 )
 
@@ -92,6 +93,8 @@ class EMPOMemory:
             recorder=...)``); its store must be ``store``. Its episodes are taken for the
             rollouts they match; others left in it (e.g. another run's on shared envs) are
             dropped. None: every rollout is rebuilt from its turns.
+        tip_writer: Writes the tips instead of the policy (EMPO² has the policy write them;
+            a rule is for policies too small to summarise, e.g. ``bench explore``'s).
     """
 
     def __init__(
@@ -104,6 +107,7 @@ class EMPOMemory:
         seed: int | None = 0,
         wrappers: Sequence[MemoryWrapper | MemoryVectorWrapper] = (),
         recorder: EpisodeRecorder | None = None,
+        tip_writer: TipWriter | None = None,
     ):
         if tip_max_tokens < 1:
             raise ValueError(f"tip_max_tokens must be >= 1, got {tip_max_tokens!r}")
@@ -120,6 +124,7 @@ class EMPOMemory:
         self.tips_written = 0
         self.wrappers = list(wrappers)
         self.recorder = recorder if recorder is not None else EpisodeRecorder(store)
+        self.tip_writer = tip_writer
         self._shared = recorder is not None
         self._retrieval_seen = 0.0
         self.last_timings: dict[str, float] = {}
@@ -159,18 +164,29 @@ class EMPOMemory:
     def _score_novelty(
         self, trajectories: Sequence[Trajectory], episodes: Sequence[Episode | None]
     ) -> None:
-        """Fill ``Turn.intrinsic_reward`` with the novelty of each turn's state, trajectory by
-        trajectory and turn by turn (each state counts the ones scored before it)."""
+        """Fill ``Turn.intrinsic_reward`` with the novelty of each turn's state.
+
+        The members of a group are scored together against the counts from before the group
+        (:meth:`~empo_gym.memory.NoveltyReward.score_group`): scored one after the other, the
+        first member would find every state new and the last one none, and the group-normalised
+        advantage would rank members by their index.
+        """
         if self.novelty is None:
             return
         same = self.novelty.embedder is self.store.embedder  # else its own vectors
+        groups: dict[tuple[str, str], list[tuple[Trajectory, Episode]]] = {}
         for traj, ep in zip(trajectories, episodes, strict=True):
-            if ep is None:
-                continue
-            keys = ep.keys if same else None
-            rewards = self.novelty(ep.slot, [s.state for s in ep.steps], keys)
-            for turn, r in zip(traj.turns, rewards, strict=True):
-                turn.intrinsic_reward = float(r)
+            if ep is not None:
+                groups.setdefault((traj.group_id, ep.slot), []).append((traj, ep))
+        for (_, slot), members in groups.items():
+            rewards = self.novelty.score_group(
+                slot,
+                [[s.state for s in ep.steps] for _, ep in members],
+                [ep.keys if same else None for _, ep in members],
+            )
+            for (traj, _), member_rewards in zip(members, rewards, strict=True):
+                for turn, r in zip(traj.turns, member_rewards, strict=True):
+                    turn.intrinsic_reward = float(r)
 
     # -- MemoryHooks ---------------------------------------------------------------------
     def after_rollouts(
@@ -191,7 +207,7 @@ class EMPOMemory:
                 for turn in traj.turns:
                     turn.intrinsic_reward = 0.0
         t1 = time.perf_counter()
-        writer = policy_tip_writer(policy, self.tip_sampling)
+        writer = self.tip_writer or policy_tip_writer(policy, self.tip_sampling)
         written = self.recorder.flush(writer, [ep for ep in episodes if ep is not None])
         for traj, ep in zip(trajectories, episodes, strict=True):
             if ep is not None:
@@ -200,8 +216,8 @@ class EMPOMemory:
         t2 = time.perf_counter()
         retrieval = sum(float(w.memory_seconds) for w in self.wrappers)
         self.last_timings = {
-            "tip_generate_s": writer.seconds,
-            "memory_store_s": (t1 - t0) + (t2 - t1 - writer.seconds),
+            "tip_generate_s": float(getattr(writer, "seconds", 0.0)),
+            "memory_store_s": (t1 - t0) + (t2 - t1 - float(getattr(writer, "seconds", 0.0))),
             "memory_retrieval_s": retrieval - self._retrieval_seen,
         }
         self._retrieval_seen = retrieval

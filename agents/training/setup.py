@@ -36,9 +36,6 @@ __all__ = [
     "training_tasks",
 ]
 
-#: Steps of history in training prompts (shorter than the inference default: every prompt
-#: token is paid again in the update).
-TRAIN_PROMPT_HISTORY = 4
 #: Task instances drawn from at least (the paper trains on a few instances per task, e.g. the
 #: first 5 ScienceWorld variations).
 MIN_TRAIN_INSTANCES = 5
@@ -104,11 +101,13 @@ def _make_envs(cfg: GRPOConfig) -> list[gym.Env]:
     return [gym.make(info.gym_id, **kwargs) for _ in range(cfg.tasks_per_iter * cfg.group_size)]
 
 
-def _with_memory(cfg: EMPOConfig, envs: list[gym.Env]) -> tuple[list[gym.Env], EMPOMemory]:
+def _with_memory(
+    cfg: EMPOConfig, envs: list[gym.Env], tip_writer: Any | None
+) -> tuple[list[gym.Env], EMPOMemory]:
     from empo_gym.memory import EpisodeRecorder, MemoryStore, MemoryWrapper, NoveltyReward
 
     store = MemoryStore(
-        "hashing",
+        cfg.memory_embedder,
         capacity=cfg.memory_capacity,
         threshold=cfg.memory_min_similarity,
         top_k=cfg.memory_top_k,
@@ -119,7 +118,12 @@ def _with_memory(cfg: EMPOConfig, envs: list[gym.Env]) -> tuple[list[gym.Env], E
     wrapped: list[gym.Env] = [
         MemoryWrapper(env, recorder=recorder, novelty=False, training=True) for env in envs
     ]
-    novelty = NoveltyReward(store.embedder) if cfg.intrinsic_reward else None
+    # the bonus is scaled by intrinsic_scale in the update (update.trajectory_return)
+    novelty = (
+        NoveltyReward(store.embedder, threshold=cfg.novelty_threshold)
+        if cfg.intrinsic_reward
+        else None
+    )
     hooks = EMPOMemory(
         store,
         novelty=novelty,
@@ -127,6 +131,7 @@ def _with_memory(cfg: EMPOConfig, envs: list[gym.Env]) -> tuple[list[gym.Env], E
         seed=cfg.seed,
         wrappers=wrapped,
         recorder=recorder,
+        tip_writer=tip_writer,
     )
     return wrapped, hooks
 
@@ -136,6 +141,7 @@ def build_training(
     *,
     envs: Sequence[gym.Env] | None = None,
     tasks: Sequence[Any] | None = None,
+    tip_writer: Any | None = None,
 ) -> TrainingSetup:
     """Wire a run of ``cfg``: envs of ``cfg.env`` / ``cfg.task`` (train split), EMPO²'s memory
     when ``cfg`` is an :class:`EMPOConfig`, the batched rollout function, the task instances.
@@ -146,17 +152,18 @@ def build_training(
         envs: Envs to train on instead of ``tasks_per_iter * group_size`` new ones of
             ``cfg.env`` (e.g. a test's toy envs; ``cfg.env`` still picks prompt and parsing).
         tasks: Task instances instead of :func:`training_tasks`.
+        tip_writer: EMPO²: a :class:`~empo_gym.memory.TipWriter` instead of the policy.
     """
     env_list = list(envs) if envs is not None else _make_envs(cfg)
     memory = None
     if isinstance(cfg, EMPOConfig):
-        env_list, memory = _with_memory(cfg, env_list)
+        env_list, memory = _with_memory(cfg, env_list, tip_writer)
     rollout_fn = engine_rollout_fn(
         env_list,
         cfg.env,
         max_turns=cfg.max_steps,
         sampling=training_sampling(cfg),
-        prompt_kwargs={"max_history": TRAIN_PROMPT_HISTORY},
+        prompt_kwargs={"max_history": cfg.prompt_history},
         max_context_tokens=cfg.max_context_tokens,
     )
     return TrainingSetup(

@@ -4,6 +4,19 @@ EMPO²'s intrinsic exploration reward: a state is novel when its
 embedding is not similar to the states already seen; ``r_int = 1 / (n + 1)`` where ``n`` counts
 the stored states with cosine similarity above ``threshold``. Every scored state is then stored
 (revisits make a state less novel). States are counted per slot (task instance).
+
+The rollouts of one GRPO group are scored together (:meth:`NoveltyReward.score_group`): every
+member against the same counts, those from before the group. Scoring them one after the other
+would make the first member's states novel and the last member's seen, so the group-normalised
+advantage would rank members by their index rather than by what they explored.
+
+The threshold is per embedder (:data:`DEFAULT_THRESHOLDS`), measured on distinct states of
+one task: ScienceWorld ``boil`` observations reach cosine 0.874 with the hashing embedder (99th
+percentile 0.859) and 0.883 with MiniLM, rooms phrased "You are in the X" about 0.78 (hashing),
+while the same state with a short prefix ("Nothing happens. ...") stays above 0.94 (hashing),
+so 0.9 for both. A threshold below the distinct-state similarities makes every state "seen"
+and the bonus vanishes; texts that differ in one word only (the Doors env's rooms reach 0.95)
+need a higher one (``bench explore`` counts exact repeats: 0.99).
 """
 
 from __future__ import annotations
@@ -16,7 +29,27 @@ import numpy as np
 
 from empo_gym.memory.embedders import Embedder, cosine_matrix, make_embedder, normalize_rows
 
-__all__ = ["NoveltyReward"]
+__all__ = ["DEFAULT_THRESHOLDS", "NoveltyReward", "default_threshold"]
+
+#: Novelty threshold per embedder family (measured; see the module docstring).
+DEFAULT_THRESHOLDS: dict[str, float] = {"hashing": 0.9, "minilm": 0.9}
+
+
+def default_threshold(embedder: Embedder | str) -> float:
+    """The calibrated novelty threshold of ``embedder`` (by its name's family).
+
+    Example:
+        >>> default_threshold("hashing"), default_threshold("minilm")
+        (0.9, 0.9)
+    """
+    name = embedder if isinstance(embedder, str) else str(getattr(embedder, "name", ""))
+    family = name.split("-")[0].split(":")[0]
+    if family not in DEFAULT_THRESHOLDS:
+        raise ValueError(
+            f"no calibrated novelty threshold for embedder {name!r}; pass threshold=... "
+            f"(calibrated: {sorted(DEFAULT_THRESHOLDS)})"
+        )
+    return DEFAULT_THRESHOLDS[family]
 
 
 class NoveltyReward:
@@ -24,8 +57,8 @@ class NoveltyReward:
 
     Args:
         embedder: Embedder or its name.
-        threshold: Cosine similarity above which a stored state counts as "the same" (the spec
-            gives no figure; 0.5 matches the memory retrieval threshold).
+        threshold: Cosine similarity above which a stored state counts as "the same"; None =
+            the embedder's calibrated default (:data:`DEFAULT_THRESHOLDS`).
         scale: Multiplier of the reward (a setting in EMPO²).
         capacity: States kept per slot (FIFO), bounding memory and time.
 
@@ -33,7 +66,7 @@ class NoveltyReward:
         >>> nov = NoveltyReward("hashing")
         >>> nov("task/0", ["You are in the kitchen.", "You are in the kitchen."]).tolist()
         [1.0, 0.5]
-        >>> nov("task/0", ["A completely different garden view"]).tolist()
+        >>> nov("task/0", ["You are in the garden."]).tolist()
         [1.0]
         >>> nov("task/1", ["You are in the kitchen."]).tolist()
         [1.0]
@@ -43,15 +76,17 @@ class NoveltyReward:
         self,
         embedder: Embedder | str = "hashing",
         *,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         scale: float = 1.0,
         capacity: int = 10_000,
     ):
+        self.embedder: Embedder = make_embedder(embedder)
+        if threshold is None:
+            threshold = default_threshold(self.embedder)
         if not -1.0 <= float(threshold) <= 1.0:
             raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {threshold!r}")
         if not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"capacity must be a positive int, got {capacity!r}")
-        self.embedder: Embedder = make_embedder(embedder)
         self.threshold = float(threshold)
         self.scale = float(scale)
         self.capacity = capacity
@@ -73,11 +108,61 @@ class NoveltyReward:
         Returns:
             float32 rewards, one per state.
         """
+        return self.score_group(slot, [states], [embeddings])[0]
+
+    def score_group(
+        self,
+        slot: str,
+        members: Sequence[Sequence[str]],
+        embeddings: Sequence[np.ndarray | None] | None = None,
+    ) -> list[np.ndarray]:
+        """Score the trajectories of one group against the same counts, then remember them all.
+
+        Each state counts the states remembered before the group plus the earlier states of its
+        own trajectory, never those of the other members, so no member is favoured by its
+        position in the group.
+
+        Args:
+            slot: Task slot (shared by the group).
+            members: Each member's state texts, in order.
+            embeddings: Each member's precomputed embeddings ``[n_i, dim]`` (or None).
+
+        Returns:
+            float32 rewards per member, one per state.
+
+        Example:
+            >>> nov = NoveltyReward("hashing")
+            >>> [r.tolist() for r in nov.score_group("t", [["a red room"], ["a red room"]])]
+            [[1.0], [1.0]]
+            >>> nov("t", ["a red room"]).tolist()
+            [0.3333333432674408]
+        """
         if not isinstance(slot, str):
             raise TypeError(f"slot must be a str, got {slot!r}")
-        states = list(states)
+        members = [list(m) for m in members]
+        given = list(embeddings) if embeddings is not None else [None] * len(members)
+        if len(given) != len(members):
+            raise ValueError(f"{len(members)} members but {len(given)} embedding arrays")
+        vecs = [self._vectors(m, e) for m, e in zip(members, given, strict=True)]
+        buf = self._seen.get(slot)
+        if buf is None:
+            buf = self._seen[slot] = _RingBuffer(self.capacity, self.embedder.dim)
+        seen = buf.view()
+        out = []
+        for v in vecs:
+            n_prev = (cosine_matrix(seen, v) > self.threshold).sum(axis=0) if len(seen) else 0
+            # similarity within the trajectory: state i sees states j < i
+            within = np.tril(cosine_matrix(v, v) > self.threshold, k=-1).sum(axis=1)
+            out.append((self.scale / (n_prev + within + 1.0)).astype(np.float32))
+        for v in vecs:
+            buf.extend(v)
+        return out
+
+    def _vectors(self, states: list[str], embeddings: np.ndarray | None) -> np.ndarray:
         if embeddings is None:
-            vecs = np.asarray(self.embedder(states), dtype=np.float32)
+            vecs = np.asarray(self.embedder(states), dtype=np.float32).reshape(
+                len(states), self.embedder.dim
+            )
         else:
             vecs = np.asarray(embeddings, dtype=np.float32)
             # the embedder's unit rows are kept bit-exact: a state scored from the vector its
@@ -88,16 +173,7 @@ class NoveltyReward:
             raise ValueError(
                 f"embeddings must have shape {(len(states), self.embedder.dim)}, got {vecs.shape}"
             )
-        buf = self._seen.get(slot)
-        if buf is None:
-            buf = self._seen[slot] = _RingBuffer(self.capacity, self.embedder.dim)
-        seen = buf.view()
-        n_prev = (cosine_matrix(seen, vecs) > self.threshold).sum(axis=0) if len(seen) else 0
-        # similarity among the new states themselves: state i sees states j < i
-        within = np.tril(cosine_matrix(vecs, vecs) > self.threshold, k=-1).sum(axis=1)
-        counts = n_prev + within
-        buf.extend(vecs)
-        return (self.scale / (counts + 1.0)).astype(np.float32)
+        return vecs
 
     def count(self, slot: str) -> int:
         """States remembered for ``slot``."""

@@ -299,7 +299,7 @@ class MemoryStore:
             with_similarity: Return ``(entry, cosine)`` pairs instead of entries.
 
         Returns:
-            One list per query, ranked by stored score (ties: newer first).
+            One list per query, ranked by stored score (ties: newer first), each text once.
         """
         slots = list(slots)
         for s in slots:
@@ -327,12 +327,18 @@ class MemoryStore:
                 continue
             sims = cosine_matrix(s.emb[: s.n], v[None, :])[:, 0]
             (cand,) = np.nonzero(sims > self.threshold)
-            if len(cand) > k:
-                # rank by score desc, then newer first
-                order = np.lexsort((-s.seq[cand], -s.scores[cand]))[:k]
-            else:
-                order = np.lexsort((-s.seq[cand], -s.scores[cand]))
-            picked = cand[order]
+            # rank by score desc, then newer first; a text already picked is skipped (many
+            # episodes repeat a memory word for word, and a copy tells the policy nothing new
+            # while costing prompt tokens)
+            ranked = cand[np.lexsort((-s.seq[cand], -s.scores[cand]))]
+            picked, texts = [], set()
+            for i in ranked:
+                if len(picked) == k:
+                    break
+                text = s.entries[i].text
+                if text not in texts:
+                    texts.add(text)
+                    picked.append(i)
             if with_similarity:
                 out.append([(s.entries[i], float(sims[i])) for i in picked])
             else:

@@ -223,3 +223,13 @@ def test_prompt_and_answer_format_come_from_the_env_profile(monkeypatch):
     s = EpisodeState.start("page", {"instruction": "buy a mug", "admissible_actions": ["a"]})
     assert "<action>" in build_prompt("profiled", s).messages[-1]["content"]
     assert style_for("profiled") == "tagged" and style_for("unregistered") == "plain"
+
+
+def test_generic_prompt_without_history_shows_none() -> None:
+    """max_history=0 means no history (``history[-0:]`` would be all of it)."""
+    from empo_gym.agents.llm.prompts import EpisodeState, generic_messages
+
+    s = EpisodeState.start("hall", {"task": "t"})
+    s.advance("go north", "attic", {"task": "t"})
+    assert "hall" not in generic_messages(s, max_history=0)[0]["content"]
+    assert "hall" in generic_messages(s, max_history=1)[0]["content"]

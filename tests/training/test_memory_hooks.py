@@ -75,6 +75,24 @@ def test_novelty_only_in_memory_rollouts() -> None:
     assert r[0] == 1.0 and r[1] == 0.5  # the repeated state has one similar entry: 1/(1+1)
 
 
+def test_group_members_are_scored_against_the_same_counts() -> None:
+    """Every member of a group sees the counts from before the group, not its siblings'
+    states: identical members get identical bonuses (no ranking by member index)."""
+    store = MemoryStore("hashing")
+    hooks = EMPOMemory(store, novelty=NoveltyReward(store.embedder))
+    states = ["You are in the armory.", "You are in the cellar.", "You are in the armory."]
+    group = [_traj("g0", states, 0.0, True) for _ in range(4)]
+    for member, traj in enumerate(group):
+        traj.member = member
+    hooks.after_rollouts(EchoTipPolicy(), group, memory_mode=True)
+    rewards = [[t.intrinsic_reward for t in traj.turns] for traj in group]
+    assert rewards == [[1.0, 1.0, 0.5]] * 4  # the revisit within a trajectory still counts
+    # the next group sees all four members' states: armory seen 8 times, cellar 4 times
+    later = [_traj("g1", states[:2], 0.0, True)]
+    hooks.after_rollouts(EchoTipPolicy(), later, memory_mode=True)
+    assert [t.intrinsic_reward for t in later[0].turns] == pytest.approx([1 / 9, 1 / 5])
+
+
 def test_save_load_round_trip(tmp_path) -> None:
     store = MemoryStore("hashing")
     hooks = EMPOMemory(store)

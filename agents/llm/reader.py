@@ -1,0 +1,442 @@
+"""A small policy that can read its context: a word-level Llama taught on the Doors env's text.
+
+EMPO²'s tips only matter to a policy that reads them. A randomly initialised model ignores its
+context (its off-policy ratios pi(a|s) / pi(a|s,tips) stay at 1), and SmolLM2 is too slow to
+train over many seeds on a CPU. So the exploration bench uses a tiny model first taught, by
+supervised learning on prompts the real prompt builder renders from Doors states (tip blocks
+included), one generic skill and nothing about any layout's solution:
+
+* **acting**: answer with one admissible action; with no tips, choose uniformly among them (so
+  the taught policy starts exactly as exploration-poor as a random one); when the tip block
+  says to avoid one of the doors here, avoid it; when it says to take one, open it.
+
+The targets never depend on which door is safe, so what the model later knows about a layout's
+safe doors it has learned by reinforcement (or reads from its own memory). Writing tips is not
+taught (a model this small did not learn to summarise in a teaching budget a CPU affords): the
+bench's tips come from :class:`ReflectionTipWriter`, the one-sentence rule
+``Avoid the NAME door in the ROOM.`` (or ``Take the NAME door in the ROOM to the treasure.``)
+about an episode's last step. Teaching takes a few minutes on one CPU core and is cached on disk by its
+settings (:func:`reader_policy`).
+
+Example:
+    >>> tip = reflection("armory", "red", success=False)
+    >>> tip
+    'Avoid the red door in the armory.'
+    >>> teacher_choices(["open red door", "open blue door"], [tip])
+    ['open blue door']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from empo_gym.doors import FAMILIES, door_action, make_layout, room_text
+from empo_gym.memory.episode import Episode
+from empo_gym.memory.tips import format_memory
+
+__all__ = [
+    "ReaderSettings",
+    "build_reader_tokenizer",
+    "ReflectionTipWriter",
+    "reader_policy",
+    "reflection",
+    "teach_reader",
+    "teacher_choices",
+]
+
+_AVOID = re.compile(r"Avoid the (\w+) door")
+_TAKE = re.compile(r"Take the (\w+) door")
+_ROOM = re.compile(r"You are in the (\w+)\.")
+_SPECIALS = ["<pad>", "<eos>", "<|im_start|>", "<|im_end|>", "[UNK]"]
+#: Bumped whenever the teaching data or procedure changes (part of the cache key).
+_TEACHING_VERSION = 2
+
+
+def reflection(room: str, door: str, success: bool) -> str:
+    """The tip about an episode's last step: the door to avoid (or to take) and where it is.
+
+    Example:
+        >>> reflection("grotto", "mossy", success=True)
+        'Take the mossy door in the grotto to the treasure.'
+    """
+    if success:
+        return f"Take the {door} door in the {room} to the treasure."
+    return f"Avoid the {door} door in the {room}."
+
+
+def teacher_choices(admissible: Sequence[str], tips: Sequence[str]) -> list[str]:
+    """The actions the acting skill chooses among (uniformly) given ``tips``.
+
+    A door a tip says to take wins; otherwise every admissible door no tip says to avoid; if
+    tips say to avoid all of them, all of them. (Every Doors door has its own name, so a tip
+    about another room names no admissible door.)
+
+    Example:
+        >>> acts = ["open red door", "open blue door", "open green door"]
+        >>> teacher_choices(acts, ["Take the blue door in the hall to the treasure."])
+        ['open blue door']
+        >>> teacher_choices(acts, ["Avoid the red door in the hall.", "Avoid the pink door."])
+        ['open blue door', 'open green door']
+    """
+    text = " ".join(tips)
+    take, avoid = set(_TAKE.findall(text)), set(_AVOID.findall(text))
+    door = {a: a.split()[1] if len(a.split()) == 3 else a for a in admissible}
+    winners = [a for a in admissible if door[a] in take]
+    if winners:
+        return winners
+    open_doors = [a for a in admissible if door[a] not in avoid]
+    return open_doors or list(admissible)
+
+
+class ReflectionTipWriter:
+    """A :class:`~empo_gym.memory.TipWriter` for Doors episodes: :func:`reflection` of the
+    episode's last step (the room it was taken in and the door opened).
+
+    The bench's reader is far too small to learn summarising, so its tips come from this rule;
+    what the bench tests is reading them, the hybrid updates and the novelty bonus.
+
+    Example:
+        >>> from empo_gym.memory import Step
+        >>> ep = Episode("Find the treasure.", "s", [
+        ...     Step("You are in the armory. There is a red door and a blue door.",
+        ...          "open blue door")])
+        >>> ReflectionTipWriter()([ep])
+        ['Avoid the blue door in the armory.']
+    """
+
+    seconds = 0.0
+
+    def __call__(self, episodes: list[Episode]) -> list[str]:
+        """One tip per episode (``No tip.`` for an episode whose last step names no room)."""
+        out = []
+        for ep in episodes:
+            last = ep.steps[-1] if ep.steps else None
+            room = _ROOM.search(last.state) if last is not None else None
+            words = last.action.split() if last is not None else []
+            if room is None or len(words) != 3:
+                out.append("No tip.")
+                continue
+            out.append(reflection(room.group(1), words[1], bool(ep.success)))
+        return out
+
+
+@dataclass(frozen=True)
+class ReaderSettings:
+    """How the reader is built and taught (its cache key)."""
+
+    depth: int = 5
+    """Doors depth of the episodes it is taught on."""
+    doors: int = 3
+    """Doors per room."""
+    hidden_size: int = 64
+    """Model width."""
+    layers: int = 4
+    """Transformer layers."""
+    heads: int = 4
+    """Attention heads."""
+    steps: int = 1500
+    """Optimizer steps of teaching."""
+    batch_size: int = 32
+    """Examples per step."""
+    lr: float = 3e-3
+    """AdamW learning rate."""
+    max_history: int = 0
+    """Steps of history in the taught prompts (the bench's ``prompt_history``: a Doors room
+    says all there is to know, and short prompts keep teaching and training cheap)."""
+    max_tips: int = 5
+    """Most memories in a taught tip block (the bench's ``memory_top_k``)."""
+    seed: int = 0
+    """Seed of the model's initialisation and of the teaching data."""
+
+    def key(self) -> str:
+        """A short hash of the settings (the cache directory name)."""
+        blob = json.dumps({"v": _TEACHING_VERSION, **asdict(self)}, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+# ------------------------------------------------------------------------------ teaching data
+def _episode_at(rng: random.Random, settings: ReaderSettings) -> dict[str, Any]:
+    """A random Doors situation: layout, the room reached, the path there, the doors here."""
+    family = rng.choice(sorted(FAMILIES))
+    # teaching layouts come from far beyond both splits' ranges (ids 10^6+)
+    layout = make_layout(10**6 + rng.randrange(10**6), family, settings.depth, settings.doors)
+    room = rng.randrange(settings.depth)
+    return {"layout": layout, "room": room}
+
+
+def _random_memories(rng: random.Random, layout: Any, here: int, n: int) -> list[str]:
+    """Memories as the bench's exact-state retrieval finds them in room ``here``, distinct.
+
+    Each is one of: an episode that died here (it opened a trap of this room: avoid it); one
+    that passed here (opened the safe door) and died deeper; one that passed here and found the
+    treasure; rarely, one stored in another room (its doors are not this room's).
+    """
+    last = len(layout.rooms) - 1
+    out: list[str] = []
+    for _ in range(n):
+        kind = rng.random()
+        room = here
+        if kind < 0.1:
+            room = rng.randrange(len(layout.rooms))
+        safe = layout.doors[room][layout.safe[room]]
+        traps = [d for i, d in enumerate(layout.doors[room]) if i != layout.safe[room]]
+        if kind < 0.55 or room == last and kind < 0.7:
+            door = rng.choice(traps)
+            tip, action, score = reflection(layout.rooms[room], door, False), door, 0.0
+        elif kind < 0.85 and room < last:
+            k = rng.randrange(room + 1, last + 1)
+            deeper = [d for i, d in enumerate(layout.doors[k]) if i != layout.safe[k]]
+            tip, action, score = reflection(layout.rooms[k], rng.choice(deeper), False), safe, 0.0
+        else:
+            gold = layout.doors[last][layout.safe[last]]
+            tip, action, score = reflection(layout.rooms[last], gold, True), safe, 100.0
+        text = format_memory(tip, door_action(action), score)
+        if text not in out:
+            out.append(text)
+    return out
+
+
+def _acting_example(
+    rng: random.Random, settings: ReaderSettings, encode: Callable[..., Any]
+) -> tuple[list[int], list[str], list[str]]:
+    """A taught acting situation: ``(prompt ids, admissible actions, the teacher's choices)``."""
+    from empo_gym.agents.llm.prompts import EpisodeState, build_prompt
+
+    sit = _episode_at(rng, settings)
+    layout, room = sit["layout"], sit["room"]
+    info = {
+        "instruction": "Find the treasure.",
+        "admissible_actions": [door_action(d) for d in layout.doors[room]],
+    }
+    state = EpisodeState.start(room_text(layout, 0), info)
+    for k in range(room):
+        action = door_action(layout.doors[k][layout.safe[k]])
+        state.advance(action, room_text(layout, k + 1), info)
+    tips: list[str] = []
+    if rng.random() < 0.7:
+        tips = _random_memories(rng, layout, room, rng.randint(1, settings.max_tips))
+    prompt = build_prompt("doors", state, tips or None, max_history=settings.max_history)
+    admissible = info["admissible_actions"]
+    choices = teacher_choices(admissible, tips)
+    return encode(prompt.messages, prompt.tip_text or None).ids, admissible, choices
+
+
+def _corpus(settings: ReaderSettings, n: int = 300) -> list[str]:
+    """Texts the vocabulary is built from: rendered teaching prompts and targets, env texts."""
+    from empo_gym.memory.tips import TIP_PROMPT
+
+    rng = random.Random(settings.seed)
+    texts = [TIP_PROMPT, "user assistant system"]
+    texts.append("Nothing happens. The episode is over. was a trap: you fall into a pit.")
+    texts.append("Behind the door lies the treasure. You found it!")
+    texts.append("The task was completed. The task was not completed.")
+    texts += [" ".join(names["rooms"] + names["doors"]) for names in FAMILIES.values()]
+
+    def render(messages: Any, tip_block: str | None = None) -> Any:
+        texts.extend(m["content"] for m in messages)
+        texts.append(tip_block or "")
+        return _Rendered()
+
+    for _ in range(n):
+        _acting_example(rng, settings, render)
+    return texts
+
+
+class _Rendered:
+    ids: list[int] = []
+
+
+def build_reader_tokenizer(settings: ReaderSettings) -> Any:
+    """A word-level tokenizer over the Doors prompts' vocabulary, with a chat template."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    pre = pre_tokenizers.Whitespace()
+    words: set[str] = set()
+    for text in _corpus(settings):
+        words.update(w for w, _ in pre.pre_tokenize_str(text))
+    vocab = _SPECIALS + sorted(words - set(_SPECIALS))
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre
+    tok.add_special_tokens(_SPECIALS)  # kept whole, never split by the pre-tokenizer
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        eos_token="<eos>",
+        unk_token="[UNK]",
+        chat_template=(
+            "{% for m in messages %}<|im_start|> {{ m['role'] }} {{ m['content'] }} <|im_end|> "
+            "{% endfor %}{% if add_generation_prompt %}<|im_start|> assistant {% endif %}"
+        ),
+    )
+
+
+def _new_model(settings: ReaderSettings, vocab_size: int) -> torch.nn.Module:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(settings.seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=settings.hidden_size,
+        intermediate_size=2 * settings.hidden_size,
+        num_hidden_layers=settings.layers,
+        num_attention_heads=settings.heads,
+        num_key_value_heads=settings.heads,
+        max_position_embeddings=2048,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(config)
+
+
+def teach_reader(
+    settings: ReaderSettings = ReaderSettings(), log: Callable[[str], Any] | None = None
+) -> tuple[torch.nn.Module, Any, dict[str, float]]:
+    """Teach a fresh reader the acting skill; returns ``(model, tokenizer, report)``.
+
+    ``report`` holds the final teaching loss and the held-out checks of
+    :func:`_skill_accuracy`.
+    """
+    from empo_gym.agents.llm.transformers_policy import TransformersPolicy
+
+    tokenizer = build_reader_tokenizer(settings)
+    model = _new_model(settings, len(tokenizer))
+    policy = TransformersPolicy(model, tokenizer=tokenizer, prefix_cache=False)
+    eos = int(tokenizer.eos_token_id)
+    rng = random.Random(settings.seed + 1)
+
+    def example() -> tuple[list[int], list[int]]:
+        prompt, _, choices = _acting_example(rng, settings, policy.encode_prompt)
+        target = rng.choice(choices)  # uniform over the choices: the taught distribution
+        return prompt, policy._tokenize(" " + target) + [eos]
+
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=settings.lr, total_steps=settings.steps, pct_start=0.1
+    )
+    model.train()
+    t0, loss_value = time.perf_counter(), float("nan")
+    for step in range(settings.steps):
+        batch = [example() for _ in range(settings.batch_size)]
+        width = max(len(p) + len(r) for p, r in batch)
+        ids = torch.zeros(len(batch), width, dtype=torch.long)
+        mask = torch.zeros(len(batch), width, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        for i, (p, r) in enumerate(batch):
+            row = p + r
+            ids[i, : len(row)] = torch.tensor(row)
+            mask[i, : len(row)] = 1
+            labels[i, len(p) : len(row)] = torch.tensor(r)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        loss_value = float(loss.detach())
+        if log is not None and (step % 250 == 0 or step == settings.steps - 1):
+            log(
+                f"[reader] step {step}/{settings.steps} loss {loss_value:.3f} "
+                f"({time.perf_counter() - t0:.0f} s)"
+            )
+    model.eval()
+    report = {"loss": loss_value, **_skill_accuracy(policy, settings)}
+    return model, tokenizer, report
+
+
+@torch.no_grad()
+def _skill_accuracy(policy: Any, settings: ReaderSettings, n: int = 300) -> dict[str, float]:
+    """Held-out checks of the acting skill on fresh situations.
+
+    ``act_valid``: greedy answers that are admissible; ``tips_exclude_mass``: on situations
+    whose tips rule doors out, the share of sampled (temperature 1) answers among the
+    teacher's choices, beside ``tips_exclude_uniform``, the share a policy ignoring its tips
+    would reach.
+    """
+    from empo_gym.agents.llm.policy import SamplingConfig
+
+    rng = random.Random(settings.seed + 99)
+    acting = [_acting_example(rng, settings, policy.encode_prompt) for _ in range(n)]
+    greedy = SamplingConfig(temperature=0.0, max_new_tokens=8, seed=0)
+    answers = [
+        " ".join(g.text.split()) for g in policy.generate_ids([a[0] for a in acting], greedy)
+    ]
+    valid = sum(a in adm for a, (_, adm, _) in zip(answers, acting, strict=True)) / n
+    ruled = [a for a in acting if len(a[2]) < len(a[1])]
+    samples = 8
+    sampled = policy.generate_ids(
+        [a[0] for a in ruled for _ in range(samples)],
+        SamplingConfig(temperature=1.0, max_new_tokens=8, seed=1),
+    )
+    hits = sum(" ".join(g.text.split()) in ruled[i // samples][2] for i, g in enumerate(sampled))
+    uniform = sum(len(ch) / len(adm) for _, adm, ch in ruled) / max(len(ruled), 1)
+    return {
+        "act_valid": valid,
+        "tips_exclude_mass": hits / max(len(sampled), 1),
+        "tips_exclude_uniform": uniform,
+        "tips_exclude_cases": float(len(ruled)),
+    }
+
+
+# --------------------------------------------------------------------------------- caching
+def _cache_root() -> Path:
+    base = os.environ.get("EMPO_GYM_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "empo_gym"
+    )
+    return Path(base) / "readers"
+
+
+def reader_policy(
+    settings: ReaderSettings = ReaderSettings(),
+    *,
+    sampling: Any | None = None,
+    cache: bool = True,
+    log: Callable[[str], Any] | None = None,
+) -> Any:
+    """A :class:`~empo_gym.agents.llm.transformers_policy.TransformersPolicy` over a taught
+    reader (taught once, then loaded from ``$EMPO_GYM_CACHE/readers/<settings hash>``).
+
+    Every call returns fresh weights (a copy of the cached ones), so two training runs built
+    from it start from identical, independent models.
+    """
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    from empo_gym.agents.llm.transformers_policy import TransformersPolicy
+
+    directory = _cache_root() / settings.key()
+    if cache and (directory / "reader.json").exists():
+        model = LlamaForCausalLM.from_pretrained(directory)
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+    else:
+        model, tokenizer, report = teach_reader(settings, log=log)
+        if log is not None:
+            log(f"[reader] taught: {json.dumps(report)}")
+        if cache:
+            directory.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=directory.parent))
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            (tmp / "reader.json").write_text(
+                json.dumps({"settings": asdict(settings), "report": report}, indent=1)
+            )
+            try:
+                os.replace(tmp, directory)
+            except OSError:  # another process cached it first
+                shutil.rmtree(tmp, ignore_errors=True)
+    model.eval()
+    return TransformersPolicy(model, tokenizer=tokenizer, sampling=sampling)

@@ -1,0 +1,61 @@
+"""``bench explore``: sweep parsing, settings validation, aggregation and the verdict."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from empo_gym.agents.training.explore_bench import (
+    ExploreBenchConfig,
+    _aggregate,
+    _verdict,
+    parse_sweep,
+)
+
+
+def test_parse_sweep() -> None:
+    got = parse_sweep(["memory_prob=0.1,0.25", "intrinsic=on,off", "masking=off"])
+    assert got == {"memory_prob": [0.1, 0.25], "intrinsic": [True, False], "masking": [False]}
+    with pytest.raises(ValueError, match="sweep knob 'temperature'"):
+        parse_sweep(["temperature=1"])
+    with pytest.raises(ValueError, match="expected on or off"):
+        parse_sweep(["intrinsic=yes"])
+    with pytest.raises(ValueError, match="expected KNOB=V1,V2"):
+        parse_sweep(["memory_prob"])
+
+
+def test_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="group_size=1"):
+        ExploreBenchConfig(group_size=1)
+    with pytest.raises(ValueError, match="seeds=0"):
+        ExploreBenchConfig(seeds=0)
+
+
+def _seed(curve: list[float]) -> dict:
+    points = [
+        {"iteration": 5 * i, "success": s, "return": s, "depth": 5 * s, "discovered": i}
+        for i, s in enumerate(curve)
+    ]
+    return {"curve": points, "iter_s": 1.0, "memory_s": 0.0, "zero_signal_iterations": 0}
+
+
+def test_aggregate_and_verdict() -> None:
+    grpo = [{"g": _seed([0.0, 0.0, 0.1])}, {"g": _seed([0.0, 0.1, 0.1])}]
+    empo = [{"e": _seed([0.0, 0.6, 0.9])}, {"e": _seed([0.0, 0.4, 0.8])}]
+    g, e = _aggregate(grpo, "g", 0.5), _aggregate(empo, "e", 0.5)
+    assert g["success"][-1] == pytest.approx(0.1) and g["success_ci95"][-1] == 0.0
+    assert e["success"][-1] == pytest.approx(0.85)
+    assert e["iterations_to_threshold_per_seed"] == [5, 10]
+    assert e["iterations_to_threshold"] == 5  # the mean curve crosses 0.5 at iteration 5
+    assert g["iterations_to_threshold"] is None
+    verdict = _verdict(g, e)
+    assert verdict == {
+        "empo_at_least_twice_grpo_with_separated_ci": True,
+        "empo_reaches_threshold_in_half_the_iterations": True,
+    }
+    # overlapping intervals are no win, however large the means' ratio
+    wide = [{"e": _seed([0.0, 0.0, 1.0])}, {"e": _seed([0.0, 0.0, 0.0])}]
+    w = _aggregate(wide, "e", 0.5)
+    assert not math.isnan(w["success_ci95"][-1])
+    assert not _verdict(g, w)["empo_at_least_twice_grpo_with_separated_ci"]
