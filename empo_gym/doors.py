@@ -13,8 +13,9 @@ Why it is exploration-hard (in the spirit of bsuite's "deep sea"):
 * **Chance success shrinks geometrically.** A uniformly random policy over the admissible
   actions succeeds with probability ``doors ** -depth`` (3 doors, depth 5: 1/243 = 0.41 %),
   so a group of 8 rollouts almost never contains a success to learn from.
-* **Every seed is a new layout.** Room names, door names (each door of a layout has its own)
-  and the safe door of every room are drawn per layout, so what is learned on some layouts must be re-discovered (or transferred
+* **Every seed is a new layout.** Every room has the same ``doors`` doors (as deep sea has the
+  same actions everywhere); room names, the order the doors are listed in and the safe door of
+  every room are drawn per layout, so what is learned on some layouts must be re-discovered (or transferred
   through memory) on others.
 
 Splits are disjoint layout ranges: ``train`` layouts ``0..999``, ``test`` layouts
@@ -26,12 +27,12 @@ Example:
     >>> env = DoorsEnv(depth=2, doors=2)
     >>> obs, info = env.reset(seed=0)
     >>> obs
-    'You are in the study. There is an amber door and an ivory door.'
+    'You are in the study. There is a blue door and a red door.'
     >>> info["admissible_actions"]
-    ['open amber door', 'open ivory door']
+    ['open blue door', 'open red door']
     >>> env.safe_action()
-    'open ivory door'
-    >>> env.step("open ivory door")[1:3]
+    'open blue door'
+    >>> env.step("open blue door")[1:3]
     (0.0, False)
     >>> obs, reward, terminated, truncated, info = env.step(env.safe_action())
     >>> reward, terminated, info["success"], info["depth"]
@@ -155,9 +156,9 @@ def make_layout(layout_id: int, family: str = "castle", depth: int = 5, doors: i
     names = FAMILIES[family]
     rng = random.Random(f"doors/{family}/{depth}/{doors}/{layout_id}")
     rooms = tuple(rng.sample(names["rooms"], depth))
-    # every door of a layout has its own name, so a door's name alone says where it is
-    drawn = rng.sample(names["doors"], depth * doors)
-    door_sets = tuple(tuple(drawn[k * doors : (k + 1) * doors]) for k in range(depth))
+    # the same doors in every room (as deep sea has the same actions everywhere), listed in a
+    # per-room order
+    door_sets = tuple(tuple(rng.sample(names["doors"][:doors], doors)) for _ in range(depth))
     safe = tuple(rng.randrange(doors) for _ in range(depth))
     return Layout(layout_id, family, rooms, door_sets, safe)
 
@@ -224,11 +225,8 @@ class DoorsEnv(gym.Env[str, str]):
         n_names = len(FAMILIES[family]["doors"])
         if not isinstance(doors, int) or doors < 2:
             raise ValueError(f"doors must be an int >= 2, got {doors!r}")
-        if depth * doors > n_names:
-            raise ValueError(
-                f"depth * doors = {depth * doors} doors exceed the {n_names} door names of "
-                f"family {family!r}; lower depth or doors"
-            )
+        if doors > n_names:
+            raise ValueError(f"doors={doors} exceeds the {n_names} door names of {family!r}")
         if depth > len(FAMILIES[family]["rooms"]):
             raise ValueError(
                 f"depth={depth} exceeds the {len(FAMILIES[family]['rooms'])} room names of "

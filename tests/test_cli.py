@@ -350,3 +350,29 @@ def test_empo_run_trains_then_evaluates(tmp_path) -> None:
     assert (tmp_path / "run" / "curve.png").exists()
     row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
     assert row["rollout_mode"] == "memory" and row["memory_size"] > 0
+
+
+@pytest.mark.slow
+def test_bench_explore_prints_json_last_line(tmp_path, monkeypatch) -> None:
+    """A tiny bench: both arms run, curves and plot written, settings recorded."""
+    monkeypatch.setenv("EMPO_GYM_CACHE", str(tmp_path / "cache"))
+    config = tmp_path / "bench.yaml"
+    config.write_text(
+        "reader_steps: 20\ntrain_layouts: 1\ntasks_per_iter: 1\ngroup_size: 2\n"
+        "eval_group: 2\nood_trials: 2\nood_layouts: 1\n"
+    )
+    res = runner.invoke(
+        app,
+        [
+            "bench", "explore", "--seeds", "2", "--iterations", "2", "--eval-every", "1",
+            "--config", str(config), "--out", str(tmp_path / "out"),
+        ],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(res.stdout.strip().splitlines()[-1])
+    assert metrics["settings"]["group_size"] == 2 and metrics["settings"]["seeds"] == 2
+    assert metrics["random_policy_success"] == pytest.approx(3**-5)
+    for key in ("grpo_final_success", "empo_final_success", "grpo_iterations_to_threshold"):
+        assert key in metrics
+    assert (tmp_path / "out" / "explore.png").exists()
+    assert (tmp_path / "out" / "explore.json").exists()

@@ -8,20 +8,20 @@ included), one generic skill and nothing about any layout's solution:
 
 * **acting**: answer with one admissible action; with no tips, choose uniformly among them (so
   the taught policy starts exactly as exploration-poor as a random one); when the tip block
-  says to avoid one of the doors here, avoid it; when it says to take one, open it.
+  says to avoid one of the doors, avoid it.
 
 The targets never depend on which door is safe, so what the model later knows about a layout's
 safe doors it has learned by reinforcement (or reads from its own memory). Writing tips is not
 taught (a model this small did not learn to summarise in a teaching budget a CPU affords): the
 bench's tips come from :class:`ReflectionTipWriter`, the one-sentence rule
-``Avoid the NAME door in the ROOM.`` (or ``Take the NAME door in the ROOM to the treasure.``)
+``Avoid NAME_door in the ROOM.`` (or ``The NAME door in the ROOM leads to the treasure.``)
 about an episode's last step. Teaching takes a few minutes on one CPU core and is cached on disk by its
 settings (:func:`reader_policy`).
 
 Example:
     >>> tip = reflection("armory", "red", success=False)
     >>> tip
-    'Avoid the red door in the armory.'
+    'Avoid red_door in the armory.'
     >>> teacher_choices(["open red door", "open blue door"], [tip])
     ['open blue door']
 """
@@ -52,51 +52,55 @@ __all__ = [
     "build_reader_tokenizer",
     "ReflectionTipWriter",
     "reader_policy",
+    "reader_report",
     "reflection",
     "teach_reader",
     "teacher_choices",
 ]
 
-_AVOID = re.compile(r"Avoid the (\w+) door")
-_TAKE = re.compile(r"Take the (\w+) door")
+_AVOID = re.compile(r"Avoid (\w+)_door")
 _ROOM = re.compile(r"You are in the (\w+)\.")
 _SPECIALS = ["<pad>", "<eos>", "<|im_start|>", "<|im_end|>", "[UNK]"]
 #: Bumped whenever the teaching data or procedure changes (part of the cache key).
-_TEACHING_VERSION = 2
+_TEACHING_VERSION = 6
 
 
 def reflection(room: str, door: str, success: bool) -> str:
-    """The tip about an episode's last step: the door to avoid (or to take) and where it is.
+    """The tip about an episode's last step: the door that was a trap (or led to the treasure).
+
+    A trap is written as one word (``red_door``), unlike the ``open red door`` the memory's
+    action part repeats for every step, so the small reader tells them apart by the word
+    alone.
 
     Example:
+        >>> reflection("grotto", "mossy", success=False)
+        'Avoid mossy_door in the grotto.'
         >>> reflection("grotto", "mossy", success=True)
-        'Take the mossy door in the grotto to the treasure.'
+        'The mossy door in the grotto leads to the treasure.'
     """
     if success:
-        return f"Take the {door} door in the {room} to the treasure."
-    return f"Avoid the {door} door in the {room}."
+        return f"The {door} door in the {room} leads to the treasure."
+    return f"Avoid {door}_door in the {room}."
 
 
 def teacher_choices(admissible: Sequence[str], tips: Sequence[str]) -> list[str]:
-    """The actions the acting skill chooses among (uniformly) given ``tips``.
+    """The actions the acting skill chooses among (uniformly) given ``tips``: every admissible
+    door no tip says to avoid; if tips say to avoid all of them, all of them.
 
-    A door a tip says to take wins; otherwise every admissible door no tip says to avoid; if
-    tips say to avoid all of them, all of them. (Every Doors door has its own name, so a tip
-    about another room names no admissible door.)
+    The rule reads no room names: with the bench's exact-state retrieval every memory shown
+    in a room was stored in that room, though its tip may be about a deeper room (the door an
+    episode died at later). Such a tip can rule out this room's safe door too; at the frontier
+    of exploration (no episode went deeper yet) every tip is about this room.
 
     Example:
         >>> acts = ["open red door", "open blue door", "open green door"]
-        >>> teacher_choices(acts, ["Take the blue door in the hall to the treasure."])
+        >>> teacher_choices(acts, ["Avoid red_door in the hall.", "Avoid green_door in the attic."])
         ['open blue door']
-        >>> teacher_choices(acts, ["Avoid the red door in the hall.", "Avoid the pink door."])
-        ['open blue door', 'open green door']
+        >>> teacher_choices(acts, ["The red door in the hall leads to the treasure."])
+        ['open red door', 'open blue door', 'open green door']
     """
-    text = " ".join(tips)
-    take, avoid = set(_TAKE.findall(text)), set(_AVOID.findall(text))
+    avoid = set(_AVOID.findall(" ".join(tips)))
     door = {a: a.split()[1] if len(a.split()) == 3 else a for a in admissible}
-    winners = [a for a in admissible if door[a] in take]
-    if winners:
-        return winners
     open_doors = [a for a in admissible if door[a] not in avoid]
     return open_doors or list(admissible)
 
@@ -114,7 +118,7 @@ class ReflectionTipWriter:
         ...     Step("You are in the armory. There is a red door and a blue door.",
         ...          "open blue door")])
         >>> ReflectionTipWriter()([ep])
-        ['Avoid the blue door in the armory.']
+        ['Avoid blue_door in the armory.']
     """
 
     seconds = 0.0
@@ -143,16 +147,18 @@ class ReaderSettings:
     """Doors per room."""
     hidden_size: int = 64
     """Model width."""
-    layers: int = 4
+    layers: int = 2
     """Transformer layers."""
     heads: int = 4
     """Attention heads."""
-    steps: int = 1500
+    steps: int = 1000
     """Optimizer steps of teaching."""
+    short_steps: int = 400
+    """Leading steps on short prompts (the curriculum's first stage)."""
     batch_size: int = 32
     """Examples per step."""
-    lr: float = 3e-3
-    """AdamW learning rate."""
+    lr: float = 5e-3
+    """AdamW learning rate (peak of a one-cycle schedule)."""
     max_history: int = 0
     """Steps of history in the taught prompts (the bench's ``prompt_history``: a Doors room
     says all there is to know, and short prompts keep teaching and training cheap)."""
@@ -180,24 +186,21 @@ def _episode_at(rng: random.Random, settings: ReaderSettings) -> dict[str, Any]:
 def _random_memories(rng: random.Random, layout: Any, here: int, n: int) -> list[str]:
     """Memories as the bench's exact-state retrieval finds them in room ``here``, distinct.
 
-    Each is one of: an episode that died here (it opened a trap of this room: avoid it); one
-    that passed here (opened the safe door) and died deeper; one that passed here and found the
-    treasure; rarely, one stored in another room (its doors are not this room's).
+    Each is one of: an episode that died here (it opened a trap of this room); one that
+    passed here (opened the safe door) and died deeper; one that passed here and found the
+    treasure.
     """
     last = len(layout.rooms) - 1
+    safe = layout.doors[here][layout.safe[here]]
+    traps = [d for i, d in enumerate(layout.doors[here]) if i != layout.safe[here]]
     out: list[str] = []
     for _ in range(n):
         kind = rng.random()
-        room = here
-        if kind < 0.1:
-            room = rng.randrange(len(layout.rooms))
-        safe = layout.doors[room][layout.safe[room]]
-        traps = [d for i, d in enumerate(layout.doors[room]) if i != layout.safe[room]]
-        if kind < 0.55 or room == last and kind < 0.7:
+        if kind < 0.55 or here == last and kind < 0.85:
             door = rng.choice(traps)
-            tip, action, score = reflection(layout.rooms[room], door, False), door, 0.0
-        elif kind < 0.85 and room < last:
-            k = rng.randrange(room + 1, last + 1)
+            tip, action, score = reflection(layout.rooms[here], door, False), door, 0.0
+        elif kind < 0.85:
+            k = rng.randrange(here + 1, last + 1)
             deeper = [d for i, d in enumerate(layout.doors[k]) if i != layout.safe[k]]
             tip, action, score = reflection(layout.rooms[k], rng.choice(deeper), False), safe, 0.0
         else:
@@ -210,10 +213,15 @@ def _random_memories(rng: random.Random, layout: Any, here: int, n: int) -> list
 
 
 def _acting_example(
-    rng: random.Random, settings: ReaderSettings, encode: Callable[..., Any]
+    rng: random.Random, settings: ReaderSettings, encode: Callable[..., Any], short: bool = False
 ) -> tuple[list[int], list[str], list[str]]:
-    """A taught acting situation: ``(prompt ids, admissible actions, the teacher's choices)``."""
-    from empo_gym.agents.llm.prompts import EpisodeState, build_prompt
+    """A taught acting situation: ``(prompt ids, admissible actions, the teacher's choices)``.
+
+    ``short``: the curriculum's first stage, a prompt of the admissible actions and one or two
+    memories only (where a memory is one of a few dozen tokens, not one of hundreds, a tiny
+    model finds out that memories matter).
+    """
+    from empo_gym.agents.llm.prompts import EpisodeState, build_prompt, make_prompt
 
     sit = _episode_at(rng, settings)
     layout, room = sit["layout"], sit["room"]
@@ -226,10 +234,17 @@ def _acting_example(
         action = door_action(layout.doors[k][layout.safe[k]])
         state.advance(action, room_text(layout, k + 1), info)
     tips: list[str] = []
+    admissible = info["admissible_actions"]
+    if short:
+        tips = _random_memories(rng, layout, room, rng.randint(1, 2))
+        messages = [{"role": "user", "content": "Admissible actions: " + ", ".join(admissible)}]
+        prompt = make_prompt(messages, tips)
+        return encode(prompt.messages, prompt.tip_text).ids, admissible, teacher_choices(
+            admissible, tips
+        )
     if rng.random() < 0.7:
         tips = _random_memories(rng, layout, room, rng.randint(1, settings.max_tips))
     prompt = build_prompt("doors", state, tips or None, max_history=settings.max_history)
-    admissible = info["admissible_actions"]
     choices = teacher_choices(admissible, tips)
     return encode(prompt.messages, prompt.tip_text or None).ids, admissible, choices
 
@@ -243,7 +258,9 @@ def _corpus(settings: ReaderSettings, n: int = 300) -> list[str]:
     texts.append("Nothing happens. The episode is over. was a trap: you fall into a pit.")
     texts.append("Behind the door lies the treasure. You found it!")
     texts.append("The task was completed. The task was not completed.")
-    texts += [" ".join(names["rooms"] + names["doors"]) for names in FAMILIES.values()]
+    for names in FAMILIES.values():
+        texts.append(" ".join(names["rooms"] + names["doors"]))
+        texts.append(" ".join(f"{d}_door" for d in names["doors"]))
 
     def render(messages: Any, tip_block: str | None = None) -> Any:
         texts.extend(m["content"] for m in messages)
@@ -320,8 +337,9 @@ def teach_reader(
     eos = int(tokenizer.eos_token_id)
     rng = random.Random(settings.seed + 1)
 
-    def example() -> tuple[list[int], list[int]]:
-        prompt, _, choices = _acting_example(rng, settings, policy.encode_prompt)
+    def example(step: int) -> tuple[list[int], list[int]]:
+        short = step < settings.short_steps
+        prompt, _, choices = _acting_example(rng, settings, policy.encode_prompt, short)
         target = rng.choice(choices)  # uniform over the choices: the taught distribution
         return prompt, policy._tokenize(" " + target) + [eos]
 
@@ -332,7 +350,7 @@ def teach_reader(
     model.train()
     t0, loss_value = time.perf_counter(), float("nan")
     for step in range(settings.steps):
-        batch = [example() for _ in range(settings.batch_size)]
+        batch = [example(step) for _ in range(settings.batch_size)]
         width = max(len(p) + len(r) for p, r in batch)
         ids = torch.zeros(len(batch), width, dtype=torch.long)
         mask = torch.zeros(len(batch), width, dtype=torch.long)
@@ -399,6 +417,15 @@ def _cache_root() -> Path:
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "empo_gym"
     )
     return Path(base) / "readers"
+
+
+def reader_report(settings: ReaderSettings = ReaderSettings()) -> dict[str, Any] | None:
+    """The held-out checks recorded when the cached reader of ``settings`` was taught (None
+    when it was not taught yet)."""
+    path = _cache_root() / settings.key() / "reader.json"
+    if not path.exists():
+        return None
+    return dict(json.loads(path.read_text())["report"])
 
 
 def reader_policy(

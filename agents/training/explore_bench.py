@@ -96,7 +96,7 @@ class ExploreBenchConfig:
     """OOD trials (trial 0 with an empty memory)."""
     ood_layouts: int = 4
     """OOD test layouts per run."""
-    reader_steps: int = 1500
+    reader_steps: int = 1000
     """Teaching steps of the reader policy (cached by its settings)."""
     output_dir: str = "runs/bench-explore"
     """Where the JSON and the plots go."""
@@ -477,7 +477,7 @@ def run_explore_bench(
         (``grpo_final_success``, ``empo_final_success``, their ``*_ci95``,
         ``iterations_to_threshold``), the verdict, and ``sweep`` (per knob, per value).
     """
-    from empo_gym.agents.llm.reader import ReaderSettings, reader_policy
+    from empo_gym.agents.llm.reader import ReaderSettings, reader_policy, reader_report
     from empo_gym.agents.training.setup import training_sampling
 
     reader = ReaderSettings(
@@ -506,6 +506,7 @@ def run_explore_bench(
     result: dict[str, Any] = {
         "settings": dataclasses.asdict(bench),
         "reader": dataclasses.asdict(reader),
+        "reader_checks": reader_report(reader),
         "random_policy_success": float(bench.doors) ** -bench.depth,
     }
     for name in ("grpo", "empo"):
