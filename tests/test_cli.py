@@ -350,3 +350,24 @@ def test_empo_run_trains_then_evaluates(tmp_path) -> None:
     assert (tmp_path / "run" / "curve.png").exists()
     row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
     assert row["rollout_mode"] == "memory" and row["memory_size"] > 0
+
+
+def test_run_of_a_learning_agent_prints_before_after_and_the_paired_difference(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from empo_gym.agents.registry import _AGENTS
+
+    monkeypatch.setitem(_AGENTS, "learner", {"*": "tests.test_pipeline:GuessLearner"})
+    res = _run(
+        "run", "--agent", "learner", "--env", "guess", "--episodes", "8", "--out", str(tmp_path)
+    )
+    assert res.exit_code == 0, res.output
+    assert (
+        "untrained: success_rate=" in res.output and "trained:   success_rate=1.000" in res.output
+    )
+    assert "difference: +" in res.output and "paired over 8 episodes" in res.output
+    assert len(list(tmp_path.glob("*.json"))) == 2
+    res = _run("leaderboard", str(tmp_path), "--format", "markdown")
+    assert "| learner (untrained) |" in res.output and "| learner |" in res.output
+    res = _run("leaderboard", str(tmp_path), "--format", "json", "--agent", "learner")
+    assert sorted(r["agent"] for r in json.loads(res.output)) == ["learner", "learner (untrained)"]

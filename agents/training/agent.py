@@ -52,6 +52,7 @@ class LearningAgent(Agent):
         self.run_dir: Path | None = None
         self.train_summary: dict[str, Any] = {}
         self._actor: Any = None
+        self._prepared_for: tuple[str, str | None] | None = None
 
     # -- identity --------------------------------------------------------------------------
     @property
@@ -73,6 +74,14 @@ class LearningAgent(Agent):
         }
 
     # -- training --------------------------------------------------------------------------
+    def prepare(self, env_name: str, task: str | None, out_dir: str) -> None:
+        """Settle the config for the env being run (env-specific presets, task, run directory),
+        so the untrained policy acts as it will be trained: same prompts, limits, parsing."""
+        self._configure_for(env_name, task, out_dir)
+        self._prepared_for = (env_name, task)
+        # only rank 0 of an `accelerate launch` run evaluates (the untrained policy too)
+        self.is_main_process = int(os.environ.get("RANK", "0")) == 0
+
     def _configure_for(self, env_name: str, task: str | None, out_dir: str) -> None:
         """Re-validate the config for the env being run (env-specific presets and task)."""
         data = dict(self._data)
@@ -96,9 +105,12 @@ class LearningAgent(Agent):
         from empo_gym.agents.training.setup import build_training, make_policy, reference_model
         from empo_gym.agents.training.trainer import train as run_training
 
-        self._configure_for(env_name, task, out_dir)
+        if self._prepared_for != (env_name, task):
+            self.prepare(env_name, task, out_dir)
         cfg = self.cfg
-        self.policy = make_policy(cfg)
+        if self.policy is None:  # else: the untrained evaluation's policy, trained in place
+            self.policy = make_policy(cfg)
+        self._actor = None  # the trained evaluation starts with fresh episode state and counts
         setup = build_training(cfg)
         memory = setup.memory
 
@@ -162,6 +174,8 @@ class LearningAgent(Agent):
                 seed=self.cfg.seed,
                 max_history=TRAIN_PROMPT_HISTORY,
                 max_context_tokens=self.cfg.max_context_tokens,
+                prompt_style=self.cfg.prompt_style,
+                action_format=self.cfg.action_format,
             )
         return self._actor
 
