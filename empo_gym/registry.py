@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Prompt styles of ``empo_gym.agents.llm.prompts`` (what an env's profile may name).
-PROMPT_STYLES = ("scienceworld", "webshop", "generic")
+PROMPT_STYLES = ("scienceworld", "webshop", "webshop-menu", "generic")
 #: Answer formats of ``empo_gym.agents.llm.parsing``: ``plain`` = the whole answer is the action,
-#: ``tagged`` = reasoning, then the action inside ``<action>...</action>``.
-ACTION_FORMATS = ("plain", "tagged")
+#: ``tagged`` = reasoning, then the action inside ``<action>...</action>``, ``index`` = the
+#: number of an action in the prompt's numbered menu.
+ACTION_FORMATS = ("plain", "tagged", "index")
 
 
 def _scienceworld_tasks() -> list[str]:

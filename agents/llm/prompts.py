@@ -5,6 +5,10 @@
   admissible actions.
 * WebShop: the model reasons inside ``<think>...</think>`` and answers inside
   ``<action>...</action>``, choosing among the listed admissible actions.
+* WebShop menu (the CPU quick preset): the page in brief and the admissible actions as a
+  numbered menu in a per-state shuffled order; the model answers with a number (the ``index``
+  answer format). The search entry is filled with the instruction (without its price clause), so
+  a small model chooses actions but does not write queries.
 
 Tips from the memory wrapper are never part of the message text returned here: a :class:`Prompt`
 keeps them apart (``tip_text``) so the policy can tokenise them as a separate segment and the
@@ -15,12 +19,15 @@ the tip prompt is :func:`empo_gym.memory.tips.build_tip_prompt`.
 
 from __future__ import annotations
 
+import hashlib
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from empo_gym.memory.tips import TIP_BLOCK_GAP, parse_tips, render_tip_block
-from empo_gym.registry import env_profile
+from empo_gym.registry import PROMPT_STYLES, env_profile
+from empo_gym.webshop.goals import strip_price
 
 Message = dict[str, str]
 
@@ -33,6 +40,8 @@ class Prompt:
         messages: The conversation without any tips.
         tip_text: ``TIP_BLOCK_GAP + tip block`` or ``""`` when there are no tips.
         tips: The individual tips (for records).
+        actions: The actions a numbered menu shows, in its order (an ``index`` answer ``k``
+            picks ``actions[k - 1]``); None when the prompt has no menu.
 
     Example:
         >>> p = Prompt([{"role": "user", "content": "Task: x"}], tip_text="\\n\\n<tip>a</tip>")
@@ -45,6 +54,7 @@ class Prompt:
     messages: list[Message]
     tip_text: str = ""
     tips: list[str] = field(default_factory=list)
+    actions: list[str] | None = None
 
     @property
     def has_tips(self) -> bool:
@@ -63,7 +73,11 @@ class Prompt:
         raise ValueError("cannot place tips: the conversation has no user message")
 
 
-def make_prompt(messages: list[Message], tips: Sequence[str] | str | None = None) -> Prompt:
+def make_prompt(
+    messages: list[Message],
+    tips: Sequence[str] | str | None = None,
+    actions: Sequence[str] | None = None,
+) -> Prompt:
     """Wrap messages into a :class:`Prompt`, rendering ``tips`` (list or joined) into a block.
 
     Example:
@@ -72,7 +86,12 @@ def make_prompt(messages: list[Message], tips: Sequence[str] | str | None = None
         (True, ['t1'])
     """
     block = render_tip_block(tips)
-    return Prompt(messages, tip_text=TIP_BLOCK_GAP + block if block else "", tips=parse_tips(tips))
+    return Prompt(
+        messages,
+        tip_text=TIP_BLOCK_GAP + block if block else "",
+        tips=parse_tips(tips),
+        actions=list(actions) if actions is not None else None,
+    )
 
 
 @dataclass
@@ -241,6 +260,132 @@ def webshop_messages(
     return [{"role": "user", "content": "\n".join(parts)}]
 
 
+@dataclass(frozen=True)
+class MenuItem:
+    """One numbered entry of a menu prompt.
+
+    Attributes:
+        action: The env action it stands for.
+        label: What the prompt shows for it.
+    """
+
+    action: str
+    label: str
+
+
+_WEBSHOP_SEP = " [SEP] "
+_WEBSHOP_PAGE_LABELS = {
+    "click[back to search]": "back to search",
+    "click[< prev]": "previous page",
+    "click[next >]": "next page of results",
+    "click[buy now]": "buy now",
+    "click[description]": "read the description",
+    "click[features]": "read the features",
+    "click[reviews]": "read the reviews",
+}
+
+
+def _webshop_products(observation: str) -> dict[str, str]:
+    """``asin -> "title ($price)"`` of a results page (the env shows asin, title, price)."""
+    parts = observation.split(_WEBSHOP_SEP)
+    out = {}
+    for i, part in enumerate(parts[:-2]):
+        if part.lower().startswith("b0") and len(part) == 10:
+            out[part.lower()] = f"{_clip(parts[i + 1], 36)} ({parts[i + 2]})"
+    return out
+
+
+def webshop_menu(state: EpisodeState) -> list[MenuItem]:
+    """The admissible actions of a WebShop state as labelled menu entries, shuffled per state.
+
+    The env lists ``back to search`` first on every page and a small model mostly answers
+    "1", so the menu order is shuffled (seeded by the state's text and step: the same state
+    always gets the same menu) to keep an action's position from deciding the policy.
+
+    Example:
+        >>> s = EpisodeState.start("WebShop [SEP] Search", {
+        ...     "instruction": "a red mug, and price lower than 9.00 dollars",
+        ...     "admissible_actions": ["search[<query>]"]})
+        >>> webshop_menu(s)
+        [MenuItem(action='search[a red mug]', label='search for: a red mug')]
+    """
+    products = _webshop_products(state.observation)
+    items = []
+    for action in (str(a) for a in state.info.get("admissible_actions") or []):
+        if action == "search[<query>]":
+            query = strip_price(state.instruction) or state.instruction
+            items.append(MenuItem(f"search[{query}]", f"search for: {query}"))
+            continue
+        value = action[len("click[") : -1] if action.startswith("click[") else action
+        label = _WEBSHOP_PAGE_LABELS.get(action) or (
+            f"product: {products[value]}" if value in products else f"option: {value}"
+        )
+        items.append(MenuItem(action, label))
+    key = f"{state.instruction}\x00{state.observation}\x00{state.step}".encode()
+    random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big")).shuffle(items)
+    return items
+
+
+def _webshop_page(state: EpisodeState, max_chars: int) -> str:
+    """The page in brief: the menu already lists results, options and buttons, so a results
+    page is its position, an item page its title and price, a detail page its text."""
+    page = str(state.info.get("page") or "")
+    parts = state.observation.split(_WEBSHOP_SEP)
+    if page == "search" or (parts and parts[0] == "WebShop"):
+        return "search"
+    body = parts[2:] if len(parts) > 2 and parts[0] == "Instruction:" else parts
+    if page == "results":
+        position = next((p for p in body if p.startswith("Page ")), "")
+        return _clip(f"search results, {position}".rstrip(", "), max_chars)
+    if page == "item":
+        price = next((i for i, p in enumerate(body) if p.startswith("Price: ")), None)
+        if price is not None and price > 0:
+            return _clip(f"product: {body[price - 1]} ({body[price][len('Price: ') :]})", max_chars)
+    buttons = {"back to search", "< prev", "next >", "description", "features", "reviews"}
+    kept = [p for p in body if p.lower() not in buttons and p.lower() != "buy now"]
+    return _clip(f"{page}: " + " | ".join(kept) if page else " | ".join(kept), max_chars)
+
+
+def webshop_menu_messages(
+    state: EpisodeState,
+    *,
+    menu: Sequence[MenuItem] | None = None,
+    max_history: int = 4,
+    max_obs_chars: int = 200,
+) -> list[Message]:
+    """WebShop's menu prompt: instruction, recent actions, the page in brief, a numbered menu.
+
+    Args:
+        state: The running episode.
+        menu: The menu to show (default: :func:`webshop_menu` of ``state``).
+        max_history: Number of most recent actions shown.
+        max_obs_chars: The page text is clipped to this many characters.
+
+    Example:
+        >>> s = EpisodeState.start("WebShop [SEP] Search", {"instruction": "a red mug",
+        ...     "admissible_actions": ["search[<query>]"]})
+        >>> print(webshop_menu_messages(s)[-1]["content"])
+        Instruction: a red mug
+        Page: search
+        Actions:
+        1. search for: a red mug
+        Answer with the number of one action.
+    """
+    menu = webshop_menu(state) if menu is None else menu
+    parts = [f"Instruction: {state.instruction}"]
+    recent = state.history[-max_history:] if max_history > 0 else []
+    if recent:
+        parts.append("Your last actions: " + "; ".join(_clip(a, 24) for a, _ in recent))
+    parts += [f"Page: {_webshop_page(state, max_obs_chars)}", "Actions:"]
+    parts += [f"{i}. {item.label}" for i, item in enumerate(menu, start=1)]
+    parts.append("Answer with the number of one action.")
+    system = (
+        "You are shopping on the WebShop website: find and buy the product the instruction "
+        "describes. Each turn, pick one action from the numbered list."
+    )
+    return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(parts)}]
+
+
 def generic_messages(state: EpisodeState, *, max_history: int = 6) -> list[Message]:
     """A plain prompt for other text envs: task, history, observation, admissible actions.
 
@@ -264,7 +409,12 @@ def generic_messages(state: EpisodeState, *, max_history: int = 6) -> list[Messa
 PROMPT_BUILDERS: dict[str, Callable[..., list[Message]]] = {
     "scienceworld": scienceworld_messages,
     "webshop": webshop_messages,
+    "webshop-menu": webshop_menu_messages,
     "generic": generic_messages,
+}
+#: Menu of each prompt style that numbers its actions (its builder takes ``menu=``).
+MENU_BUILDERS: dict[str, Callable[[EpisodeState], list[MenuItem]]] = {
+    "webshop-menu": webshop_menu,
 }
 
 
@@ -272,15 +422,19 @@ def build_prompt(
     env_name: str,
     state: EpisodeState,
     tips: Sequence[str] | str | None = None,
+    *,
+    style: str | None = None,
     **kwargs: Any,
 ) -> Prompt:
-    """The prompt for ``env_name`` in its profile's prompt style, with tips.
+    """The prompt for ``env_name`` in its profile's prompt style (or ``style``), with tips.
 
     Args:
         env_name: Env short name (its profile's ``prompt_style`` picks the builder; an
             unregistered name gets the generic prompt).
         state: The running episode.
         tips: Tips from the memory wrapper (a list, or already joined / rendered), or None.
+        style: A prompt style of :data:`~empo_gym.registry.PROMPT_STYLES` instead of the
+            profile's (a training preset's choice).
         **kwargs: Passed to the env's message builder (``max_history``, ...).
 
     Example:
@@ -289,5 +443,12 @@ def build_prompt(
         >>> a.messages == b.messages and not a.has_tips and b.has_tips
         True
     """
-    builder = PROMPT_BUILDERS[env_profile(env_name).prompt_style]
-    return make_prompt(builder(state, **kwargs), tips)
+    style = style or env_profile(env_name).prompt_style
+    if style not in PROMPT_BUILDERS:
+        raise ValueError(f"prompt style {style!r}; expected one of: {', '.join(PROMPT_STYLES)}")
+    builder = PROMPT_BUILDERS[style]
+    menu_of = MENU_BUILDERS.get(style)
+    if menu_of is None:
+        return make_prompt(builder(state, **kwargs), tips)
+    menu = menu_of(state)
+    return make_prompt(builder(state, menu=menu, **kwargs), tips, [m.action for m in menu])

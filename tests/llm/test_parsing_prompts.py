@@ -90,7 +90,7 @@ def test_no_admissible_actions_keeps_extracted_text_or_fallback():
 
 
 def test_bad_style_is_rejected_with_expected_values():
-    with pytest.raises(ValueError, match="expected 'plain' or 'tagged'"):
+    with pytest.raises(ValueError, match="expected one of: plain, tagged, index"):
         parse_action("x", [], "json")
 
 
