@@ -205,6 +205,11 @@ def run(
             the_agent.prepare(env, task, os.fspath(out_dir))
             if the_agent.is_main_process:  # the untrained policy, on the episodes of the end
                 before = evaluate_agent(f"untrained {agent}", _initial_file(trajectories_path))
+                m = before.metrics
+                log(
+                    f"untrained {agent}: success_rate={m['success_rate']:.3f} "
+                    f"mean_score={m['mean_score']:.1f}"
+                )
                 # the row is built now: its config is the agent's before training
                 initial = (before, entry_from_result(before, agent=the_agent, checkpoint="initial"))
             log(f"training {agent} on {where}")

@@ -343,9 +343,16 @@ def test_empo_run_trains_then_evaluates(tmp_path) -> None:
         str(tmp_path / "lb"),
     )
     assert res.exit_code == 0, res.output
-    entry = json.loads(next((tmp_path / "lb").glob("*.json")).read_text())
+    rows = {
+        e["checkpoint"]: e
+        for e in (json.loads(f.read_text()) for f in (tmp_path / "lb").glob("*.json"))
+    }
+    entry, initial = rows["trained"], rows["initial"]
     assert entry["agent"] == "empo" and entry["metrics"]["episodes"] == 2
     assert entry["config"]["agent"]["training"]["iterations"] == 1
+    assert initial["config"]["agent"]["training"] == {}  # evaluated before training
+    assert initial["provenance"]["seeds"] == entry["provenance"]["seeds"]
+    assert entry["comparison"]["episodes"] == 2 and "difference:" in res.output
     assert (tmp_path / "run" / "metrics.jsonl").exists()
     assert (tmp_path / "run" / "curve.png").exists()
     row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])

@@ -127,8 +127,9 @@ def test_a_learner_is_evaluated_before_and_after_training_on_the_same_seeds(
     assert set(calls[1:train_at]) == {"untrained episode"} and len(calls[1:train_at]) == 12
     assert set(calls[train_at + 1 :]) == {"trained episode"}
     assert evaluations == [12, 12]
-    assert [line.split(" on ")[0] for line in lines] == [
+    assert [line.split(" on ")[0].split(":")[0] for line in lines] == [
         "evaluating untrained learner",
+        "untrained learner",
         "training learner",
         "evaluating trained learner",
     ]

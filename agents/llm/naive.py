@@ -114,6 +114,8 @@ class NaiveLLMAgent(Agent):
             "top_p": self.top_p,
             "max_new_tokens": self._sampling().max_new_tokens,
             "seed": self.seed,
+            "prompt_style": self.prompt_style,
+            "action_format": self.action_format,
             "parse": self.parse_stats.as_dict(),
             "history_dropped": self.act_stats.history_dropped,
         }

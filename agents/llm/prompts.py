@@ -6,9 +6,9 @@
 * WebShop: the model reasons inside ``<think>...</think>`` and answers inside
   ``<action>...</action>``, choosing among the listed admissible actions.
 * WebShop menu (the CPU quick preset): the page in brief and the admissible actions as a
-  numbered menu in a per-state shuffled order; the model answers with a number (the ``index``
-  answer format). The search entry is filled with the instruction (without its price clause), so
-  a small model chooses actions but does not write queries.
+  numbered menu in the env's order; the model answers with a number (the ``index`` answer
+  format). The search entry is filled with the instruction (without its price clause), so a
+  small model chooses actions but does not write queries.
 
 Tips from the memory wrapper are never part of the message text returned here: a :class:`Prompt`
 keeps them apart (``tip_text``) so the policy can tokenise them as a separate segment and the
@@ -19,8 +19,6 @@ the tip prompt is :func:`empo_gym.memory.tips.build_tip_prompt`.
 
 from __future__ import annotations
 
-import hashlib
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -296,11 +294,15 @@ def _webshop_products(observation: str) -> dict[str, str]:
 
 
 def webshop_menu(state: EpisodeState) -> list[MenuItem]:
-    """The admissible actions of a WebShop state as labelled menu entries, shuffled per state.
+    """The admissible actions of a WebShop state as labelled menu entries: the env's order, but
+    ``buy now`` (the action that ends an episode) first on a product page.
 
-    The env lists ``back to search`` first on every page and a small model mostly answers
-    "1", so the menu order is shuffled (seeded by the state's text and step: the same state
-    always gets the same menu) to keep an action's position from deciding the policy.
+    Why that order: SmolLM2-135M answers "1" about half the time whatever the menu says. In the
+    env's order "1" is ``back to search`` everywhere, ``buy now`` is last at a varying number,
+    and in 8 CPU iterations the policy never bought anything (no reward, nothing learned). With
+    ``buy now`` at 1 on a product page, a purchase needs one decision the untrained model gets
+    right only by chance: leaving a results page for a product instead of answering "1" (back to
+    search); that is what the quick preset can learn.
 
     Example:
         >>> s = EpisodeState.start("WebShop [SEP] Search", {
@@ -321,9 +323,7 @@ def webshop_menu(state: EpisodeState) -> list[MenuItem]:
             f"product: {products[value]}" if value in products else f"option: {value}"
         )
         items.append(MenuItem(action, label))
-    key = f"{state.instruction}\x00{state.observation}\x00{state.step}".encode()
-    random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big")).shuffle(items)
-    return items
+    return sorted(items, key=lambda m: m.action != "click[buy now]")  # stable: the rest keeps order
 
 
 def _webshop_page(state: EpisodeState, max_chars: int) -> str:

@@ -53,6 +53,7 @@ class LearningAgent(Agent):
         self.train_summary: dict[str, Any] = {}
         self._actor: Any = None
         self._prepared_for: tuple[str, str | None] | None = None
+        self._closed_acting: dict[str, Any] | None = None  # the actor's config, kept at close
 
     # -- identity --------------------------------------------------------------------------
     @property
@@ -66,11 +67,13 @@ class LearningAgent(Agent):
         return self.cfg.eval_episodes
 
     def config(self) -> dict[str, Any]:
-        """Trainer settings and the training summary (recorded in the leaderboard entry)."""
+        """Trainer settings, the training summary and the last evaluation's acting (sampling,
+        parse counts), recorded in the leaderboard entry."""
         return {
             "trainer": self.cfg.to_dict(),
             "training": self.train_summary,
             "run_dir": str(self.run_dir) if self.run_dir else None,
+            "acting": self._actor.config() if self._actor is not None else self._closed_acting,
         }
 
     # -- training --------------------------------------------------------------------------
@@ -201,7 +204,9 @@ class LearningAgent(Agent):
         self._ensure_actor().observe(slot, action, observation, reward, terminated, truncated, info)
 
     def close(self) -> None:
-        """Release the model."""
+        """Release the model (the evaluation's acting summary stays in :meth:`config`)."""
+        if self._actor is not None:
+            self._closed_acting = self._actor.config()
         if self.policy is not None:
             self.policy.close()
         self.policy, self._actor = None, None
