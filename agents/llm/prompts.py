@@ -6,7 +6,7 @@
 * WebShop: the model reasons inside ``<think>...</think>`` and answers inside
   ``<action>...</action>``, choosing among the listed admissible actions.
 * WebShop menu (the CPU quick preset): the page in brief and the admissible actions as a
-  numbered menu in the env's order; the model answers with a number (the ``index`` answer
+  numbered menu (:func:`webshop_menu`); the model answers with a number (the ``index`` answer
   format). The search entry is filled with the instruction (without its price clause), so a
   small model chooses actions but does not write queries.
 
@@ -25,6 +25,15 @@ from typing import Any
 
 from empo_gym.memory.tips import TIP_BLOCK_GAP, parse_tips, render_tip_block
 from empo_gym.registry import PROMPT_STYLES, env_profile
+from empo_gym.webshop.env import (
+    BACK_TO_SEARCH,
+    BUY_NOW,
+    NEXT_PAGE,
+    PREV_PAGE,
+    SEARCH_TEMPLATE,
+    SEP,
+    SUB_PAGES,
+)
 from empo_gym.webshop.goals import strip_price
 
 Message = dict[str, str]
@@ -271,21 +280,19 @@ class MenuItem:
     label: str
 
 
-_WEBSHOP_SEP = " [SEP] "
-_WEBSHOP_PAGE_LABELS = {
-    "click[back to search]": "back to search",
-    "click[< prev]": "previous page",
-    "click[next >]": "next page of results",
-    "click[buy now]": "buy now",
-    "click[description]": "read the description",
-    "click[features]": "read the features",
-    "click[reviews]": "read the reviews",
+#: Menu labels of WebShop's buttons (products and options are labelled by their text).
+_WEBSHOP_BUTTON_LABELS = {
+    BACK_TO_SEARCH: "back to search",
+    PREV_PAGE: "previous page",
+    NEXT_PAGE: "next page of results",
+    BUY_NOW: "buy now",
+    **{page: f"read the {page}" for page in SUB_PAGES},
 }
 
 
 def _webshop_products(observation: str) -> dict[str, str]:
     """``asin -> "title ($price)"`` of a results page (the env shows asin, title, price)."""
-    parts = observation.split(_WEBSHOP_SEP)
+    parts = observation.split(SEP)
     out = {}
     for i, part in enumerate(parts[:-2]):
         if part.lower().startswith("b0") and len(part) == 10:
@@ -314,23 +321,24 @@ def webshop_menu(state: EpisodeState) -> list[MenuItem]:
     products = _webshop_products(state.observation)
     items = []
     for action in (str(a) for a in state.info.get("admissible_actions") or []):
-        if action == "search[<query>]":
+        if action == SEARCH_TEMPLATE:
             query = strip_price(state.instruction) or state.instruction
             items.append(MenuItem(f"search[{query}]", f"search for: {query}"))
             continue
         value = action[len("click[") : -1] if action.startswith("click[") else action
-        label = _WEBSHOP_PAGE_LABELS.get(action) or (
+        label = _WEBSHOP_BUTTON_LABELS.get(value) or (
             f"product: {products[value]}" if value in products else f"option: {value}"
         )
         items.append(MenuItem(action, label))
-    return sorted(items, key=lambda m: m.action != "click[buy now]")  # stable: the rest keeps order
+    buy = f"click[{BUY_NOW}]"
+    return sorted(items, key=lambda m: m.action != buy)  # stable: the rest keeps the env's order
 
 
 def _webshop_page(state: EpisodeState, max_chars: int) -> str:
     """The page in brief: the menu already lists results, options and buttons, so a results
     page is its position, an item page its title and price, a detail page its text."""
     page = str(state.info.get("page") or "")
-    parts = state.observation.split(_WEBSHOP_SEP)
+    parts = state.observation.split(SEP)
     if page == "search" or (parts and parts[0] == "WebShop"):
         return "search"
     body = parts[2:] if len(parts) > 2 and parts[0] == "Instruction:" else parts
@@ -341,8 +349,7 @@ def _webshop_page(state: EpisodeState, max_chars: int) -> str:
         price = next((i for i, p in enumerate(body) if p.startswith("Price: ")), None)
         if price is not None and price > 0:
             return _clip(f"product: {body[price - 1]} ({body[price][len('Price: ') :]})", max_chars)
-    buttons = {"back to search", "< prev", "next >", "description", "features", "reviews"}
-    kept = [p for p in body if p.lower() not in buttons and p.lower() != "buy now"]
+    kept = [p for p in body if p.lower() not in _WEBSHOP_BUTTON_LABELS]
     return _clip(f"{page}: " + " | ".join(kept) if page else " | ".join(kept), max_chars)
 
 
