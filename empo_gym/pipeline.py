@@ -175,12 +175,10 @@ def run(
             f"it supports: {', '.join(the_agent.supported_envs)}"
         )
     where = f"{env} / {task}" if task else env
-    n = next(
-        (x for x in (episodes, cfg.episodes, the_agent.eval_episodes) if x is not None),
-        DEFAULT_EPISODES,
-    )
 
-    def evaluate_agent(label: str, trajectories: str | os.PathLike[str] | None) -> EvalResult:
+    def evaluate_agent(
+        label: str, n: int, trajectories: str | os.PathLike[str] | None
+    ) -> EvalResult:
         log(f"evaluating {label} on {where} ({split} split, {n} episodes)")
         if on_evaluation is not None:
             on_evaluation(split, n)
@@ -201,10 +199,15 @@ def run(
     try:
         if on_agent is not None:
             on_agent(the_agent)
-        if the_agent.learns:
+        if the_agent.learns:  # its env-specific preset may set its evaluation episodes
             the_agent.prepare(env, task, os.fspath(out_dir))
-            if the_agent.is_main_process:  # the untrained policy, on the episodes of the end
-                before = evaluate_agent(f"untrained {agent}", _initial_file(trajectories_path))
+        n = next(
+            (x for x in (episodes, cfg.episodes, the_agent.eval_episodes) if x is not None),
+            DEFAULT_EPISODES,
+        )
+        if the_agent.learns:
+            if the_agent.is_main_process:  # the untrained policy, on the trained one's episodes
+                before = evaluate_agent(f"untrained {agent}", n, _initial_file(trajectories_path))
                 m = before.metrics
                 log(
                     f"untrained {agent}: success_rate={m['success_rate']:.3f} "
@@ -218,7 +221,7 @@ def run(
                 log("training done on this process; the main process evaluates")
                 return None
         result = evaluate_agent(
-            f"trained {agent}" if the_agent.learns else agent, trajectories_path
+            f"trained {agent}" if the_agent.learns else agent, n, trajectories_path
         )
     finally:
         the_agent.close()

@@ -83,6 +83,12 @@ class GuessLearner(RandomAgent):
 
     def prepare(self, env_name: str, task: str | None, out_dir: str) -> None:
         self.calls.append("prepare")
+        self.prepared = True
+
+    @property
+    def eval_episodes(self) -> int | None:
+        # like a trainer's env-specific preset: known once the agent is prepared for the env
+        return 6 if getattr(self, "prepared", False) else 1
 
     def train(self, env_name: str, task: str | None, out_dir: str) -> None:
         self.calls.append("train")
@@ -164,3 +170,9 @@ def test_a_scripted_agent_is_evaluated_once_with_no_comparison(tmp_path) -> None
     row = json.loads(outcome.path.read_text())
     assert "checkpoint" not in row and "comparison" not in row
     assert len(list(tmp_path.glob("*.json"))) == 1
+
+
+def test_a_learners_own_episode_count_is_read_after_it_is_prepared(tmp_path, learner: str) -> None:
+    outcome = run(learner, "guess", out_dir=tmp_path, log=lambda _: None)
+    assert outcome is not None and outcome.initial is not None
+    assert outcome.initial.result.metrics["episodes"] == outcome.metrics["episodes"] == 6
