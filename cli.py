@@ -130,12 +130,31 @@ def run(
         progress.stop()
     if outcome is None:  # a non-main process of a distributed training run
         return
-    m = outcome.metrics
-    console.print(
-        f"success_rate={m['success_rate']:.3f} mean_score={m['mean_score']:.1f} "
-        f"± {m['ci95']:.1f} over {m['episodes']} episodes ({outcome.result.wall_s:.1f} s)"
-    )
+    if outcome.initial is not None and outcome.comparison is not None:
+        _print_metrics("untrained: ", outcome.initial.result)
+        _print_metrics("trained:   ", outcome.result)
+        d = outcome.comparison
+        verdict = "learned" if d.ci95_low > 0 else "no significant gain"
+        console.print(
+            f"difference: {d.mean:+.1f} mean score (95% CI {d.ci95_low:+.1f} .. "
+            f"{d.ci95_high:+.1f}, paired over {d.episodes} episodes, same seeds): {verdict}"
+        )
+        curve = (outcome.entry["config"]["agent"].get("training") or {}).get("curve")
+        if curve:
+            console.print(f"learning curve: {curve}")
+        print(outcome.initial.path)
+    else:
+        _print_metrics("", outcome.result)
     print(outcome.path)
+
+
+def _print_metrics(label: str, result: Any) -> None:
+    """One line of an evaluation's headline metrics (stderr)."""
+    m = result.metrics
+    console.print(
+        f"{label}success_rate={m['success_rate']:.3f} mean_score={m['mean_score']:.1f} "
+        f"± {m['ci95']:.1f} over {m['episodes']} episodes ({result.wall_s:.1f} s)"
+    )
 
 
 @app.command()

@@ -15,8 +15,8 @@ Why it is exploration-hard (in the spirit of bsuite's "deep sea"):
   so a group of 8 rollouts almost never contains a success to learn from.
 * **Every seed is a new layout.** Every room has the same ``doors`` doors (as deep sea has the
   same actions everywhere); room names, the order the doors are listed in and the safe door of
-  every room are drawn per layout, so what is learned on some layouts must be re-discovered (or transferred
-  through memory) on others.
+  every room are drawn per layout, so what is learned on some layouts must be re-discovered
+  (or transferred through memory) on others.
 
 Splits are disjoint layout ranges: ``train`` layouts ``0..999``, ``test`` layouts
 ``1000..1999``; ``reset(seed=s)`` plays layout ``s % 1000`` of the split, ``options={"layout":
@@ -90,8 +90,24 @@ FAMILIES: dict[str, dict[str, tuple[str, ...]]] = {
             "lobby",
         ),
         "doors": (
-            "red", "blue", "green", "yellow", "white", "black", "silver", "golden", "purple",
-            "orange", "grey", "brown", "pink", "violet", "scarlet", "amber", "ivory", "azure",
+            "red",
+            "blue",
+            "green",
+            "yellow",
+            "white",
+            "black",
+            "silver",
+            "golden",
+            "purple",
+            "orange",
+            "grey",
+            "brown",
+            "pink",
+            "violet",
+            "scarlet",
+            "amber",
+            "ivory",
+            "azure",
         ),
     },
     "cave": {
@@ -122,8 +138,24 @@ FAMILIES: dict[str, dict[str, tuple[str, ...]]] = {
             "pocket",
         ),
         "doors": (
-            "mossy", "rusty", "wooden", "iron", "stone", "copper", "oaken", "crystal", "narrow",
-            "muddy", "sandy", "slimy", "hidden", "cracked", "jagged", "dusty", "bronze", "frozen",
+            "mossy",
+            "rusty",
+            "wooden",
+            "iron",
+            "stone",
+            "copper",
+            "oaken",
+            "crystal",
+            "narrow",
+            "muddy",
+            "sandy",
+            "slimy",
+            "hidden",
+            "cracked",
+            "jagged",
+            "dusty",
+            "bronze",
+            "frozen",
         ),
     },
 }

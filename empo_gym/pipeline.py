@@ -5,6 +5,12 @@
     from empo_gym.pipeline import run
     outcome = run("empo", "webshop", config="baselines/empo_webshop_quick.yaml")
     outcome.metrics["success_rate"], outcome.path
+    outcome.comparison  # a learning agent: trained minus untrained, paired over the same seeds
+
+A learning agent is evaluated twice on the same episodes (seeds): untrained, then trained. Both
+rows are written (the untrained one with ``checkpoint: "initial"``, the trained one with
+``checkpoint: "trained"`` and the paired difference as ``comparison``), so every training run
+shows whether it learned.
 
 This is the top layer: it imports the agents, the harness and the leaderboard; nothing below
 imports it (the envs, memory and harness load no agent code).
@@ -18,12 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from empo_gym.comparison import PairedDifference, compare_results
 from empo_gym.harness import EpisodeRecord, EvalResult, evaluate
 from empo_gym.leaderboard import DEFAULT_RESULTS_DIR, entry_from_result, write_entry
 from empo_gym.registry import get_env_info
 from empo_gym.yaml_config import from_dict, load_yaml
 
-__all__ = ["DEFAULT_EPISODES", "RunConfig", "RunOutcome", "run"]
+__all__ = ["DEFAULT_EPISODES", "InitialEvaluation", "RunConfig", "RunOutcome", "run"]
 #: Evaluation episodes when neither the caller, the config nor the agent says how many.
 DEFAULT_EPISODES = 10
 
@@ -50,6 +57,18 @@ class RunConfig:
 
 
 @dataclass
+class InitialEvaluation:
+    """A learning agent's evaluation before training, and its leaderboard row."""
+
+    result: EvalResult
+    """Per-episode records and their aggregate (the untrained policy)."""
+    entry: dict[str, Any]
+    """The row written (``checkpoint: "initial"``)."""
+    path: Path
+    """Where the row was written."""
+
+
+@dataclass
 class RunOutcome:
     """What a finished run produced."""
 
@@ -61,11 +80,28 @@ class RunOutcome:
     """The leaderboard row written."""
     path: Path
     """Where the row was written."""
+    initial: InitialEvaluation | None = None
+    """A learning agent's evaluation before training (same episodes), else None."""
+    comparison: PairedDifference | None = None
+    """A learning agent's trained minus untrained score, paired per episode, else None."""
 
     @property
     def metrics(self) -> dict[str, Any]:
         """The aggregate metrics (``success_rate``, ``mean_score``, ``ci95``, ...)."""
         return self.result.metrics
+
+
+def _initial_file(path: str | os.PathLike[str] | None) -> Path | None:
+    """Where the untrained evaluation's transitions go (``x.jsonl`` -> ``x.initial.jsonl``).
+
+    Example:
+        >>> _initial_file("runs/x.jsonl").as_posix(), _initial_file(None)
+        ('runs/x.initial.jsonl', None)
+    """
+    if path is None:
+        return None
+    path = Path(path)
+    return path.with_name(f"{path.stem}.initial{path.suffix}")
 
 
 def _load_config(config: RunConfig | str | os.PathLike[str] | None) -> RunConfig:
@@ -96,6 +132,9 @@ def run(
 ) -> RunOutcome | None:
     """Train ``agent`` on ``env`` when it learns, evaluate it, and write its leaderboard JSON.
 
+    A learning agent is also evaluated before training on the same episodes; both rows are
+    written and the outcome carries the paired difference (see the module docstring).
+
     Args:
         agent: Agent name (``random``, ``oracle``, ``naive``, ``memory-only``, ``grpo``, ...).
         env: Env short name (``scienceworld``, ``webshop``, ``ood``, or one registered).
@@ -103,11 +142,13 @@ def run(
         task, split, episodes, seed, num_envs: Override the config's values.
         model: LLM agents: model alias, local dir, ``.gguf`` file or hub id.
         out_dir: Directory of the leaderboard row.
-        trajectories_path: Also write every evaluation episode's transitions to this JSONL file.
+        trajectories_path: Also write every evaluation episode's transitions to this JSONL file
+            (a learning agent's untrained episodes go to ``NAME.initial.jsonl`` beside it).
         on_agent: Called with the agent once it is built, before training (e.g. to set the
             process's torch threads for model-backed agents).
         on_episode: Called after each evaluation episode (progress).
-        on_evaluation: Called once before evaluation with the split and the episode count.
+        on_evaluation: Called before each evaluation with the split and the episode count
+            (twice for a learning agent: untrained, then trained).
         log: Progress lines.
 
     Returns:
@@ -134,23 +175,14 @@ def run(
             f"it supports: {', '.join(the_agent.supported_envs)}"
         )
     where = f"{env} / {task}" if task else env
-    try:
-        if on_agent is not None:
-            on_agent(the_agent)
-        if the_agent.learns:
-            log(f"training {agent} on {where}")
-            the_agent.train(env, task, os.fspath(out_dir))
-            if not the_agent.is_main_process:
-                log("training done on this process; the main process evaluates")
-                return None
-        n = next(
-            (x for x in (episodes, cfg.episodes, the_agent.eval_episodes) if x is not None),
-            DEFAULT_EPISODES,
-        )
-        log(f"evaluating {agent} on {where} ({split} split, {n} episodes)")
+
+    def evaluate_agent(
+        label: str, n: int, trajectories: str | os.PathLike[str] | None
+    ) -> EvalResult:
+        log(f"evaluating {label} on {where} ({split} split, {n} episodes)")
         if on_evaluation is not None:
             on_evaluation(split, n)
-        result = evaluate(
+        return evaluate(
             the_agent,
             env,
             task=task,
@@ -159,11 +191,59 @@ def run(
             seed=seed if seed is not None else cfg.seed,
             num_envs=num_envs if num_envs is not None else cfg.num_envs,
             env_kwargs=cfg.env_kwargs,
-            trajectories_path=trajectories_path,
+            trajectories_path=trajectories,
             on_episode=on_episode,
+        )
+
+    initial: tuple[EvalResult, dict[str, Any]] | None = None
+    try:
+        if on_agent is not None:
+            on_agent(the_agent)
+        if the_agent.learns:  # its env-specific preset may set its evaluation episodes
+            the_agent.prepare(env, task, os.fspath(out_dir))
+        n = next(
+            (x for x in (episodes, cfg.episodes, the_agent.eval_episodes) if x is not None),
+            DEFAULT_EPISODES,
+        )
+        if the_agent.learns:
+            if the_agent.is_main_process:  # the untrained policy, on the trained one's episodes
+                before = evaluate_agent(f"untrained {agent}", n, _initial_file(trajectories_path))
+                m = before.metrics
+                log(
+                    f"untrained {agent}: success_rate={m['success_rate']:.3f} "
+                    f"mean_score={m['mean_score']:.1f}"
+                )
+                # the row is built now: its config is the agent's before training
+                initial = (before, entry_from_result(before, agent=the_agent, checkpoint="initial"))
+            log(f"training {agent} on {where}")
+            the_agent.train(env, task, os.fspath(out_dir))
+            if not the_agent.is_main_process:
+                log("training done on this process; the main process evaluates")
+                return None
+        result = evaluate_agent(
+            f"trained {agent}" if the_agent.learns else agent, n, trajectories_path
         )
     finally:
         the_agent.close()
-    entry = entry_from_result(result, agent=the_agent)
-    path = write_entry(entry, out_dir)
-    return RunOutcome(agent=the_agent, result=result, entry=entry, path=Path(path))
+    if initial is None:
+        entry = entry_from_result(result, agent=the_agent)
+        return RunOutcome(
+            agent=the_agent, result=result, entry=entry, path=Path(write_entry(entry, out_dir))
+        )
+    before, initial_entry = initial
+    comparison = compare_results(before, result)
+    entry = entry_from_result(
+        result,
+        agent=the_agent,
+        checkpoint="trained",
+        comparison={"baseline": "initial", **comparison.as_dict()},
+    )
+    initial_path = Path(write_entry(initial_entry, out_dir))
+    return RunOutcome(
+        agent=the_agent,
+        result=result,
+        entry=entry,
+        path=Path(write_entry(entry, out_dir)),
+        initial=InitialEvaluation(before, initial_entry, initial_path),
+        comparison=comparison,
+    )

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Prompt styles of ``empo_gym.agents.llm.prompts`` (what an env's profile may name).
-PROMPT_STYLES = ("scienceworld", "webshop", "generic")
+PROMPT_STYLES = ("scienceworld", "webshop", "webshop-menu", "generic")
 #: Answer formats of ``empo_gym.agents.llm.parsing``: ``plain`` = the whole answer is the action,
-#: ``tagged`` = reasoning, then the action inside ``<action>...</action>``.
-ACTION_FORMATS = ("plain", "tagged")
+#: ``tagged`` = reasoning, then the action inside ``<action>...</action>``, ``index`` = the
+#: number of an action in the prompt's numbered menu.
+ACTION_FORMATS = ("plain", "tagged", "index")
 
 
 def _scienceworld_tasks() -> list[str]:
@@ -176,11 +177,24 @@ _ENVS: dict[str, EnvInfo] = {
             "max_steps": 15,
             "eval_episodes": 500,
         },
-        # WebShop prompts are ~900 tokens and a CPU update costs ~12 ms per token (2 cores), so
-        # the quick preset keeps episodes short and drops the KL term (kl_coef > 0 forwards every
-        # turn, even those with zero advantage, plus a reference model): ~10 minutes for
-        # `make run`. Answers need room for the action tag.
-        quick_train={"iterations": 4, "max_steps": 4, "max_response_tokens": 24, "kl_coef": 0.0},
+        # SmolLM2-135M never finishes a purchase with the paper's free-text <think>/<action>
+        # answers in a few CPU steps (no reward, nothing to learn), so the quick preset answers
+        # with the number of an action from a menu (prompt style webshop-menu, answer format
+        # index; ~120-360-token prompts, 1-3 answer tokens): search, click a product and buy
+        # fit in 4 steps. A CPU update costs ~13 ms per prompt token on one core, hence one
+        # task of 4 rollouts per iteration and no KL term (kl_coef > 0 forwards every turn,
+        # even those with zero advantage, plus a reference model).
+        quick_train={
+            "iterations": 8,
+            "tasks_per_iter": 1,
+            "max_steps": 4,
+            "max_response_tokens": 4,
+            "kl_coef": 0.0,
+            "prompt_style": "webshop-menu",
+            "action_format": "index",
+            "lr": 5e-5,
+            "eval_episodes": 20,
+        },
     ),
     "doors": EnvInfo(
         name="doors",

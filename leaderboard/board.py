@@ -67,17 +67,26 @@ def filter_entries(
     return out
 
 
+#: How a learning agent's untrained row is told apart in rendered tables.
+INITIAL_SUFFIX = " (untrained)"
+
+
 def rows(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One flat row per entry, best mean score first within each (env, task)."""
+    """One flat row per entry, best mean score first within each (env, task).
+
+    A learning agent's untrained row (``checkpoint: "initial"``) shows its agent as e.g.
+    ``empo (untrained)``.
+    """
     out = []
     for e in entries:
         m = e["metrics"]
+        initial = e.get("checkpoint") == "initial"
         out.append(
             {
                 "env": e["env"],
                 "task": e["task"] or "-",
                 "split": e["split"],
-                "agent": e["agent"],
+                "agent": e["agent"] + (INITIAL_SUFFIX if initial else ""),
                 "model": e["model"] or "-",
                 "success_rate": m["success_rate"],
                 "mean_score": m["mean_score"],

@@ -67,8 +67,15 @@ def build_entry(
     wall_time_s: float,
     episodes: list[dict[str, Any]] | None = None,
     extra_provenance: dict[str, Any] | None = None,
+    checkpoint: str | None = None,
+    comparison: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Assemble and validate a leaderboard entry."""
+    """Assemble and validate a leaderboard entry.
+
+    ``checkpoint`` marks a learning agent's row as its ``"initial"`` (untrained) or
+    ``"trained"`` policy; ``comparison`` is the trained row's paired difference to the initial
+    one (``baseline``, ``mean``, ``ci95_low``, ``ci95_high``, ``episodes``, ...).
+    """
     prov = provenance.collect(
         {"seeds": list(seeds), "success_rule": success_rule, "wall_time_s": float(wall_time_s)}
     )
@@ -86,13 +93,23 @@ def build_entry(
     }
     if episodes is not None:
         entry["episodes"] = episodes
+    if checkpoint is not None:
+        entry["checkpoint"] = checkpoint
+    if comparison is not None:
+        entry["comparison"] = comparison
     return validate_entry(json.loads(json.dumps(entry, default=str)))
 
 
 def entry_from_result(
-    result: Any, *, agent: Any, extra_config: dict[str, Any] | None = None
+    result: Any,
+    *,
+    agent: Any,
+    extra_config: dict[str, Any] | None = None,
+    checkpoint: str | None = None,
+    comparison: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Build an entry from a :class:`empo_gym.harness.EvalResult` and the agent that ran it."""
+    """Build an entry from a :class:`empo_gym.harness.EvalResult` and the agent that ran it
+    (``checkpoint`` and ``comparison``: see :func:`build_entry`)."""
     s = result.settings
     rules = {r.extra.get("success_rule") for r in result.records} - {None}
     return build_entry(
@@ -108,6 +125,8 @@ def entry_from_result(
         wall_time_s=result.wall_s,
         episodes=[asdict(r) for r in result.records],
         extra_provenance=s.get("env_provenance") or None,
+        checkpoint=checkpoint,
+        comparison=comparison,
     )
 
 
@@ -117,9 +136,10 @@ def write_atomic_json(path: str | os.PathLike[str], data: Any) -> Path:
 
 
 def entry_filename(entry: dict[str, Any]) -> str:
-    """A unique, readable file name: ``env[-task]-agent-YYYYmmddTHHMMSS-xxxx.json``."""
+    """A unique, readable file name: ``env[-task]-agent[-initial]-YYYYmmddTHHMMSS-xxxx.json``."""
     stamp = re.sub(r"[^0-9T]", "", entry["provenance"]["date"])[:15]
-    parts = [entry["env"], entry["task"], entry["agent"], stamp, os.urandom(2).hex()]
+    initial = "initial" if entry.get("checkpoint") == "initial" else None
+    parts = [entry["env"], entry["task"], entry["agent"], initial, stamp, os.urandom(2).hex()]
     return "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", str(p)) for p in parts if p) + ".json"
 
 

@@ -343,9 +343,16 @@ def test_empo_run_trains_then_evaluates(tmp_path) -> None:
         str(tmp_path / "lb"),
     )
     assert res.exit_code == 0, res.output
-    entry = json.loads(next((tmp_path / "lb").glob("*.json")).read_text())
+    rows = {
+        e["checkpoint"]: e
+        for e in (json.loads(f.read_text()) for f in (tmp_path / "lb").glob("*.json"))
+    }
+    entry, initial = rows["trained"], rows["initial"]
     assert entry["agent"] == "empo" and entry["metrics"]["episodes"] == 2
     assert entry["config"]["agent"]["training"]["iterations"] == 1
+    assert initial["config"]["agent"]["training"] == {}  # evaluated before training
+    assert initial["provenance"]["seeds"] == entry["provenance"]["seeds"]
+    assert entry["comparison"]["episodes"] == 2 and "difference:" in res.output
     assert (tmp_path / "run" / "metrics.jsonl").exists()
     assert (tmp_path / "run" / "curve.png").exists()
     row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
@@ -376,3 +383,24 @@ def test_bench_explore_prints_json_last_line(tmp_path, monkeypatch) -> None:
         assert key in metrics
     assert (tmp_path / "out" / "explore.png").exists()
     assert (tmp_path / "out" / "explore.json").exists()
+
+
+def test_run_of_a_learning_agent_prints_before_after_and_the_paired_difference(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from empo_gym.agents.registry import _AGENTS
+
+    monkeypatch.setitem(_AGENTS, "learner", {"*": "tests.test_pipeline:GuessLearner"})
+    res = _run(
+        "run", "--agent", "learner", "--env", "guess", "--episodes", "8", "--out", str(tmp_path)
+    )
+    assert res.exit_code == 0, res.output
+    assert (
+        "untrained: success_rate=" in res.output and "trained:   success_rate=1.000" in res.output
+    )
+    assert "difference: +" in res.output and "paired over 8 episodes" in res.output
+    assert len(list(tmp_path.glob("*.json"))) == 2
+    res = _run("leaderboard", str(tmp_path), "--format", "markdown")
+    assert "| learner (untrained) |" in res.output and "| learner |" in res.output
+    res = _run("leaderboard", str(tmp_path), "--format", "json", "--agent", "learner")
+    assert sorted(r["agent"] for r in json.loads(res.output)) == ["learner", "learner (untrained)"]

@@ -95,6 +95,8 @@ class Actor:
             :class:`~empo_gym.agents.llm.policy.TokenPolicy` gets token-level records and the
             context bound.
         env_name: Env short name (its profile picks the prompt style and the answer format).
+        prompt_style: A prompt style instead of the profile's (a training preset's choice).
+        action_format: An answer format instead of the profile's (goes with ``prompt_style``).
         sampling: Sampling override (else the policy's own).
         prompt_kwargs: Extra prompt-builder arguments (``max_history``, ...).
         prompt_fn: Replaces :func:`~empo_gym.agents.llm.prompts.build_prompt` (same signature).
@@ -109,6 +111,8 @@ class Actor:
         policy: Policy,
         env_name: str,
         *,
+        prompt_style: str | None = None,
+        action_format: str | None = None,
         sampling: SamplingConfig | None = None,
         prompt_kwargs: dict[str, Any] | None = None,
         prompt_fn: Callable[..., Prompt] | None = None,
@@ -120,9 +124,11 @@ class Actor:
             raise ValueError(f"max_context_tokens={max_context_tokens!r}; expected >= 1 or None")
         self.policy = policy
         self.env_name = env_name
-        self.style = style_for(env_name)
+        self.style = action_format or style_for(env_name)
         self.sampling = sampling
         self.prompt_kwargs = dict(prompt_kwargs or {})
+        if prompt_style is not None:  # a replacement prompt_fn without the keyword keeps working
+            self.prompt_kwargs["style"] = prompt_style
         self.prompt_fn = prompt_fn or build_prompt
         self.max_context_tokens = max_context_tokens
         self.token_level = isinstance(policy, TokenPolicy)
@@ -209,7 +215,12 @@ class Actor:
             )
         out = []
         for state, prompt, enc, gen in zip(states, prompts, encoded, gens, strict=True):
-            admissible = [str(a) for a in state.info.get("admissible_actions") or []]
+            # a menu prompt's answer is read against the menu it showed, in its order
+            admissible = (
+                prompt.actions
+                if prompt.actions is not None
+                else [str(a) for a in state.info.get("admissible_actions") or []]
+            )
             parsed = parse_action(gen.text, admissible, self.style)
             out.append(Decision(prompt=prompt, encoded=enc, generation=gen, parsed=parsed))
         if stats is not None:

@@ -48,6 +48,8 @@ class NaiveLLMAgent(Agent):
         max_history: Steps of history shown in the prompt.
         max_context_tokens: Longest prompt in tokens; older history is dropped first (None:
             only ``max_history`` bounds it).
+        prompt_style: A prompt style instead of the env profile's (e.g. a trained policy's).
+        action_format: An answer format instead of the env profile's.
     """
 
     name: ClassVar[str] = "naive"
@@ -64,6 +66,8 @@ class NaiveLLMAgent(Agent):
         seed: int | None = 0,
         max_history: int | None = None,
         max_context_tokens: int | None = None,
+        prompt_style: str | None = None,
+        action_format: str | None = None,
     ) -> None:
         self._model_name = model or DEFAULT_MODEL
         self._policy = policy
@@ -76,6 +80,8 @@ class NaiveLLMAgent(Agent):
         self.states: dict[int, EpisodeState] = {}
         self.tips: dict[int, Any] = {}
         self.max_context_tokens = max_context_tokens
+        self.prompt_style = prompt_style
+        self.action_format = action_format
         #: Generation and parse counts of every act_batch so far.
         self.act_stats = ActStats()
         self._actor: Actor | None = None
@@ -108,6 +114,8 @@ class NaiveLLMAgent(Agent):
             "top_p": self.top_p,
             "max_new_tokens": self._sampling().max_new_tokens,
             "seed": self.seed,
+            "prompt_style": self.prompt_style,
+            "action_format": self.action_format,
             "parse": self.parse_stats.as_dict(),
             "history_dropped": self.act_stats.history_dropped,
         }
@@ -141,6 +149,8 @@ class NaiveLLMAgent(Agent):
             self._actor = Actor(
                 self.policy,
                 env_name,
+                prompt_style=self.prompt_style,
+                action_format=self.action_format,
                 sampling=self._sampling(),
                 prompt_kwargs={} if self.max_history is None else {"max_history": self.max_history},
                 max_context_tokens=self.max_context_tokens,

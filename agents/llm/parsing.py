@@ -2,9 +2,10 @@
 
 Two steps, following the paper: *extract* the action from the raw output (the first line for
 ScienceWorld's action-only format, the ``<action>...</action>`` tag for WebShop), then *project*
-it onto the most similar admissible action (Jaccard similarity of word sets). Nothing here ever
-raises on model output: malformed answers fall back to projecting the whole text and are counted
-in :class:`ParseStats`.
+it onto the most similar admissible action (Jaccard similarity of word sets). The ``index``
+format (menu prompts) reads the first number of the answer and picks that menu entry instead.
+Nothing here ever raises on model output: malformed answers fall back to projecting the whole
+text and are counted in :class:`ParseStats`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from empo_gym.registry import env_profile
+from empo_gym.registry import ACTION_FORMATS, env_profile
 
 _WORD = re.compile(r"[a-z0-9]+")
 _ACTION_TAG = re.compile(r"<action>(.*?)</action>", re.IGNORECASE | re.DOTALL)
 _OPEN_ACTION = re.compile(r"<action>(.*)$", re.IGNORECASE | re.DOTALL)
 _THINK_TAG = re.compile(r"<think>.*?</think>", re.IGNORECASE | re.DOTALL)
+_NUMBER = re.compile(r"\d+")
 _PREFIX = re.compile(r"^\s*(?:>+|[-*]|\d+[.)]|(?:next\s+)?action\s*[:=]|answer\s*:)\s*", re.I)
 
 
@@ -120,8 +122,9 @@ def extract_action(text: str, style: str = "plain") -> tuple[str, bool, str]:
 
     Args:
         text: Raw model output.
-        style: ``"plain"`` (the first non-empty line is the action; ScienceWorld) or ``"tagged"``
-            (the last ``<action>...</action>``; WebShop).
+        style: ``"plain"`` (the first non-empty line is the action; ScienceWorld), ``"tagged"``
+            (the last ``<action>...</action>``; WebShop) or ``"index"`` (the first number: a
+            menu entry).
 
     Returns:
         ``(action_text, ok, reason)``; ``ok`` is False for malformed output, and then the
@@ -134,8 +137,15 @@ def extract_action(text: str, style: str = "plain") -> tuple[str, bool, str]:
         ('open door', True, '')
         >>> extract_action("", "plain")
         ('', False, 'empty output')
+        >>> extract_action("3. buy now", "index")
+        ('3', True, '')
     """
     text = text or ""
+    if style == "index":
+        number = _NUMBER.search(text)
+        if number is None:
+            return _clean(text), False, "no action number"
+        return number.group(), True, ""
     if style == "tagged":
         found = _ACTION_TAG.findall(text)
         if found:
@@ -150,7 +160,7 @@ def extract_action(text: str, style: str = "plain") -> tuple[str, bool, str]:
         lines = [ln for ln in (_clean(x) for x in rest.splitlines()) if ln]
         return (lines[-1] if lines else ""), False, "no <action> tag"
     if style != "plain":
-        raise ValueError(f"style={style!r}; expected 'plain' or 'tagged'")
+        raise ValueError(f"style={style!r}; expected one of: {', '.join(ACTION_FORMATS)}")
     if "<action>" in text.lower():  # a plain-format model may still use tags
         action, ok, _ = extract_action(text, "tagged")
         if ok:
@@ -173,6 +183,8 @@ def parse_action(
 
     When the output is malformed, the whole text is projected instead (it may still name an
     action); with nothing usable and no admissible actions, ``fallback`` (or ``""``) is used.
+    With ``style="index"``, ``admissible`` is the menu in its shown order and answer ``k`` picks
+    its ``k``-th entry; a number outside the menu counts as malformed and is projected.
 
     Example:
         >>> r = parse_action("pick up the red apple", ["pick up apple", "look around"])
@@ -183,15 +195,24 @@ def parse_action(
         ('click[buy now]', False, 'no <action> tag')
         >>> parse_action("<action>search[red mug]</action>", ["search[<query>]"], "tagged").action
         'search[red mug]'
+        >>> parse_action("2", ["click[reviews]", "click[buy now]"], "index").action
+        'click[buy now]'
     """
-    if style not in ("plain", "tagged"):
-        raise ValueError(f"style={style!r}; expected 'plain' or 'tagged'")
+    if style not in ACTION_FORMATS:
+        raise ValueError(f"style={style!r}; expected one of: {', '.join(ACTION_FORMATS)}")
     try:
         extracted, ok, reason = extract_action(text, style)
     except Exception as exc:  # defensive: model output must never crash a rollout
         extracted, ok, reason = "", False, f"extraction error: {exc}"
-    candidate = extracted if extracted else (text or "")
     admissible = list(admissible or [])
+    if style == "index":
+        if ok and 1 <= int(extracted) <= len(admissible):
+            action = admissible[int(extracted) - 1]
+            return ParseResult(action=action, raw=text or "", extracted=extracted)
+        if ok:
+            ok, reason = False, f"action number {extracted} is not in the menu 1..{len(admissible)}"
+        extracted = ""
+    candidate = extracted if extracted else (text or "")
     free = _free_text_action(extracted, admissible)
     if free is not None:
         action, sim = free, 1.0

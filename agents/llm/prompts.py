@@ -5,6 +5,10 @@
   admissible actions.
 * WebShop: the model reasons inside ``<think>...</think>`` and answers inside
   ``<action>...</action>``, choosing among the listed admissible actions.
+* WebShop menu (the CPU quick preset): the page in brief and the admissible actions as a
+  numbered menu (:func:`webshop_menu`); the model answers with a number (the ``index`` answer
+  format). The search entry is filled with the instruction (without its price clause), so a
+  small model chooses actions but does not write queries.
 
 Tips from the memory wrapper are never part of the message text returned here: a :class:`Prompt`
 keeps them apart (``tip_text``) so the policy can tokenise them as a separate segment and the
@@ -20,7 +24,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from empo_gym.memory.tips import TIP_BLOCK_GAP, parse_tips, render_tip_block
-from empo_gym.registry import env_profile
+from empo_gym.registry import PROMPT_STYLES, env_profile
+from empo_gym.webshop.env import (
+    BACK_TO_SEARCH,
+    BUY_NOW,
+    NEXT_PAGE,
+    PREV_PAGE,
+    SEARCH_TEMPLATE,
+    SEP,
+    SUB_PAGES,
+)
+from empo_gym.webshop.goals import strip_price
 
 Message = dict[str, str]
 
@@ -33,6 +47,8 @@ class Prompt:
         messages: The conversation without any tips.
         tip_text: ``TIP_BLOCK_GAP + tip block`` or ``""`` when there are no tips.
         tips: The individual tips (for records).
+        actions: The actions a numbered menu shows, in its order (an ``index`` answer ``k``
+            picks ``actions[k - 1]``); None when the prompt has no menu.
 
     Example:
         >>> p = Prompt([{"role": "user", "content": "Task: x"}], tip_text="\\n\\n<tip>a</tip>")
@@ -45,6 +61,7 @@ class Prompt:
     messages: list[Message]
     tip_text: str = ""
     tips: list[str] = field(default_factory=list)
+    actions: list[str] | None = None
 
     @property
     def has_tips(self) -> bool:
@@ -63,7 +80,11 @@ class Prompt:
         raise ValueError("cannot place tips: the conversation has no user message")
 
 
-def make_prompt(messages: list[Message], tips: Sequence[str] | str | None = None) -> Prompt:
+def make_prompt(
+    messages: list[Message],
+    tips: Sequence[str] | str | None = None,
+    actions: Sequence[str] | None = None,
+) -> Prompt:
     """Wrap messages into a :class:`Prompt`, rendering ``tips`` (list or joined) into a block.
 
     Example:
@@ -72,7 +93,12 @@ def make_prompt(messages: list[Message], tips: Sequence[str] | str | None = None
         (True, ['t1'])
     """
     block = render_tip_block(tips)
-    return Prompt(messages, tip_text=TIP_BLOCK_GAP + block if block else "", tips=parse_tips(tips))
+    return Prompt(
+        messages,
+        tip_text=TIP_BLOCK_GAP + block if block else "",
+        tips=parse_tips(tips),
+        actions=list(actions) if actions is not None else None,
+    )
 
 
 @dataclass
@@ -241,6 +267,132 @@ def webshop_messages(
     return [{"role": "user", "content": "\n".join(parts)}]
 
 
+@dataclass(frozen=True)
+class MenuItem:
+    """One numbered entry of a menu prompt.
+
+    Attributes:
+        action: The env action it stands for.
+        label: What the prompt shows for it.
+    """
+
+    action: str
+    label: str
+
+
+#: Menu labels of WebShop's buttons (products and options are labelled by their text).
+_WEBSHOP_BUTTON_LABELS = {
+    BACK_TO_SEARCH: "back to search",
+    PREV_PAGE: "previous page",
+    NEXT_PAGE: "next page of results",
+    BUY_NOW: "buy now",
+    **{page: f"read the {page}" for page in SUB_PAGES},
+}
+
+
+def _webshop_products(observation: str) -> dict[str, str]:
+    """``asin -> "title ($price)"`` of a results page (the env shows asin, title, price)."""
+    parts = observation.split(SEP)
+    out = {}
+    for i, part in enumerate(parts[:-2]):
+        if part.lower().startswith("b0") and len(part) == 10:
+            out[part.lower()] = f"{_clip(parts[i + 1], 36)} ({parts[i + 2]})"
+    return out
+
+
+def webshop_menu(state: EpisodeState) -> list[MenuItem]:
+    """The admissible actions of a WebShop state as labelled menu entries: the env's order, but
+    ``buy now`` (the action that ends an episode) first on a product page.
+
+    Why that order: SmolLM2-135M answers "1" about half the time whatever the menu says. In the
+    env's order "1" is ``back to search`` everywhere, ``buy now`` is last at a varying number,
+    and in 8 CPU iterations the policy never bought anything (no reward, nothing learned). With
+    ``buy now`` at 1 on a product page, a purchase needs one decision the untrained model gets
+    right only by chance: leaving a results page for a product instead of answering "1" (back to
+    search); that is what the quick preset can learn.
+
+    Example:
+        >>> s = EpisodeState.start("WebShop [SEP] Search", {
+        ...     "instruction": "a red mug, and price lower than 9.00 dollars",
+        ...     "admissible_actions": ["search[<query>]"]})
+        >>> webshop_menu(s)
+        [MenuItem(action='search[a red mug]', label='search for: a red mug')]
+    """
+    products = _webshop_products(state.observation)
+    items = []
+    for action in (str(a) for a in state.info.get("admissible_actions") or []):
+        if action == SEARCH_TEMPLATE:
+            query = strip_price(state.instruction) or state.instruction
+            items.append(MenuItem(f"search[{query}]", f"search for: {query}"))
+            continue
+        value = action[len("click[") : -1] if action.startswith("click[") else action
+        label = _WEBSHOP_BUTTON_LABELS.get(value) or (
+            f"product: {products[value]}" if value in products else f"option: {value}"
+        )
+        items.append(MenuItem(action, label))
+    buy = f"click[{BUY_NOW}]"
+    return sorted(items, key=lambda m: m.action != buy)  # stable: the rest keeps the env's order
+
+
+def _webshop_page(state: EpisodeState, max_chars: int) -> str:
+    """The page in brief: the menu already lists results, options and buttons, so a results
+    page is its position, an item page its title and price, a detail page its text."""
+    page = str(state.info.get("page") or "")
+    parts = state.observation.split(SEP)
+    if page == "search" or (parts and parts[0] == "WebShop"):
+        return "search"
+    body = parts[2:] if len(parts) > 2 and parts[0] == "Instruction:" else parts
+    if page == "results":
+        position = next((p for p in body if p.startswith("Page ")), "")
+        return _clip(f"search results, {position}".rstrip(", "), max_chars)
+    if page == "item":
+        price = next((i for i, p in enumerate(body) if p.startswith("Price: ")), None)
+        if price is not None and price > 0:
+            return _clip(f"product: {body[price - 1]} ({body[price][len('Price: ') :]})", max_chars)
+    kept = [p for p in body if p.lower() not in _WEBSHOP_BUTTON_LABELS]
+    return _clip(f"{page}: " + " | ".join(kept) if page else " | ".join(kept), max_chars)
+
+
+def webshop_menu_messages(
+    state: EpisodeState,
+    *,
+    menu: Sequence[MenuItem] | None = None,
+    max_history: int = 4,
+    max_obs_chars: int = 200,
+) -> list[Message]:
+    """WebShop's menu prompt: instruction, recent actions, the page in brief, a numbered menu.
+
+    Args:
+        state: The running episode.
+        menu: The menu to show (default: :func:`webshop_menu` of ``state``).
+        max_history: Number of most recent actions shown.
+        max_obs_chars: The page text is clipped to this many characters.
+
+    Example:
+        >>> s = EpisodeState.start("WebShop [SEP] Search", {"instruction": "a red mug",
+        ...     "admissible_actions": ["search[<query>]"]})
+        >>> print(webshop_menu_messages(s)[-1]["content"])
+        Instruction: a red mug
+        Page: search
+        Actions:
+        1. search for: a red mug
+        Answer with the number of one action.
+    """
+    menu = webshop_menu(state) if menu is None else menu
+    parts = [f"Instruction: {state.instruction}"]
+    recent = state.history[-max_history:] if max_history > 0 else []
+    if recent:
+        parts.append("Your last actions: " + "; ".join(_clip(a, 24) for a, _ in recent))
+    parts += [f"Page: {_webshop_page(state, max_obs_chars)}", "Actions:"]
+    parts += [f"{i}. {item.label}" for i, item in enumerate(menu, start=1)]
+    parts.append("Answer with the number of one action.")
+    system = (
+        "You are shopping on the WebShop website: find and buy the product the instruction "
+        "describes. Each turn, pick one action from the numbered list."
+    )
+    return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(parts)}]
+
+
 def generic_messages(state: EpisodeState, *, max_history: int = 6) -> list[Message]:
     """A plain prompt for other text envs: task, history, observation, admissible actions.
 
@@ -264,7 +416,12 @@ def generic_messages(state: EpisodeState, *, max_history: int = 6) -> list[Messa
 PROMPT_BUILDERS: dict[str, Callable[..., list[Message]]] = {
     "scienceworld": scienceworld_messages,
     "webshop": webshop_messages,
+    "webshop-menu": webshop_menu_messages,
     "generic": generic_messages,
+}
+#: Menu of each prompt style that numbers its actions (its builder takes ``menu=``).
+MENU_BUILDERS: dict[str, Callable[[EpisodeState], list[MenuItem]]] = {
+    "webshop-menu": webshop_menu,
 }
 
 
@@ -272,15 +429,19 @@ def build_prompt(
     env_name: str,
     state: EpisodeState,
     tips: Sequence[str] | str | None = None,
+    *,
+    style: str | None = None,
     **kwargs: Any,
 ) -> Prompt:
-    """The prompt for ``env_name`` in its profile's prompt style, with tips.
+    """The prompt for ``env_name`` in its profile's prompt style (or ``style``), with tips.
 
     Args:
         env_name: Env short name (its profile's ``prompt_style`` picks the builder; an
             unregistered name gets the generic prompt).
         state: The running episode.
         tips: Tips from the memory wrapper (a list, or already joined / rendered), or None.
+        style: A prompt style of :data:`~empo_gym.registry.PROMPT_STYLES` instead of the
+            profile's (a training preset's choice).
         **kwargs: Passed to the env's message builder (``max_history``, ...).
 
     Example:
@@ -289,5 +450,12 @@ def build_prompt(
         >>> a.messages == b.messages and not a.has_tips and b.has_tips
         True
     """
-    builder = PROMPT_BUILDERS[env_profile(env_name).prompt_style]
-    return make_prompt(builder(state, **kwargs), tips)
+    style = style or env_profile(env_name).prompt_style
+    if style not in PROMPT_BUILDERS:
+        raise ValueError(f"prompt style {style!r}; expected one of: {', '.join(PROMPT_STYLES)}")
+    builder = PROMPT_BUILDERS[style]
+    menu_of = MENU_BUILDERS.get(style)
+    if menu_of is None:
+        return make_prompt(builder(state, **kwargs), tips)
+    menu = menu_of(state)
+    return make_prompt(builder(state, menu=menu, **kwargs), tips, [m.action for m in menu])

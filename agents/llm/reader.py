@@ -1,8 +1,8 @@
-"""A small policy that can read its context: a word-level Llama taught on the Doors env's text.
+"""A small policy for the exploration bench: a word-level Llama taught on the Doors env's text.
 
 EMPO²'s tips only matter to a policy that reads them. A randomly initialised model ignores its
 context (its off-policy ratios pi(a|s) / pi(a|s,tips) stay at 1), and SmolLM2 is too slow to
-train over many seeds on a CPU. So the exploration bench uses a tiny model first taught, by
+train over many seeds on a CPU. So the exploration bench uses a tiny model taught, by
 supervised learning on prompts the real prompt builder renders from Doors states (tip blocks
 included), one generic skill and nothing about any layout's solution:
 
@@ -11,12 +11,24 @@ included), one generic skill and nothing about any layout's solution:
   says to avoid one of the doors, avoid it.
 
 The targets never depend on which door is safe, so what the model later knows about a layout's
-safe doors it has learned by reinforcement (or reads from its own memory). Writing tips is not
-taught (a model this small did not learn to summarise in a teaching budget a CPU affords): the
-bench's tips come from :class:`ReflectionTipWriter`, the one-sentence rule
-``Avoid NAME_door in the ROOM.`` (or ``The NAME door in the ROOM leads to the treasure.``)
-about an episode's last step. Teaching takes a few minutes on one CPU core and is cached on disk by its
-settings (:func:`reader_policy`).
+safe doors it has learned by reinforcement. Tips come from :class:`ReflectionTipWriter`, the
+rule ``Avoid NAME_door in the ROOM.`` (or ``The NAME door in the ROOM leads to the
+treasure.``) about an episode's last step: writing tips was not taught.
+
+**Measured limit.** The acting skill's first half is learned (every greedy answer admissible,
+answers uniform); the second is not: on held-out situations whose tips rule doors out, the
+taught reader's answers avoid them no more often than a tip-blind policy's
+(``tips_exclude_mass`` equals ``tips_exclude_uniform``, both recorded by
+:func:`reader_report` and in ``bench explore``'s JSON). Variants tried on one CPU core, each
+about 2000 steps: tips naming rooms (the model must match the room), unique door names per
+layout (it learned to copy door names from the tips instead of avoiding them), a one-word trap
+marker and a short-prompt curriculum; the model stayed at the tip-blind optimum. Teaching a
+model this small to read needs a larger budget than this bench spends (or a pretrained
+model), so the bench's EMPO² arm has memory rollouts, novelty and off-policy updates, but tips
+its policy does not follow.
+
+Teaching takes a few minutes on one CPU core and is cached on disk by its settings
+(:func:`reader_policy`).
 
 Example:
     >>> tip = reflection("armory", "red", success=False)
@@ -239,8 +251,10 @@ def _acting_example(
         tips = _random_memories(rng, layout, room, rng.randint(1, 2))
         messages = [{"role": "user", "content": "Admissible actions: " + ", ".join(admissible)}]
         prompt = make_prompt(messages, tips)
-        return encode(prompt.messages, prompt.tip_text).ids, admissible, teacher_choices(
-            admissible, tips
+        return (
+            encode(prompt.messages, prompt.tip_text).ids,
+            admissible,
+            teacher_choices(admissible, tips),
         )
     if rng.random() < 0.7:
         tips = _random_memories(rng, layout, room, rng.randint(1, settings.max_tips))

@@ -177,6 +177,8 @@ class RolloutEngine:
             :class:`~empo_gym.agents.llm.policy.TokenPolicy` gets full token records.
         envs: A list of gymnasium envs or a ``SyncVectorEnv`` (its sub-envs are used).
         env_name: Env short name choosing prompt and parsing (``scienceworld``, ``webshop``).
+        prompt_style: A prompt style instead of the env profile's (see :class:`Actor`).
+        action_format: An answer format instead of the env profile's.
         max_turns: Episodes are truncated after this many actions.
         sampling: Sampling override for this engine (else the policy's own).
         prompt_kwargs: Extra arguments of the prompt builder (``max_history``, ...).
@@ -191,6 +193,8 @@ class RolloutEngine:
         envs: Sequence[gym.Env] | gym.vector.VectorEnv,
         env_name: str = "scienceworld",
         *,
+        prompt_style: str | None = None,
+        action_format: str | None = None,
         max_turns: int = 30,
         sampling: SamplingConfig | None = None,
         prompt_kwargs: dict[str, Any] | None = None,
@@ -204,6 +208,8 @@ class RolloutEngine:
         self.actor = Actor(
             policy,
             env_name,
+            prompt_style=prompt_style,
+            action_format=action_format,
             sampling=sampling,
             prompt_kwargs=prompt_kwargs,
             prompt_fn=prompt_fn,

@@ -14,12 +14,7 @@ from typing import Any, ClassVar
 
 from empo_gym.agents.base import Agent
 from empo_gym.agents.scripted.random_agent import RandomAgent
-
-_PRICE_CLAUSE = re.compile(r",? and price lower than [\d.]+ dollars$")
-
-
-def _query_of(instruction: str) -> str:
-    return _PRICE_CLAUSE.sub("", instruction.strip())
+from empo_gym.webshop.goals import strip_price
 
 
 def _first_product(clickables: list[str]) -> str | None:
@@ -52,7 +47,7 @@ class WebShopRandomAgent(RandomAgent):
         rng = self.rng(slot)
         action = actions[int(rng.integers(len(actions)))]
         if action == "search[<query>]":
-            words = _query_of(str(info.get("instruction", ""))).split() or ["item"]
+            words = strip_price(str(info.get("instruction", ""))).split() or ["item"]
             k = int(rng.integers(1, min(6, len(words)) + 1))
             picked = rng.choice(len(words), size=k, replace=False)
             action = "search[" + " ".join(words[i] for i in sorted(picked)) + "]"
@@ -78,7 +73,7 @@ class WebShopRuleAgent(Agent):
         """The rule's next action for the current page."""
         clickables = list(info.get("clickables") or [])
         if info.get("has_search_bar"):
-            return f"search[{_query_of(str(info.get('instruction', '')))}]"
+            return f"search[{strip_price(str(info.get('instruction', '')))}]"
         if "buy now" in clickables:
             return "click[buy now]"
         product = _first_product(clickables)

@@ -52,6 +52,8 @@ class LearningAgent(Agent):
         self.run_dir: Path | None = None
         self.train_summary: dict[str, Any] = {}
         self._actor: Any = None
+        self._prepared_for: tuple[str, str | None] | None = None
+        self._closed_acting: dict[str, Any] | None = None  # the actor's config, kept at close
 
     # -- identity --------------------------------------------------------------------------
     @property
@@ -65,14 +67,24 @@ class LearningAgent(Agent):
         return self.cfg.eval_episodes
 
     def config(self) -> dict[str, Any]:
-        """Trainer settings and the training summary (recorded in the leaderboard entry)."""
+        """Trainer settings, the training summary and the last evaluation's acting (sampling,
+        parse counts), recorded in the leaderboard entry."""
         return {
             "trainer": self.cfg.to_dict(),
             "training": self.train_summary,
             "run_dir": str(self.run_dir) if self.run_dir else None,
+            "acting": self._actor.config() if self._actor is not None else self._closed_acting,
         }
 
     # -- training --------------------------------------------------------------------------
+    def prepare(self, env_name: str, task: str | None, out_dir: str) -> None:
+        """Settle the config for the env being run (env-specific presets, task, run directory),
+        so the untrained policy acts as it will be trained: same prompts, limits, parsing."""
+        self._configure_for(env_name, task, out_dir)
+        self._prepared_for = (env_name, task)
+        # only rank 0 of an `accelerate launch` run evaluates (the untrained policy too)
+        self.is_main_process = int(os.environ.get("RANK", "0")) == 0
+
     def _configure_for(self, env_name: str, task: str | None, out_dir: str) -> None:
         """Re-validate the config for the env being run (env-specific presets and task)."""
         data = dict(self._data)
@@ -96,9 +108,12 @@ class LearningAgent(Agent):
         from empo_gym.agents.training.setup import build_training, make_policy, reference_model
         from empo_gym.agents.training.trainer import train as run_training
 
-        self._configure_for(env_name, task, out_dir)
+        if self._prepared_for != (env_name, task):
+            self.prepare(env_name, task, out_dir)
         cfg = self.cfg
-        self.policy = make_policy(cfg)
+        if self.policy is None:  # else: the untrained evaluation's policy, trained in place
+            self.policy = make_policy(cfg)
+        self._actor = None  # the trained evaluation starts with fresh episode state and counts
         setup = build_training(cfg)
         memory = setup.memory
 
@@ -161,6 +176,8 @@ class LearningAgent(Agent):
                 seed=self.cfg.seed,
                 max_history=self.cfg.prompt_history,
                 max_context_tokens=self.cfg.max_context_tokens,
+                prompt_style=self.cfg.prompt_style,
+                action_format=self.cfg.action_format,
             )
         return self._actor
 
@@ -186,7 +203,9 @@ class LearningAgent(Agent):
         self._ensure_actor().observe(slot, action, observation, reward, terminated, truncated, info)
 
     def close(self) -> None:
-        """Release the model."""
+        """Release the model (the evaluation's acting summary stays in :meth:`config`)."""
+        if self._actor is not None:
+            self._closed_acting = self._actor.config()
         if self.policy is not None:
             self.policy.close()
         self.policy, self._actor = None, None

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from empo_gym.memory.embedders import EMBEDDER_NAMES
-from empo_gym.registry import env_names, env_profile
+from empo_gym.registry import ACTION_FORMATS, PROMPT_STYLES, env_names, env_profile
 from empo_gym.yaml_config import check_fields, from_dict, read_yaml
 
 AGENTS = ("grpo", "empo")
@@ -64,6 +64,12 @@ class GRPOConfig:
     prompt_history: int = 4
     """Steps of history shown in training and evaluation prompts (every prompt token is paid
     again in the update, so fewer than the inference agents' default)."""
+    prompt_style: str | None = None
+    """Prompt style of training and evaluation (None: the env profile's; one of
+    ``empo_gym.registry.PROMPT_STYLES``)."""
+    action_format: str | None = None
+    """How answers are read (None: the env profile's; one of
+    ``empo_gym.registry.ACTION_FORMATS``)."""
     temperature: float = 1.0
     """Sampling temperature during training (log-probabilities are scored at it too)."""
     eval_temperature: float = 0.4
@@ -137,6 +143,18 @@ class GRPOConfig:
         _require(self, "max_response_tokens", self.max_response_tokens >= 1, ">= 1")
         _require(self, "max_context_tokens", self.max_context_tokens >= 1, ">= 1")
         _require(self, "prompt_history", self.prompt_history >= 0, ">= 0")
+        _require(
+            self,
+            "prompt_style",
+            self.prompt_style is None or self.prompt_style in PROMPT_STYLES,
+            f"None or one of {list(PROMPT_STYLES)}",
+        )
+        _require(
+            self,
+            "action_format",
+            self.action_format is None or self.action_format in ACTION_FORMATS,
+            f"None or one of {list(ACTION_FORMATS)}",
+        )
         _require(self, "temperature", self.temperature > 0, "> 0 (training samples)")
         _require(self, "eval_temperature", self.eval_temperature >= 0, ">= 0 (0 = greedy)")
         _require(self, "eval_episodes", self.eval_episodes >= 0, ">= 0")

@@ -161,6 +161,8 @@ def build_training(
     rollout_fn = engine_rollout_fn(
         env_list,
         cfg.env,
+        prompt_style=cfg.prompt_style,
+        action_format=cfg.action_format,
         max_turns=cfg.max_steps,
         sampling=training_sampling(cfg),
         prompt_kwargs={"max_history": cfg.prompt_history},

@@ -436,6 +436,8 @@ def engine_rollout_fn(
     envs: Sequence[Any],
     env_name: str,
     *,
+    prompt_style: str | None = None,
+    action_format: str | None = None,
     max_turns: int = 30,
     sampling: Any | None = None,
     prompt_kwargs: dict[str, Any] | None = None,
@@ -451,6 +453,7 @@ def engine_rollout_fn(
     Args:
         envs: Gymnasium envs the engine drives in lockstep (memory-wrapped for EMPO²).
         env_name: Env short name (prompt and parsing style).
+        prompt_style, action_format: Replace the env profile's (a training preset's choice).
         max_turns: Episode length limit.
         sampling: ``SamplingConfig`` of the training rollouts (temperature 1.0 in the paper).
         prompt_kwargs: Extra prompt-builder arguments.
@@ -469,6 +472,8 @@ def engine_rollout_fn(
                 policy,
                 list(envs),
                 env_name,
+                prompt_style=prompt_style,
+                action_format=action_format,
                 max_turns=max_turns,
                 sampling=sampling,
                 prompt_kwargs=prompt_kwargs,

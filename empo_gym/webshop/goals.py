@@ -71,6 +71,19 @@ def price_text(price_upper: float) -> str:
     return f", and price lower than {price_upper:.2f} dollars"
 
 
+_PRICE_CLAUSE = re.compile(r",? and price lower than [\d.]+ dollars$")
+
+
+def strip_price(instruction: str) -> str:
+    """The instruction without its price clause (what a plain search query keeps).
+
+    Example:
+        >>> strip_price("i need a red hoodie, and price lower than 40.00 dollars")
+        'i need a red hoodie'
+    """
+    return _PRICE_CLAUSE.sub("", instruction.strip())
+
+
 class GoalSet:
     """An indexable, shuffled goal list (``goal(i)`` -> goal dict) with split bookkeeping."""
 

@@ -90,7 +90,7 @@ def test_no_admissible_actions_keeps_extracted_text_or_fallback():
 
 
 def test_bad_style_is_rejected_with_expected_values():
-    with pytest.raises(ValueError, match="expected 'plain' or 'tagged'"):
+    with pytest.raises(ValueError, match="expected one of: plain, tagged, index"):
         parse_action("x", [], "json")
 
 
@@ -233,3 +233,97 @@ def test_generic_prompt_without_history_shows_none() -> None:
     s.advance("go north", "attic", {"task": "t"})
     assert "hall" not in generic_messages(s, max_history=0)[0]["content"]
     assert "hall" in generic_messages(s, max_history=1)[0]["content"]
+
+
+# a WebShop item page as the env renders it (options, then title, price and buttons)
+ITEM_OBS = (
+    "Instruction: [SEP] i want a silver mug, and price lower than 30.00 dollars [SEP] "
+    "Back to Search [SEP] < Prev [SEP] color [SEP] silver [SEP] red [SEP] Steel Mug [SEP] "
+    "Price: $12.99 [SEP] Rating: 4.1 [SEP] Description [SEP] Features [SEP] Reviews [SEP] Buy Now"
+)
+ITEM_ACTIONS = [
+    "click[back to search]",
+    "click[< prev]",
+    "click[silver]",
+    "click[red]",
+    "click[description]",
+    "click[features]",
+    "click[reviews]",
+    "click[buy now]",
+]
+
+
+def test_webshop_menu_numbers_the_admissible_actions_buy_now_first():
+    from empo_gym.agents.llm.prompts import webshop_menu
+
+    info = {"instruction": "i want a silver mug, and price lower than 30.00 dollars"}
+    state = EpisodeState.start(
+        ITEM_OBS, {**info, "admissible_actions": ITEM_ACTIONS, "page": "item"}
+    )
+    prompt = build_prompt("webshop", state, style="webshop-menu")
+    menu = ["click[buy now]", *ITEM_ACTIONS[:-1]]  # the env's order, buy now moved first
+    assert prompt.actions == menu == [m.action for m in webshop_menu(state)]
+    text = prompt.messages[-1]["content"]
+    assert "Page: product: Steel Mug ($12.99)" in text
+    assert "1. buy now" in text and "2. back to search" in text and "4. option: silver" in text
+    assert text.endswith("Answer with the number of one action.")
+    # the search entry carries the instruction without its price clause
+    search = EpisodeState.start(
+        "WebShop [SEP] Search", {**info, "admissible_actions": ["search[<query>]"]}
+    )
+    assert build_prompt("webshop", search, style="webshop-menu").actions == [
+        "search[i want a silver mug]"
+    ]
+    # results: a product's entry shows its title and price
+    results_obs = (
+        "Instruction: [SEP] x [SEP] Back to Search [SEP] Page 1 (Total results: 1) [SEP] "
+        "B0ABCDEFGH [SEP] Steel Mug [SEP] $12.99"
+    )
+    results = EpisodeState.start(
+        results_obs,
+        {
+            **info,
+            "page": "results",
+            "admissible_actions": ["click[back to search]", "click[b0abcdefgh]"],
+        },
+    )
+    text = build_prompt("webshop", results, style="webshop-menu").messages[-1]["content"]
+    assert "2. product: Steel Mug ($12.99)" in text and "Page 1 (Total results: 1)" in text
+
+
+@pytest.mark.parametrize(
+    ("raw", "want", "ok"),
+    [
+        ("8", "click[buy now]", True),
+        ("3. option: silver", "click[silver]", True),
+        (" 1\n", "click[back to search]", True),
+        ("12", "click[back to search]", False),  # not in the menu: projected, malformed
+        ("buy now please", "click[buy now]", False),  # no number: the text is projected
+        ("", "click[back to search]", False),  # nothing to project onto: the first entry
+    ],
+)
+def test_index_answers_pick_a_menu_entry(raw, want, ok):
+    result = parse_action(raw, ITEM_ACTIONS, "index")
+    assert (result.action, result.ok) == (want, ok)
+
+
+def test_the_actor_reads_an_index_answer_against_the_menu_it_showed():
+    from empo_gym.agents.llm.acting import Actor
+    from empo_gym.agents.llm.policy import Generation, SamplingConfig
+
+    class Says:  # a text-only policy that always answers "8"
+        name, sampling = "says", SamplingConfig()
+
+        def generate(self, conversations, sampling=None):
+            return [Generation([], [], [], text="8") for _ in conversations]
+
+        def close(self):
+            pass
+
+    info = {"instruction": "a mug", "admissible_actions": ITEM_ACTIONS, "page": "item"}
+    state = EpisodeState.start(ITEM_OBS, info)
+    actor = Actor(Says(), "webshop", prompt_style="webshop-menu", action_format="index")
+    # entry 8 of the menu shown (buy now moved first), not of the env's list
+    assert [d.action for d in actor.decide([state], [None])] == ["click[reviews]"]
+    # the env profile's own format (tagged) would have projected "8" instead
+    assert Actor(Says(), "webshop").style == "tagged"

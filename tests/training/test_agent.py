@@ -12,7 +12,8 @@ def test_run_dir_defaults_to_a_stamped_folder_under_runs(monkeypatch):
     agent = GRPOAgent()
     agent._configure_for("webshop", None, "unused")
     assert agent.cfg.output_dir.startswith("runs/grpo-webshop-")
-    assert agent.cfg.iterations == 4 and agent.cfg.max_steps == 4  # WebShop quick preset
+    assert agent.cfg.iterations == 8 and agent.cfg.max_steps == 4  # WebShop quick preset
+    assert agent.cfg.prompt_style == "webshop-menu" and agent.cfg.action_format == "index"
 
 
 def test_several_processes_need_a_shared_output_dir(monkeypatch, tmp_path):

@@ -79,6 +79,8 @@ def test_yaml_round_trip_and_loose_numbers(tmp_path):
         ("- 1\n- 2\n", "mapping"),
         ("clip_low: 1.0\n", "clip_low=1.0"),
         ("dual_clip: 0.5\n", "dual_clip=0.5"),
+        ("prompt_style: menu\n", "prompt_style='menu' is invalid; expected None or one of"),
+        ("action_format: json\n", "action_format='json' is invalid; expected None or one of"),
     ],
 )
 def test_bad_config_rejected_with_named_field(tmp_path, yaml_text, message):
@@ -104,3 +106,12 @@ def test_dataclass_validates_on_construction():
         GRPOConfig(group_size=1)
     with pytest.raises(ValueError, match="temperature=0.0"):
         GRPOConfig(temperature=0)
+
+
+def test_webshop_quick_preset_answers_from_a_menu_and_the_paper_preset_reasons():
+    quick = config_from_dict({"preset": "quick", "env": "webshop"}, agent="empo")
+    assert (quick.prompt_style, quick.action_format) == ("webshop-menu", "index")
+    paper = config_from_dict({"preset": "paper", "env": "webshop"}, agent="empo")
+    assert (paper.prompt_style, paper.action_format) == (None, None)  # the profile's: tagged
+    sw = config_from_dict({"preset": "quick", "env": "scienceworld"}, agent="grpo")
+    assert (sw.prompt_style, sw.action_format) == (None, None)
