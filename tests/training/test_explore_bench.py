@@ -37,7 +37,14 @@ def _seed(curve: list[float]) -> dict:
         {"iteration": 5 * i, "success": s, "return": s, "depth": 5 * s, "discovered": i}
         for i, s in enumerate(curve)
     ]
-    return {"curve": points, "iter_s": 1.0, "memory_s": 0.0, "zero_signal_iterations": 0}
+    return {
+        "curve": points,
+        "iter_s": 1.0,
+        "memory_s": 0.0,
+        "zero_signal_iterations": 0,
+        "bonus_only_updates": 0,
+        "intrinsic": [0.0, 2.0, 0.0, 1.0, 0.5, 0.0, 0.0, 0.25],
+    }
 
 
 def test_aggregate_and_verdict() -> None:
@@ -49,6 +56,8 @@ def test_aggregate_and_verdict() -> None:
     assert e["iterations_to_threshold_per_seed"] == [5, 10]
     assert e["iterations_to_threshold"] == 5  # the mean curve crosses 0.5 at iteration 5
     assert g["iterations_to_threshold"] is None
+    # the bonus of memory iterations (non-zero entries), first vs last quarter of the run
+    assert (g["intrinsic_first_quarter"], g["intrinsic_last_quarter"]) == (2.0, 0.25)
     verdict = _verdict(g, e)
     assert verdict == {
         "empo_at_least_twice_grpo_with_separated_ci": True,
