@@ -81,6 +81,9 @@ def test_yaml_round_trip_and_loose_numbers(tmp_path):
         ("dual_clip: 0.5\n", "dual_clip=0.5"),
         ("prompt_style: menu\n", "prompt_style='menu' is invalid; expected None or one of"),
         ("action_format: json\n", "action_format='json' is invalid; expected None or one of"),
+        ("agent: empo\nnovelty_threshold: 1.5\n", "novelty_threshold=1.5 is invalid"),
+        ("agent: empo\nmemory_embedder: bert\n", "memory_embedder='bert' is invalid"),
+        ("prompt_history: -1\n", "prompt_history=-1"),
     ],
 )
 def test_bad_config_rejected_with_named_field(tmp_path, yaml_text, message):

@@ -28,3 +28,29 @@ def test_grpo_trains_on_plain_envs_with_the_same_tasks():
     assert setup.memory is None and setup.envs == envs
     assert [t.seed for t in setup.tasks] == [3, 4, 5, 6, 7] == [t.seed for t in training_tasks(cfg)]
     assert reference_model(cfg, policy=None) is None  # no KL term in the quick preset
+
+
+def test_novelty_threshold_and_embedder_reach_the_memory() -> None:
+    """EMPOConfig's novelty settings are the ones the run's novelty reward uses."""
+    from empo_gym.agents.training.config import quick_preset
+    from empo_gym.agents.training.setup import build_training
+    from empo_gym.memory._toy import ToyTextEnv
+
+    default = build_training(
+        quick_preset("empo", "toy", tasks_per_iter=1, group_size=2),
+        envs=[ToyTextEnv(), ToyTextEnv()],
+    )
+    assert default.memory.novelty.threshold == 0.9  # the hashing embedder's calibrated value
+    set_ = build_training(
+        quick_preset("empo", "toy", tasks_per_iter=1, group_size=2, novelty_threshold=0.99),
+        envs=[ToyTextEnv(), ToyTextEnv()],
+    )
+    assert set_.memory.novelty.threshold == 0.99
+    assert set_.memory.store.embedder.name.startswith("hashing")
+    off = build_training(
+        quick_preset("empo", "toy", tasks_per_iter=1, group_size=2, intrinsic_reward=False),
+        envs=[ToyTextEnv(), ToyTextEnv()],
+    )
+    assert off.memory.novelty is None
+    for setup in (default, set_, off):
+        setup.close()
