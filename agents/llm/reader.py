@@ -48,7 +48,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,7 @@ __all__ = [
     "reflection",
     "teach_reader",
     "teacher_choices",
+    "word_level_tokenizer",
 ]
 
 _AVOID = re.compile(r"Avoid (\w+)_door")
@@ -290,18 +291,23 @@ class _Rendered:
     ids: list[int] = []
 
 
-def build_reader_tokenizer(settings: ReaderSettings) -> Any:
-    """A word-level tokenizer over the Doors prompts' vocabulary, with a chat template."""
+def word_level_tokenizer(words: Iterable[str]) -> Any:
+    """A whitespace/punctuation word-level tokenizer over ``words`` with a minimal chat template.
+
+    Ids 0-4 are ``<pad>``, ``<eos>``, ``<|im_start|>``, ``<|im_end|>``, ``[UNK]`` (kept whole);
+    any other word maps to ``[UNK]``. For tiny test and bench models trained from scratch.
+
+    Example:
+        >>> tok = word_level_tokenizer(["open", "door", "user", "assistant"])
+        >>> tok.convert_ids_to_tokens(tok("open the door")["input_ids"])
+        ['open', '[UNK]', 'door']
+    """
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    pre = pre_tokenizers.Whitespace()
-    words: set[str] = set()
-    for text in _corpus(settings):
-        words.update(w for w, _ in pre.pre_tokenize_str(text))
-    vocab = _SPECIALS + sorted(words - set(_SPECIALS))
+    vocab = _SPECIALS + sorted(set(words) - set(_SPECIALS))
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.add_special_tokens(_SPECIALS)  # kept whole, never split by the pre-tokenizer
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
@@ -313,6 +319,17 @@ def build_reader_tokenizer(settings: ReaderSettings) -> Any:
             "{% endfor %}{% if add_generation_prompt %}<|im_start|> assistant {% endif %}"
         ),
     )
+
+
+def build_reader_tokenizer(settings: ReaderSettings) -> Any:
+    """The reader's tokenizer: :func:`word_level_tokenizer` over the Doors prompts' words."""
+    from tokenizers import pre_tokenizers
+
+    pre = pre_tokenizers.Whitespace()
+    words: set[str] = set()
+    for text in _corpus(settings):
+        words.update(w for w, _ in pre.pre_tokenize_str(text))
+    return word_level_tokenizer(words)
 
 
 def _new_model(settings: ReaderSettings, vocab_size: int) -> torch.nn.Module:

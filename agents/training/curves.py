@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from empo_gym.agents.training.metrics import read_metrics
 from empo_gym.atomic_io import atomic_path
@@ -68,9 +69,17 @@ def plot_curves(
         ax.legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    return save_figure(fig, out_png)
+
+
+def save_figure(fig: Any, out_png: str | Path) -> Path:
+    """Write a matplotlib figure to a PNG atomically (creating its folder) and close it."""
+    import matplotlib.pyplot as plt
+
     out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
     try:
+        fig.tight_layout()
         with atomic_path(out, suffix=".png") as tmp:
             fig.savefig(tmp, dpi=100)
     finally:

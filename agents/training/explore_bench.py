@@ -404,6 +404,15 @@ def _aggregate(per_seed: list[dict[str, Any]], name: str, threshold: float) -> d
     return agg
 
 
+def _band(ax: Any, xs: Sequence[float], ys: Sequence[float], half: Sequence[float], label: str):
+    """A line with its 95 % CI band (no band where the interval is undefined)."""
+    h = [0.0 if math.isnan(x) else x for x in half]
+    ax.plot(xs, ys, label=label, marker="o", ms=3)
+    lows = [y - d for y, d in zip(ys, h, strict=True)]
+    highs = [y + d for y, d in zip(ys, h, strict=True)]
+    ax.fill_between(xs, lows, highs, alpha=0.2)
+
+
 def plot_explore(
     result: dict[str, Any], out_png: str | Path, arms: Sequence[str], title: str
 ) -> Path:
@@ -413,22 +422,15 @@ def plot_explore(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from empo_gym.atomic_io import atomic_path
+    from empo_gym.agents.training.curves import save_figure
 
     has_ood = all("ood_success" in result[a] for a in arms)
     panels = [("success", "success (no memory)"), ("depth", "rooms passed (no memory)")]
     fig, axes = plt.subplots(1, len(panels) + has_ood, figsize=(5 * (len(panels) + has_ood), 3.6))
     for ax, (metric, label) in zip(axes, panels, strict=False):
         for arm in arms:
-            xs, ys = result[arm]["iterations"], result[arm][metric]
-            half = [0.0 if math.isnan(h) else h for h in result[arm][f"{metric}_ci95"]]
-            ax.plot(xs, ys, label=arm, marker="o", ms=3)
-            ax.fill_between(
-                xs,
-                [y - h for y, h in zip(ys, half, strict=True)],
-                [y + h for y, h in zip(ys, half, strict=True)],
-                alpha=0.2,
-            )
+            r = result[arm]
+            _band(ax, r["iterations"], r[metric], r[f"{metric}_ci95"], arm)
         ax.set_xlabel("iteration")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -437,29 +439,13 @@ def plot_explore(
         ax = axes[-1]
         for arm in arms:
             ys = result[arm]["ood_success"]
-            half = [0.0 if math.isnan(h) else h for h in result[arm]["ood_success_ci95"]]
-            xs = list(range(len(ys)))
-            ax.plot(xs, ys, label=f"{arm}-trained", marker="o", ms=3)
-            ax.fill_between(
-                xs,
-                [y - h for y, h in zip(ys, half, strict=True)],
-                [y + h for y, h in zip(ys, half, strict=True)],
-                alpha=0.2,
-            )
+            _band(ax, list(range(len(ys))), ys, result[arm]["ood_success_ci95"], f"{arm}-trained")
         ax.set_xlabel("trial (frozen policy, memory on)")
         ax.set_ylabel("success on the unseen family")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with atomic_path(out, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=100)
-    finally:
-        plt.close(fig)
-    return out
+    return save_figure(fig, out_png)
 
 
 def _verdict(grpo: dict[str, Any], empo: dict[str, Any]) -> dict[str, Any]:

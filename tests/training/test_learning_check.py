@@ -53,28 +53,14 @@ class PickEnv(gym.Env):
 
 
 def _word_policy(seed: int = 0):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
     from empo_gym.agents.llm.policy import SamplingConfig
+    from empo_gym.agents.llm.reader import word_level_tokenizer
     from empo_gym.agents.llm.transformers_policy import TransformersPolicy
 
-    words = ["<pad>", "<eos>", "<|im_start|>", "<|im_end|>", "[UNK]", "user", "assistant"]
-    words += sorted({w for a in ACTIONS for w in a.split()})
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="<pad>",
-        eos_token="<eos>",
-        unk_token="[UNK]",
-        chat_template=(
-            "{% for m in messages %}<|im_start|> {{ m['role'] }} {{ m['content'] }} <|im_end|> "
-            "{% endfor %}{% if add_generation_prompt %}<|im_start|> assistant {% endif %}"
-        ),
-    )
+    words = ["user", "assistant", *sorted({w for a in ACTIONS for w in a.split()})]
+    tokenizer = word_level_tokenizer(words)
     model = tiny_llama(
-        len(words), seed, max_position_embeddings=4096, eos_token_id=1, bos_token_id=2
+        len(tokenizer), seed, max_position_embeddings=4096, eos_token_id=1, bos_token_id=2
     )
     return TransformersPolicy(
         model,
