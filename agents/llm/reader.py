@@ -15,19 +15,16 @@ safe doors it has learned by reinforcement. Tips come from :class:`ReflectionTip
 rule ``Avoid NAME_door in the ROOM.`` (or ``The NAME door in the ROOM leads to the
 treasure.``) about an episode's last step: writing tips was not taught.
 
-**Measured limit.** The acting skill's first half is learned (every greedy answer admissible,
-answers uniform); the second is not: on held-out situations whose tips rule doors out, the
-taught reader's answers avoid them no more often than a tip-blind policy's
-(``tips_exclude_mass`` equals ``tips_exclude_uniform``, both recorded by
-:func:`reader_report` and in ``bench explore``'s JSON). Variants tried on one CPU core, each
-about 2000 steps: tips naming rooms (the model must match the room), unique door names per
-layout (it learned to copy door names from the tips instead of avoiding them), a one-word trap
-marker and a short-prompt curriculum; the model stayed at the tip-blind optimum. Teaching a
-model this small to read needs a larger budget than this bench spends (or a pretrained
-model), so the bench's EMPO² arm has memory rollouts, novelty and off-policy updates, but tips
-its policy does not follow.
+**Measured** (held-out situations, :func:`reader_report`, recorded in ``bench explore``'s
+JSON): every greedy answer admissible; where tips rule doors out, 98.6 % of sampled answers avoid
+them, against 49.9 % for a tip-blind policy. What made it learn: a curriculum that starts on
+short prompts (the admissible actions and one or two memories: a memory is one of a few dozen
+tokens there, not one of hundreds), a learning rate of 1e-3 rather than 3e-3 to 5e-3, batches
+of 64 and width 128. Smaller or faster-taught variants stayed at the tip-blind optimum (or, with
+a distinct name per door, copied door names out of the tips), among them tips naming rooms
+the model had to match and a 2-layer width-64 model taught 2000 steps at 5e-3.
 
-Teaching takes a few minutes on one CPU core and is cached on disk by its settings
+Teaching takes about 7 minutes on two CPU cores and is cached on disk by its settings
 (:func:`reader_policy`).
 
 Example:
@@ -75,7 +72,7 @@ _AVOID = re.compile(r"Avoid (\w+)_door")
 _ROOM = re.compile(r"You are in the (\w+)\.")
 _SPECIALS = ["<pad>", "<eos>", "<|im_start|>", "<|im_end|>", "[UNK]"]
 #: Bumped whenever the teaching data or procedure changes (part of the cache key).
-_TEACHING_VERSION = 6
+_TEACHING_VERSION = 7
 
 
 def reflection(room: str, door: str, success: bool) -> str:
@@ -158,19 +155,19 @@ class ReaderSettings:
     """Doors depth of the episodes it is taught on."""
     doors: int = 3
     """Doors per room."""
-    hidden_size: int = 64
+    hidden_size: int = 128
     """Model width."""
     layers: int = 2
     """Transformer layers."""
     heads: int = 4
     """Attention heads."""
-    steps: int = 1000
+    steps: int = 1200
     """Optimizer steps of teaching."""
-    short_steps: int = 400
+    short_steps: int = 500
     """Leading steps on short prompts (the curriculum's first stage)."""
-    batch_size: int = 32
+    batch_size: int = 64
     """Examples per step."""
-    lr: float = 5e-3
+    lr: float = 1e-3
     """AdamW learning rate (peak of a one-cycle schedule)."""
     max_history: int = 0
     """Steps of history in the taught prompts (the bench's ``prompt_history``: a Doors room

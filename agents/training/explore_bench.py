@@ -96,7 +96,7 @@ class ExploreBenchConfig:
     """OOD trials (trial 0 with an empty memory)."""
     ood_layouts: int = 4
     """OOD test layouts per run."""
-    reader_steps: int = 1000
+    reader_steps: int = 1200
     """Teaching steps of the reader policy (cached by its settings)."""
     output_dir: str = "runs/bench-explore"
     """Where the JSON and the plots go."""
