@@ -131,8 +131,6 @@ class ReflectionTipWriter:
         ['Avoid blue_door in the armory.']
     """
 
-    seconds = 0.0
-
     def __call__(self, episodes: list[Episode]) -> list[str]:
         """One tip per episode (``No tip.`` for an episode whose last step names no room)."""
         out = []
@@ -222,10 +220,10 @@ def _random_memories(rng: random.Random, layout: Any, here: int, n: int) -> list
     return out
 
 
-def _acting_example(
-    rng: random.Random, settings: ReaderSettings, encode: Callable[..., Any], short: bool = False
-) -> tuple[list[int], list[str], list[str]]:
-    """A taught acting situation: ``(prompt ids, admissible actions, the teacher's choices)``.
+def _acting_situation(
+    rng: random.Random, settings: ReaderSettings, short: bool = False
+) -> tuple[Any, list[str], list[str]]:
+    """A taught acting situation: ``(prompt, admissible actions, the teacher's choices)``.
 
     ``short``: the curriculum's first stage, a prompt of the admissible actions and one or two
     memories only (where a memory is one of a few dozen tokens, not one of hundreds, a tiny
@@ -249,16 +247,20 @@ def _acting_example(
         tips = _random_memories(rng, layout, room, rng.randint(1, 2))
         messages = [{"role": "user", "content": "Admissible actions: " + ", ".join(admissible)}]
         prompt = make_prompt(messages, tips)
-        return (
-            encode(prompt.messages, prompt.tip_text).ids,
-            admissible,
-            teacher_choices(admissible, tips),
-        )
-    if rng.random() < 0.7:
-        tips = _random_memories(rng, layout, room, rng.randint(1, settings.max_tips))
-    prompt = build_prompt("doors", state, tips or None, max_history=settings.max_history)
-    choices = teacher_choices(admissible, tips)
-    return encode(prompt.messages, prompt.tip_text or None).ids, admissible, choices
+    else:
+        if rng.random() < 0.7:
+            tips = _random_memories(rng, layout, room, rng.randint(1, settings.max_tips))
+        prompt = build_prompt("doors", state, tips or None, max_history=settings.max_history)
+    return prompt, admissible, teacher_choices(admissible, tips)
+
+
+def _acting_example(
+    rng: random.Random, settings: ReaderSettings, policy: Any, short: bool = False
+) -> tuple[list[int], list[str], list[str]]:
+    """:func:`_acting_situation` with its prompt encoded by ``policy``: ``(ids, admissible,
+    choices)``."""
+    prompt, admissible, choices = _acting_situation(rng, settings, short)
+    return policy.encode_prompt(prompt.messages, prompt.tip_text or None).ids, admissible, choices
 
 
 def _corpus(settings: ReaderSettings, n: int = 300) -> list[str]:
@@ -273,19 +275,10 @@ def _corpus(settings: ReaderSettings, n: int = 300) -> list[str]:
     for names in FAMILIES.values():
         texts.append(" ".join(names["rooms"] + names["doors"]))
         texts.append(" ".join(f"{d}_door" for d in names["doors"]))
-
-    def render(messages: Any, tip_block: str | None = None) -> Any:
-        texts.extend(m["content"] for m in messages)
-        texts.append(tip_block or "")
-        return _Rendered()
-
     for _ in range(n):
-        _acting_example(rng, settings, render)
+        prompt, _, _ = _acting_situation(rng, settings)
+        texts.extend(m["content"] for m in prompt.with_tips())
     return texts
-
-
-class _Rendered:
-    ids: list[int] = []
 
 
 def word_level_tokenizer(words: Iterable[str]) -> Any:
@@ -367,9 +360,9 @@ def teach_reader(
 
     def example(step: int) -> tuple[list[int], list[int]]:
         short = step < settings.short_steps
-        prompt, _, choices = _acting_example(rng, settings, policy.encode_prompt, short)
+        prompt, _, choices = _acting_example(rng, settings, policy, short)
         target = rng.choice(choices)  # uniform over the choices: the taught distribution
-        return prompt, policy._tokenize(" " + target) + [eos]
+        return prompt, tokenizer(" " + target, add_special_tokens=False)["input_ids"] + [eos]
 
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -417,7 +410,7 @@ def _skill_accuracy(policy: Any, settings: ReaderSettings, n: int = 300) -> dict
     from empo_gym.agents.llm.policy import SamplingConfig
 
     rng = random.Random(settings.seed + 99)
-    acting = [_acting_example(rng, settings, policy.encode_prompt) for _ in range(n)]
+    acting = [_acting_example(rng, settings, policy) for _ in range(n)]
     greedy = SamplingConfig(temperature=0.0, max_new_tokens=8, seed=0)
     answers = [
         " ".join(g.text.split()) for g in policy.generate_ids([a[0] for a in acting], greedy)

@@ -205,6 +205,7 @@ class _Arm:
     def __init__(
         self, name: str, trainer_cfg: GRPOConfig, bench: ExploreBenchConfig, policy: Any
     ) -> None:
+        from empo_gym.agents.llm.policy import SamplingConfig
         from empo_gym.agents.llm.rollout import ResetSpec
         from empo_gym.agents.training.setup import build_training
 
@@ -229,8 +230,6 @@ class _Arm:
             memory=self.setup.memory,
             resume=False,
         )
-        from empo_gym.agents.llm.policy import SamplingConfig
-
         eval_n = bench.train_layouts * bench.eval_group
         self.eval_fn: RolloutFn = engine_rollout_fn(
             _doors_envs(bench, eval_n, bench.family, "train"),
@@ -396,11 +395,11 @@ def _aggregate(per_seed: list[dict[str, Any]], name: str, threshold: float) -> d
         values = [v for s in per_seed for v in s[name]["intrinsic"][part] if v > 0]
         agg[f"intrinsic_{label}_quarter"] = sum(values) / len(values) if values else 0.0
     if "ood" in per_seed[0][name]:
-        trials = [s[name]["ood"] for s in per_seed]
-        agg["ood_success"] = [t_interval([t[k] for t in trials])[0] for k in range(len(trials[0]))]
-        agg["ood_success_ci95"] = [
-            t_interval([t[k] for t in trials])[1] for k in range(len(trials[0]))
-        ]
+        # one interval per trial, across seeds
+        per_trial = zip(*(s[name]["ood"] for s in per_seed), strict=True)
+        intervals = [t_interval(trial) for trial in per_trial]
+        agg["ood_success"] = [m for m, _ in intervals]
+        agg["ood_success_ci95"] = [h for _, h in intervals]
     return agg
 
 
@@ -533,12 +532,7 @@ def run_explore_bench(
             runs = []
             for seed in range(bench.seeds):
                 fields = _trainer_fields(bench, seed, str(out_dir / "sweep" / label / f"s{seed}"))
-                if field_name == "low_prob_masking":
-                    fields["low_prob_masking"] = value
-                    empo_fields = _empo_fields(bench)
-                else:
-                    empo_fields = {**_empo_fields(bench), field_name: value}
-                cfg = EMPOConfig(**fields, **empo_fields)
+                cfg = EMPOConfig(**{**fields, **_empo_fields(bench), field_name: value})
                 runs.append(_run_seed(bench, seed, {label: cfg}, make_policy, log, False))
             arms_out[label] = _aggregate(runs, label, bench.success_threshold)
         result["sweep"][knob] = {

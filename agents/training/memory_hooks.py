@@ -215,9 +215,10 @@ class EMPOMemory:
         self.tips_written += len(written)
         t2 = time.perf_counter()
         retrieval = sum(float(w.memory_seconds) for w in self.wrappers)
+        tip_s = float(getattr(writer, "seconds", 0.0))  # a rule writer needs no clock
         self.last_timings = {
-            "tip_generate_s": float(getattr(writer, "seconds", 0.0)),
-            "memory_store_s": (t1 - t0) + (t2 - t1 - float(getattr(writer, "seconds", 0.0))),
+            "tip_generate_s": tip_s,
+            "memory_store_s": (t1 - t0) + (t2 - t1 - tip_s),
             "memory_retrieval_s": retrieval - self._retrieval_seen,
         }
         self._retrieval_seen = retrieval
