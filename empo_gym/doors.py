@@ -47,7 +47,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from empo_gym.spaces import UnicodeText
+from empo_gym.spaces import UnicodeText, has_unencodable
 
 __all__ = [
     "FAMILIES",
@@ -301,6 +301,7 @@ class DoorsEnv(gym.Env[str, str]):
             "success": self._score >= 100,
             "success_rule": "score >= 100: opened the safe door of every room",
             "invalid_action": invalid,
+            "observation_truncated": False,  # rooms are described in far fewer characters
         }
 
     # -- gymnasium API -----------------------------------------------------------------------
@@ -338,7 +339,11 @@ class DoorsEnv(gym.Env[str, str]):
             raise TypeError(f"action must be a str, got {type(action).__name__}")
         self._steps += 1
         names = self.layout.doors[self._room]
-        chosen = next((i for i, d in enumerate(names) if door_action(d) == action.strip()), None)
+        chosen = None
+        if not has_unencodable(action):  # the empo_gym rule: such an action is invalid
+            chosen = next(
+                (i for i, d in enumerate(names) if door_action(d) == action.strip()), None
+            )
         reward, terminated = 0.0, False
         if chosen is None:
             obs = f"Nothing happens. {self._room_text()}"

@@ -69,7 +69,8 @@ class ScienceWorldOODEnv(ScienceWorldEnv):
     Args:
         transfer: ``bio1-bio2``, ``bio2-electricity`` or ``electricity-chemistry``.
         stage: ``source`` or ``target`` (default ``target``: the OOD evaluation).
-        split: Variations to draw from (``train``, ``dev``, ``test``).
+        split: Variations to draw from (``train``, ``dev``, ``test``); ``None``: ``train`` for
+            the source stage (it is trained on), ``test`` for the target stage.
         **kwargs: Passed to :class:`~empo_gym.scienceworld.env.ScienceWorldEnv`.
     """
 
@@ -77,7 +78,7 @@ class ScienceWorldOODEnv(ScienceWorldEnv):
         self,
         transfer: str = "bio1-bio2",
         stage: str = "target",
-        split: str = "test",
+        split: str | None = None,
         **kwargs: Any,
     ):
         self.transfer = get_transfer(transfer)
@@ -87,6 +88,8 @@ class ScienceWorldOODEnv(ScienceWorldEnv):
             raise ValueError("ScienceWorldOODEnv picks its task from `transfer` and `stage`")
         self.stage = stage
         task = self.transfer.source if stage == "source" else self.transfer.target
+        if split is None:
+            split = "train" if stage == "source" else "test"
         super().__init__(task=task, split=split, **kwargs)
 
     @property

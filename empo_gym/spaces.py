@@ -7,6 +7,7 @@ agents need a space whose ``contains`` accepts any ``str`` up to a length.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Sequence
 from typing import Any
@@ -62,6 +63,52 @@ class UnicodeText(spaces.Text):
         )
 
 
+#: Code points no encoding can write: UTF-16 surrogates standing alone (``"\udcff"``, what
+#: ``surrogateescape`` decoding leaves for undecodable bytes).
+_UNENCODABLE = re.compile("[\ud800-\udfff]")
+#: What :func:`replace_unencodable` writes for each of them.
+REPLACEMENT_CHAR = "\ufffd"
+
+
+def has_unencodable(text: str) -> bool:
+    """Whether ``text`` holds code points that cannot be encoded (lone surrogates).
+
+    The one rule of empo_gym envs: an action that holds any is a no-op flagged
+    ``info["invalid_action"]``; text that is stored or shown (memory tips, observations) has
+    them replaced by :func:`replace_unencodable`.
+
+    Example:
+        >>> has_unencodable("look around"), has_unencodable("look \udcff")
+        (False, True)
+    """
+    return _UNENCODABLE.search(text) is not None
+
+
+def replace_unencodable(text: str) -> str:
+    """``text`` with every unencodable code point replaced by U+FFFD.
+
+    Example:
+        >>> replace_unencodable("tip \udcff") == "tip \ufffd"
+        True
+    """
+    return _UNENCODABLE.sub(REPLACEMENT_CHAR, text)
+
+
+def clip_observation(text: str, space: spaces.Text) -> tuple[str, bool]:
+    """``text`` cut to ``space.max_length``, and whether it was cut (``observation_truncated``).
+
+    Envs clip at their boundary, so sync and async vector envs return the same text and the
+    same ``info["observation_truncated"]`` flag.
+
+    Example:
+        >>> clip_observation("abcdef", UnicodeText(4))
+        ('abcd', True)
+    """
+    if len(text) <= space.max_length:
+        return text, False
+    return text[: space.max_length], True
+
+
 #: Default maximum length of a text observation (ScienceWorld "look around" can be long).
 MAX_OBSERVATION_CHARS = 100_000
 #: Default maximum length of a text action.
@@ -95,7 +142,7 @@ class SharedTextView(Sequence):
         row = self._buffer[index]
         (nz,) = np.nonzero(row == 0)
         end = int(nz[0]) if len(nz) else row.shape[0]
-        return (row[:end] - 1).astype("<i4").tobytes().decode("utf-32-le")
+        return (row[:end] - 1).astype("<i4").tobytes().decode("utf-32-le", "surrogatepass")
 
     def __deepcopy__(self, memo: dict) -> tuple[str, ...]:
         return tuple(self)
@@ -124,10 +171,18 @@ def _register_shared_memory_codec() -> None:
     @shm.write_to_shared_memory.register(UnicodeText)
     def _write(space: UnicodeText, index: int, values: str, shared_memory: Any) -> None:
         size = space.max_length
-        text = str(values)[:size]
+        text = str(values)
+        if len(text) > size:
+            # cutting here would hide the loss from info; empo_gym envs clip (and flag) first
+            raise ValueError(
+                f"an observation of {len(text)} characters does not fit {space!r} (max_length "
+                f"{size}); the env must clip it, as empo_gym envs do with "
+                "empo_gym.spaces.clip_observation (flagging info['observation_truncated'])"
+            )
         destination = np.frombuffer(shared_memory.get_obj(), dtype=np.int32)
         row = destination[index * size : (index + 1) * size]
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype="<i4") + 1
+        # surrogatepass: lone surrogates round-trip as they would in a sync vector env
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<i4") + 1
         row[: len(codes)] = codes
         if len(codes) < size:
             row[len(codes)] = 0  # terminator; bytes after it are ignored

@@ -30,6 +30,7 @@ import numpy as np
 
 from empo_gym.atomic_io import write_bytes_atomic
 from empo_gym.memory.embedders import Embedder, cosine_matrix, make_embedder, normalize_rows
+from empo_gym.spaces import replace_unencodable
 
 __all__ = ["FILE_FORMAT", "MemoryEntry", "MemoryFileError", "MemoryStore"]
 
@@ -40,6 +41,17 @@ _FILE_VERSION = "1"
 
 class MemoryFileError(ValueError):
     """A memory file is corrupt, foreign, or made with an incompatible embedder."""
+
+
+def _replace_unencodable_in(value: Any) -> Any:
+    """``value`` (JSON-like) with unencodable code points replaced in every string."""
+    if isinstance(value, str):
+        return replace_unencodable(value)
+    if isinstance(value, dict):
+        return {_replace_unencodable_in(k): _replace_unencodable_in(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_replace_unencodable_in(v) for v in value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,8 @@ class MemoryEntry:
                 raise TypeError(
                     f"MemoryEntry.{name} must be a str, got {type(getattr(self, name)).__name__}"
                 )
+            # lone surrogates cannot be written to a file: stored as U+FFFD
+            object.__setattr__(self, name, replace_unencodable(getattr(self, name)))
         try:
             object.__setattr__(self, "score", float(self.score))
             object.__setattr__(self, "step", int(self.step))
@@ -84,6 +98,7 @@ class MemoryEntry:
             ) from exc
         if not isinstance(self.metadata, dict):
             raise TypeError(f"MemoryEntry.metadata must be a dict, got {self.metadata!r}")
+        object.__setattr__(self, "metadata", _replace_unencodable_in(self.metadata))
 
     def to_json(self) -> dict[str, Any]:
         """The entry as a JSON-serialisable dict."""

@@ -35,6 +35,7 @@ episodes there (ids in reset's ``info["memory_episode"]``) and the trainer flush
 from __future__ import annotations
 
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -46,6 +47,7 @@ import numpy as np
 from gymnasium import spaces as gspaces
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 from gymnasium.vector.utils import batch_space
+from gymnasium.wrappers import TimeLimit
 
 from empo_gym.deprecation import deprecated_aliases
 from empo_gym.memory.embedders import Embedder
@@ -359,6 +361,40 @@ def _obs_dict(raw: Any, tips: list[str]) -> dict[str, str]:
     return {"observation": str(raw), "tips": join_tips(tips), "tip_block": render_tip_block(tips)}
 
 
+#: Frames above MemoryWrapper.reset searched for a TimeLimit (a few wrappers and checkers).
+_CALLER_FRAMES = 12
+
+
+def _wraps(outer: gym.Env[Any, Any], inner: gym.Env[Any, Any]) -> bool:
+    env = outer
+    while isinstance(env, gym.Wrapper):
+        env = env.env
+        if env is inner:
+            return True
+    return False
+
+
+def _refuse_outer_time_limit(wrapper: MemoryWrapper) -> None:
+    """Raise when a ``TimeLimit`` wraps ``wrapper`` (found among the calling wrappers).
+
+    Its truncation happens outside the memory wrapper, which then never sees the episode end
+    and stores nothing; a wrapper cannot see what wraps it, so the callers' frames are read.
+    """
+    frame = sys._getframe(2)
+    for _ in range(_CALLER_FRAMES):
+        if frame is None:
+            return
+        caller = frame.f_locals.get("self")
+        if isinstance(caller, TimeLimit) and _wraps(caller, wrapper):
+            raise ValueError(
+                "TimeLimit wraps the MemoryWrapper: the episodes it truncates never end for the "
+                "memory wrapper, so no memory would be stored. Put the TimeLimit inside: "
+                "MemoryWrapper(TimeLimit(env, max_episode_steps=n)) (gym.make(id, "
+                "max_episode_steps=n) already does), then wrap that with MemoryWrapper"
+            )
+        frame = frame.f_back
+
+
 class MemoryWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """EMPO² memory around one empo_gym text env (see the module docstring).
 
@@ -478,6 +514,7 @@ class MemoryWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, str], dict[str, Any]]:
         """Reset the env; memory options are consumed here (see the module docstring)."""
+        _refuse_outer_time_limit(self)
         mine, rest = self.core.split_options(options)
         self.core.leave([self._lane])  # an unfinished episode writes nothing
         obs, info = self.env.reset(seed=seed, options=rest or None)
@@ -531,15 +568,24 @@ class MemoryObservationWrapper(MemoryWrapper):
 
 
 def _unbatch_infos(infos: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    """Per-sub-env infos from a vector env's batched infos.
+
+    A dict-valued entry (WebShop's ``reward_breakdown``) is batched by Gymnasium as a nested
+    dict of arrays with its own masks, so it is unbatched recursively.
+    """
     out: list[dict[str, Any]] = [{} for _ in range(n)]
     for key, value in infos.items():
         if key.startswith("_"):
             continue
         mask = infos.get("_" + key)
+        nested = _unbatch_infos(value, n) if isinstance(value, dict) else None
         for i in range(n):
             if mask is None or mask[i]:
-                v = value[i]
-                out[i][key] = v.item() if isinstance(v, np.generic) else v
+                if nested is not None:
+                    out[i][key] = nested[i]
+                else:
+                    v = value[i]
+                    out[i][key] = v.item() if isinstance(v, np.generic) else v
     return out
 
 

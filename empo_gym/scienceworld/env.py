@@ -13,22 +13,38 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from py4j.protocol import Py4JError
+from py4j.protocol import Py4JError, Py4JNetworkError
 
-from empo_gym.scienceworld.jvm import DEFAULT_MAX_HEAP_MB, ScienceWorldJVM
+from empo_gym.scienceworld.jvm import (
+    DEFAULT_MAX_HEAP_MB,
+    JVMSupply,
+    ScienceWorldJVM,
+    ScienceWorldJVMError,
+    jvm_options,
+)
 from empo_gym.scienceworld.tasks import (
     TASK_NAMES,
     default_max_steps,
     resolve_split,
     resolve_task,
+    split_of_variation,
+    split_variations,
 )
-from empo_gym.spaces import MAX_ACTION_CHARS, MAX_OBSERVATION_CHARS, UnicodeText
+from empo_gym.spaces import (
+    MAX_ACTION_CHARS,
+    MAX_OBSERVATION_CHARS,
+    UnicodeText,
+    clip_observation,
+    has_unencodable,
+)
 
 #: The EMPO² paper's success rule: the episode ended (task completed) with a score above 70.
 SUCCESS_RULE = "scienceworld:terminated_and_score>70"
@@ -52,6 +68,15 @@ def _heap_from_env() -> int | None:
         ) from exc
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    return "OutOfMemoryError" in str(getattr(exc, "java_exception", "") or exc)
+
+
+def _jvm_failure(exc: Py4JError) -> bool:
+    """A lost connection or an exhausted heap (not an action the parser rejected)."""
+    return isinstance(exc, Py4JNetworkError) or _out_of_memory(exc)
+
+
 class ScienceWorldEnv(gym.Env[str, str]):
     """ScienceWorld with the Gymnasium API: text in, text out, 5-tuple ``step``.
 
@@ -59,11 +84,17 @@ class ScienceWorldEnv(gym.Env[str, str]):
     (score < 0); ``truncated`` after ``max_steps`` actions. ``info`` carries ``admissible_actions``,
     ``instruction`` (task description), ``score`` (-100..100), ``success`` (the paper's rule,
     named in ``success_rule``), ``goal_progress``, ``moves``, ``look``, ``inventory``, ``task``,
-    ``variation`` and ``invalid_action``.
+    ``variation``, ``split``, ``invalid_action`` and ``observation_truncated``.
 
-    ``reset(seed=s)`` draws the variation from the split with the env's seeded RNG, so the same
-    seed gives the same variation and the same first observation (GRPO groups rely on it).
-    ``options={"task": ..., "variation": ...}`` picks exactly.
+    ``reset(seed=s)`` draws the variation from the split with the env's seeded RNG and loads it
+    into a JVM that has never run an episode, so the same seed gives the same first observation,
+    admissible actions and dynamics, in this env or a fresh one (GRPO groups rely on it). The
+    next JVM starts in the background while the episode runs. ``options={"task": ...,
+    "variation": ...}`` picks exactly (the variation must belong to the env's split).
+
+    An action with unencodable code points (lone surrogates such as ``"\\udcff"``) is a no-op
+    flagged ``invalid_action``. A JVM that dies mid-episode raises
+    :class:`~empo_gym.scienceworld.jvm.ScienceWorldJVMError`; the next ``reset`` recovers.
 
     Args:
         task: Task name (``boil``) or id (``1-1``); ``None`` draws a task uniformly per reset.
@@ -72,8 +103,13 @@ class ScienceWorldEnv(gym.Env[str, str]):
         max_steps: Actions per episode before truncation; ``None`` uses the paper's limit for
             the task (30; chemistry-mix 60; measure-melting-point 120).
         oracle_info: Generate the gold path and put it in ``info["oracle"]`` at reset.
-        jvm_max_heap_mb: JVM heap cap in MB (``None``: the JVM default). Default 256, or
+        jvm_max_heap_mb: JVM heap cap in MB (``None``: the JVM default; at least
+            :data:`~empo_gym.scienceworld.jvm.MIN_HEAP_MB`). Default 256, or
             ``EMPO_GYM_JVM_HEAP_MB``.
+        reuse_jvm: Run every episode in one JVM (no spare JVM process, a slightly faster
+            reset). NOT reproducible: the JVM's history changes later episodes of the same seed
+            (other first observations, action names and dynamics on some tasks).
+        render_mode: ``None`` or ``"ansi"``.
     """
 
     metadata = {"render_modes": ["ansi"]}
@@ -86,6 +122,7 @@ class ScienceWorldEnv(gym.Env[str, str]):
         max_steps: int | None = None,
         oracle_info: bool = False,
         jvm_max_heap_mb: int | None | str = "auto",
+        reuse_jvm: bool = False,
         render_mode: str | None = None,
     ):
         self.task = resolve_task(task) if task is not None else None
@@ -98,6 +135,10 @@ class ScienceWorldEnv(gym.Env[str, str]):
         self._max_steps_arg = max_steps
         self.oracle_info = bool(oracle_info)
         self.jvm_max_heap_mb = _heap_from_env() if jvm_max_heap_mb == "auto" else jvm_max_heap_mb
+        jvm_options(self.jvm_max_heap_mb)  # a bad heap fails here, not at the first reset
+        if not isinstance(reuse_jvm, bool):
+            raise TypeError(f"reuse_jvm must be a bool, got {reuse_jvm!r}")
+        self.reuse_jvm = reuse_jvm
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.render_mode = render_mode
@@ -106,7 +147,10 @@ class ScienceWorldEnv(gym.Env[str, str]):
         self.action_space = UnicodeText(MAX_ACTION_CHARS)
 
         self._sim: ScienceWorldJVM | None = None
-        self._variations: dict[tuple[str, str], list[int]] = {}
+        self._supply: JVMSupply | None = None
+        self._clear_episode()
+
+    def _clear_episode(self) -> None:
         self._current_task: str | None = None
         self._variation: int | None = None
         self._steps = 0
@@ -126,32 +170,36 @@ class ScienceWorldEnv(gym.Env[str, str]):
 
     @property
     def simulator(self) -> ScienceWorldJVM:
-        """The ScienceWorld JVM, started on first use."""
-        if self._sim is None or not self._sim.alive:
-            self._sim = ScienceWorldJVM(max_heap_mb=self.jvm_max_heap_mb)
+        """The current episode's ScienceWorld JVM (one that has run nothing before the first
+        reset)."""
+        if self._sim is None:
+            self._sim = self._new_jvm()
         return self._sim
 
+    def _new_jvm(self) -> ScienceWorldJVM:
+        if self.reuse_jvm:
+            return ScienceWorldJVM(max_heap_mb=self.jvm_max_heap_mb)
+        if self._supply is None:
+            self._supply = JVMSupply(self.jvm_max_heap_mb)
+        return self._supply.take()
+
+    def _episode_jvm(self) -> ScienceWorldJVM:
+        """The JVM for a new episode: a fresh one, or (``reuse_jvm``) the live current one."""
+        sim = self._sim
+        if sim is not None and (not self.reuse_jvm or not sim.alive):
+            self._sim = None
+            sim.close()
+        return self.simulator
+
     def variations(self, task: str | None = None, split: str | None = None) -> list[int]:
-        """The variation indices of ``task`` in ``split`` (cached after the first query)."""
-        name = resolve_task(task or self.task or TASK_NAMES[0])
-        split = resolve_split(split or self.split)
-        key = (name, split)
-        if key not in self._variations:
-            sim = self.simulator
-            sim.load(name, 0, self.simplification, False)
-            getter = {
-                "train": sim.get_variations_train,
-                "dev": sim.get_variations_dev,
-                "test": sim.get_variations_test,
-            }[split]
-            self._variations[key] = sorted(int(v) for v in getter())
-        return self._variations[key]
+        """The variation indices of ``task`` in ``split`` (no JVM needed)."""
+        return split_variations(task or self.task or TASK_NAMES[0], split or self.split)
 
     # ------------------------------------------------------------------ gym API
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict[str, Any]]:
-        """Load a task variation and return its first observation."""
+        """Load a task variation into a fresh JVM and return its first observation."""
         super().reset(seed=seed)
         options = dict(options or {})
         unknown = set(options) - {"task", "variation"}
@@ -168,29 +216,33 @@ class ScienceWorldEnv(gym.Env[str, str]):
         variations = self.variations(task, self.split)
         if options.get("variation") is not None:
             variation = options["variation"]
-            max_var = self.simulator.get_max_variations(task)
-            if not isinstance(variation, (int, np.integer)) or not 0 <= variation < max_var:
+            if isinstance(variation, np.integer):
+                variation = int(variation)
+            true_split = split_of_variation(task, variation)
+            if true_split != self.split:
                 raise ValueError(
-                    f"variation must be an int in [0, {max_var}) for task {task!r}, "
-                    f"got {variation!r}"
+                    f"variation {variation} of task {task!r} belongs to split {true_split!r}, "
+                    f"but this env draws from split {self.split!r}; pass a variation in "
+                    f"[{variations[0]}, {variations[-1]}] or make the env with "
+                    f"split={true_split!r}"
                 )
-            variation = int(variation)
         else:
             variation = variations[int(self.np_random.integers(len(variations)))]
 
-        sim = self.simulator
-        sim.load(task, variation, self.simplification, self.oracle_info)
-        sim.server.reset()
-        self._current_task, self._variation = task, variation
-        self._last_info = {}
-        # ScienceWorld's own reset() also answers with "look around" (a free action)
-        obs, score, _completed, raw_info = self._simulate(sim, "look around")
+        self._clear_episode()
+        sim = self._episode_jvm()
+        with self._jvm_guard(sim, "reset"):
+            # load() builds the initial state; the package's reset() would load it again and,
+            # with oracle_info, generate the gold path a second time
+            sim.load(task, variation, self.simplification, self.oracle_info)
+            self._current_task, self._variation = task, variation
+            # ScienceWorld's own reset() also answers with "look around" (a free action)
+            obs, score, _completed, raw_info = self._simulate(sim, "look around")
+            info = self._make_info(sim, raw_info, invalid=False)
+            if self.oracle_info:
+                info["oracle"] = {"gold_actions": list(sim.server.getGoldActionSequence())}
         self._steps, self._score, self._done = 0, score, False
-        info = self._make_info(raw_info, invalid=False)
-        if self.oracle_info:
-            info["oracle"] = {"gold_actions": list(sim.get_gold_action_sequence())}
-        self._last_obs, self._last_info = obs, info
-        return self._clip(obs), info
+        return self._observe(obs, info)
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """Send one action; reward = score delta / 100."""
@@ -200,31 +252,35 @@ class ScienceWorldEnv(gym.Env[str, str]):
             raise RuntimeError(
                 "the episode has ended (terminated or truncated); call reset() before step()"
             )
+        sim = self.simulator
         text = action if isinstance(action, str) else str(action)
         text = text.replace("\n", " ").strip()
         self._steps += 1
-        sim = self.simulator
-        if not text or len(text) > MAX_SIMULATOR_ACTION_CHARS:
-            obs, reward, terminated = self._noop_observation(text), 0.0, False
+        reward, terminated = 0.0, False
+        if not text or len(text) > MAX_SIMULATOR_ACTION_CHARS or has_unencodable(text):
+            obs = self._noop_observation(text)
             info = dict(self._last_info, invalid_action=True, moves=self._steps)
         else:
-            try:
-                obs, score, completed, raw_info = self._simulate(sim, text)
-            except Py4JError as exc:  # the simulator's parser rejected the input outright
-                obs = f"The simulator could not process that action ({type(exc).__name__})."
-                reward, terminated = 0.0, False
-                info = dict(self._last_info, invalid_action=True, moves=self._steps)
-            else:
-                reward = (score - self._score) / 100.0
-                self._score = score
-                terminated = bool(completed) or score < 0
-                invalid = obs.startswith(_UNKNOWN_ACTION_PREFIX)
-                info = self._make_info(raw_info, invalid=invalid)
+            with self._jvm_guard(sim, f"step {text[:80]!r}"):
+                try:
+                    obs, score, completed, raw_info = self._simulate(sim, text)
+                except Py4JError as exc:
+                    if _jvm_failure(exc):
+                        raise  # the guard names the cause
+                    # the simulator's parser rejected the input outright
+                    obs = f"The simulator could not process that action ({type(exc).__name__})."
+                    info = dict(self._last_info, invalid_action=True, moves=self._steps)
+                else:
+                    reward = (score - self._score) / 100.0
+                    self._score = score
+                    terminated = bool(completed) or score < 0
+                    invalid = obs.startswith(_UNKNOWN_ACTION_PREFIX)
+                    info = self._make_info(sim, raw_info, invalid=invalid)
         truncated = not terminated and self._steps >= self.max_steps
         info["success"] = bool(terminated and self._score > 70)
         self._done = terminated or truncated
-        self._last_obs, self._last_info = obs, info
-        return self._clip(obs), float(reward), terminated, truncated, info
+        obs, info = self._observe(obs, info)
+        return obs, float(reward), terminated, truncated, info
 
     def render(self) -> str | None:
         """Return the last observation as text (``render_mode="ansi"``)."""
@@ -233,12 +289,56 @@ class ScienceWorldEnv(gym.Env[str, str]):
         return None
 
     def close(self) -> None:
-        """Stop the JVM (it is restarted lazily if the env is used again)."""
+        """Stop the JVMs (a new one is started if the env is used again)."""
         if self._sim is not None:
             self._sim.close()
             self._sim = None
+        if self._supply is not None:
+            self._supply.close()
+            self._supply = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the configuration and RNG; the JVMs and the episode stay behind (call
+        ``reset()`` on the copy)."""
+        state = dict(self.__dict__)
+        state.update(_sim=None, _supply=None, _current_task=None, _variation=None, _done=False)
+        state.update(_steps=0, _last_obs="", _last_info={})
+        return state
 
     # ------------------------------------------------------------------ helpers
+    @contextlib.contextmanager
+    def _jvm_guard(self, sim: ScienceWorldJVM, doing: str) -> Iterator[None]:
+        """Turn a dead or failing JVM into one ScienceWorldJVMError naming the cause."""
+        if not sim.alive:
+            raise self._jvm_error(sim, doing, None)
+        try:
+            yield
+        except Py4JError as exc:
+            if not _jvm_failure(exc):
+                raise
+            raise self._jvm_error(sim, doing, exc) from exc
+
+    def _jvm_error(
+        self, sim: ScienceWorldJVM, doing: str, exc: BaseException | None
+    ) -> ScienceWorldJVMError:
+        code = sim.process.poll()
+        sim.close()  # a JVM that stopped answering is not reused; reset() starts a new one
+        if exc is not None and _out_of_memory(exc):
+            cause = (
+                f"ran out of memory (heap {self.jvm_max_heap_mb} MB); raise jvm_max_heap_mb "
+                "or EMPO_GYM_JVM_HEAP_MB"
+            )
+        elif code is not None and code < 0:
+            cause = f"was killed by signal {-code}"
+        else:
+            cause = f"stopped answering (exit code {code}; {type(exc).__name__ if exc else 'gone'})"
+        self._done = True
+        self._current_task = None
+        return ScienceWorldJVMError(
+            f"the ScienceWorld JVM (pid {sim.pid}) {cause} during {doing}; this episode is "
+            "lost: call reset() to start a fresh JVM"
+        )
+
     def _simulate(self, sim: ScienceWorldJVM, text: str) -> tuple[str, int, bool, dict[str, Any]]:
         # The package's own step() also fetches the task description and move count on every
         # call (constant, or tracked here) and pulls the admissible actions through py4j one
@@ -259,7 +359,9 @@ class ScienceWorldEnv(gym.Env[str, str]):
         }
         return obs, score, completed, raw_info
 
-    def _make_info(self, raw: dict[str, Any], *, invalid: bool) -> dict[str, Any]:
+    def _make_info(
+        self, sim: ScienceWorldJVM, raw: dict[str, Any], *, invalid: bool
+    ) -> dict[str, Any]:
         score = int(raw["score"])
         return {
             "task": self._current_task,
@@ -272,21 +374,27 @@ class ScienceWorldEnv(gym.Env[str, str]):
             "score": float(score),
             "success": False,
             "success_rule": SUCCESS_RULE,
-            "goal_progress": self.simulator.get_goal_progress(),
+            "goal_progress": sim.get_goal_progress(),
             "moves": self._steps,
             "invalid_action": invalid,
             "max_steps": self.max_steps,
         }
 
+    def _observe(self, obs: str, info: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        self._last_obs, self._last_info = obs, info
+        obs, info["observation_truncated"] = clip_observation(obs, self.observation_space)
+        return obs, info
+
     @staticmethod
     def _noop_observation(text: str) -> str:
         if not text:
             return "No action was given. Choose one of the admissible actions."
+        if has_unencodable(text):
+            return (
+                "That action contains characters that cannot be encoded (lone surrogates); "
+                "nothing was done. Choose one of the admissible actions."
+            )
         return (
             f"That action is too long ({len(text)} characters; at most "
             f"{MAX_SIMULATOR_ACTION_CHARS}). Choose one of the admissible actions."
         )
-
-    @staticmethod
-    def _clip(obs: str) -> str:
-        return obs if len(obs) <= MAX_OBSERVATION_CHARS else obs[:MAX_OBSERVATION_CHARS]

@@ -8,6 +8,11 @@ the serial collector, and guarantees the process goes away:
 * a ``weakref.finalize`` closes it at garbage collection and at interpreter exit;
 * the JVM is started with py4j's ``--die-on-broken-pipe``: it exits when the pipe to its stdin
   closes, which the kernel does when the Python process dies, even by ``SIGKILL``.
+
+ScienceWorld draws from one JVM-wide random generator and enumerates objects in hash order, so a
+JVM that has run episodes gives a later ``load`` of the same variation another first observation,
+other action names and other dynamics. :class:`JVMSupply` hands every episode a JVM that has
+never loaded a task and starts the next one in a background thread while the episode runs.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import weakref
 from collections.abc import Sequence
+from concurrent.futures import Future
 
 from py4j.java_gateway import (
     CallbackServerParameters,
@@ -36,6 +43,13 @@ logger = logging.getLogger(__name__)
 #: with the serial collector uses ~0.33 GB at the same or better step rate (``empo-gym bench
 #: scienceworld``). Override with ``jvm_max_heap_mb`` or ``EMPO_GYM_JVM_HEAP_MB``.
 DEFAULT_MAX_HEAP_MB = 256
+#: Smallest accepted heap. Measured on boil's gold path: 64 MB dies of
+#: ``java.lang.OutOfMemoryError``; 96 MB completes it. The floor keeps a margin above that.
+MIN_HEAP_MB = 128
+
+
+class ScienceWorldJVMError(RuntimeError):
+    """The ScienceWorld JVM died (killed, out of memory) or stopped answering mid-episode."""
 
 
 def java_executable() -> str:
@@ -57,10 +71,16 @@ def jvm_options(max_heap_mb: int | None) -> list[str]:
     """JVM flags for a heap cap (``None`` keeps the JVM's default heap)."""
     if max_heap_mb is None:
         return []
-    if not isinstance(max_heap_mb, int) or max_heap_mb < 64:
+    if isinstance(max_heap_mb, bool) or not isinstance(max_heap_mb, int):
         raise ValueError(
-            f"jvm_max_heap_mb must be an int >= 64 (or None for the JVM default), "
+            f"jvm_max_heap_mb must be an int number of MB (or None for the JVM default), "
             f"got {max_heap_mb!r}"
+        )
+    if max_heap_mb < MIN_HEAP_MB:
+        raise ValueError(
+            f"jvm_max_heap_mb={max_heap_mb} is below the floor of {MIN_HEAP_MB} MB (smaller "
+            f"heaps run out of memory on tasks such as boil); pass at least {MIN_HEAP_MB} or "
+            f"None for the JVM default"
         )
     return [f"-Xmx{max_heap_mb}m", "-XX:+UseSerialGC"]
 
@@ -145,3 +165,72 @@ class ScienceWorldJVM(_RawScienceWorldEnv):
         finalizer = getattr(self, "_finalizer", None)
         if finalizer is not None:
             finalizer()
+
+
+def _start(max_heap_mb: int | None) -> Future[ScienceWorldJVM]:
+    """Start a JVM in a daemon thread; the future holds it (or the start error)."""
+    future: Future[ScienceWorldJVM] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(ScienceWorldJVM(max_heap_mb=max_heap_mb))
+        except BaseException as exc:  # noqa: BLE001 -- handed to whoever takes the JVM
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="scienceworld-spare-jvm", daemon=True).start()
+    return future
+
+
+def _close_when_started(future: Future[ScienceWorldJVM]) -> None:
+    def close(done: Future[ScienceWorldJVM]) -> None:
+        if done.exception() is None:
+            done.result().close()
+
+    future.add_done_callback(close)
+
+
+class JVMSupply:
+    """Fresh ScienceWorld JVMs, one per episode, the next one started in the background.
+
+    A fresh JVM makes ``load(task, variation)`` reproducible (no history in the JVM's random
+    generator or hash tables). :meth:`take` returns the spare (waiting only if it is still
+    starting) and starts the next spare, so a reset costs a ``load`` on a new JVM instead of a
+    JVM start; the price is a second JVM process (~0.3 GB resident at 256 MB heap) and its start
+    (~2 s of one core) during the episode.
+
+    Args:
+        max_heap_mb: Heap cap of every JVM (``None``: the JVM default).
+        spare: Start the next JVM in the background (``False``: start it in :meth:`take`).
+
+    Example:
+        >>> supply = JVMSupply(spare=False)  # starts nothing until take()
+        >>> supply.close()
+    """
+
+    def __init__(self, max_heap_mb: int | None = DEFAULT_MAX_HEAP_MB, *, spare: bool = True):
+        jvm_options(max_heap_mb)  # validate before any process starts
+        self.max_heap_mb = max_heap_mb
+        self.spare = spare
+        self._next: Future[ScienceWorldJVM] | None = None
+        self._lock = threading.Lock()
+
+    def take(self) -> ScienceWorldJVM:
+        """A JVM that has never loaded a task (the caller owns and closes it)."""
+        with self._lock:
+            future, self._next = self._next, None
+            if future is None:
+                future = _start(self.max_heap_mb)
+            if self.spare:
+                self._next = _start(self.max_heap_mb)
+        jvm = future.result()
+        if not jvm.alive:  # the spare died while waiting (killed): start one now
+            jvm.close()
+            jvm = ScienceWorldJVM(max_heap_mb=self.max_heap_mb)
+        return jvm
+
+    def close(self) -> None:
+        """Stop the spare JVM (at once, or as soon as it has started)."""
+        with self._lock:
+            future, self._next = self._next, None
+        if future is not None:
+            _close_when_started(future)

@@ -12,14 +12,16 @@ Pages and their clickables (all lower-case, as the original):
 
 Actions are ``search[keywords]`` (only on the search page) and ``click[value]`` with a current
 clickable (case-insensitive; leading/trailing blanks ignored). Anything else -- unknown or
-missing brackets, an empty or over-long (> 500 characters) query, a clickable of another page --
-is a no-op that sets ``info["invalid_action"]``. Queries in any script are valid searches.
+missing brackets, an empty or over-long (> 500 characters) query, a clickable of another page,
+text with lone surrogates -- is a no-op that sets ``info["invalid_action"]``. Queries in any
+script are valid searches.
 
 ``info`` on every reset/step: ``admissible_actions`` (``click[<v>]`` for every clickable, plus
 the template ``search[<query>]`` on the search page -- replace ``<query>`` with keywords),
 ``clickables``, ``has_search_bar``, ``task`` ("webshop"), ``instruction``, ``score``
 (100 * reward, 0 until purchase), ``success`` (reward == 1), ``success_rule``,
-``invalid_action``, ``goal_index``, ``split``, ``page``, ``selected_options``, ``noun_method``;
+``invalid_action``, ``observation_truncated``, ``goal_index``, ``split``, ``page``,
+``selected_options``, ``noun_method``;
 after ``buy now`` also ``reward`` and ``reward_breakdown``; with ``oracle_info=True`` the
 reset info carries ``oracle`` (goal ASIN, options, a search query that finds the product).
 
@@ -43,7 +45,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from empo_gym.spaces import MAX_ACTION_CHARS, MAX_OBSERVATION_CHARS, UnicodeText
+from empo_gym.spaces import (
+    MAX_ACTION_CHARS,
+    MAX_OBSERVATION_CHARS,
+    UnicodeText,
+    clip_observation,
+    has_unencodable,
+)
 from empo_gym.webshop.goals import normalize_split
 from empo_gym.webshop.reward import score_purchase
 from empo_gym.webshop.shop import get_shop
@@ -93,7 +101,9 @@ class WebShopEnv(gym.Env[str, str]):
             raise ValueError(f"max_steps must be a positive int (default 15), got {max_steps!r}")
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        self.shop = get_shop(num_products, catalogue_seed, data_dir, cache_dir, goal_source)
+        # what rebuilds the shop after unpickling (the shop itself holds caches pickle refuses)
+        self._shop_args = (num_products, catalogue_seed, data_dir, cache_dir, goal_source)
+        self.shop = get_shop(*self._shop_args)
         self.goals = self.shop.goals(goal_source)
         self.goal_source = goal_source
         self._split_size = self.goals.split_size(self.split)
@@ -110,6 +120,19 @@ class WebShopEnv(gym.Env[str, str]):
         self._cum_weights: np.ndarray | None = None
         self._goal: dict[str, Any] | None = None
         self._obs = ""
+        self._obs_truncated = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle everything but the shared shop (rebuilt from the cache by ``get_shop``)."""
+        state = dict(self.__dict__)
+        del state["shop"], state["goals"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore the env and fetch its shop (the process-wide one, or from the disk cache)."""
+        self.__dict__.update(state)
+        self.shop = get_shop(*self._shop_args)
+        self.goals = self.shop.goals(self.goal_source)
 
     # -- episode ---------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -190,6 +213,8 @@ class WebShopEnv(gym.Env[str, str]):
 
     def _apply(self, action: Any) -> bool:
         if not isinstance(action, str) or len(action) > MAX_ACTION_CHARS:
+            return False
+        if has_unencodable(action):  # the empo_gym rule: a no-op flagged invalid_action
             return False
         m = _ACTION.fullmatch(action.strip())
         if m is None:
@@ -327,7 +352,7 @@ class WebShopEnv(gym.Env[str, str]):
                 "Your score (min 0.0, max 1.0)",
                 f"{self._reward}",
             ]
-        self._obs = SEP.join(parts)[:MAX_OBSERVATION_CHARS]
+        self._obs, self._obs_truncated = clip_observation(SEP.join(parts), self.observation_space)
 
     def _info(self, invalid: bool) -> dict[str, Any]:
         clickables = self._clickables()
@@ -344,6 +369,7 @@ class WebShopEnv(gym.Env[str, str]):
             "success": bool(self._done and self._reward == 1.0),
             "success_rule": SUCCESS_RULE,
             "invalid_action": bool(invalid),
+            "observation_truncated": self._obs_truncated,
             "goal_index": self._goal_position,
             "split": self.split,
             "page": self._page,
