@@ -69,7 +69,10 @@ def _heap_from_env() -> int | None:
 
 
 def _out_of_memory(exc: BaseException) -> bool:
-    return "OutOfMemoryError" in str(getattr(exc, "java_exception", "") or exc)
+    try:  # the Java exception's text is fetched from the JVM, which may be gone
+        return "OutOfMemoryError" in str(getattr(exc, "java_exception", "") or exc)
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _jvm_failure(exc: Py4JError) -> bool:
@@ -321,13 +324,13 @@ class ScienceWorldEnv(gym.Env[str, str]):
     def _jvm_error(
         self, sim: ScienceWorldJVM, doing: str, exc: BaseException | None
     ) -> ScienceWorldJVMError:
+        out_of_memory = exc is not None and _out_of_memory(exc)
         code = sim.process.poll()
         sim.close()  # a JVM that stopped answering is not reused; reset() starts a new one
-        if exc is not None and _out_of_memory(exc):
-            cause = (
-                f"ran out of memory (heap {self.jvm_max_heap_mb} MB); raise jvm_max_heap_mb "
-                "or EMPO_GYM_JVM_HEAP_MB"
-            )
+        fix = "call reset() to start a fresh JVM"
+        if out_of_memory:
+            cause = f"ran out of memory (heap {self.jvm_max_heap_mb} MB)"
+            fix = "raise jvm_max_heap_mb (or EMPO_GYM_JVM_HEAP_MB), then " + fix
         elif code is not None and code < 0:
             cause = f"was killed by signal {-code}"
         else:
@@ -336,7 +339,7 @@ class ScienceWorldEnv(gym.Env[str, str]):
         self._current_task = None
         return ScienceWorldJVMError(
             f"the ScienceWorld JVM (pid {sim.pid}) {cause} during {doing}; this episode is "
-            "lost: call reset() to start a fresh JVM"
+            f"lost: {fix}"
         )
 
     def _simulate(self, sim: ScienceWorldJVM, text: str) -> tuple[str, int, bool, dict[str, Any]]:
