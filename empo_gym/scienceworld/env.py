@@ -16,12 +16,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from py4j.protocol import Py4JError, Py4JNetworkError
+from py4j.protocol import Py4JError, Py4JJavaError
 
 from empo_gym.scienceworld.jvm import (
     DEFAULT_MAX_HEAP_MB,
@@ -76,8 +77,9 @@ def _out_of_memory(exc: BaseException) -> bool:
 
 
 def _jvm_failure(exc: Py4JError) -> bool:
-    """A lost connection or an exhausted heap (not an action the parser rejected)."""
-    return isinstance(exc, Py4JNetworkError) or _out_of_memory(exc)
+    """A lost JVM or an exhausted heap, not an action the simulator rejected (those arrive as
+    Java exceptions; py4j reports a lost connection as a bare ``Py4JError`` after logging it)."""
+    return not isinstance(exc, Py4JJavaError) or _out_of_memory(exc)
 
 
 class ScienceWorldEnv(gym.Env[str, str]):
@@ -325,16 +327,21 @@ class ScienceWorldEnv(gym.Env[str, str]):
         self, sim: ScienceWorldJVM, doing: str, exc: BaseException | None
     ) -> ScienceWorldJVMError:
         out_of_memory = exc is not None and _out_of_memory(exc)
-        code = sim.process.poll()
+        try:  # the socket closes while a killed process exits: give it a moment for its status
+            code = sim.process.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            code = None
         sim.close()  # a JVM that stopped answering is not reused; reset() starts a new one
         fix = "call reset() to start a fresh JVM"
         if out_of_memory:
             cause = f"ran out of memory (heap {self.jvm_max_heap_mb} MB)"
             fix = "raise jvm_max_heap_mb (or EMPO_GYM_JVM_HEAP_MB), then " + fix
-        elif code is not None and code < 0:
+        elif code is None:
+            cause = f"stopped answering ({type(exc).__name__}: {exc})"
+        elif code < 0:
             cause = f"was killed by signal {-code}"
         else:
-            cause = f"stopped answering (exit code {code}; {type(exc).__name__ if exc else 'gone'})"
+            cause = f"exited with code {code}"
         self._done = True
         self._current_task = None
         return ScienceWorldJVMError(

@@ -88,7 +88,16 @@ def jvm_options(max_heap_mb: int | None) -> list[str]:
 
 def _shutdown(gateway: JavaGateway, proc: subprocess.Popen) -> None:
     # Must not reference the owning object (weakref.finalize callback).
-    with contextlib.suppress(Exception):  # the JVM may already be gone
+    if proc.poll() is not None:
+        # The JVM is gone: mark the client disconnected, so neither shutdown nor the finalizers
+        # of its Java object proxies try to connect (each try logs a formatted traceback, and
+        # one formatted inside a garbage collection that interrupts ast.parse trips CPython
+        # 3.11's "AST constructor recursion depth mismatch" SystemError)
+        gateway._gateway_client.is_connected = False
+        with contextlib.suppress(Exception):
+            gateway.shutdown_callback_server()
+        return
+    with contextlib.suppress(Exception):  # the JVM may die meanwhile
         gateway.shutdown()
     try:
         if proc.poll() is None and proc.stdin is not None:
