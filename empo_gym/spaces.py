@@ -78,7 +78,7 @@ def has_unencodable(text: str) -> bool:
     them replaced by :func:`replace_unencodable`.
 
     Example:
-        >>> has_unencodable("look around"), has_unencodable("look \udcff")
+        >>> has_unencodable("look around"), has_unencodable("look \\udcff")
         (False, True)
     """
     return _UNENCODABLE.search(text) is not None
@@ -88,7 +88,7 @@ def replace_unencodable(text: str) -> str:
     """``text`` with every unencodable code point replaced by U+FFFD.
 
     Example:
-        >>> replace_unencodable("tip \udcff") == "tip \ufffd"
+        >>> replace_unencodable("tip \\udcff") == "tip \\ufffd"
         True
     """
     return _UNENCODABLE.sub(REPLACEMENT_CHAR, text)
