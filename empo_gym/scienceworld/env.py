@@ -191,7 +191,10 @@ class ScienceWorldEnv(gym.Env[str, str]):
     def _episode_jvm(self) -> ScienceWorldJVM:
         """The JVM for a new episode: a fresh one, or (``reuse_jvm``) the live current one."""
         sim = self._sim
-        if sim is not None and (not self.reuse_jvm or not sim.alive):
+        if sim is not None and not self.reuse_jvm:
+            self._sim = None
+            JVMSupply.retire(sim)
+        elif sim is not None and not sim.alive:
             self._sim = None
             sim.close()
         return self.simulator

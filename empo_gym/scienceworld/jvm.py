@@ -248,6 +248,11 @@ class JVMSupply:
             jvm = ScienceWorldJVM(max_heap_mb=self.max_heap_mb)
         return jvm
 
+    @staticmethod
+    def retire(jvm: ScienceWorldJVM) -> None:
+        """Close a used JVM in the background (its shutdown need not delay a reset)."""
+        threading.Thread(target=jvm.close, name="scienceworld-jvm-close", daemon=True).start()
+
     def close(self) -> None:
         """Stop the spare JVM (at once, or as soon as it has started)."""
         with self._lock:
