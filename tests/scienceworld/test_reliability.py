@@ -135,7 +135,9 @@ def test_oracle_reset_generates_the_gold_path_once(monkeypatch: pytest.MonkeyPat
 @pytest.mark.slow
 def test_out_of_memory_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("empo_gym.scienceworld.jvm.MIN_HEAP_MB", 64)
-    env = ScienceWorldEnv(task="boil", split="test", oracle_info=True, jvm_max_heap_mb=64)
+    env = ScienceWorldEnv(
+        task="boil", split="test", oracle_info=True, jvm_max_heap_mb=64, reuse_jvm=True
+    )
     try:
         with pytest.raises(ScienceWorldJVMError, match=r"ran out of memory \(heap 64 MB\)"):
             env.reset(seed=0)
