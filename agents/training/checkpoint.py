@@ -7,6 +7,8 @@ Layout of one checkpoint (``<root>/iter_000010/``)::
     optimizer.safetensors      optimizer state tensors, keyed "state/<param index>/<name>"
     optimizer.json             param groups and non-tensor state
     rng.safetensors            torch CPU (and CUDA) generator states
+    dcp/                       instead of the model / optimizer files: the FSDP2 shards (torch
+                               distributed checkpoint) and each rank's RNG states
     state.json                 iteration, python / numpy / trainer RNG states, caller extras
 
 The directory is written under a temporary name and moved into place with ``os.replace``; the
@@ -156,7 +158,7 @@ def checkpoint_dir(root: str | Path, iteration: int) -> Path:
 def save_checkpoint(
     root: str | Path,
     iteration: int,
-    model: torch.nn.Module,
+    model: torch.nn.Module | None,
     optimizer: torch.optim.Optimizer | None = None,
     *,
     trainer_rng: random.Random | None = None,
@@ -169,8 +171,8 @@ def save_checkpoint(
     Args:
         root: Checkpoints directory (created if needed).
         iteration: Number of completed iterations.
-        model: The policy; a PEFT model saves its adapter only. Pass the unwrapped model when
-            training under accelerate (``accelerator.unwrap_model(model)``).
+        model: The policy; a PEFT model saves its adapter only. None when ``write_extra``
+            writes the weights (FSDP2's sharded checkpoint).
         optimizer: Optimizer whose state is saved (tensors as safetensors, the rest as JSON).
         trainer_rng: The trainer's own ``random.Random`` (e.g. mode draws).
         extra: JSON-serialisable data (metrics so far, config, ...) returned on load.
@@ -188,7 +190,9 @@ def save_checkpoint(
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
     try:
         files = []
-        if _is_peft(model):
+        if model is None:
+            pass
+        elif _is_peft(model):
             from peft import get_peft_model_state_dict
 
             adapter = {
@@ -276,7 +280,7 @@ def latest_checkpoint(root: str | Path) -> Path | None:
 
 def load_checkpoint(
     path: str | Path,
-    model: torch.nn.Module,
+    model: torch.nn.Module | None,
     optimizer: torch.optim.Optimizer | None = None,
     *,
     trainer_rng: random.Random | None = None,
@@ -286,7 +290,8 @@ def load_checkpoint(
 
     Args:
         path: A checkpoint directory, or a checkpoints root (its latest checkpoint is used).
-        model: Model of the same architecture (same PEFT setup when an adapter was saved).
+        model: Model of the same architecture (same PEFT setup when an adapter was saved);
+            None reads no weights (a sharded checkpoint is loaded by the engine).
         optimizer: Optimizer over the same parameters, in the same order.
         trainer_rng: Restored in place when given.
         restore_rng: Also restore the global python / numpy / torch generators.
@@ -306,7 +311,9 @@ def load_checkpoint(
         raise ValueError(
             f"{path}: checkpoint format {state.get('format_version')!r}; expected {FORMAT_VERSION}"
         )
-    if (path / "adapter.safetensors").exists():
+    if model is None:
+        pass
+    elif (path / "adapter.safetensors").exists():
         if not _is_peft(model):
             raise ValueError(f"{path} holds a LoRA adapter; expected a PEFT model to load it into")
         from peft import set_peft_model_state_dict
