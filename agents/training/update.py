@@ -283,7 +283,10 @@ def policy_update(
             # (``zero_adv_s``). Prompts in token order: neighbours share the longest prefixes
             # (token_logprobs runs a shared prefix once) and have similar lengths (less
             # padding); the summed gradient is the same in any order.
-            passes = 0
+            # FSDP2: every rank runs as many forward/backward passes as the busiest one (agreed
+            # before any pass: the count's all-reduce must not meet another rank's all-gather)
+            passes = sum(math.ceil(len(part) / cfg.micro_batch_size) for part in (useful, idle))
+            padding = engine.balanced_passes(passes) - passes
             for part in (useful, idle):
                 part.sort(key=lambda i: (batch.prompt_ids[i], len(batch.response_ids[i])))
                 t_part = time.perf_counter()
@@ -292,7 +295,6 @@ def policy_update(
                     out = _micro_step(
                         model, batch, rows, cfg, pad_id, normalizer, ref_model, engine
                     )
-                    passes += 1
                     for key in sums:
                         sums[key] += out[key]
                     ratio_max = max(ratio_max, out["ratio_max"])
@@ -301,8 +303,7 @@ def policy_update(
                     shared_tokens += int(out["shared_tokens"])
                 if part is idle and part:
                     zero_adv_s += time.perf_counter() - t_part
-            # FSDP2: every rank runs as many forward/backward passes as the busiest one
-            for _ in range(engine.balanced_passes(passes) - passes):
+            for _ in range(padding):
                 _padding_step(model, cfg, pad_id, ref_model, engine)
             engine.sync_gradients(params)
             norm = engine.clip_grad_norm(params, cfg.max_grad_norm)
