@@ -195,15 +195,14 @@ class Engine:
                 if p.requires_grad and p.dtype != torch.float32:
                     p.data = p.data.float()
         if self.activation_checkpointing:
-            if not hasattr(model, "gradient_checkpointing_enable"):
+            enable = getattr(model, "activation_checkpointing_enable", None)
+            if enable is None:
                 raise ValueError(
                     f"activation_checkpointing=True needs a transformers model; got "
                     f"{type(model).__name__} (set activation_checkpointing: false)"
                 )
             # non-reentrant: works with frozen inputs (LoRA) and with FSDP2
-            model.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False}
-            )
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
             log.info("activation checkpointing on: the update's shared-prefix pass is off")
         if self.sharded:
             self._shard(model, trainable=True)
