@@ -493,6 +493,27 @@ def bench_explore(
 
 
 @app.command()
+def plan(
+    config: Path = typer.Option(..., "--config", help="Training YAML (e.g. baselines/*.yaml)."),
+    gpus: int = typer.Option(8, "--gpus", help="Training GPUs (one process each)."),
+    gpu_mem: float = typer.Option(80.0, "--gpu-mem", help="Memory of one GPU in GB."),
+    agent: str | None = typer.Option(None, "--agent", help="grpo | empo (default: the file's)."),
+    env: str | None = typer.Option(None, "--env", help="Env (default: the file's)."),
+) -> None:
+    """Per-GPU memory estimate of a training config, and whether it fits (nothing downloaded)."""
+    from empo_gym.agents.training.plan import format_plan, load_plan_config, plan_memory
+
+    try:
+        cfg = load_plan_config(config, agent=agent, env=env)
+        result = plan_memory(cfg, gpus, gpu_mem)
+    except (ValueError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    Console(width=max(100, Console().width)).print(format_plan(result, title=cfg.model))
+    if not result.fits:
+        raise typer.Exit(code=1)
+
+
+@app.command()
 def plot(
     runs: list[str] = typer.Argument(..., help="LABEL=RUN_DIR pairs (or bare run dirs)."),
     out: Path = typer.Option(Path("curves.png"), "--out", help="PNG to write."),
