@@ -115,7 +115,7 @@ class Engine:
     the optimizer is built: AdamW must hold the fp32 / sharded parameters).
 
     Attributes:
-        backend: ``ddp`` or ``fsdp2`` (resolved; one process trains plainly with either).
+        backend: ``ddp`` or ``fsdp2`` (resolved).
         world_size: Processes in the default process group (1 without one).
         rank: This process's rank.
         device: Where this process computes.
@@ -165,8 +165,10 @@ class Engine:
     # ------------------------------------------------------------------ properties
     @property
     def sharded(self) -> bool:
-        """True when the weights are sharded with FSDP2 over several processes."""
-        return self.backend == "fsdp2" and self.world_size > 1
+        """True when the weights are FSDP2 shards (:meth:`from_config` picks DDP for one
+        process; an engine built directly may shard over a 1-process group, e.g. to measure
+        FSDP2 on one GPU)."""
+        return self.backend == "fsdp2"
 
     @property
     def distributed(self) -> bool:
