@@ -1,10 +1,11 @@
 """Train a tiny Llama with ``train`` under FSDP2 on 2 gloo processes (helper of test_fsdp.py).
 
 Launched as ``python -m torch.distributed.run --standalone --nproc_per_node 2 fsdp_train.py
-OUT_DIR``. Each case trains :data:`ITERATIONS` iterations (one task per rank and iteration);
-the sharded run exports its final model (``OUT_DIR/<case>/run/model``, written by rank 0) and
-every rank writes ``rank<r>.json`` (the process group it saw and its local metrics). The test
-imports :func:`run_case` to train the same case in one process (the reference).
+OUT_DIR [KILL_AT MARKER]`` (with ``KILL_AT``: the SIGKILL scenario of :func:`main`). Each case
+trains :data:`ITERATIONS` iterations (one task per rank and iteration); the sharded run exports
+its final model (``OUT_DIR/<case>/run/model``, written by rank 0) and every rank writes
+``rank<r>.json`` (the process group it saw and its local metrics). The test imports
+:func:`run_case` to train the same case in one process (the reference).
 
 Rollouts are deterministic and score every turn with the (gathered) model, so ranks run
 different numbers of forward passes while they roll out; in ``unequal`` cases task ``t``
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import faulthandler
 import json
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,8 @@ SEED = 4
 ITERATIONS = 3
 DEADLOCK_S = 150
 """Dump every thread's stack and exit after this long (a collective waiting for a peer)."""
+BLOCK_S = 300.0
+"""How long the kill point sleeps (the test kills the processes long before)."""
 RESUME_CASE = "unequal_kl"
 """The case also trained as 2 iterations + a resumed third (DCP round trip)."""
 
@@ -128,13 +133,48 @@ def trained_weights(policy: Any) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone().contiguous() for k, v in state.items()}
 
 
-def main(out: Path) -> None:
+def install_kill_point(iteration: int, marker: Path) -> None:
+    """Block rank 0 inside the write of checkpoint ``iteration``, after the DCP shards joined
+    its temporary directory and before it is published (the test SIGKILLs every process)."""
+    from empo_gym.agents.training import trainer
+
+    original = trainer.save_checkpoint  # AttributeError when renamed: fail loudly
+
+    def save(root: Path, it: int, *args: Any, write_extra: Any = None, **kwargs: Any) -> Path:
+        def extra(tmp: Path) -> None:
+            if write_extra is not None:
+                write_extra(tmp)
+            if it == iteration:
+                tmp_marker = marker.with_name(marker.name + ".tmp")
+                tmp_marker.write_text(f"{it}\n", encoding="utf-8")
+                os.replace(tmp_marker, marker)
+                time.sleep(BLOCK_S)
+                raise SystemExit(f"kill point {it} was not killed within {BLOCK_S} s")
+
+        return original(root, it, *args, write_extra=extra, **kwargs)
+
+    trainer.save_checkpoint = save
+
+
+def main(out: Path, kill_at: int | None = None, marker: Path | None = None) -> None:
+    """All cases (no ``kill_at``), or the kill run / its resume of :data:`RESUME_CASE` in
+    ``OUT/killed`` (``kill_at`` set: block at that checkpoint; 0: resume)."""
     import torch.distributed as dist
 
     faulthandler.dump_traceback_later(DEADLOCK_S, exit=True)  # a hang shows where it hangs
     torch.set_num_threads(1)  # tiny matrices; 2 ranks share 2 cores
     dist.init_process_group("gloo")
     rank = dist.get_rank()
+    if kill_at is not None:
+        if kill_at and rank == 0:
+            install_kill_point(kill_at, marker)
+        _, result = run_case(RESUME_CASE, out / "killed", backend="fsdp2")
+        (out / "killed" / f"rank{rank}.json").write_text(
+            json.dumps({"resumed_from": result.resumed_from})
+        )
+        dist.barrier()
+        dist.destroy_process_group()
+        return
     for case in CASES:
         case_dir = out / case
         _, result = run_case(case, case_dir / "run", backend="fsdp2")
@@ -158,4 +198,9 @@ def main(out: Path) -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))  # this checkout's packages before any installed copy
-    main(Path(sys.argv[1]))
+    args = sys.argv[1:]
+    main(
+        Path(args[0]),
+        kill_at=int(args[1]) if len(args) > 1 else None,
+        marker=Path(args[2]) if len(args) > 2 else None,
+    )

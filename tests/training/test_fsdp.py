@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,35 +33,42 @@ LAUNCH_TIMEOUT_S = 300
 REL_TOL = 1e-5
 
 
+def _launch(out: Path, *args: str) -> subprocess.Popen:
+    """``torchrun`` of fsdp_train.py on 2 processes, in its own session (killed as a group);
+    output in files (no pipe can fill up while the test waits)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    n = len(list(out.glob("launch*.err")))
+    with (out / f"launch{n}.out").open("wb") as so, (out / f"launch{n}.err").open("wb") as se:
+        return subprocess.Popen(
+            [*cmd, str(SCRIPT), str(out), *args],
+            cwd=ft.ROOT,
+            env=subprocess_env(HF_HOME=str(out / "hf")),
+            stdout=so,
+            stderr=se,
+            start_new_session=True,
+        )
+
+
+def _logs(out: Path) -> str:
+    errs = sorted(out.glob("launch*.err"))
+    return errs[-1].read_text(errors="replace")[-8000:] if errs else ""
+
+
+def _wait(proc: subprocess.Popen, out: Path) -> None:
+    try:
+        rc = proc.wait(timeout=LAUNCH_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        pytest.fail(f"torchrun hung > {LAUNCH_TIMEOUT_S} s\n{_logs(out)}")
+    assert rc == 0, f"torchrun exited {rc}\n{_logs(out)}"
+
+
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory) -> Path:
     """Run the 2-process FSDP2 launch once; return its output directory."""
     out = tmp_path_factory.mktemp("fsdp")
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        str(SCRIPT),
-        str(out),
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=ft.ROOT,
-        env=subprocess_env(HF_HOME=str(out / "hf")),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # on timeout the launcher and its workers are killed together
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=LAUNCH_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        pytest.fail(f"torchrun hung > {LAUNCH_TIMEOUT_S} s\n{stdout[-3000:]}\n{stderr[-8000:]}")
-    assert proc.returncode == 0, f"torchrun exited {proc.returncode}\n{stderr[-8000:]}"
+    _wait(_launch(out), out)
     return out
 
 
@@ -141,3 +149,33 @@ def test_dcp_checkpoint_resumes_bit_identically(launched):
         for line in (launched / ft.RESUME_CASE / "run" / "metrics.jsonl").read_text().splitlines()
     ]
     assert [r["loss"] for r in rows] == [r["loss"] for r in ref_rows]
+
+
+def test_sigkill_inside_a_sharded_checkpoint_write_then_resume(launched, tmp_path):
+    """Kill both ranks while rank 0 publishes checkpoint 3 (its DCP shards already in the
+    temporary directory): checkpoint 2 stays the latest, and the resumed run ends bit for bit
+    where the uninterrupted one does."""
+    marker = tmp_path / "marker"
+    proc = _launch(tmp_path, "3", str(marker))
+    deadline = time.monotonic() + LAUNCH_TIMEOUT_S
+    while not marker.exists():
+        assert proc.poll() is None, (
+            f"exited {proc.returncode} before its kill point\n{_logs(tmp_path)}"
+        )
+        if time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"no kill point after {LAUNCH_TIMEOUT_S} s\n{_logs(tmp_path)}")
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    ckpts = tmp_path / "killed" / "checkpoints"
+    assert (ckpts / "latest").read_text().strip() == "iter_000002"
+    assert not (ckpts / "iter_000003").exists()
+    assert list(ckpts.glob(".tmp-iter_000003-*/dcp/.metadata")), "shards were not staged"
+    _wait(_launch(tmp_path, "0"), tmp_path)  # the same command again: resume
+    infos = [json.loads((tmp_path / "killed" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [i["resumed_from"] for i in infos] == [2, 2]
+    assert not list(ckpts.glob(".tmp-*")) and not list(ckpts.glob(".dcp-*"))
+    resumed = _exported(tmp_path / "killed")
+    straight = _exported(launched / ft.RESUME_CASE / "run")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
