@@ -25,6 +25,7 @@ written by :meth:`Engine.save_sharded`; :meth:`Engine.export` gathers one HF-for
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import os
@@ -105,6 +106,22 @@ def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
         for m in model.modules()
         if type(m).__name__ in names or (not names and type(m).__name__.endswith("DecoderLayer"))
     ]
+
+
+def frozen_copy(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """A frozen copy of ``model`` whose parameters are ``dtype`` tensors in CPU memory (tied
+    weights stay tied): the device never holds two full copies while it is made.
+
+    Example:
+        >>> ref = frozen_copy(torch.nn.Linear(2, 2), torch.bfloat16)
+        >>> ref.weight.dtype, ref.weight.requires_grad, ref.training
+        (torch.bfloat16, False, False)
+    """
+    memo: dict[int, Any] = {
+        id(p): torch.nn.Parameter(p.detach().to("cpu", dtype=dtype, copy=True), requires_grad=False)
+        for p in model.parameters()
+    }
+    return copy.deepcopy(model, memo).eval()
 
 
 @dataclass
@@ -216,12 +233,17 @@ class Engine:
         return model
 
     def prepare_reference(self, ref: torch.nn.Module) -> torch.nn.Module:
-        """The frozen KL reference in the compute dtype, sharded like the policy under FSDP2."""
-        ref.to(dtype=self.compute).eval()
+        """The frozen KL reference in the compute dtype: on the device, or (FSDP2) sharded
+        like the policy (``fully_shard`` moves each shard to the device, so a reference in CPU
+        memory, :func:`frozen_copy`, never lands whole on a GPU)."""
+        ref.eval()
         for p in ref.parameters():
             p.requires_grad_(False)
         if self.sharded:
+            ref.to(dtype=self.compute)
             self._shard(ref, trainable=False)
+        else:
+            ref.to(device=self.device, dtype=self.compute)
         return ref
 
     def _shard(self, model: torch.nn.Module, *, trainable: bool) -> None:
@@ -410,6 +432,7 @@ __all__ = [
     "Engine",
     "compute_dtype",
     "decoder_layers",
+    "frozen_copy",
     "load_dtype",
     "resolve_backend",
 ]

@@ -15,6 +15,8 @@ rollout
     gathered bf16 weights and KV cache of this GPU's rollouts, or a colocated vLLM server's
     share (``vllm_gpu_memory_utilization`` of the GPU); vLLM servers on their own GPUs cost
     the training GPUs nothing.
+load
+    before sharding, every process holds the whole model in the master dtype.
 
 Activations per token and decoder layer (bf16, attention without the L x L score matrix, as
 SDPA / flash attention): ``2 * (8 h + 2 kv + 4 i)`` bytes (norm inputs, q / k / v, attention
@@ -213,6 +215,9 @@ class MemoryPlan:
     """(component, update-phase GB, rollout-phase GB)."""
     cpu_gb: float = 0.0
     """Host memory per GPU holding offloaded states (``cpu_offload``)."""
+    load_gb: float = 0.0
+    """Each process loads the whole model in the master dtype onto its GPU before FSDP2
+    shards it (plus the runtime overhead)."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -227,8 +232,8 @@ class MemoryPlan:
 
     @property
     def peak_gb(self) -> float:
-        """The larger phase."""
-        return max(self.update_gb, self.rollout_gb)
+        """The largest phase (loading included)."""
+        return max(self.update_gb, self.rollout_gb, self.load_gb)
 
     @property
     def fits(self) -> bool:
@@ -267,6 +272,7 @@ def plan_memory(
     def add(name: str, update: float, rollout: float) -> None:
         plan.rows.append((name, update / GB, rollout / GB))
 
+    plan.load_gb = (n * mb + RUNTIME_OVERHEAD_GB * GB) / GB
     masters = n * mb / shards
     grads = trainable * mb / shards
     optimizer = 2 * trainable * mb / shards
@@ -342,8 +348,9 @@ def format_plan(plan: MemoryPlan, title: str = "") -> Any:
         table.add_row(name, f"{update:.1f}", f"{rollout:.1f}")
     table.add_row("total", f"{plan.update_gb:.1f}", f"{plan.rollout_gb:.1f}", style="bold")
     verdict = "fits" if plan.fits else "DOES NOT FIT"
-    table.caption = f"{verdict}: peak {plan.peak_gb:.1f} of {plan.gpu_mem_gb:g} GB" + "".join(
-        f"; {note}" for note in plan.notes
+    table.caption = (
+        f"{verdict}: peak {plan.peak_gb:.1f} of {plan.gpu_mem_gb:g} GB (loading the whole "
+        f"model: {plan.load_gb:.1f} GB)" + "".join(f"; {note}" for note in plan.notes)
     )
     return table
 

@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -80,14 +79,15 @@ def make_policy(cfg: GRPOConfig) -> Any:
 
 def reference_model(cfg: GRPOConfig, policy: Any) -> Any | None:
     """A frozen copy of the initial weights for the KL term (None without KL or with LoRA,
-    where the adapter-free base model is the reference). The trainer's engine casts it to the
-    compute dtype and, under FSDP2, shards it like the policy."""
+    where the adapter-free base model is the reference), in the compute dtype and in CPU
+    memory: the trainer's engine moves it to the device or, under FSDP2, shards it like the
+    policy (never two full copies on one GPU)."""
     if cfg.kl_coef <= 0 or cfg.lora:
         return None
-    ref = copy.deepcopy(policy.model).eval()
-    for p in ref.parameters():
-        p.requires_grad_(False)
-    return ref
+    from empo_gym.agents.llm.models import auto_device
+    from empo_gym.agents.training.engine import compute_dtype, frozen_copy
+
+    return frozen_copy(policy.model, compute_dtype(cfg.compute_dtype, auto_device()))
 
 
 def training_tasks(cfg: GRPOConfig) -> list[Any]:

@@ -171,7 +171,7 @@ class TrainingRun:
         self.engine = Engine.from_config(cfg, accelerator.device)
         self.model = self.engine.prepare(self.model)
         if ref_model is not None:
-            self.ref_model = self.engine.prepare_reference(ref_model.to(accelerator.device))
+            self.ref_model = self.engine.prepare_reference(ref_model)
         self.optimizer = make_optimizer(self.model, cfg)
         self.start = 0
         found = latest_checkpoint(self.ckpt_root) if resume else None

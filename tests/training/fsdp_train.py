@@ -108,15 +108,12 @@ def make_policy(case: str):
 
 def run_case(case: str, output_dir: Path, backend: str = "ddp", **kwargs: Any):
     """Train ``case`` from a fresh model; return ``(policy, result)``."""
-    import copy
-
+    from empo_gym.agents.training.setup import reference_model
     from empo_gym.agents.training.trainer import train
 
     cfg = make_config(case, output_dir, backend)
     policy = make_policy(case)
-    ref = None
-    if cfg.kl_coef > 0 and not cfg.lora:
-        ref = copy.deepcopy(policy.model)
+    ref = reference_model(cfg, policy)  # LoRA: the adapter-free model (None)
     result = train(cfg, policy, make_rollout(case), TASKS, ref_model=ref, **kwargs)
     return policy, result
 

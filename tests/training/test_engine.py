@@ -147,3 +147,20 @@ def test_engine_keys_are_validated(key, value, expected):
 def test_cpu_offload_needs_fsdp2():
     with pytest.raises(ValueError, match="cpu_offload=True is invalid"):
         GRPOConfig(backend="ddp", cpu_offload=True)
+
+
+def test_reference_is_a_frozen_cpu_copy_in_the_compute_dtype(model_factory):
+    from empo_gym.agents.training.setup import reference_model
+
+    model = model_factory(0)
+    model.lm_head.weight = model.model.embed_tokens.weight  # tied, as SmolLM2
+    cfg = GRPOConfig(kl_coef=0.01, compute_dtype="bfloat16")
+    ref = reference_model(cfg, BanditPolicy(model))
+    assert {(p.device.type, p.dtype, p.requires_grad) for p in ref.parameters()} == {
+        ("cpu", torch.bfloat16, False)
+    }
+    assert ref.lm_head.weight is ref.model.embed_tokens.weight  # still tied
+    with torch.no_grad():
+        model.lm_head.weight.add_(1.0)  # the policy trains; the reference must not follow
+    assert not torch.equal(ref.lm_head.weight.float(), model.lm_head.weight)
+    assert reference_model(GRPOConfig(kl_coef=0.01, lora=True), BanditPolicy(model)) is None

@@ -67,6 +67,7 @@ def test_ddp_fp32_masters_without_checkpointing_by_hand():
     assert rows["local rollouts: KV cache (4 rows)"] == pytest.approx((0, 4 * 100 * 2 * 2 * 2 * 2))
     overhead = RUNTIME_OVERHEAD_GB * GB
     assert plan.update_gb * GB == pytest.approx(18 * n + 54_400 + 2000 + overhead)
+    assert plan.load_gb * GB == pytest.approx(4 * n + overhead)
     assert plan.fits
 
 
