@@ -176,7 +176,8 @@ class Engine:
             compute=compute_dtype(cfg.compute_dtype, dev),
             fp32_master=cfg.master_dtype == "float32",
             activation_checkpointing=cfg.activation_checkpointing,
-            cpu_offload=cfg.cpu_offload and backend == "fsdp2",
+            # FSDP2's offload copies shards between host and GPU; on CPU there is nothing to do
+            cpu_offload=cfg.cpu_offload and backend == "fsdp2" and dev.type == "cuda",
         )
 
     # ------------------------------------------------------------------ properties
