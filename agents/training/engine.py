@@ -166,8 +166,8 @@ class Engine:
         world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         rank = dist.get_rank() if world > 1 else 0
         backend = resolve_backend(cfg.backend, world, dev)
-        if backend == "fsdp2" and world == 1:
-            backend = "ddp"  # nothing to shard over; the same numbers without collectives
+        if backend == "fsdp2" and not (dist.is_available() and dist.is_initialized()):
+            backend = "ddp"  # one process without a process group: nothing to shard over
         return cls(
             backend=backend,
             world_size=world,
@@ -183,9 +183,8 @@ class Engine:
     # ------------------------------------------------------------------ properties
     @property
     def sharded(self) -> bool:
-        """True when the weights are FSDP2 shards (:meth:`from_config` picks DDP for one
-        process; an engine built directly may shard over a 1-process group, e.g. to measure
-        FSDP2 on one GPU)."""
+        """True when the weights are FSDP2 shards (possibly over a 1-process group, e.g. to
+        measure FSDP2 on one GPU; without a process group :meth:`from_config` picks DDP)."""
         return self.backend == "fsdp2"
 
     @property
