@@ -310,9 +310,8 @@ def plan_memory(
             plan.notes.append("vLLM servers on their own GPUs: nothing on the training GPUs")
     else:
         rollouts = math.ceil(cfg.tasks_per_iter / gpus) * cfg.group_size
-        gathered = n * cb if backend == "fsdp2" or mb != cb else 0.0
-        if gathered:
-            add("local rollouts: gathered bf16 weights", 0.0, gathered)
+        if backend == "fsdp2":  # DDP decodes from its own replica (autocast casts per op)
+            add("local rollouts: gathered bf16 weights", 0.0, n * cb)
         kv = rollouts * tokens * 2 * shape.num_layers * shape.kv_dim * cb
         add(f"local rollouts: KV cache ({rollouts} rows)", 0.0, kv)
     add("CUDA context + allocator slack", RUNTIME_OVERHEAD_GB * GB, RUNTIME_OVERHEAD_GB * GB)
