@@ -20,7 +20,6 @@ import json
 import os
 import random
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from empo_gym.atomic_io import write_text_atomic
+from empo_gym.atomic_io import make_temp_dir, sweep_dead_temps, write_text_atomic
 
 FORMAT_VERSION = 1
 LATEST = "latest"
@@ -184,8 +183,8 @@ def save_checkpoint(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = checkpoint_dir(root, iteration)
-    _sweep(root)  # one writer per root: anything temporary here is a killed save's
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
+    sweep_dead_temps(root)  # what killed saves left (unpublished temp dirs, half-deleted ones)
+    tmp = make_temp_dir(root, final.name)
     try:
         files = []
         if _is_peft(model):
@@ -237,18 +236,12 @@ def save_checkpoint(
 
 
 def _bury(directory: Path) -> Path:
-    """Move a checkpoint out of the listing in one rename (into a new ``.old-*`` dir, returned):
-    a kill while its files are deleted then leaves no half-deleted checkpoint listed."""
-    grave = Path(tempfile.mkdtemp(prefix=f".old-{directory.name}-", dir=directory.parent))
+    """Move a checkpoint out of the listing in one rename (into a new ``.NAME.pid<PID>.*.old`` dir, returned):
+    a kill while its files are deleted then leaves no half-deleted checkpoint listed (the next
+    save sweeps it)."""
+    grave = make_temp_dir(directory.parent, directory.name, suffix=".old")
     os.replace(directory, grave / directory.name)
     return grave
-
-
-def _sweep(root: Path) -> None:
-    """Remove what killed saves left behind (unpublished ``.tmp-*``, half-deleted ``.old-*``)."""
-    for pattern in (".tmp-*", ".old-*"):
-        for leftover in root.glob(pattern):
-            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def list_checkpoints(root: str | Path) -> list[Path]:
@@ -272,6 +265,59 @@ def latest_checkpoint(root: str | Path) -> Path | None:
             return candidate
     found = list_checkpoints(root)
     return found[-1] if found else None
+
+
+def load_newest_intact(
+    root: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    *,
+    trainer_rng: random.Random | None = None,
+    load_extra: Callable[[Path], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> CheckpointState | None:
+    """Resume from the newest checkpoint under ``root`` that loads, skipping corrupt ones.
+
+    The one ``latest`` names is tried first, then the others from newest to oldest; each one
+    that fails to load (a damaged weights file, unparsable ``state.json``, ...) is reported
+    through ``log`` with the reason, and the next older one is tried.
+
+    Args:
+        root: Checkpoints directory.
+        model, optimizer, trainer_rng: As for :func:`load_checkpoint` (loaded in place; a later
+            successful load overwrites what a failed attempt left).
+        load_extra: Called with the checkpoint directory to load other components' files
+            (e.g. the memory store); its failure also marks the checkpoint corrupt.
+        log: Where the skipped checkpoints are reported.
+
+    Returns:
+        The loaded state, or None when ``root`` holds no checkpoint.
+
+    Raises:
+        ValueError: Checkpoints exist but none loads (the message lists each one's reason).
+    """
+    candidates = list(reversed(list_checkpoints(root)))
+    latest = latest_checkpoint(root)
+    if latest is not None:
+        candidates = [latest, *(c for c in candidates if c != latest)]
+    failures = []
+    for path in candidates:
+        try:
+            state = load_checkpoint(path, model, optimizer, trainer_rng=trainer_rng)
+            if load_extra is not None:
+                load_extra(path)
+        except Exception as exc:  # any damage: try the previous checkpoint
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            failures.append(f"{path.name} ({reason})")
+            log(f"skipping checkpoint {path} (corrupt: {reason}); trying the previous one")
+            continue
+        return state
+    if failures:
+        raise ValueError(
+            f"no intact checkpoint in {root}: {'; '.join(failures)}; expected at least one "
+            "that loads: delete the damaged ones (or the run directory) to start over"
+        )
+    return None
 
 
 def load_checkpoint(

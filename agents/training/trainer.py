@@ -32,7 +32,7 @@ import torch
 
 from empo_gym.agents.llm.policy import TrainablePolicy, check_policy
 from empo_gym.agents.llm.trajectory import Trajectory
-from empo_gym.agents.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from empo_gym.agents.training.checkpoint import load_newest_intact, save_checkpoint
 from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
 from empo_gym.agents.training.metrics import (
     METRICS_FILE,
@@ -41,6 +41,7 @@ from empo_gym.agents.training.metrics import (
     write_metrics,
 )
 from empo_gym.agents.training.modes import RolloutMode, UpdateMode, sample_modes
+from empo_gym.agents.training.run_lock import RunLock
 from empo_gym.agents.training.update import make_optimizer, policy_update
 from empo_gym.atomic_io import write_text_atomic
 
@@ -151,7 +152,9 @@ class TrainingRun:
         self.ckpt_root = self.out_dir / CHECKPOINTS_DIR
         self.metrics_path = self.out_dir / METRICS_FILE
         self.main = accelerator.is_main_process
-        if self.main:
+        self._lock: RunLock | None = None
+        if self.main:  # one run per output_dir (the other ranks share rank 0's)
+            self._lock = RunLock(self.out_dir).acquire()
             self.out_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(
                 self.out_dir / "config.json", json.dumps(cfg.to_dict(), indent=1) + "\n"
@@ -164,12 +167,19 @@ class TrainingRun:
         _sync_initial_weights(self.model, accelerator)
         self.optimizer = make_optimizer(self.model, cfg)
         self.start = 0
-        found = latest_checkpoint(self.ckpt_root) if resume else None
+        state = (
+            load_newest_intact(
+                self.ckpt_root,
+                self.model,
+                self.optimizer,
+                trainer_rng=self.trainer_rng,
+                load_extra=memory.load if memory is not None else None,
+            )
+            if resume
+            else None
+        )
         saved_row = None
-        if found is not None:
-            state = load_checkpoint(found, self.model, self.optimizer, trainer_rng=self.trainer_rng)
-            if memory is not None:
-                memory.load(found)
+        if state is not None:
             self.start = state.iteration
             saved_row = state.extra.get("metrics_row")
             sampling = state.extra.get("policy_sampling")
@@ -292,6 +302,12 @@ class TrainingRun:
         ):
             self._checkpoint(self.iteration)
 
+    def close(self) -> None:
+        """Release the output directory's run lock (:func:`train` does it at the end)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
     def _checkpoint(self, iteration: int, row: dict[str, Any] | None = None) -> Path:
         model, accelerator = self.model, self.accelerator
         extra: dict[str, Any] = {
@@ -362,14 +378,17 @@ def train(
         resume=resume,
         on_iteration=on_iteration,
     )
-    while not run.done and (stop_after is None or len(run.history) < stop_after):
-        run.step()
-    run.finish()
-    final_eval = None
-    if evaluate_fn is not None and run.done and run.main:
-        run.model.eval()
-        with torch.no_grad():
-            final_eval = evaluate_fn(policy)
+    try:
+        while not run.done and (stop_after is None or len(run.history) < stop_after):
+            run.step()
+        run.finish()
+        final_eval = None
+        if evaluate_fn is not None and run.done and run.main:
+            run.model.eval()
+            with torch.no_grad():
+                final_eval = evaluate_fn(policy)
+    finally:
+        run.close()
     return TrainResult(
         iterations=run.iteration,
         history=run.history,
