@@ -244,7 +244,7 @@ def evaluate(
     traj_files = contextlib.ExitStack()
     if trajectories_path is not None:
         traj_tmp = traj_files.enter_context(atomic_path(trajectories_path, suffix=".jsonl"))
-        traj_file = traj_files.enter_context(open(traj_tmp, "w", encoding="utf-8"))
+        traj_file = traj_files.enter_context(open(traj_tmp, "w", encoding="utf-8"))  # noqa: SIM115
     t_start = time.perf_counter()
 
     def start(i: int, episode: int) -> None:

@@ -236,8 +236,8 @@ def save_checkpoint(
 
 
 def _bury(directory: Path) -> Path:
-    """Move a checkpoint out of the listing in one rename (into a new ``.NAME.pid<PID>.*.old`` dir, returned):
-    a kill while its files are deleted then leaves no half-deleted checkpoint listed (the next
+    """Move a checkpoint out of the listing in one rename (into a new temp dir, returned): a
+    kill while its files are deleted then leaves no half-deleted checkpoint listed (the next
     save sweeps it)."""
     grave = make_temp_dir(directory.parent, directory.name, suffix=".old")
     os.replace(directory, grave / directory.name)

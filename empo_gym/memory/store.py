@@ -14,9 +14,9 @@ Persistence is a single safetensors file (embeddings as tensors, entries as JSON
 no pickle), written to a temporary file and moved into place with ``os.replace``, so a reader
 or a crashed writer never sees half a file. The header holds a SHA-256 of the embeddings and
 entries, so a damaged file (a flipped byte) is refused on load instead of silently retrieving
-nothing; non-finite embeddings are refused on add and on load. ``save(path, merge=True)`` holds a file lock
-(``path + ".lock"``) and merges the file's entries first, so several processes can append to
-one memory file without losing each other's entries.
+nothing; non-finite embeddings are refused on add and on load. ``save(path, merge=True)``
+holds a file lock (``path + ".lock"``) and merges the file's entries first, so several
+processes can append to one memory file without losing each other's entries.
 """
 
 from __future__ import annotations
