@@ -32,8 +32,19 @@ console = Console(stderr=True)
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print ``error: MESSAGE`` as one line (any line breaks folded, rich markup escaped) and
+    return the exit (status 2) to raise."""
+    from rich.markup import escape
+
+    line = " ".join(str(message).split())
+    console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
+
+
+def _os_error(exc: OSError) -> str:
+    """An OSError as one line naming the file (e.g. a result directory that became read-only)."""
+    where = f" {exc.filename!r}" if exc.filename else ""
+    return f"cannot write or read{where}: {exc.strerror or exc}; check the path and permissions"
 
 
 @app.command()
@@ -124,8 +135,10 @@ def run(
             on_episode=lambda rec: progress.advance(bars[-1]),
             log=_log,
         )
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise _fail(str(exc)) from None
+    except (ValueError, TypeError, RuntimeError, OSError) as exc:
+        progress.live.transient = True  # the error is the last line, not a half-filled bar
+        progress.stop()
+        raise _fail(_os_error(exc) if isinstance(exc, OSError) else str(exc)) from None
     finally:
         progress.stop()
     if outcome is None:  # a non-main process of a distributed training run
@@ -238,10 +251,19 @@ def leaderboard_cmd(
         paths = []
         entries: list[dict[str, Any]] = []
     else:
+        skipped: list[str] = []
+
+        def skip(exc: Exception) -> None:
+            skipped.append(str(exc))
+            line = " ".join(str(exc).split())
+            console.print(f"warning: skipped {line}", markup=False, highlight=False)
+
         try:
-            entries = lb.load_entries(paths or [Path(DEFAULT_RESULTS_DIR)])
+            entries = lb.load_entries(paths or [Path(DEFAULT_RESULTS_DIR)], on_skip=skip)
         except lb.LeaderboardError as exc:
             raise _fail(str(exc)) from None
+        if skipped and not entries:
+            raise _fail(f"no readable result file: all {len(skipped)} were skipped (see above)")
     entries = lb.filter_entries(entries, env=env, task=task, agent=agent)
     if fmt == "json":
         print(lb.render_json(entries))
