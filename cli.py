@@ -136,11 +136,13 @@ def run(
             log=_log,
         )
     except (ValueError, TypeError, RuntimeError, OSError) as exc:
-        progress.live.transient = True  # the error is the last line, not a half-filled bar
-        progress.stop()
+        if bars:  # the error is the last line, not a half-filled bar
+            progress.live.transient = True
+            progress.stop()
         raise _fail(_os_error(exc) if isinstance(exc, OSError) else str(exc)) from None
     finally:
-        progress.stop()
+        if bars:
+            progress.stop()
     if outcome is None:  # a non-main process of a distributed training run
         return
     if outcome.initial is not None and outcome.comparison is not None:
@@ -256,7 +258,7 @@ def leaderboard_cmd(
         def skip(exc: Exception) -> None:
             skipped.append(str(exc))
             line = " ".join(str(exc).split())
-            console.print(f"warning: skipped {line}", markup=False, highlight=False)
+            console.print(f"warning: skipped {line}", markup=False, highlight=False, soft_wrap=True)
 
         try:
             entries = lb.load_entries(paths or [Path(DEFAULT_RESULTS_DIR)], on_skip=skip)

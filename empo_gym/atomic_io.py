@@ -198,12 +198,16 @@ def check_writable_dir(path: str | os.PathLike[str], what: str) -> Path:
             f"{what} {str(path)!r} is under {str(base)!r}, which is a file; expected a "
             "directory path: pass one whose parents are directories"
         )
-    if not os.access(base, os.W_OK | os.X_OK):
+    try:  # a real probe: permission bits say nothing for root or a read-only filesystem
+        fd, probe = tempfile.mkstemp(prefix=_temp_prefix("probe"), dir=base)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
         shown = "" if base == path.absolute() else f" (its existing parent {str(base)!r})"
         raise ValueError(
-            f"{what} {str(path)!r}{shown} is not writable; expected a directory you can "
-            "write to: fix its permissions or pass another path"
-        )
+            f"{what} {str(path)!r}{shown} is not writable ({exc.strerror}); expected a "
+            "directory you can write to: fix its permissions or pass another path"
+        ) from None
     return path
 
 

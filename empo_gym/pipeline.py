@@ -163,7 +163,6 @@ def run(
         ValueError: A bad name, task, split, count, seed, output path or config value (the
             message names it).
     """
-    from empo_gym.agents.llm.models import resolve_model
     from empo_gym.agents.registry import make_agent
 
     cfg = _load_config(config)
@@ -191,6 +190,8 @@ def run(
         if the_agent.learns:
             check_writable_file(_initial_file(trajectories_path), "trajectories_path")
     if agent_kwargs.get("model") is not None and "base_url" not in agent_kwargs:
+        from empo_gym.agents.llm.models import resolve_model
+
         resolve_model(agent_kwargs["model"])  # a name only: nothing loads yet
     where = f"{env} / {task}" if task else env
 

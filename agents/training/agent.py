@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from empo_gym.agents.base import Agent
 from empo_gym.agents.training.config import GRPOConfig, config_from_dict
+from empo_gym.agents.training.metrics import METRICS_FILE, read_metrics
 from empo_gym.atomic_io import check_writable_dir
 from empo_gym.yaml_config import read_yaml
 
@@ -93,6 +94,9 @@ class LearningAgent(Agent):
             # held from before the untrained evaluation until close(): a second run on this
             # output_dir is refused before it loads a model
             self._run_lock = RunLock(self.cfg.output_dir).acquire()
+            metrics = Path(self.cfg.output_dir) / METRICS_FILE
+            if metrics.exists():  # a resumed run: a damaged metrics file fails now, not later
+                read_metrics(metrics)
 
     def _configure_for(self, env_name: str, task: str | None, out_dir: str) -> None:
         """Re-validate the config for the env being run (env-specific presets and task)."""
