@@ -20,3 +20,90 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path) -> None:
 def test_json_round_trip(tmp_path) -> None:
     write_json_atomic(tmp_path / "x.json", {"é": [1, 2]}, ensure_ascii=False)
     assert (tmp_path / "x.json").read_text(encoding="utf-8") == '{"é": [1, 2]}'
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_killed_writers_temp_file_is_swept_by_the_next_writer(tmp_path) -> None:
+    """kill -9 during a write leaves its temp file; the next write in that folder removes it
+    (the writer's pid is in the name) but keeps a live writer's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    big = tmp_path / "big.bin"
+    code = (
+        "import sys, time\n"
+        "from empo_gym.atomic_io import atomic_path\n"
+        f"with atomic_path({str(big)!r}) as tmp:\n"
+        "    tmp.write_bytes(b'x' * 1_000_000)\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "writing"
+    leftover = [p for p in tmp_path.iterdir() if p.name.startswith(".big.bin.")]
+    assert len(leftover) == 1 and f".pid{proc.pid}." in leftover[0].name
+    write_text_atomic(tmp_path / "other.txt", "while it is alive")
+    assert leftover[0].exists()  # a live writer's temp file stays
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert leftover[0].exists()  # killed: nothing cleaned up
+    stale_dir = tmp_path / f".iter_000002.pid{_dead_pid()}.abcd_123.tmp"
+    stale_dir.mkdir()  # a killed checkpoint save's directory
+    write_text_atomic(tmp_path / "other.txt", "next write")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.txt"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_files_follow_the_umask(tmp_path, umask) -> None:
+    import os
+
+    from empo_gym.atomic_io import make_temp_dir
+
+    old = os.umask(umask)
+    try:
+        path = write_text_atomic(tmp_path / "f.json", "{}")
+        directory = make_temp_dir(tmp_path, "ckpt")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert directory.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_exclusive_write_never_replaces(tmp_path) -> None:
+    target = tmp_path / "r.json"
+    write_text_atomic(target, "first", exclusive=True)
+    with pytest.raises(FileExistsError):
+        write_text_atomic(target, "second", exclusive=True)
+    assert target.read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: (d / "f").write_text("x") and d / "f", "is a file"),
+        (lambda d: (d / "f").write_text("x") and d / "f" / "sub", "which is a file"),
+        (lambda d: __import__("pathlib").Path("/proc/self/new"), "is not writable"),
+    ],
+)
+def test_check_writable_dir_names_the_problem_and_creates_nothing(tmp_path, make, message):
+    from empo_gym.atomic_io import check_writable_dir
+
+    path = make(tmp_path)
+    before = sorted(tmp_path.iterdir())
+    with pytest.raises(ValueError, match=message):
+        check_writable_dir(path, "out_dir")
+    assert sorted(tmp_path.iterdir()) == before
+    check_writable_dir(tmp_path / "new" / "deeper", "out_dir")
+    assert not (tmp_path / "new").exists()

@@ -93,6 +93,7 @@ class RunLock:
                 _held[self.path] = (lock, depth + 1)
                 return self
             self.directory.mkdir(parents=True, exist_ok=True)
+            stale: dict[str, Any] | None = None  # a dead owner whose file was replaced
             for attempt in range(2):
                 lock = FileLock(self.path, timeout=0)
                 try:
@@ -112,9 +113,10 @@ class RunLock:
                             "to end or set another output_dir"
                         ) from None
                     # held by an orphan of a dead owner (e.g. a forked worker): replace the file
+                    stale = owner
                     with contextlib.suppress(OSError):
                         self.path.unlink()
-            previous = _read_owner(self.path)
+            previous = stale or _read_owner(self.path)
             if previous is not None and previous.get("pid") != os.getpid():
                 self.took_over = previous
                 self.log(
