@@ -398,7 +398,12 @@ class PolicyServer:
                         f"body of {length} bytes exceeds the limit of {server.max_body_bytes}",
                         status=413,
                     )
-                data = self.rfile.read(length)  # bounded by the socket timeout (self.timeout)
+                try:  # bounded by the socket timeout (self.timeout): a stalled client
+                    data = self.rfile.read(length)
+                except TimeoutError:
+                    raise BadRequest(
+                        f"body not received within {server.request_timeout} s", status=408
+                    ) from None
                 if len(data) != length:
                     raise BadRequest(f"body ended after {len(data)} of {length} bytes")
                 try:
