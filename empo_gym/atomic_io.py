@@ -37,6 +37,7 @@ __all__ = [
     "atomic_path",
     "check_writable_dir",
     "check_writable_file",
+    "follow_umask",
     "make_temp_dir",
     "sweep_dead_temps",
     "write_bytes_atomic",
@@ -98,6 +99,16 @@ def sweep_dead_temps(directory: str | os.PathLike[str]) -> list[Path]:
                 path.unlink()
         removed.append(path)
     return removed
+
+
+def follow_umask(path: str | os.PathLike[str]) -> None:
+    """Give ``path`` (and everything under a directory) the mode the umask allows: libraries
+    that write 0600 files (safetensors does) then match files written with ``open``."""
+    mask = _umask()
+    root = Path(path)
+    for p in [root, *(root.rglob("*") if root.is_dir() else ())]:
+        if not p.is_symlink():
+            os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
 
 
 def make_temp_dir(parent: str | os.PathLike[str], name: str, suffix: str = ".tmp") -> Path:

@@ -107,3 +107,32 @@ def test_check_writable_dir_names_the_problem_and_creates_nothing(tmp_path, make
     assert sorted(tmp_path.iterdir()) == before
     check_writable_dir(tmp_path / "new" / "deeper", "out_dir")
     assert not (tmp_path / "new").exists()
+
+
+def test_results_memory_files_and_checkpoints_follow_the_umask(tmp_path) -> None:
+    """They were 0600 (tempfile's mode); now what ``open`` would give: 0644 under umask 022."""
+    import os
+    import stat
+
+    from empo_gym import leaderboard as lb
+    from empo_gym.agents.scripted.random_agent import RandomAgent
+    from empo_gym.agents.training.checkpoint import save_checkpoint
+    from empo_gym.harness import evaluate
+    from empo_gym.memory import MemoryEntry, MemoryStore
+    from tests.toy_envs import GuessEnv  # noqa: F401
+    from tests.training.train_helpers import make_tiny_model
+
+    old = os.umask(0o022)
+    try:
+        result = evaluate(RandomAgent(seed=0), "guess", episodes=1)
+        row = lb.write_entry(lb.entry_from_result(result, agent=RandomAgent()), tmp_path / "lb")
+        store = MemoryStore("hashing")
+        store.add([MemoryEntry("tip", key="state", score=1.0, slot="s")])
+        memory = store.save(tmp_path / "m.memory.safetensors")
+        ckpt = save_checkpoint(tmp_path / "ckpts", 1, make_tiny_model(0))
+    finally:
+        os.umask(old)
+    files = [row, memory, ckpt / "model.safetensors", ckpt / "state.json", ckpt.parent / "latest"]
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+    assert stat.S_IMODE(ckpt.stat().st_mode) == 0o755

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from empo_gym.atomic_io import make_temp_dir, sweep_dead_temps, write_text_atomic
+from empo_gym.atomic_io import follow_umask, make_temp_dir, sweep_dead_temps, write_text_atomic
 
 FORMAT_VERSION = 1
 LATEST = "latest"
@@ -218,6 +218,7 @@ def save_checkpoint(
             "files": files,
         }
         _write_json(tmp / "state.json", state)  # written last: its presence marks completeness
+        follow_umask(tmp)  # safetensors writes 0600
         if final.exists():  # re-saving an iteration (after a resume): swap, then drop the old one
             grave = _bury(final)
             os.replace(tmp, final)
