@@ -357,6 +357,12 @@ def bench_memory(
     from empo_gym.memory import make_embedder
 
     names = [e.strip() for e in embedders.split(",") if e.strip()]
+    counts = {"--entries": entries, "--big-entries": big_entries, "--queries": queries}
+    for flag, value in {**counts, "--episodes": episodes}.items():
+        if value < 1:
+            raise _fail(f"{flag} must be a positive int, got {value}")
+    if seed < 0:
+        raise _fail(f"--seed must be an int >= 0, got {seed}")
     try:
         from empo_gym.scienceworld.tasks import resolve_task
 

@@ -183,3 +183,28 @@ def test_leaderboard_skips_a_bad_file_with_a_one_line_warning(tmp_path) -> None:
     assert len(warnings) == 3 and "Traceback" not in res.stderr
     for name, why in [("latin1.json", "not UTF-8"), ("deep.json", "nested"), ("nan.json", "NaN")]:
         assert any(name in w and why in w and w.startswith("warning: skipped") for w in warnings)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ood", "--transfer", "bio1-bio2", "--seed", "-5"], "seed must be an int >= 0"),
+        (["ood", "--transfer", "bio1-bio2", "--out", "afile"], "out_dir 'afile' is a file"),
+        (
+            ["ood", "--transfer", "bio1-bio2", "--leaderboard-out", "afile/x"],
+            "leaderboard_dir 'afile/x' is under",
+        ),
+        (["ood", "--transfer", "bio1-bio2", "--model", "/no/such"], "'/no/such'"),
+        (["bench", "memory", "--entries", "0"], "--entries must be a positive int, got 0"),
+        (["leaderboard", "afile"], "no readable result file"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_other_commands_fail_in_one_line_before_any_work(workdir, args, message) -> None:
+    t0 = time.perf_counter()
+    res = _cli(*args, cwd=workdir)
+    wall = time.perf_counter() - t0
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2 and lines[-1].startswith("error: ") and message in lines[-1]
+    assert len(lines) == (2 if args[0] == "leaderboard" else 1), res.stderr  # + the warning
+    assert "Traceback" not in res.stderr and wall < FAST_S
