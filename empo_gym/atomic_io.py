@@ -5,8 +5,9 @@ old file untouched and no temp file behind. Every results, memory, checkpoint an
 empo-gym is written through here.
 
 A write killed outright (``kill -9``) cannot clean up after itself, so every temp file or
-directory made here carries its writer's process id (``.NAME.pid<PID>.<random><suffix>``), and
-the next writer in that folder removes those of writers no longer running
+directory made here carries its writer's process id and machine
+(``.NAME.pid<PID>-<HOST>.<random><suffix>``), and the next writer in that folder on that
+machine removes those of writers no longer running
 (:func:`sweep_dead_temps`). Files and directories get the permissions the umask allows (like
 ``open``), not the 0600 / 0700 of :mod:`tempfile`.
 
@@ -25,8 +26,10 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,13 +43,17 @@ __all__ = [
     "follow_umask",
     "make_temp_dir",
     "sweep_dead_temps",
+    "temp_prefix",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",
 ]
 
-#: A temp name made here: ``.NAME.pid<PID>.<random from tempfile><suffix>``.
-_TEMP_NAME = re.compile(r"^\..+\.pid(?P<pid>\d+)\.[A-Za-z0-9_]{8}(\.[^.]+)?$")
+#: A temp name made here: ``.NAME.pid<PID>-<HOST>.<random from tempfile><suffix>``.
+_TEMP_NAME = re.compile(r"^\..+\.pid(?P<pid>\d+)-(?P<host>[0-9a-f]{8})\.[A-Za-z0-9_]{8}(\.[^.]+)?$")
+#: This machine, in temp names: a folder shared over the network holds other machines' temp
+#: files, whose pids say nothing here (they are never swept from this one).
+HOST_TAG = f"{zlib.crc32(socket.gethostname().encode()):08x}"
 _umask_lock = threading.Lock()
 
 
@@ -58,8 +65,14 @@ def _umask() -> int:
     return mask
 
 
-def _temp_prefix(name: str) -> str:
-    return f".{name}.pid{os.getpid()}."
+def temp_prefix(name: str, pid: int | None = None) -> str:
+    """The start of a temp name for ``name`` made by process ``pid`` (default: this one).
+
+    Example:
+        >>> temp_prefix("x.json", 42) == f".x.json.pid42-{HOST_TAG}."
+        True
+    """
+    return f".{name}.pid{os.getpid() if pid is None else pid}-{HOST_TAG}."
 
 
 def sweep_dead_temps(directory: str | os.PathLike[str]) -> list[Path]:
@@ -74,10 +87,11 @@ def sweep_dead_temps(directory: str | os.PathLike[str]) -> list[Path]:
     Example:
         >>> import tempfile, pathlib
         >>> d = pathlib.Path(tempfile.mkdtemp())
-        >>> _ = (d / ".x.json.pid999999999.abcd1234.tmp").write_text("torn")
-        >>> _ = (d / f".y.json.pid{os.getpid()}.abcd1234.tmp").write_text("mine, writing")
-        >>> [p.name for p in sweep_dead_temps(d)]
-        ['.x.json.pid999999999.abcd1234.tmp']
+        >>> dead = d / (temp_prefix("x.json", pid=999999999) + "abcd1234.tmp")
+        >>> _ = dead.write_text("torn")
+        >>> _ = (d / (temp_prefix("y.json") + "abcd1234.tmp")).write_text("mine, writing")
+        >>> sweep_dead_temps(d) == [dead]
+        True
     """
     removed = []
     try:
@@ -89,7 +103,7 @@ def sweep_dead_temps(directory: str | os.PathLike[str]) -> list[Path]:
         if match is None:
             continue
         pid = int(match.group("pid"))
-        if pid == os.getpid() or psutil.pid_exists(pid):
+        if match.group("host") != HOST_TAG or pid == os.getpid() or psutil.pid_exists(pid):
             continue
         path = Path(directory) / name
         if path.is_dir() and not path.is_symlink():
@@ -114,7 +128,7 @@ def follow_umask(path: str | os.PathLike[str]) -> None:
 def make_temp_dir(parent: str | os.PathLike[str], name: str, suffix: str = ".tmp") -> Path:
     """A new directory in ``parent`` named for ``name`` and this process (swept once it dies),
     with the permissions the umask allows."""
-    path = Path(tempfile.mkdtemp(prefix=_temp_prefix(name), suffix=suffix, dir=parent))
+    path = Path(tempfile.mkdtemp(prefix=temp_prefix(name), suffix=suffix, dir=parent))
     os.chmod(path, 0o777 & ~_umask())
     return path
 
@@ -134,7 +148,7 @@ def atomic_path(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_dead_temps(path.parent)
-    fd, name = tempfile.mkstemp(prefix=_temp_prefix(path.name), suffix=suffix, dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=suffix, dir=path.parent)
     os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     tmp = Path(name)
@@ -210,7 +224,7 @@ def check_writable_dir(path: str | os.PathLike[str], what: str) -> Path:
             "directory path: pass one whose parents are directories"
         )
     try:  # a real probe: permission bits say nothing for root or a read-only filesystem
-        fd, probe = tempfile.mkstemp(prefix=_temp_prefix("probe"), dir=base)
+        fd, probe = tempfile.mkstemp(prefix=temp_prefix("probe"), dir=base)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from empo_gym.atomic_io import atomic_path, write_json_atomic, write_text_atomic
+from empo_gym.atomic_io import atomic_path, temp_prefix, write_json_atomic, write_text_atomic
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path) -> None:
@@ -52,16 +52,18 @@ def test_a_killed_writers_temp_file_is_swept_by_the_next_writer(tmp_path) -> Non
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "writing"
     leftover = [p for p in tmp_path.iterdir() if p.name.startswith(".big.bin.")]
-    assert len(leftover) == 1 and f".pid{proc.pid}." in leftover[0].name
+    assert len(leftover) == 1 and leftover[0].name.startswith(temp_prefix("big.bin", proc.pid))
     write_text_atomic(tmp_path / "other.txt", "while it is alive")
     assert leftover[0].exists()  # a live writer's temp file stays
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert leftover[0].exists()  # killed: nothing cleaned up
-    stale_dir = tmp_path / f".iter_000002.pid{_dead_pid()}.abcd_123.tmp"
+    stale_dir = tmp_path / (temp_prefix("iter_000002", _dead_pid()) + "abcd_123.tmp")
     stale_dir.mkdir()  # a killed checkpoint save's directory
+    elsewhere = tmp_path / f".r.json.pid{_dead_pid()}-0000beef.abcd_123.tmp"
+    elsewhere.write_text("another machine's writer (shared folder): its pid means nothing here")
     write_text_atomic(tmp_path / "other.txt", "next write")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [elsewhere.name, "other.txt"]
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])

@@ -20,6 +20,7 @@ from empo_gym.agents.training.checkpoint import (
 from empo_gym.agents.training.config import GRPOConfig
 from empo_gym.agents.training.modes import UpdateMode, sample_modes
 from empo_gym.agents.training.update import make_optimizer, policy_update
+from empo_gym.atomic_io import temp_prefix
 from tests.tiny_llama import tiny_llama
 from tests.training.train_helpers import PAD, make_tiny_model, make_traj, make_turn
 
@@ -115,10 +116,11 @@ def test_next_save_sweeps_what_a_killed_save_left(tmp_path):
     # named with the pid of the (now dead) writer
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    unpublished = tmp_path / f".iter_000002.pid{dead.pid}.abc_1234.tmp"
+    unpublished = tmp_path / (temp_prefix("iter_000002", dead.pid) + "abc_1234.tmp")
     unpublished.mkdir()
     (unpublished / "model.safetensors").write_bytes(b"partial")
-    (tmp_path / f".iter_000000.pid{dead.pid}.def_5678.old" / "iter_000000").mkdir(parents=True)
+    grave = tmp_path / (temp_prefix("iter_000000", dead.pid) + "def_5678.old")
+    (grave / "iter_000000").mkdir(parents=True)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["iter_000001"]
     save_checkpoint(tmp_path, 2, model, keep=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["iter_000002", "latest"]
