@@ -499,6 +499,7 @@ def bench_explore(
         parse_sweep,
         run_explore_bench,
     )
+    from empo_gym.atomic_io import check_writable_dir
     from empo_gym.yaml_config import from_dict, load_yaml
 
     _cpu_threads()
@@ -516,6 +517,7 @@ def bench_explore(
             **{k: v for k, v in given.items() if v is not None},
         }
         bench = from_dict(ExploreBenchConfig, settings, "bench explore")
+        check_writable_dir(bench.output_dir, "--out")  # before hours of training, not after
         result = run_explore_bench(bench, sweep=parse_sweep(sweep), ood=ood, log=_log)
     except ValueError as exc:
         raise _fail(str(exc)) from None

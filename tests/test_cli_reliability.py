@@ -196,6 +196,7 @@ def test_leaderboard_skips_a_bad_file_with_a_one_line_warning(tmp_path) -> None:
         ),
         (["ood", "--transfer", "bio1-bio2", "--model", "/no/such"], "'/no/such'"),
         (["bench", "memory", "--entries", "0"], "--entries must be a positive int, got 0"),
+        (["bench", "explore", "--out", "afile"], "--out 'afile' is a file"),
         (["leaderboard", "afile"], "no readable result file"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,
