@@ -22,7 +22,6 @@ import json
 import os
 import random
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from empo_gym.atomic_io import write_text_atomic
+from empo_gym.atomic_io import follow_umask, make_temp_dir, sweep_dead_temps, write_text_atomic
 
 FORMAT_VERSION = 1
 LATEST = "latest"
@@ -186,8 +185,8 @@ def save_checkpoint(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = checkpoint_dir(root, iteration)
-    _sweep(root)  # one writer per root: anything temporary here is a killed save's
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
+    sweep_dead_temps(root)  # what killed saves left (unpublished temp dirs, half-deleted ones)
+    tmp = make_temp_dir(root, final.name)
     try:
         files = []
         if model is None:
@@ -223,6 +222,7 @@ def save_checkpoint(
             "files": files,
         }
         _write_json(tmp / "state.json", state)  # written last: its presence marks completeness
+        follow_umask(tmp)  # safetensors writes 0600
         if final.exists():  # re-saving an iteration (after a resume): swap, then drop the old one
             grave = _bury(final)
             os.replace(tmp, final)
@@ -241,18 +241,12 @@ def save_checkpoint(
 
 
 def _bury(directory: Path) -> Path:
-    """Move a checkpoint out of the listing in one rename (into a new ``.old-*`` dir, returned):
-    a kill while its files are deleted then leaves no half-deleted checkpoint listed."""
-    grave = Path(tempfile.mkdtemp(prefix=f".old-{directory.name}-", dir=directory.parent))
+    """Move a checkpoint out of the listing in one rename (into a new temp dir, returned): a
+    kill while its files are deleted then leaves no half-deleted checkpoint listed (the next
+    save sweeps it)."""
+    grave = make_temp_dir(directory.parent, directory.name, suffix=".old")
     os.replace(directory, grave / directory.name)
     return grave
-
-
-def _sweep(root: Path) -> None:
-    """Remove what killed saves left behind (unpublished ``.tmp-*``, half-deleted ``.old-*``)."""
-    for pattern in (".tmp-*", ".old-*"):
-        for leftover in root.glob(pattern):
-            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def list_checkpoints(root: str | Path) -> list[Path]:
@@ -276,6 +270,54 @@ def latest_checkpoint(root: str | Path) -> Path | None:
             return candidate
     found = list_checkpoints(root)
     return found[-1] if found else None
+
+
+def load_newest_intact(
+    root: str | Path,
+    load: Callable[[Path], CheckpointState],
+    *,
+    log: Callable[[str], None] = print,
+) -> CheckpointState | None:
+    """Resume from the newest checkpoint under ``root`` that loads, skipping corrupt ones.
+
+    The one ``latest`` names is tried first, then the others from newest to oldest; each one
+    that fails to load (a damaged weights file, unparsable ``state.json``, ...) is reported
+    through ``log`` with the reason, and the next older one is tried.
+
+    Args:
+        root: Checkpoints directory.
+        load: Loads one checkpoint directory in place and returns its state (e.g.
+            :func:`load_checkpoint` plus other components' files such as the memory store); any
+            exception marks that checkpoint corrupt (a later successful load overwrites what a
+            failed attempt left).
+        log: Where the skipped checkpoints are reported.
+
+    Returns:
+        The loaded state, or None when ``root`` holds no checkpoint.
+
+    Raises:
+        ValueError: Checkpoints exist but none loads (the message lists each one's reason).
+    """
+    candidates = list(reversed(list_checkpoints(root)))
+    latest = latest_checkpoint(root)
+    if latest is not None:
+        candidates = [latest, *(c for c in candidates if c != latest)]
+    failures = []
+    for path in candidates:
+        try:
+            state = load(path)
+        except Exception as exc:  # any damage: try the previous checkpoint
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            failures.append(f"{path.name} ({reason})")
+            log(f"skipping checkpoint {path} (corrupt: {reason}); trying the previous one")
+            continue
+        return state
+    if failures:
+        raise ValueError(
+            f"no intact checkpoint in {root}: {'; '.join(failures)}; expected at least one "
+            "that loads: delete the damaged ones (or the run directory) to start over"
+        )
+    return None
 
 
 def load_checkpoint(

@@ -35,7 +35,11 @@ import torch
 
 from empo_gym.agents.llm.policy import TrainablePolicy, check_policy
 from empo_gym.agents.llm.trajectory import Trajectory
-from empo_gym.agents.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from empo_gym.agents.training.checkpoint import (
+    load_checkpoint,
+    load_newest_intact,
+    save_checkpoint,
+)
 from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
 from empo_gym.agents.training.engine import DCP_DIR, Engine
 from empo_gym.agents.training.metrics import (
@@ -45,6 +49,7 @@ from empo_gym.agents.training.metrics import (
     write_metrics,
 )
 from empo_gym.agents.training.modes import RolloutMode, UpdateMode, sample_modes
+from empo_gym.agents.training.run_lock import RunLock
 from empo_gym.agents.training.update import make_optimizer, policy_update
 from empo_gym.atomic_io import write_text_atomic
 
@@ -157,7 +162,9 @@ class TrainingRun:
         self.ckpt_root = self.out_dir / CHECKPOINTS_DIR
         self.metrics_path = self.out_dir / METRICS_FILE
         self.main = accelerator.is_main_process
-        if self.main:
+        self._lock: RunLock | None = None
+        if self.main:  # one run per output_dir (the other ranks share rank 0's)
+            self._lock = RunLock(self.out_dir).acquire()
             self.out_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(
                 self.out_dir / "config.json", json.dumps(cfg.to_dict(), indent=1) + "\n"
@@ -174,12 +181,9 @@ class TrainingRun:
             self.ref_model = self.engine.prepare_reference(ref_model)
         self.optimizer = make_optimizer(self.model, cfg)
         self.start = 0
-        found = latest_checkpoint(self.ckpt_root) if resume else None
+        state = load_newest_intact(self.ckpt_root, self._resume) if resume else None
         saved_row = None
-        if found is not None:
-            state = self._resume(found)
-            if memory is not None:
-                memory.load(found)
+        if state is not None:
             self.start = state.iteration
             saved_row = state.extra.get("metrics_row")
             sampling = state.extra.get("policy_sampling")
@@ -299,8 +303,15 @@ class TrainingRun:
         if self.engine.sharded:  # DDP checkpoints already hold the whole model
             self.engine.export(self.model, self.out_dir / FINAL_MODEL_DIR)
 
+    def close(self) -> None:
+        """Release the output directory's run lock (:func:`train` does it at the end)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
     def _resume(self, found: Path) -> Any:
-        """Load checkpoint ``found``: full weights, or (FSDP2) this rank's DCP shards."""
+        """Load checkpoint ``found``: full weights, or (FSDP2) this rank's DCP shards, and the
+        memory store; raises when it does not load (the caller then tries an older one)."""
         sharded = (found / DCP_DIR).is_dir()
         if sharded != self.engine.sharded:
             written, now = ("fsdp2", "ddp") if sharded else ("ddp", "fsdp2")
@@ -313,6 +324,8 @@ class TrainingRun:
         state = load_checkpoint(found, model, optimizer, trainer_rng=self.trainer_rng)
         if sharded:  # after load_checkpoint: each rank's own RNG states replace rank 0's
             self.engine.load_sharded(found / DCP_DIR, self.model, self.optimizer)
+        if self.memory is not None:
+            self.memory.load(found)
         return state
 
     def _checkpoint(self, iteration: int, row: dict[str, Any] | None = None) -> Path | None:
@@ -412,15 +425,18 @@ def train(
         resume=resume,
         on_iteration=on_iteration,
     )
-    while not run.done and (stop_after is None or len(run.history) < stop_after):
-        run.step()
-    run.finish()
-    run.engine.gather_for_inference(run.model)  # FSDP2: rank 0 evaluates without the others
-    final_eval = None
-    if evaluate_fn is not None and run.done and run.main:
-        run.model.eval()
-        with torch.no_grad():
-            final_eval = evaluate_fn(policy)
+    try:
+        while not run.done and (stop_after is None or len(run.history) < stop_after):
+            run.step()
+        run.finish()
+        run.engine.gather_for_inference(run.model)  # FSDP2: rank 0 evaluates without the others
+        final_eval = None
+        if evaluate_fn is not None and run.done and run.main:
+            run.model.eval()
+            with torch.no_grad():
+                final_eval = evaluate_fn(policy)
+    finally:
+        run.close()
     return TrainResult(
         iterations=run.iteration,
         history=run.history,

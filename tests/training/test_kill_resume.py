@@ -282,7 +282,9 @@ def test_kill_leaves_only_complete_checkpoints(runs, stage):
     assert latest_checkpoint(root) == root / complete[-1]
     leftovers = [n for n in names if n not in (*complete, "latest")]
     if stage == "checkpoint":  # killed inside save_checkpoint: its temporary dir, unpublished
-        assert len(leftovers) == 1 and leftovers[0].startswith(f".tmp-iter_{last + 1:06d}-")
+        assert len(leftovers) == 1 and leftovers[0].startswith(
+            f".iter_{last + 1:06d}.pid"
+        )  # its temp dir
         partial = root / leftovers[0]
         assert (partial / "memory.safetensors").exists()
         assert not (partial / "state.json").exists()
