@@ -103,7 +103,8 @@ def svg_line_chart(
     legend = []
     for k, (label, value) in enumerate(refs.items()):
         parts.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
+            f'<line class="ref" x1="{left}" x2="{left + pw}" y1="{y(value):.1f}" '
+            f'y2="{y(value):.1f}" '
             f'stroke="#888" stroke-dasharray="4 3"><title>{_e(label)}: {value:g}</title></line>'
         )
         legend.append((label, "#888", True, k))
@@ -167,6 +168,12 @@ def _seeds(seeds: Sequence[int]) -> str:
     return ", ".join(map(str, seeds))
 
 
+def _flat(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
 def _provenance(entry: Mapping[str, Any]) -> str:
     """The expandable part of a measured row: provenance, comparison, curves."""
     prov = entry["provenance"]
@@ -190,7 +197,7 @@ def _provenance(entry: Mapping[str, Any]) -> str:
         ("python", f"{prov['python']} on {prov['platform']}"),
     ]
     # what the env reported about its data (catalogue / noun method, embedder, simulator)
-    items += [(f"data: {k}", v) for k, v in prov.items() if k not in known]
+    items += [(f"data: {k}", _flat(v)) for k, v in prov.items() if k not in known]
     if entry.get("checkpoint"):
         items.append(("checkpoint", entry["checkpoint"]))
     comp = entry.get("comparison")
