@@ -238,13 +238,24 @@ def leaderboard_cmd(
     env: str | None = typer.Option(None, "--env", help="Only this env."),
     task: str | None = typer.Option(None, "--task", help="Only this task."),
     agent: str | None = typer.Option(None, "--agent", help="Only this agent."),
-    fmt: str = typer.Option("table", "--format", help="table, markdown or json."),
+    fmt: str = typer.Option("table", "--format", help="table, markdown, json or html."),
+    out: Path | None = typer.Option(
+        None, "--out", help="html: directory of the page (index.html; required)."
+    ),
+    hide_reported: bool = typer.Option(
+        False, "--hide-reported", help="Leave out the EMPO² paper's reported rows."
+    ),
 ) -> None:
-    """Merge result files and show them as a table, markdown or JSON."""
+    """Merge result files (and the paper's reported rows) into a table, markdown, JSON or a page."""
     from empo_gym import leaderboard as lb
 
     if fmt not in lb.FORMATS:
         raise _fail(f"unknown format {fmt!r}; expected one of: {', '.join(lb.FORMATS)}")
+    if (fmt == "html") != (out is not None):
+        raise _fail(
+            f"--out is for --format html only (got --format {fmt}"
+            + (f", --out {out})" if out is not None else " without --out); add --out DIR)")
+        )
     if not paths and not Path(DEFAULT_RESULTS_DIR).is_dir():
         console.print(
             f"no results yet: {DEFAULT_RESULTS_DIR}/ does not exist here; "
@@ -266,11 +277,22 @@ def leaderboard_cmd(
             raise _fail(str(exc)) from None
         if skipped and not entries:
             raise _fail(f"no readable result file: all {len(skipped)} were skipped (see above)")
+    if not hide_reported:
+        entries = entries + lb.reported_entries()
     entries = lb.filter_entries(entries, env=env, task=task, agent=agent)
     if fmt == "json":
         print(lb.render_json(entries))
     elif fmt == "markdown":
         print(lb.render_markdown(entries))
+    elif fmt == "html":
+        from empo_gym.leaderboard.html import write_html
+
+        try:
+            page = write_html(entries, out)
+        except OSError as exc:
+            raise _fail(f"cannot write the page into {out}: {exc.strerror}") from None
+        runs = len(lb.measured_runs(entries))
+        print(f"wrote {page} ({runs} measured runs, {len(entries) - runs} reported rows)")
     else:
         Console(width=max(160, Console().width)).print(lb.render_table(entries))
 

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from empo_gym.leaderboard.entry import LeaderboardError, validate_entry
+from empo_gym.leaderboard.entry import LeaderboardError, entry_source, validate_entry
 
-FORMATS = ("table", "markdown", "json")
+FORMATS = ("table", "markdown", "json", "html")
 #: Where runs write their rows by default (relative to the working directory).
 DEFAULT_RESULTS_DIR = "leaderboard/results"
 
@@ -115,10 +115,11 @@ INITIAL_SUFFIX = " (untrained)"
 
 
 def rows(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One flat row per entry, best mean score first within each (env, task).
+    """One flat row per entry; within each (env, task) measured runs first, best mean score first.
 
     A learning agent's untrained row (``checkpoint: "initial"``) shows its agent as e.g.
-    ``empo (untrained)``.
+    ``empo (untrained)``. A reported row (``source: "reported"``) has ``None`` for what a
+    publication does not give (``ci95``, ``episodes``, ``date``, often ``success_rate``).
     """
     out = []
     for e in entries:
@@ -131,33 +132,47 @@ def rows(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "split": e["split"],
                 "agent": e["agent"] + (INITIAL_SUFFIX if initial else ""),
                 "model": e["model"] or "-",
-                "success_rate": m["success_rate"],
+                "success_rate": m.get("success_rate"),
                 "mean_score": m["mean_score"],
-                "ci95": m["ci95"],
-                "episodes": m["episodes"],
-                "date": e["provenance"]["date"],
+                "ci95": m.get("ci95"),
+                "episodes": m.get("episodes"),
+                "date": e["provenance"]["date"] if "provenance" in e else None,
+                "source": entry_source(e),
             }
         )
-    out.sort(key=lambda r: (r["env"], r["task"], -r["mean_score"], r["agent"]))
+    out.sort(key=row_key)
     return out
 
 
-_COLUMNS = ["env", "task", "split", "agent", "model", "success", "score", "episodes", "date"]
+def row_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    """The order of :func:`rows`: env, task, measured before reported, best score, agent."""
+    return (row["env"], row["task"], row["source"] != "measured", -row["mean_score"], row["agent"])
+
+
+_COLUMNS = [
+    "env", "task", "split", "agent", "model", "success", "score", "episodes", "date", "source"
+]  # fmt: skip
 
 
 def _cells(r: dict[str, Any]) -> list[str]:
     """A row's cells as text, each on one line (a line break inside a name would split the
     row of any table)."""
+
+    def num(value: Any, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    score = f"{r['mean_score']:.1f}" + ("" if r["ci95"] is None else f" ± {r['ci95']:.1f}")
     cells = [
         r["env"],
         r["task"],
         r["split"],
         r["agent"],
         r["model"],
-        f"{r['success_rate']:.3f}",
-        f"{r['mean_score']:.1f} ± {r['ci95']:.1f}",
-        str(r["episodes"]),
-        r["date"][:19],
+        num(r["success_rate"], ".3f"),
+        score,
+        num(r["episodes"], "d"),
+        (r["date"] or "-")[:19],
+        r["source"],
     ]
     return [_LINE_BREAKS.sub(" ", str(c)) for c in cells]
 
@@ -201,6 +216,21 @@ def render_table(entries: Iterable[dict[str, Any]]) -> Any:
     table = Table(title="empo-gym leaderboard")
     for c in _COLUMNS:
         table.add_column(c, justify="right" if c in {"success", "score", "episodes"} else "left")
+    entries = list(entries)
     for r in rows(entries):
-        table.add_row(*(escape(c) for c in _cells(r)))
+        table.add_row(
+            *(escape(c) for c in _cells(r)),
+            style="italic dim" if r["source"] == "reported" else None,
+        )
+    cited = sorted(
+        {
+            f"{e['reference']['citation']}, {e['reference']['hardware']}"
+            for e in entries
+            if "reference" in e
+        }
+    )
+    if cited:  # reported rows: say whose figures they are (not runs of this code)
+        table.caption = escape(
+            "reported (italic): " + "; ".join(cited) + " (hide: --hide-reported)"
+        )
     return table

@@ -18,6 +18,9 @@ from empo_gym import provenance
 from empo_gym.atomic_io import write_text_atomic
 
 SCHEMA_VERSION = 1
+#: Where a row's numbers come from: ``measured`` by a run of this code (the default when a file
+#: has no ``source``), or ``reported`` in a publication (a reference row, never a run).
+SOURCES = ("measured", "reported")
 
 
 class LeaderboardError(ValueError):
@@ -54,6 +57,16 @@ def validate_entry(entry: Any, source: str = "<entry>") -> dict[str, Any]:
     return entry
 
 
+def entry_source(entry: dict[str, Any]) -> str:
+    """``"measured"`` or ``"reported"`` (files written before the field existed are measured).
+
+    Example:
+        >>> entry_source({"agent": "random"}), entry_source({"source": "reported"})
+        ('measured', 'reported')
+    """
+    return entry.get("source", "measured")
+
+
 def build_entry(
     *,
     agent: str,
@@ -83,6 +96,7 @@ def build_entry(
     prov.update(extra_provenance or {})
     entry: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
+        "source": "measured",
         "agent": agent,
         "env": env,
         "task": task,

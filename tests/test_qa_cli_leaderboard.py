@@ -109,7 +109,7 @@ def test_every_required_leaderboard_key_is_present(webshop_board) -> None:
 )
 def test_leaderboard_filters_json(webshop_board, filters, expected) -> None:
     out, _ = webshop_board
-    res = _run("leaderboard", str(out), *filters, "--format", "json")
+    res = _run("leaderboard", str(out), *filters, "--format", "json", "--hide-reported")
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output)
     assert {(r["env"], r["agent"]) for r in rows} == expected
@@ -117,7 +117,9 @@ def test_leaderboard_filters_json(webshop_board, filters, expected) -> None:
 
 def test_leaderboard_markdown_and_table(webshop_board) -> None:
     out, _ = webshop_board
-    md = _run("leaderboard", str(out), "--env", "webshop", "--format", "markdown").output
+    md = _run(
+        "leaderboard", str(out), "--env", "webshop", "--format", "markdown", "--hide-reported"
+    ).output
     lines = md.strip().splitlines()
     assert lines[0].startswith("| env |") and len(lines) == 2 + 3
     assert lines[2].split("|")[4].strip() == "oracle"  # best score first

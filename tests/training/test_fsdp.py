@@ -171,11 +171,11 @@ def test_sigkill_inside_a_sharded_checkpoint_write_then_resume(launched, tmp_pat
     ckpts = tmp_path / "killed" / "checkpoints"
     assert (ckpts / "latest").read_text().strip() == "iter_000002"
     assert not (ckpts / "iter_000003").exists()
-    assert list(ckpts.glob(".tmp-iter_000003-*/dcp/.metadata")), "shards were not staged"
+    assert list(ckpts.glob(".iter_000003.*/dcp/.metadata")), "shards were not staged"
     _wait(_launch(tmp_path, "0"), tmp_path)  # the same command again: resume
     infos = [json.loads((tmp_path / "killed" / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [i["resumed_from"] for i in infos] == [2, 2]
-    assert not list(ckpts.glob(".tmp-*")) and not list(ckpts.glob(".dcp-*"))
+    assert not list(ckpts.glob(".iter_*")) and not list(ckpts.glob(".dcp-*"))
     resumed = _exported(tmp_path / "killed")
     straight = _exported(launched / ft.RESUME_CASE / "run")
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
