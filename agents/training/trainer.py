@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from empo_gym.agents.llm.policy import TrainablePolicy, check_policy
+from empo_gym.agents.llm.policy import ServedPolicy, TrainablePolicy, check_policy
 from empo_gym.agents.llm.trajectory import Trajectory
 from empo_gym.agents.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
@@ -175,7 +175,7 @@ class TrainingRun:
             sampling = state.extra.get("policy_sampling")
             if sampling is not None:
                 policy.load_sampling_state(sampling)  # the seeds of the next rollouts
-            _weights_changed(policy)
+            _weights_changed(policy, self.model, accelerator)
         _check_same_start(self.start, accelerator)
         if self.main:  # drop metric lines of iterations after the checkpoint (killed mid-way)
             rows = []
@@ -230,7 +230,10 @@ class TrainingRun:
                 memory.after_rollouts(policy, trajectories, rollout_mode.use_memory)
         memory_s = time.perf_counter() - t0
 
-        # 4. policy update on group-relative advantages
+        # 4. policy update on group-relative advantages (a colocated sampler sleeps meanwhile),
+        #    then the new weights go to the sampler
+        if isinstance(policy, ServedPolicy):
+            policy.pause()
         upd = policy_update(
             model,
             self.optimizer,
@@ -241,7 +244,7 @@ class TrainingRun:
             ref_model=self.ref_model,
             accelerator=self.accelerator,
         )
-        _weights_changed(policy)
+        weight_sync_s = _weights_changed(policy, model, self.accelerator)
 
         # 5. metrics row, checkpoint (holding the row: a kill before the row is appended must
         #    not lose it), metrics line
@@ -261,6 +264,7 @@ class TrainingRun:
             "memory_size": memory.size() if memory is not None else 0,
             "rollout_s": rollout_s,
             "memory_s": memory_s,
+            "weight_sync_s": weight_sync_s,
             **{k: v for k, v in upd.items() if k != "return_mean"},
             **dict(getattr(memory, "last_timings", None) or {}),
         }
@@ -418,10 +422,22 @@ def _mean_over_processes(row: dict[str, Any], keys: Sequence[str], accelerator: 
         row[key] = value
 
 
-def _weights_changed(policy: TrainablePolicy) -> None:
-    """Drop caches computed with the old weights (TransformersPolicy's prefix KV cache): a stale
-    cache makes the sampling log-probs disagree with the trainer's, so on-policy ratios != 1."""
+def _weights_changed(policy: TrainablePolicy, model: torch.nn.Module, accelerator: Any) -> float:
+    """Drop caches computed with the old weights (TransformersPolicy's prefix KV cache: a stale
+    cache makes the sampling log-probs disagree with the trainer's, so on-policy ratios != 1)
+    and give a separate sampler (vLLM) the new weights; returns the sync's seconds."""
     policy.clear_prefix_cache()
+    if not isinstance(policy, ServedPolicy):
+        return 0.0
+    unwrap = getattr(accelerator, "unwrap_model", None)
+    seconds = policy.sync_weights(
+        unwrap(model) if unwrap is not None else model,
+        main=bool(getattr(accelerator, "is_main_process", True)),
+        rank=int(getattr(accelerator, "process_index", 0)),
+    )
+    if getattr(accelerator, "num_processes", 1) > 1:  # nobody samples before the sync is done
+        accelerator.wait_for_everyone()
+    return seconds
 
 
 def _local_share(total: int, accelerator: Any) -> slice:
