@@ -55,6 +55,8 @@ WEIGHT_SYNC_MODES = ("disk", "nccl")
 DEV_MODE_ENV = "VLLM_SERVER_DEV_MODE"
 #: The project's vLLM virtual environment (``make vllm``).
 DEFAULT_VLLM_VENV = ".venv-vllm"
+#: KV cache of a server on CPU (vLLM's CPU build), in bytes.
+CPU_KV_CACHE_BYTES = 1 << 30
 #: A fixed text whose greedy continuation probes the served weights after each sync.
 PROBE_TEXT = "The kitchen has a fridge, a stove and a sink. To cool the water, you"
 
@@ -101,6 +103,7 @@ def server_command(
     nccl: bool = False,
     dtype: str = "auto",
     max_model_len: int | None = None,
+    kv_cache_bytes: int | None = None,
 ) -> list[str]:
     """The command line that starts one vLLM server for this backend (run it with
     ``VLLM_SERVER_DEV_MODE=1`` in the environment).
@@ -133,6 +136,8 @@ def server_command(
     ]
     if max_model_len is not None:
         cmd += ["--max-model-len", str(max_model_len)]
+    if kv_cache_bytes is not None:  # on CPU instead of a share of the host's memory
+        cmd += ["--kv-cache-memory-bytes", str(kv_cache_bytes)]
     if sleep_mode:
         cmd.append("--enable-sleep-mode")
     if nccl:
@@ -216,13 +221,18 @@ def start_servers(
     python: str | None = None,
     gpus: int = 0,
     max_model_len: int | None = None,
+    kv_cache_bytes: int | None = None,
     startup_timeout: float = 600.0,
 ) -> list[VLLMServer]:
     """Start one vLLM server per loopback URL on ``model_dir`` (colocated mode, tests, benches).
 
-    Server ``i`` gets GPUs ``i*tensor_parallel .. (i+1)*tensor_parallel-1`` when ``gpus`` > 0.
-    The servers start concurrently; any failure stops them all and raises.
+    Server ``i`` gets GPUs ``i*tensor_parallel .. (i+1)*tensor_parallel-1`` when ``gpus`` > 0;
+    without GPUs (vLLM's CPU build) each reserves ``kv_cache_bytes`` of host memory for its KV
+    cache (default 1 GiB; a share of host memory would compete with the trainer). The servers
+    start concurrently; any failure stops them all and raises.
     """
+    if not gpus and kv_cache_bytes is None:
+        kv_cache_bytes = CPU_KV_CACHE_BYTES
     servers = []
     for i, url in enumerate(urls):
         root = normalize_url(url)
@@ -253,6 +263,7 @@ def start_servers(
             sleep_mode=sleep_mode,
             nccl=nccl,
             max_model_len=max_model_len,
+            kv_cache_bytes=kv_cache_bytes,
         )
         servers.append(
             VLLMServer(

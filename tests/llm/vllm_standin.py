@@ -25,11 +25,15 @@ class StandInVLLM:
     Args:
         policy: A TransformersPolicy; the server samples with a deep copy of it.
         ignore_reload: Answer ``reload_weights`` without loading anything (a stale server).
+        logprob_offset: Added to every returned log-prob (a sampler whose numerics differ).
     """
 
-    def __init__(self, policy: Any, *, ignore_reload: bool = False) -> None:
+    def __init__(
+        self, policy: Any, *, ignore_reload: bool = False, logprob_offset: float = 0.0
+    ) -> None:
         self.policy = copy.deepcopy(policy)
         self.ignore_reload = ignore_reload
+        self.logprob_offset = logprob_offset
         self.log: list[tuple[str, Any]] = []  # (path, body) of every POST
         self.asleep = False
         self._lock = threading.Lock()
@@ -124,7 +128,10 @@ class StandInVLLM:
                 {
                     "index": 0,
                     "text": gen.text,
-                    "logprobs": {"tokens": tokens, "token_logprobs": gen.logprobs},
+                    "logprobs": {
+                        "tokens": tokens,
+                        "token_logprobs": [lp + self.logprob_offset for lp in gen.logprobs],
+                    },
                     "finish_reason": gen.finish_reason,
                 }
             ],
