@@ -33,6 +33,7 @@ import copy
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -55,6 +56,8 @@ WEIGHT_SYNC_MODES = ("disk", "nccl")
 DEV_MODE_ENV = "VLLM_SERVER_DEV_MODE"
 #: The project's vLLM virtual environment (``make vllm``).
 DEFAULT_VLLM_VENV = ".venv-vllm"
+#: Environment variable naming the Python that runs vLLM (overrides ``.venv-vllm``).
+VLLM_PYTHON_ENV = "EMPO_GYM_VLLM_PYTHON"
 #: KV cache of a server on CPU (vLLM's CPU build), in bytes.
 CPU_KV_CACHE_BYTES = 1 << 30
 #: A fixed text whose greedy continuation probes the served weights after each sync.
@@ -81,14 +84,21 @@ def normalize_url(url: str) -> str:
 
 
 def vllm_python(venv: str | os.PathLike[str] = DEFAULT_VLLM_VENV) -> str:
-    """The Python that runs vLLM: ``<venv>/bin/python`` when it exists, else this one.
+    """The Python that runs vLLM: ``$EMPO_GYM_VLLM_PYTHON``, else ``<venv>/bin/python`` in the
+    working directory or the project checkout (``make vllm``), else this interpreter.
 
     Example:
-        >>> vllm_python("/no/such/venv") == sys.executable
+        >>> vllm_python("/no/such/venv") == os.environ.get("EMPO_GYM_VLLM_PYTHON", sys.executable)
         True
     """
-    candidate = Path(venv) / "bin" / "python"
-    return str(candidate) if candidate.is_file() else sys.executable
+    override = os.environ.get(VLLM_PYTHON_ENV)
+    if override:
+        return override
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        candidate = root / venv / "bin" / "python"
+        if candidate.is_file():
+            return str(candidate)
+    return sys.executable
 
 
 def server_command(
@@ -104,6 +114,7 @@ def server_command(
     dtype: str = "auto",
     max_model_len: int | None = None,
     kv_cache_bytes: int | None = None,
+    eager: bool = False,
 ) -> list[str]:
     """The command line that starts one vLLM server for this backend (run it with
     ``VLLM_SERVER_DEV_MODE=1`` in the environment).
@@ -138,6 +149,8 @@ def server_command(
         cmd += ["--max-model-len", str(max_model_len)]
     if kv_cache_bytes is not None:  # on CPU instead of a share of the host's memory
         cmd += ["--kv-cache-memory-bytes", str(kv_cache_bytes)]
+    if eager:  # no torch.compile warm-up: starts in seconds instead of minutes on a small CPU
+        cmd.append("--enforce-eager")
     if sleep_mode:
         cmd.append("--enable-sleep-mode")
     if nccl:
@@ -222,17 +235,23 @@ def start_servers(
     gpus: int = 0,
     max_model_len: int | None = None,
     kv_cache_bytes: int | None = None,
+    dtype: str | None = None,
+    eager: bool | None = None,
     startup_timeout: float = 600.0,
 ) -> list[VLLMServer]:
     """Start one vLLM server per loopback URL on ``model_dir`` (colocated mode, tests, benches).
 
     Server ``i`` gets GPUs ``i*tensor_parallel .. (i+1)*tensor_parallel-1`` when ``gpus`` > 0;
     without GPUs (vLLM's CPU build) each reserves ``kv_cache_bytes`` of host memory for its KV
-    cache (default 1 GiB; a share of host memory would compete with the trainer). The servers
-    start concurrently; any failure stops them all and raises.
+    cache (default 1 GiB; a share of host memory would compete with the trainer), computes in
+    float32 (the trainer's CPU dtype: bf16 differs from it by ~0.05 in log-prob) and runs
+    eagerly (torch.compile's warm-up takes minutes on a small CPU). The servers start
+    concurrently; any failure stops them all and raises.
     """
-    if not gpus and kv_cache_bytes is None:
-        kv_cache_bytes = CPU_KV_CACHE_BYTES
+    if not gpus:
+        kv_cache_bytes = CPU_KV_CACHE_BYTES if kv_cache_bytes is None else kv_cache_bytes
+        dtype = dtype or "float32"
+        eager = True if eager is None else eager
     servers = []
     for i, url in enumerate(urls):
         root = normalize_url(url)
@@ -264,6 +283,8 @@ def start_servers(
             nccl=nccl,
             max_model_len=max_model_len,
             kv_cache_bytes=kv_cache_bytes,
+            dtype=dtype or "auto",
+            eager=bool(eager),
         )
         servers.append(
             VLLMServer(
@@ -311,12 +332,15 @@ def write_hf_weights(model: Any, directory: str | os.PathLike[str], tokenizer: A
     """Write ``model`` in Hugging Face layout (``config.json`` + safetensors) into ``directory``.
 
     A LoRA (peft) model is written with its adapter merged into a copy of the base weights, so
-    vLLM serves exactly the trained policy. The directory is written under a temporary name and
-    renamed, so a reader never sees half of it.
+    vLLM serves exactly the trained policy. Tied input / output embeddings are written untied
+    (``lm_head.weight`` stored, ``tie_word_embeddings: false``): vLLM's in-place
+    ``reload_weights`` does not re-tie them and would keep serving the old output layer, so a
+    server must be started from such a checkpoint. The directory is written under a temporary
+    name and renamed, so a reader never sees half of it.
 
     Args:
         model: A ``transformers`` causal LM (or a peft model around one).
-        directory: Target directory (must not exist yet).
+        directory: Target directory (replaced when it exists).
         tokenizer: Written too when given (a server started from ``directory`` needs it).
     """
     target = Path(directory)
@@ -327,10 +351,40 @@ def write_hf_weights(model: Any, directory: str | os.PathLike[str], tokenizer: A
     if hasattr(model, "merge_and_unload"):  # peft: vLLM loads plain checkpoints
         plain = copy.deepcopy(model).merge_and_unload()
     plain.save_pretrained(tmp, safe_serialization=True)
+    _untie_output_embeddings(plain, tmp)
     if tokenizer is not None:
         tokenizer.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     return target
+
+
+def _untie_output_embeddings(model: Any, directory: Path) -> None:
+    """Store a tied output layer as its own tensor and mark the config untied."""
+    config_path = directory / "config.json"
+    config = json.loads(config_path.read_text())
+    tied = [c for c in (config, config.get("text_config") or {}) if c.get("tie_word_embeddings")]
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if not tied or output is None:
+        return
+    from safetensors.torch import load_file, save_file
+
+    name = next(n for n, m in model.named_modules() if m is output) + ".weight"
+    tensor = output.weight.detach().to("cpu").contiguous().clone()
+    index_path = directory / "model.safetensors.index.json"
+    if index_path.is_file():  # sharded: one more shard, named in the index
+        index = json.loads(index_path.read_text())
+        save_file({name: tensor}, directory / "model-output-embeddings.safetensors")
+        index["weight_map"][name] = "model-output-embeddings.safetensors"
+        index_path.write_text(json.dumps(index, indent=2))
+    else:
+        single = directory / "model.safetensors"
+        state = load_file(single)
+        state[name] = tensor
+        save_file(state, single, metadata={"format": "pt"})
+    for c in tied:
+        c["tie_word_embeddings"] = False
+    config_path.write_text(json.dumps(config, indent=2))
 
 
 class VLLMPolicy:
@@ -641,20 +695,24 @@ class VLLMPolicy:
                 "weight_sync='nccl' needs the vllm package in the trainer's environment "
                 f"({exc}); install vllm there or use weight_sync='disk'"
             ) from exc
-        plain = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+        if hasattr(model, "merge_and_unload"):
+            raise ValueError(
+                "weight_sync='nccl' sends the model's own parameters, but a LoRA model's are "
+                "adapters; expected weight_sync='disk' with lora (it writes merged weights)"
+            )
         if self._nccl is None:  # one NCCL group per server: trainer rank 0 + its workers
             self._nccl = []
             for i, url in enumerate(self.urls):
                 world = int(_get_json(f"{url}/get_world_size?include_dp=false")["world_size"]) + 1
                 info = NCCLTrainerInitInfo(
-                    master_address="127.0.0.1" if "127.0.0.1" in url else _host(url),
+                    master_address=_address_toward(_host(url)),
                     master_port=self.nccl_port + i,
                     world_size=world,
                     rank=rank,
                 )
                 self._nccl.append(
                     NCCLTrainerWeightTransferEngine.trainer_init(
-                        info, client=HTTPVLLMWeightSyncClient(url), source=ModuleSource(plain)
+                        info, client=HTTPVLLMWeightSyncClient(url), source=ModuleSource(model)
                     )
                 )
         for engine in self._nccl:
@@ -716,6 +774,15 @@ def _get_json(url: str) -> dict[str, Any]:
 
 def _host(url: str) -> str:
     return urlparse(url).hostname or "127.0.0.1"
+
+
+def _address_toward(host: str) -> str:
+    """This machine's address as seen from ``host`` (where NCCL's rendezvous is reached)."""
+    if host in ("127.0.0.1", "localhost"):
+        return "127.0.0.1"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((host, 9))  # UDP: picks the route, sends nothing
+        return str(probe.getsockname()[0])
 
 
 def _port(url: str) -> int:

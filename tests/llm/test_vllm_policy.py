@@ -169,3 +169,21 @@ def test_urls_are_normalised_and_checked():
     assert normalize_url("http://h:1/v1/") == "http://h:1"
     with pytest.raises(ValueError, match="expected an http"):
         normalize_url("h:1")
+
+
+def test_tied_embeddings_are_written_untied_with_the_same_outputs(tmp_path):
+    """vLLM's in-place reload does not re-tie an output layer: the checkpoint stores it."""
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from empo_gym.agents.llm.vllm_policy import write_hf_weights
+    from tests.tiny_llama import tiny_llama
+
+    model = tiny_llama(40, tie_word_embeddings=True)
+    write_hf_weights(model, tmp_path / "m")
+    state = load_file(tmp_path / "m" / "model.safetensors")
+    assert torch.equal(state["lm_head.weight"], state["model.embed_tokens.weight"])
+    again = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
+    assert again.config.tie_word_embeddings is False
+    ids = torch.tensor([[3, 4, 5]])
+    assert torch.allclose(again(ids).logits, model(ids).logits, atol=1e-6)
