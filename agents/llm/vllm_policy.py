@@ -409,8 +409,13 @@ class VLLMPolicy:
         nccl_port: Rendezvous port of the NCCL transfer (``weight_sync="nccl"``).
 
     Example:
-        >>> VLLMPolicy.__new__(VLLMPolicy).server_for.__doc__.split(".")[0]
-        'The server index of a route key (assigned on first sight to the least-loaded server)'
+        >>> class Local:  # stands for the trainer's TransformersPolicy
+        ...     name = "smollm2"
+        >>> p = VLLMPolicy(Local(), ["http://a:8000", "http://b:8000/v1"], weights_dir="w")
+        >>> [p.server_for(key) for key in ("g0/0", "g0/1", "g0/0", "g1/0")]
+        [0, 1, 0, 0]
+        >>> p.urls[1]
+        'http://b:8000'
     """
 
     def __init__(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
-from empo_gym.agents.llm.vllm_policy import VLLMPolicy
+from empo_gym.agents.llm.vllm_policy import StaleWeightsError, VLLMPolicy
 from empo_gym.agents.training.config import EMPOConfig, GRPOConfig, config_from_dict
 from empo_gym.agents.training.setup import build_training, with_trainer_logprobs
 from empo_gym.agents.training.trainer import TrainingRun, engine_rollout_fn
@@ -86,3 +88,19 @@ def test_a_vllm_run_syncs_after_every_step_and_rescores_with_the_trainer(tmp_pat
             assert row["ratio_mean"] == pytest.approx(1.0, abs=1e-5)
         else:  # the sampler's log-probs are 0.01 higher: ratio exp(-0.01) on every token
             assert row["ratio_mean"] == pytest.approx(torch.tensor(-0.01).exp().item(), abs=1e-4)
+
+
+def test_server_mode_wiring_checks_the_servers_serve_the_trainers_model(tmp_path):
+    from empo_gym.agents.training.setup import vllm_policy
+
+    local = _byte_policy()
+    cfg = GRPOConfig(env="toy", rollout_backend="vllm", output_dir=str(tmp_path))
+    with StandInVLLM(local) as server:
+        policy = vllm_policy(dataclasses.replace(cfg, vllm_urls=[server.url]), local)
+        assert isinstance(policy, VLLMPolicy) and not policy.servers  # connected, not started
+        assert policy.weights_dir == tmp_path / "vllm_weights"
+    other = _byte_policy()
+    with torch.no_grad():
+        other.model.lm_head.weight.mul_(3.0)
+    with StandInVLLM(other) as server, pytest.raises(StaleWeightsError, match=server.url):
+        vllm_policy(dataclasses.replace(cfg, vllm_urls=[server.url]), local)
