@@ -347,9 +347,8 @@ def write_hf_weights(model: Any, directory: str | os.PathLike[str], tokenizer: A
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    plain = model
-    if hasattr(model, "merge_and_unload"):  # peft: vLLM loads plain checkpoints
-        plain = copy.deepcopy(model).merge_and_unload()
+    # peft: vLLM loads plain checkpoints (the copy keeps the trainer's adapter training)
+    plain = copy.deepcopy(model).merge_and_unload() if _is_lora(model) else model
     plain.save_pretrained(tmp, safe_serialization=True)
     _untie_output_embeddings(plain, tmp)
     if tokenizer is not None:
@@ -359,12 +358,19 @@ def write_hf_weights(model: Any, directory: str | os.PathLike[str], tokenizer: A
     return target
 
 
+def _is_lora(model: Any) -> bool:
+    """Whether ``model`` is a peft (LoRA) model."""
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel)
+
+
 def _untie_output_embeddings(model: Any, directory: Path) -> None:
     """Store a tied output layer as its own tensor and mark the config untied."""
     config_path = directory / "config.json"
     config = json.loads(config_path.read_text())
     tied = [c for c in (config, config.get("text_config") or {}) if c.get("tie_word_embeddings")]
-    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    output = model.get_output_embeddings()
     if not tied or output is None:
         return
     from safetensors.torch import load_file, save_file
@@ -700,7 +706,7 @@ class VLLMPolicy:
                 "weight_sync='nccl' needs the vllm package in the trainer's environment "
                 f"({exc}); install vllm there or use weight_sync='disk'"
             ) from exc
-        if hasattr(model, "merge_and_unload"):
+        if _is_lora(model):
             raise ValueError(
                 "weight_sync='nccl' sends the model's own parameters, but a LoRA model's are "
                 "adapters; expected weight_sync='disk' with lora (it writes merged weights)"

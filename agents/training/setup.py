@@ -125,7 +125,7 @@ def vllm_policy(cfg: GRPOConfig, local: Any, *, startup_timeout: float = 600.0) 
         weights_dir=weights_dir,
         weight_sync=cfg.weight_sync,
         servers=servers,
-        sleep_mode=sleep_mode,
+        sleep_mode=sleep_mode and main,  # the main process alone sends the servers to sleep
     )
     if main:
         policy.check_weights(local.model)
