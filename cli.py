@@ -459,15 +459,27 @@ def bench_train(
         "--equal-update-work/--skip-zero-adv",
         help="Forward zero-advantage turns in both runs (verl's behaviour) or skip them.",
     ),
+    rollout_backend: str = typer.Option(
+        "local",
+        "--rollout-backend",
+        help="local: GRPO vs EMPO² (local rollouts). vllm: GRPO with local vs vLLM rollouts "
+        "side by side, and the weight-sync time (starts a server from .venv-vllm).",
+    ),
+    vllm_url: list[str] = typer.Option(
+        [], "--vllm-url", help="Running vLLM servers for --rollout-backend vllm (repeatable)."
+    ),
 ) -> None:
-    """GRPO vs EMPO² seconds per iteration at equal settings, memory share, update tokens/s.
+    """GRPO vs EMPO² seconds per iteration at equal settings, memory share, update tokens/s;
+    with ``--rollout-backend vllm``, local vs vLLM rollouts instead.
 
     The two runs alternate iteration by iteration so both see the same machine load.
     """
-    from empo_gym.agents.training.bench import run_train_bench
+    from empo_gym.agents.training.bench import run_backend_bench, run_train_bench
 
     if iterations <= warmup:
         raise _fail(f"--iterations ({iterations}) must exceed --warmup ({warmup})")
+    if rollout_backend not in ("local", "vllm"):
+        raise _fail(f"--rollout-backend {rollout_backend!r}; expected 'local' or 'vllm'")
     _cpu_threads()
     try:
         overrides = {
@@ -479,6 +491,21 @@ def bench_train(
             )
             if v is not None
         }
+        if rollout_backend == "vllm":
+            _emit(
+                run_backend_bench(
+                    env,
+                    task,
+                    iterations=iterations,
+                    warmup=warmup,
+                    model=model,
+                    seed=seed,
+                    vllm_urls=vllm_url or None,
+                    overrides={"skip_zero_advantage": not equal_update_work, **overrides},
+                    log=_log,
+                )
+            )
+            return
         result = run_train_bench(
             env,
             task,

@@ -41,6 +41,58 @@ from empo_gym.agents.llm.policy import (
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 
 
+def post_json(
+    url: str,
+    data: bytes | dict[str, Any],
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: float = 120.0,
+    retries: int = 2,
+    hint_401: str = "",
+    expect: str = "an OpenAI-compatible server",
+) -> dict[str, Any]:
+    """POST JSON to ``url`` and return the decoded reply (``{}`` for an empty body).
+
+    Connection errors and HTTP 429/5xx are retried with exponential backoff; what still fails
+    raises a one-line RuntimeError naming the URL and what was expected there.
+
+    Example:
+        >>> post_json("http://127.0.0.1:9/v1/x", {}, retries=0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        RuntimeError: cannot reach http://127.0.0.1:9/v1/x after 1 attempt(s): ...
+    """
+    if isinstance(data, dict):
+        data = json.dumps(data).encode("utf-8")
+    headers = headers or {"Content-Type": "application/json"}
+    delay = 0.5
+    for attempt in range(retries + 1):
+        req = urllib.request.Request(url, data=data, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                body = resp.read().decode("utf-8")
+                return json.loads(body) if body.strip() else {}
+        except urllib.error.HTTPError as exc:
+            detail = " ".join(exc.read().decode("utf-8", "replace")[:500].split())
+            if exc.code in (429, 500, 502, 503, 504) and attempt < retries:
+                time.sleep(delay)
+                delay *= 2
+                continue
+            hint = hint_401 if exc.code in (401, 403) else ""
+            raise RuntimeError(f"POST {url} failed with HTTP {exc.code}{hint}: {detail}") from exc
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            if attempt < retries:
+                time.sleep(delay)
+                delay *= 2
+                continue
+            reason = getattr(exc, "reason", exc)
+            raise RuntimeError(
+                f"cannot reach {url} after {attempt + 1} attempt(s): {reason}; "
+                f"expected {expect} there"
+            ) from exc
+    raise AssertionError("unreachable")
+
+
 class OpenAIPolicy:
     """Chat policy over HTTP against an OpenAI-compatible server.
 
@@ -126,32 +178,14 @@ class OpenAIPolicy:
         return json.dumps(body).encode("utf-8")
 
     def _post(self, data: bytes) -> dict[str, Any]:
-        delay = 0.5
-        for attempt in range(self.retries + 1):
-            req = urllib.request.Request(self.endpoint, data=data, headers=self._headers())
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    return json.loads(resp.read().decode("utf-8"))
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode("utf-8", "replace")[:500]
-                if exc.code in (429, 500, 502, 503, 504) and attempt < self.retries:
-                    time.sleep(delay)
-                    delay *= 2
-                    continue
-                hint = f" (is ${self.api_key_env} set?)" if exc.code in (401, 403) else ""
-                raise RuntimeError(
-                    f"POST {self.endpoint} failed with HTTP {exc.code}{hint}: {detail}"
-                ) from exc
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                if attempt < self.retries:
-                    time.sleep(delay)
-                    delay *= 2
-                    continue
-                raise RuntimeError(
-                    f"cannot reach {self.endpoint} after {attempt + 1} attempt(s): {exc}; "
-                    "expected an OpenAI-compatible server there"
-                ) from exc
-        raise AssertionError("unreachable")
+        return post_json(
+            self.endpoint,
+            data,
+            headers=self._headers(),
+            timeout=self.timeout,
+            retries=self.retries,
+            hint_401=f" (is ${self.api_key_env} set?)",
+        )
 
     @staticmethod
     def _generation(reply: dict[str, Any]) -> Generation:

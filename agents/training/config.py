@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from empo_gym.agents.llm.vllm_policy import WEIGHT_SYNC_MODES
 from empo_gym.memory.embedders import EMBEDDER_NAMES
 from empo_gym.registry import ACTION_FORMATS, PROMPT_STYLES, env_names, env_profile
 from empo_gym.yaml_config import check_fields, from_dict, read_yaml
@@ -29,6 +30,8 @@ PRESETS = ("default", "paper", "quick")
 BACKENDS = ("auto", "ddp", "fsdp2")
 MASTER_DTYPES = ("float32", "auto")
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
+#: Who samples the rollouts (``GRPOConfig.rollout_backend``).
+ROLLOUT_BACKENDS = ("local", "vllm")
 
 
 @dataclass
@@ -148,6 +151,33 @@ class GRPOConfig:
     lora_dropout: float = 0.0
     """LoRA dropout."""
 
+    # --- rollout backend ---------------------------------------------------------------------
+    rollout_backend: str = "local"
+    """Who samples the rollouts: ``local`` (the trainer's own model, the project's HF decoding
+    loop) or ``vllm`` (vLLM servers; prompts are still encoded, and log-probs for the update
+    still computed, by the trainer)."""
+    vllm_urls: list[str] = dataclasses.field(default_factory=lambda: ["http://127.0.0.1:8000"])
+    """vLLM server roots; each trajectory sticks to one. Server mode: servers you started on
+    their own GPUs. Colocated: the trainer starts one server per URL (loopback ports)."""
+    vllm_colocate: bool = False
+    """Start the vLLM servers from the trainer on the training GPUs, with sleep mode (they
+    sleep during each update); False = connect to running servers (server mode)."""
+    vllm_tensor_parallel: int = 1
+    """Tensor-parallel GPUs per vLLM server (colocated: server i takes GPUs i*tp..(i+1)*tp-1)."""
+    vllm_gpu_memory_utilization: float = 0.5
+    """Share of each GPU's memory a colocated vLLM server may take (weights + KV cache)."""
+    vllm_weights_dir: str | None = None
+    """Directory the disk weight sync writes to, readable by every server; None =
+    ``<output_dir>/vllm_weights``."""
+    weight_sync: str = "disk"
+    """How new weights reach vLLM after each optimizer step: ``disk`` (safetensors + the
+    servers' ``reload_weights``) or ``nccl`` (vLLM's NCCL weight transfer; GPUs, and the
+    ``vllm`` package in the trainer's environment)."""
+    recompute_old_logprobs: bool | None = None
+    """Score the sampled tokens with the trainer before the update and use those as the old
+    log-probs (the sampler's numerics differ from the trainer's); None = True for ``vllm``,
+    False for ``local`` (whose sampler is the trainer)."""
+
     @property
     def agent(self) -> str:
         """``grpo`` or ``empo``."""
@@ -223,6 +253,54 @@ class GRPOConfig:
         _require(self, "lora_rank", self.lora_rank >= 1, ">= 1")
         _require(self, "lora_alpha", self.lora_alpha > 0, "> 0")
         _require(self, "lora_dropout", 0 <= self.lora_dropout < 1, "in [0, 1)")
+        _require(
+            self,
+            "rollout_backend",
+            self.rollout_backend in ROLLOUT_BACKENDS,
+            f"one of {list(ROLLOUT_BACKENDS)}",
+        )
+        _require(
+            self,
+            "vllm_urls",
+            bool(self.vllm_urls)
+            and all(str(u).startswith(("http://", "https://")) for u in self.vllm_urls),
+            "a non-empty list of http(s) URLs such as ['http://127.0.0.1:8000']",
+        )
+        _require(self, "vllm_tensor_parallel", self.vllm_tensor_parallel >= 1, ">= 1")
+        _require(
+            self,
+            "vllm_gpu_memory_utilization",
+            0 < self.vllm_gpu_memory_utilization <= 1,
+            "a share of GPU memory in (0, 1]",
+        )
+        _require(
+            self,
+            "weight_sync",
+            self.weight_sync in WEIGHT_SYNC_MODES,
+            f"one of {list(WEIGHT_SYNC_MODES)}",
+        )
+        _require(
+            self,
+            "lora",
+            not (self.lora and self.backend == "fsdp2" and self.rollout_backend == "vllm"),
+            "false with backend fsdp2 and rollout_backend vllm (vLLM serves merged weights, "
+            "gathered from the shards for full-parameter training only)",
+        )
+
+    @property
+    def recompute_logprobs(self) -> bool:
+        """Whether the old log-probs are re-scored by the trainer (``recompute_old_logprobs``
+        resolved: None means True for the vLLM backend).
+
+        Example:
+            >>> GRPOConfig(rollout_backend="vllm").recompute_logprobs
+            True
+            >>> GRPOConfig().recompute_logprobs
+            False
+        """
+        if self.recompute_old_logprobs is not None:
+            return self.recompute_old_logprobs
+        return self.rollout_backend == "vllm"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field plus ``agent`` (for metrics and leaderboard entries).

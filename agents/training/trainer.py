@@ -20,6 +20,7 @@ held (DDP replicas or FSDP2 shards, fp32 masters, activation checkpointing) is t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -33,7 +34,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from empo_gym.agents.llm.policy import TrainablePolicy, check_policy
+from empo_gym.agents.llm.policy import ServedPolicy, TrainablePolicy, check_policy
 from empo_gym.agents.llm.trajectory import Trajectory
 from empo_gym.agents.training.checkpoint import (
     load_checkpoint,
@@ -189,7 +190,7 @@ class TrainingRun:
             sampling = state.extra.get("policy_sampling")
             if sampling is not None:
                 policy.load_sampling_state(sampling)  # the seeds of the next rollouts
-            _weights_changed(policy)
+            _weights_changed(policy, self.model, accelerator, self.engine)
         _check_same_start(self.start, accelerator)
         if self.main:  # drop metric lines of iterations after the checkpoint (killed mid-way)
             rows = []
@@ -242,7 +243,10 @@ class TrainingRun:
                 memory.after_rollouts(policy, trajectories, rollout_mode.use_memory)
             memory_s = time.perf_counter() - t0
 
-        # 4. policy update on group-relative advantages
+        # 4. policy update on group-relative advantages (a colocated sampler sleeps meanwhile),
+        #    then the new weights go to the sampler
+        if isinstance(policy, ServedPolicy):
+            policy.pause()
         upd = policy_update(
             model,
             self.optimizer,
@@ -253,7 +257,7 @@ class TrainingRun:
             ref_model=self.ref_model,
             engine=self.engine,
         )
-        _weights_changed(policy)
+        weight_sync_s = _weights_changed(policy, model, self.accelerator, self.engine)
 
         # 5. metrics row, checkpoint (holding the row: a kill before the row is appended must
         #    not lose it), metrics line
@@ -273,6 +277,7 @@ class TrainingRun:
             "memory_size": memory.size() if memory is not None else 0,
             "rollout_s": rollout_s,
             "memory_s": memory_s,
+            "weight_sync_s": weight_sync_s,
             **{k: v for k, v in upd.items() if k != "return_mean"},
             **dict(getattr(memory, "last_timings", None) or {}),
         }
@@ -485,10 +490,30 @@ def _mean_over_processes(row: dict[str, Any], keys: Sequence[str], accelerator: 
         row[key] = value
 
 
-def _weights_changed(policy: TrainablePolicy) -> None:
-    """Drop caches computed with the old weights (TransformersPolicy's prefix KV cache): a stale
-    cache makes the sampling log-probs disagree with the trainer's, so on-policy ratios != 1."""
+def _weights_changed(
+    policy: TrainablePolicy, model: torch.nn.Module, accelerator: Any, engine: Engine
+) -> float:
+    """Drop caches computed with the old weights (TransformersPolicy's prefix KV cache: a stale
+    cache makes the sampling log-probs disagree with the trainer's, so on-policy ratios != 1)
+    and give a separate sampler (vLLM) the new weights; returns the sync's seconds.
+
+    Under FSDP2 every rank joins the gathering of the full weights (collectives), and the sync
+    runs with the layers unsharded, so rank 0's probe forward passes need no other rank."""
     policy.clear_prefix_cache()
+    if not isinstance(policy, ServedPolicy):
+        return 0.0
+    unwrap = getattr(accelerator, "unwrap_model", None)
+    state = engine.full_state_dict(model) if engine.sharded else None
+    with engine.generation(model) if engine.sharded else contextlib.nullcontext():
+        seconds = policy.sync_weights(
+            unwrap(model) if unwrap is not None else model,
+            main=bool(getattr(accelerator, "is_main_process", True)),
+            rank=int(getattr(accelerator, "process_index", 0)),
+            state_dict=state or None,
+        )
+    if getattr(accelerator, "num_processes", 1) > 1:  # nobody samples before the sync is done
+        accelerator.wait_for_everyone()
+    return seconds
 
 
 def _local_share(total: int, accelerator: Any) -> slice:
