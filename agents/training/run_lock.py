@@ -61,6 +61,8 @@ def _alive(owner: dict[str, Any]) -> bool:
         return True
     try:
         proc = psutil.Process(owner["pid"])
+        if proc.status() == psutil.STATUS_ZOMBIE:  # killed, not yet reaped by its parent
+            return False
         # a recycled pid belongs to a process started later than the recorded one
         return abs(proc.create_time() - float(owner.get("create_time", proc.create_time()))) < 1
     except (psutil.Error, TypeError, ValueError):

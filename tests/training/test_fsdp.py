@@ -168,6 +168,7 @@ def test_sigkill_inside_a_sharded_checkpoint_write_then_resume(launched, tmp_pat
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+    _wait_group_gone(proc.pid)  # the ranks (the run lock's owner) may still be exiting
     ckpts = tmp_path / "killed" / "checkpoints"
     assert (ckpts / "latest").read_text().strip() == "iter_000002"
     assert not (ckpts / "iter_000003").exists()
@@ -179,3 +180,22 @@ def test_sigkill_inside_a_sharded_checkpoint_write_then_resume(launched, tmp_pat
     resumed = _exported(tmp_path / "killed")
     straight = _exported(launched / ft.RESUME_CASE / "run")
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def _wait_group_gone(pgid: int, timeout: float = 60.0) -> None:
+    """Wait until every process of group ``pgid`` has exited (zombies count as exited)."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for p in psutil.process_iter(["status"]):
+            try:
+                if os.getpgid(p.pid) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                    alive.append(p.pid)
+            except (ProcessLookupError, psutil.Error):
+                continue
+        if not alive:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"processes {alive} of the killed group {pgid} still run after {timeout} s")
