@@ -1,14 +1,18 @@
-"""BM25 product search (bm25s), standing in for the original's Lucene index.
+"""BM25 product search (bm25s), standing in for the original's Lucene (pyserini) index.
 
-Indexed text per product is what the original indexes: the lower-cased title, description,
-first bullet point and option values. Tokens are lower-cased ``\\w\\w+`` words minus English
-stop words, with a light plural stemmer (Lucene's English analyzer stems too). BM25 uses
-Lucene's scoring with pyserini's defaults ``k1=0.9, b=0.4``. Ties are broken by catalogue order
-(Lucene breaks them by document id). Only documents sharing a term with the query are returned.
+Indexed text per product is what the original's ``search_engine/convert_product_file_format.py``
+indexes: ``" ".join([Title, Description, BulletPoints[0], option_text]).lower()`` where
+``option_text`` names every option, ``"color: black, white, and size: small, large"``.
+Text is analysed as pyserini's default English analyzer does: Unicode word tokens (digits and
+letters stay together, ``3.5`` and ``e.g`` are one token), lower-cased, a trailing possessive
+``'s`` dropped, Lucene's 33 English stop words removed, Porter-stemmed (PyStemmer's ``porter``,
+the algorithm of Lucene's ``PorterStemFilter``). BM25 uses Lucene's scoring with pyserini's
+defaults ``k1=0.9, b=0.4``. Ties are broken by catalogue order (Lucene breaks them by document
+id). Only documents sharing a term with the query are returned.
 
 Example:
-    >>> tokenize("Gluten-Free Snack Bars, 12 count")
-    ['gluten', 'free', 'snack', 'bar', '12', 'count']
+    >>> tokenize("Men's Gluten-Free Snack Bars, 3.5 oz (pack of 12)")
+    ['men', 'gluten', 'free', 'snack', 'bar', '3.5', 'oz', 'pack', '12']
     >>> index = SearchIndex.build([tokenize(t) for t in ["red apple", "green apple", "pear"]])
     >>> index.search("apples", k=50).tolist()
     [0, 1]
@@ -16,47 +20,87 @@ Example:
 
 from __future__ import annotations
 
+import array
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import bm25s
 import numpy as np
-from bm25s.stopwords import STOPWORDS_EN
+import Stemmer
 
 #: Results returned by a search (the original's ``SEARCH_RETURN_N``).
 SEARCH_RETURN_N = 50
 #: pyserini's default BM25 parameters.
 BM25_K1, BM25_B = 0.9, 0.4
+#: Lucene's ``EnglishAnalyzer.ENGLISH_STOP_WORDS_SET`` (pyserini's default stop words).
+LUCENE_STOP_WORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their "
+    "then there these they this to was will with".split()
+)
 
-_TOKEN = re.compile(r"(?u)\b\w\w+\b")
-_STOP = frozenset(STOPWORDS_EN)
+# Word tokens after Unicode word-break rules: runs of letters/digits/underscores, joined across
+# "." or an apostrophe between two letters, and across "." "," ";" or an apostrophe between two
+# digits (so "3.5", "1,000", "e.g", "men's" are single tokens).
+_TOKEN = re.compile(
+    r"\w+(?:(?:(?<=[^\W\d_])[.'\u2019](?=[^\W\d_])|(?<=\d)[.,;'\u2019](?=\d))\w+)*"
+)
+_POSSESSIVE = ("'s", "\u2019s")
+_STEMMER = Stemmer.Stemmer("porter")
 _STEM_CACHE: dict[str, str] = {}
 
 
 def stem(token: str) -> str:
-    """Strip an English plural ending (``bars`` -> ``bar``, ``berries`` -> ``berry``).
+    """Porter stem of a lower-case token (cached).
 
     Example:
-        >>> stem("bars"), stem("berries"), stem("glass"), stem("bus")
-        ('bar', 'berry', 'glass', 'bus')
+        >>> stem("bars"), stem("berries"), stem("running"), stem("glasses")
+        ('bar', 'berri', 'run', 'glass')
     """
     out = _STEM_CACHE.get(token)
     if out is None:
-        out = token
-        if len(token) > 4 and token.endswith("ies"):
-            out = token[:-3] + "y"
-        elif len(token) > 3 and token.endswith("s") and not token.endswith(("ss", "us", "is")):
-            out = token[:-1]
+        out = _STEMMER.stemWord(token)
         if len(_STEM_CACHE) < 1_000_000:
             _STEM_CACHE[token] = out
     return out
 
 
 def tokenize(text: str) -> list[str]:
-    """Search tokens of ``text`` (lower-case words of 2+ characters, no stop words, stemmed)."""
-    return [stem(t) for t in _TOKEN.findall(text.lower()) if t not in _STOP]
+    """Search terms of ``text``: word tokens, lower-cased, possessive dropped, stop words
+    removed, Porter-stemmed (see the module docstring)."""
+    out = []
+    for t in _TOKEN.findall(text.lower()):
+        if t.endswith(_POSSESSIVE):
+            t = t[:-2]
+        if t and t not in LUCENE_STOP_WORDS:
+            out.append(stem(t))
+    return out
+
+
+def option_text(options: Mapping[str, Sequence[str]]) -> str:
+    """The original's indexed option text: ``"color: a, b, and size: c"``.
+
+    Example:
+        >>> option_text({"color": ["black", "navy"], "size": ["large"]})
+        'color: black, navy, and size: large'
+    """
+    return ", and ".join(f"{name}: {', '.join(values)}" for name, values in options.items())
+
+
+def index_text(product: Mapping[str, object]) -> str:
+    """The text the original indexes for ``product`` (lower-cased): title, description, first
+    bullet point and :func:`option_text`.
+
+    Example:
+        >>> index_text({"Title": "Tee", "Description": "Soft.", "BulletPoints": ["Cotton"],
+        ...             "options": {"size": ["s", "m"]}})
+        'tee soft. cotton size: s, m'
+    """
+    bullets = product["BulletPoints"]
+    first = bullets[0] if bullets else ""
+    parts = [product["Title"], product["Description"] or "", first, option_text(product["options"])]
+    return " ".join(str(p) for p in parts).lower()
 
 
 class _FlatCorpus(list):
@@ -130,13 +174,13 @@ class SearchIndex:
     def build(cls, docs: Iterable[Sequence[str]]) -> SearchIndex:
         """Index documents given as token lists."""
         vocab: dict[str, int] = {}
-        flat: list[int] = []
-        lengths: list[int] = []
+        flat = array.array("i")  # 4 bytes a token: a million documents stay in bounded memory
+        lengths = array.array("q")
         for doc in docs:
-            flat += [vocab.setdefault(t, len(vocab)) for t in doc]
+            flat.extend([vocab.setdefault(t, len(vocab)) for t in doc])
             lengths.append(len(doc))
         return cls.build_from_flat(
-            np.asarray(flat, dtype=np.int32), np.asarray(lengths, dtype=np.int64), vocab
+            np.frombuffer(flat, dtype=np.int32), np.frombuffer(lengths, dtype=np.int64), vocab
         )
 
     @classmethod
