@@ -37,8 +37,12 @@ def _fail(message: str) -> typer.Exit:
 
 
 @app.command()
-def envs() -> None:
-    """List the environments, their Gymnasium ids, tasks and splits."""
+def envs(
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="WebShop: show the original data files this folder provides."
+    ),
+) -> None:
+    """List the environments, their Gymnasium ids, tasks and splits, and WebShop's catalogue."""
     from rich.table import Table
 
     from empo_gym.registry import env_names, get_env_info
@@ -62,6 +66,24 @@ def envs() -> None:
     for name, tasks in task_lists.items():
         if tasks:
             out.print(f"[bold]{name} tasks:[/] " + ", ".join(tasks), soft_wrap=True)
+    out.print(f"[bold]webshop catalogue:[/] {_webshop_catalogue(data_dir)}", soft_wrap=True)
+
+
+def _webshop_catalogue(data_dir: Path | None) -> str:
+    """Which catalogue ``run --env webshop`` uses (with or without ``--data-dir``)."""
+    from empo_gym.webshop.loader import WebShopDataError, data_files
+
+    if data_dir is None:
+        return (
+            "generated (1000 products by default, --num-products N); --data-dir DIR uses the "
+            "original data files instead"
+        )
+    try:
+        files = data_files(data_dir, None)
+    except WebShopDataError as exc:
+        raise _fail(str(exc)) from None
+    names = ", ".join(f"{k}={v.name}" for k, v in files.items())
+    return f"original data in {data_dir} ({names}; --num-products N|all, default 1000)"
 
 
 @app.command()
@@ -82,6 +104,18 @@ def run(
     ),
     model: str | None = typer.Option(
         None, "--model", help="LLM agents: model alias, local dir, .gguf file or hub id."
+    ),
+    data_dir: Path | None = typer.Option(
+        None,
+        "--data-dir",
+        help="WebShop: folder of the original data files (items_shuffle*.json, "
+        "items_ins_v2*.json, items_human_ins.json) instead of the generated catalogue.",
+    ),
+    num_products: str | None = typer.Option(
+        None, "--num-products", help="WebShop: catalogue size, or 'all' (with --data-dir)."
+    ),
+    reward: str | None = typer.Option(
+        None, "--reward", help="WebShop: reward rule 'original' (default) or 'corrected'."
     ),
 ) -> None:
     """Train the agent when it learns, evaluate it, and write its leaderboard JSON."""
@@ -106,10 +140,21 @@ def run(
         progress.start()
         bars.append(progress.add_task("episodes", total=n))
 
+    n_products: int | None | str = "default"
+    if num_products is not None:
+        if num_products.strip().lower() == "all":
+            n_products = None
+        elif num_products.strip().isdigit() and int(num_products) > 0:
+            n_products = int(num_products)
+        else:
+            raise _fail(f"--num-products must be a positive int or 'all', got {num_products!r}")
     try:
         outcome = run_pipeline(
             agent,
             env,
+            data_dir=data_dir,
+            num_products=n_products,
+            reward=reward,
             config=config,
             task=task,
             split=split,
