@@ -107,7 +107,9 @@ print(json.dumps({"mem_mb_1_env": one, "mem_mb_64_envs": many}))
 """
 
 
-def write_original_files(directory: str | os.PathLike[str], num_products: int, seed: int = 0) -> Path:
+def write_original_files(
+    directory: str | os.PathLike[str], num_products: int, seed: int = 0
+) -> Path:
     """Write a generated catalogue as the original's data files (``items_shuffle.json``,
     ``items_ins_v2.json``, ``items_human_ins.json``), streaming, and return the folder.
 

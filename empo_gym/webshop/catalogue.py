@@ -493,7 +493,9 @@ class GeneratedCatalogue:
             for piece in bullet_t[((v >> 5) % n_bullet)]:
                 flat += slot[piece] if isinstance(piece, str) else piece
             for s_idx, values in enumerate(opt_t[t]):
-                flat += opt_name_t[t][s_idx]  # option text "name: v1, v2, and ...": "and" is a stop word
+                flat += opt_name_t[t][
+                    s_idx
+                ]  # option text "name: v1, v2, and ...": "and" is a stop word
                 m = mask_l[i][s_idx]
                 for k, val in enumerate(values):
                     if m >> k & 1:

@@ -144,7 +144,11 @@ def _stream(path: Path, expected: str, kv: bool) -> Iterator[Any]:
     try:
         with open(path, "rb") as f:
             _check_top(path, f, expected)
-            items = ijson.kvitems(f, "", use_float=True) if kv else ijson.items(f, "item", use_float=True)
+            items = (
+                ijson.kvitems(f, "", use_float=True)
+                if kv
+                else ijson.items(f, "item", use_float=True)
+            )
             yield from items
     except OSError as e:
         raise WebShopDataError(f"{path}: cannot be read ({e.strerror or e})") from e
@@ -379,8 +383,7 @@ def build_cache(
                 human_goals.append(
                     {
                         "product_index": i,
-                        "instruction_text": str(ins["instruction"]).strip(".")
-                        + price_text(upper),
+                        "instruction_text": str(ins["instruction"]).strip(".") + price_text(upper),
                         "attributes": list(attributes),
                         "price_upper": upper,
                         "goal_options": list(ins.get("instruction_options") or []),

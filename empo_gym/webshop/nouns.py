@@ -43,13 +43,88 @@ _NOUN_TAGS = ("PNOUN", "NOUN", "PROPN")  # "PNOUN" is no spaCy tag; kept as the 
 
 _WORD = re.compile(r"[a-z]{2,}")
 _FALLBACK_STOP = frozenset(
-    (
-        "a an and are as at be but by for if in into is it no not of on or such that the their "
-        "then there these they this to was will with from your you our new pack count set size "
-        "inch ounce oz fl lb pound free premium natural organic best great high low long short "
-        "soft small large medium extra super ultra mini big light dark black white red blue green "
-        "women men womens mens kids unisex"
-    ).split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "such",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "will",
+        "with",
+        "from",
+        "your",
+        "you",
+        "our",
+        "new",
+        "pack",
+        "count",
+        "set",
+        "size",
+        "inch",
+        "ounce",
+        "oz",
+        "fl",
+        "lb",
+        "pound",
+        "free",
+        "premium",
+        "natural",
+        "organic",
+        "best",
+        "great",
+        "high",
+        "low",
+        "long",
+        "short",
+        "soft",
+        "small",
+        "large",
+        "medium",
+        "extra",
+        "super",
+        "ultra",
+        "mini",
+        "big",
+        "light",
+        "dark",
+        "black",
+        "white",
+        "red",
+        "blue",
+        "green",
+        "women",
+        "men",
+        "womens",
+        "mens",
+        "kids",
+        "unisex",
+    ]
 )
 _warned = False
 
@@ -200,7 +275,9 @@ class NounTable:
         np.save(directory / "ids.npy", np.ascontiguousarray(self.ids), allow_pickle=False)
         np.save(directory / "offsets.npy", np.ascontiguousarray(self.offsets), allow_pickle=False)
         write_json_atomic(
-            directory / "vocab.json", {"method": self.method, "vocab": self.vocab}, ensure_ascii=False
+            directory / "vocab.json",
+            {"method": self.method, "vocab": self.vocab},
+            ensure_ascii=False,
         )
 
     @classmethod

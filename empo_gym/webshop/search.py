@@ -36,16 +36,47 @@ SEARCH_RETURN_N = 50
 BM25_K1, BM25_B = 0.9, 0.4
 #: Lucene's ``EnglishAnalyzer.ENGLISH_STOP_WORDS_SET`` (pyserini's default stop words).
 LUCENE_STOP_WORDS = frozenset(
-    "a an and are as at be but by for if in into is it no not of on or such that the their "
-    "then there these they this to was will with".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "such",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "will",
+        "with",
+    ]
 )
 
 # Word tokens after Unicode word-break rules: runs of letters/digits/underscores, joined across
 # "." or an apostrophe between two letters, and across "." "," ";" or an apostrophe between two
 # digits (so "3.5", "1,000", "e.g", "men's" are single tokens).
-_TOKEN = re.compile(
-    r"\w+(?:(?:(?<=[^\W\d_])[.'\u2019](?=[^\W\d_])|(?<=\d)[.,;'\u2019](?=\d))\w+)*"
-)
+_TOKEN = re.compile(r"\w+(?:(?:(?<=[^\W\d_])[.'\u2019](?=[^\W\d_])|(?<=\d)[.,;'\u2019](?=\d))\w+)*")
 _POSSESSIVE = ("'s", "\u2019s")
 _STEMMER = Stemmer.Stemmer("porter")
 _STEM_CACHE: dict[str, str] = {}

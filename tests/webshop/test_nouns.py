@@ -28,7 +28,7 @@ def test_skipped_pipes_do_not_change_the_tags():
 
 def test_nouns_cached_per_product_and_used_by_episodes(monkeypatch, tmp_path):
     shop = get_shop(num_products=120, cache_dir=tmp_path)
-    assert (shop.key and (tmp_path / "webshop").is_dir())
+    assert shop.key and (tmp_path / "webshop").is_dir()
     cat = shop.catalogue
     assert cat.product(7)["name_nouns"] == N.nouns_of([cat.product(7)["name"]])[0]
     assert cat.product(7)["noun_method"] == shop.noun_method

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from empo_gym.webshop.catalogue import GeneratedCatalogue
 from empo_gym.webshop.search import (
-    LUCENE_STOP_WORDS,
     BM25_B,
     BM25_K1,
+    LUCENE_STOP_WORDS,
     SearchIndex,
     index_text,
     option_text,
@@ -20,7 +20,12 @@ def test_lucene_english_analysis():
     assert tokenize("shoes with laces and a sole") == ["shoe", "lace", "sole"]
     assert tokenize("from you") == ["from", "you"]
     # Porter stemming (Lucene's PorterStemFilter), not a plural stripper
-    assert tokenize("running batteries relaxing conditioner") == ["run", "batteri", "relax", "condition"]
+    assert tokenize("running batteries relaxing conditioner") == [
+        "run",
+        "batteri",
+        "relax",
+        "condition",
+    ]
     # word tokens: numbers keep their decimal point, hyphens split, possessives drop
     assert tokenize("3.5 oz x-large men's 1,000") == ["3.5", "oz", "x", "larg", "men", "1,000"]
     # single letters are tokens too (Lucene keeps them; "a" is a stop word)
