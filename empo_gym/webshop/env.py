@@ -21,7 +21,8 @@ the template ``search[<query>]`` on the search page -- replace ``<query>`` with 
 (100 * reward, 0 until purchase), ``success`` (reward == 1), ``success_rule``,
 ``invalid_action``, ``goal_index``, ``split``, ``page``, ``selected_options``, ``noun_method``,
 ``reward_rule``, ``catalogue``; after ``buy now`` also ``reward`` and ``reward_breakdown``;
-with ``oracle_info=True`` the reset info carries ``oracle`` (goal ASIN, options, a search query that finds the product).
+with ``oracle_info=True`` the reset info carries ``oracle`` (goal ASIN, options, a search query
+that finds the product).
 
 Example:
     >>> import gymnasium as gym, empo_gym, tempfile
