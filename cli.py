@@ -343,9 +343,15 @@ def bench_webshop(
     ),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Keep the built caches here."),
     memory: bool = typer.Option(True, "--memory/--no-memory", help="Measure 1 vs 64 envs."),
+    original_products: int = typer.Option(
+        0,
+        "--original-products",
+        help="Also write this many products in the original's file format and time the "
+        "streamed cache build and a fresh load from it (0: skip).",
+    ),
 ) -> None:
     """Catalogue build/load time, search latency, steps/s and memory of 1 vs 64 envs."""
-    from empo_gym.bench.webshop import run_webshop_bench
+    from empo_gym.bench.webshop import run_original_data_bench, run_webshop_bench
 
     try:
         size_list = [int(s) for s in sizes.split(",") if s.strip()]
@@ -353,14 +359,17 @@ def bench_webshop(
             raise ValueError
     except ValueError:
         raise _fail(f"--sizes must be comma-separated positive ints, got {sizes!r}") from None
-    _emit(
-        run_webshop_bench(
-            sizes=size_list,
-            cache_dir=str(cache_dir) if cache_dir else None,
-            memory=memory,
-            log=_log,
-        )
+    if original_products < 0:
+        raise _fail(f"--original-products must be >= 0, got {original_products}")
+    metrics = run_webshop_bench(
+        sizes=size_list,
+        cache_dir=str(cache_dir) if cache_dir else None,
+        memory=memory,
+        log=_log,
     )
+    if original_products:
+        metrics.update(run_original_data_bench(original_products, log=_log))
+    _emit(metrics)
 
 
 @bench_app.command("memory")

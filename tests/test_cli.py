@@ -187,10 +187,16 @@ def test_bench_scienceworld_prints_json_last_line() -> None:
 
 
 def test_bench_webshop_small_sizes() -> None:
-    res = runner.invoke(app, ["bench", "webshop", "--sizes", "200,500", "--no-memory"])
+    res = runner.invoke(
+        app,
+        ["bench", "webshop", "--sizes", "200,500", "--no-memory", "--original-products", "300"],
+    )
     assert res.exit_code == 0, res.output
     metrics = json.loads(res.stdout.strip().splitlines()[-1])
     assert metrics["search_p50_ms_500"] > 0 or any(k.startswith("search_p50") for k in metrics)
+    assert metrics["build_parts_s_500"]["nouns"] > 0
+    for key in ("file_mb", "build_s", "build_rss_mb", "load_s", "load_rss_mb"):
+        assert metrics[f"original_{key}_300"] > 0, key
     res = runner.invoke(app, ["bench", "webshop", "--sizes", "ten"])
     assert res.exit_code == 2 and "--sizes must be" in res.output
 

@@ -21,13 +21,14 @@ Example:
 
 from __future__ import annotations
 
+import array
 import functools
 import importlib.util
 import json
 import re
 import sys
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -197,22 +198,25 @@ def noun_method() -> str:
     return method
 
 
+def iter_nouns(names: Iterable[str], batch_size: int = 256) -> Iterator[list[str]]:
+    """Lower-cased nouns of every name, lazily (spaCy, batched; or :func:`fallback_nouns`)."""
+    nlp, why = _pipeline()
+    if nlp is None:
+        _warn_fallback(why)
+        yield from (fallback_nouns(n) for n in names)
+        return
+    for doc in nlp.pipe(names, batch_size=batch_size):
+        yield [t.text.lower() for t in doc if t.pos_ in _NOUN_TAGS]
+
+
 def nouns_of(names: Iterable[str], batch_size: int = 256) -> list[list[str]]:
-    """Lower-cased nouns of every name (spaCy, batched; or :func:`fallback_nouns`).
+    """Lower-cased nouns of every name (see :func:`iter_nouns`).
 
     Example:
         >>> nouns_of(["Acme Snack Bar"])[0][-1]
         'bar'
     """
-    names = list(names)
-    nlp, why = _pipeline()
-    if nlp is None:
-        _warn_fallback(why)
-        return [fallback_nouns(n) for n in names]
-    return [
-        [t.text.lower() for t in doc if t.pos_ in _NOUN_TAGS]
-        for doc in nlp.pipe(names, batch_size=batch_size)
-    ]
+    return list(iter_nouns(names, batch_size))
 
 
 @functools.lru_cache(maxsize=100_000)
@@ -254,12 +258,21 @@ class NounTable:
 
     @classmethod
     def extract(cls, names: Iterable[str]) -> NounTable:
-        """Run the noun extractor over every name (duplicates tagged once)."""
-        names = list(names)
-        unique = list(dict.fromkeys(names))
+        """Run the noun extractor over every name, streaming (a million names stay a few
+        tens of megabytes: ids as they come, one copy of each distinct noun)."""
         method = noun_method()
-        found = dict(zip(unique, nouns_of(unique), strict=True))
-        return cls.from_lists([found[n] for n in names], method)
+        index: dict[str, int] = {}
+        flat = array.array("i")
+        offsets = array.array("q", [0])
+        for found in iter_nouns(names):
+            flat.extend([index.setdefault(w, len(index)) for w in found])
+            offsets.append(len(flat))
+        return cls(
+            list(index),
+            np.frombuffer(flat, dtype=np.int32),
+            np.frombuffer(offsets, dtype=np.int64),
+            method,
+        )
 
     def __len__(self) -> int:
         return int(self.offsets.size - 1)

@@ -34,7 +34,7 @@ def test_nouns_cached_per_product_and_used_by_episodes(monkeypatch, tmp_path):
     assert cat.product(7)["noun_method"] == shop.noun_method
     # a fresh process-level load reads the nouns from the cache: spaCy is never called
     clear_memory_cache()
-    monkeypatch.setattr(N, "nouns_of", lambda names, **_: pytest.fail("spaCy ran"))
+    monkeypatch.setattr(N, "_pipeline", lambda: pytest.fail("spaCy ran"))
     env = WebShopEnv(num_products=120, cache_dir=str(tmp_path), oracle_info=True)
     obs, info = env.reset(seed=0)
     env.step(f"search[{info['oracle']['search_query']}]")
