@@ -214,7 +214,7 @@ def full_process(s: Any) -> str:
 
     Example:
         >>> full_process("Long-Lasting!"), full_process(("size", "X-Large"))
-        ('long lasting', "size    x large")
+        ('long lasting', 'size    x large')
     """
     s = s if type(s) is str else str(s)
     return _NON_WORD.sub(" ", s.translate(_LATIN1_HIGH)).lower().strip()
@@ -403,7 +403,7 @@ def option_reward(
             ``"corrected"`` compares their values.
 
     Example:
-        >>> option_reward({"color": "jet black", "size": "x-large"}, ["black forest", "large"])
+        >>> option_reward({"color": "jet black", "size": "small"}, ["black forest", "large"])
         (0.5, ['black forest'])
         >>> option_reward({"style": "standard"}, {"style": "standard"}, "original")
         (0.0, [])
