@@ -267,16 +267,13 @@ class SearchIndex:
     def search(self, query: str, k: int = SEARCH_RETURN_N) -> np.ndarray:
         """Indices of the top ``k`` documents (best first, ties by index), only matching ones."""
         scores = self.scores(query)
-        nz = np.flatnonzero(scores > 0)
-        if nz.size == 0:
-            return nz
-        s = scores[nz]
-        if nz.size > k:
-            kth = np.partition(s, nz.size - k)[nz.size - k]
-            keep = s >= kth
-            nz, s = nz[keep], s[keep]
-        order = np.lexsort((nz, -s))[:k]
-        return nz[order]
+        n = scores.size
+        # the k-th best score bounds the candidates (one O(n) selection over all documents,
+        # cheaper than gathering the matching ones first); ties at the bound are all kept
+        kth = np.partition(scores, n - k)[n - k] if n > k else 0.0
+        cand = np.flatnonzero(scores >= kth) if kth > 0 else np.flatnonzero(scores > 0)
+        order = np.lexsort((cand, -scores[cand]))[:k]
+        return cand[order]
 
     @property
     def vocab_size(self) -> int:
