@@ -63,3 +63,23 @@ def test_bm25_parameters_are_pyserinis():
     assert (BM25_K1, BM25_B) == (0.9, 0.4)
     index = SearchIndex.build([tokenize("red apple"), tokenize("green apple")])
     assert (index._bm25.k1, index._bm25.b) == (0.9, 0.4)
+
+
+def test_top_k_equals_a_full_sort():
+    import numpy as np
+
+    from empo_gym.webshop.search import top_k
+
+    rng = np.random.default_rng(0)
+    cases = [
+        rng.random(100_000) * (rng.random(100_000) < 0.7),
+        rng.integers(0, 3, 100_000).astype(float),  # heavy ties
+        np.zeros(1000),
+        np.r_[np.zeros(990), np.ones(10)],
+        rng.random(30),
+    ]
+    for scores in cases:
+        for k in (1, 10, 50):
+            positive = np.flatnonzero(scores > 0)
+            expected = positive[np.lexsort((positive, -scores[positive]))][:k]
+            assert top_k(scores, k).tolist() == expected.tolist()
