@@ -32,6 +32,8 @@ import Stemmer
 
 #: Results returned by a search (the original's ``SEARCH_RETURN_N``).
 SEARCH_RETURN_N = 50
+#: Per-process memory for dense score vectors of very frequent terms (see ``SearchIndex``).
+DENSE_CACHE_BYTES = 32 * 2**20
 #: pyserini's default BM25 parameters.
 BM25_K1, BM25_B = 0.9, 0.4
 #: Lucene's ``EnglishAnalyzer.ENGLISH_STOP_WORDS_SET`` (pyserini's default stop words).
@@ -224,6 +226,12 @@ class SearchIndex:
         self._indices = scores["indices"]
         self._indptr = scores["indptr"]
         self.num_docs = int(scores["num_docs"])
+        # Terms in more than 1/8 of the documents (option names such as "size", which the
+        # original indexes) are added as dense score vectors, built on first use and kept per
+        # process within DENSE_CACHE_BYTES: cheaper than scattering their postings every query.
+        self._dense: dict[int, np.ndarray] = {}
+        self._dense_min_df = max(1, self.num_docs // 8)
+        self._dense_max = DENSE_CACHE_BYTES // max(1, 8 * self.num_docs)
 
     @classmethod
     def build(cls, docs: Iterable[Sequence[str]]) -> SearchIndex:
@@ -283,10 +291,31 @@ class SearchIndex:
         ids = self.token_ids(query)
         if not ids:
             return np.zeros(self.num_docs, dtype=np.float32)
-        starts, ends = self._indptr[ids], self._indptr[np.asarray(ids) + 1]
-        idx = np.concatenate([self._indices[s:e] for s, e in zip(starts, ends, strict=True)])
-        val = np.concatenate([self._data[s:e] for s, e in zip(starts, ends, strict=True)])
-        return np.bincount(idx, weights=val, minlength=self.num_docs)
+        ptr = self._indptr
+        spans = [(int(ptr[i]), int(ptr[i + 1]), i) for i in ids]
+        dense = [
+            i
+            for a, b, i in spans
+            if b - a >= self._dense_min_df
+            and (i in self._dense or len(self._dense) < self._dense_max)
+        ]
+        sparse = [(a, b) for a, b, i in spans if i not in dense]
+        if sparse:
+            idx = np.concatenate([self._indices[a:b] for a, b in sparse])
+            val = np.concatenate([self._data[a:b] for a, b in sparse])
+            out = np.bincount(idx, weights=val, minlength=self.num_docs)
+        else:
+            out = np.zeros(self.num_docs)
+        for i in dense:
+            vec = self._dense.get(i)
+            if vec is None:
+                a, b = int(ptr[i]), int(ptr[i + 1])
+                vec = np.bincount(
+                    self._indices[a:b], weights=self._data[a:b], minlength=self.num_docs
+                )
+                self._dense[i] = vec
+            out += vec
+        return out
 
     def search(self, query: str, k: int = SEARCH_RETURN_N) -> np.ndarray:
         """Indices of the top ``k`` documents (best first, ties by index), only matching ones."""
