@@ -7,8 +7,9 @@ Text is analysed as pyserini's default English analyzer does: Unicode word token
 letters stay together, ``3.5`` and ``e.g`` are one token), lower-cased, a trailing possessive
 ``'s`` dropped, Lucene's 33 English stop words removed, Porter-stemmed (PyStemmer's ``porter``,
 the algorithm of Lucene's ``PorterStemFilter``). BM25 uses Lucene's scoring with pyserini's
-defaults ``k1=0.9, b=0.4``. Ties are broken by catalogue order (Lucene breaks them by document
-id). Only documents sharing a term with the query are returned.
+defaults ``k1=0.9, b=0.4`` and document lengths rounded as Lucene stores them
+(:func:`lucene_length`). Ties are broken by catalogue order (Lucene breaks them by document id).
+Only documents sharing a term with the query are returned.
 
 Example:
     >>> tokenize("Men's Gluten-Free Snack Bars, 3.5 oz (pack of 12)")
@@ -136,6 +137,21 @@ def index_text(product: Mapping[str, object]) -> str:
     return " ".join(str(p) for p in parts).lower()
 
 
+def lucene_length(lengths: np.ndarray) -> np.ndarray:
+    """Document lengths as Lucene's BM25 sees them: stored in one byte (``SmallFloat.intToByte4``)
+    and decoded: exact below 24, above that 24 + the excess cut to its 4 most significant bits.
+
+    Example:
+        >>> lucene_length(np.array([0, 23, 24, 40, 41, 100, 1000])).tolist()
+        [0, 23, 24, 40, 40, 96, 984]
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    excess = np.maximum(lengths - 24, 0)
+    bits = np.floor(np.log2(np.maximum(excess, 1))).astype(np.int64) + 1
+    shift = np.maximum(bits - 4, 0)
+    return np.where(lengths < 24, lengths, 24 + ((excess >> shift) << shift))
+
+
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` best positive scores, best first, ties by index.
 
@@ -197,7 +213,8 @@ class _FlatBM25(bm25s.BM25):
         df = np.bincount(tok, minlength=n_vocab)
         idf = np.where(df > 0, np.log1p((n_docs - df + 0.5) / (df + 0.5)), 0.0)
         avg = float(lengths.mean()) if n_docs else 1.0
-        norm = (self.k1 * ((1 - self.b) + self.b * lengths / avg)).astype(np.float32)
+        norm = self.k1 * ((1 - self.b) + self.b * lucene_length(lengths) / avg)
+        norm = norm.astype(np.float32)
         scores = (idf.astype(np.float32)[tok] * (tf / (norm[doc] + tf))).astype(self.dtype)
         indptr = np.zeros(n_vocab + 1, dtype=np.int64)
         np.cumsum(df, out=indptr[1:])

@@ -42,7 +42,7 @@ from empo_gym.webshop.goals import GOAL_SOURCES, GeneratedGoals, GoalSet
 from empo_gym.webshop.nouns import NounTable, expected_noun_method
 from empo_gym.webshop.search import SearchIndex, tokenize
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 @dataclass

@@ -83,3 +83,20 @@ def test_top_k_equals_a_full_sort():
             positive = np.flatnonzero(scores > 0)
             expected = positive[np.lexsort((positive, -scores[positive]))][:k]
             assert top_k(scores, k).tolist() == expected.tolist()
+
+
+def test_document_lengths_rounded_like_lucene():
+    import numpy as np
+
+    from empo_gym.webshop.search import lucene_length
+
+    # SmallFloat.intToByte4 / byte4ToInt: exact below 24, then 4 significant bits of the excess
+    lengths = np.array([23, 24, 39, 40, 41, 47, 48, 100])
+    assert lucene_length(lengths).tolist() == [23, 24, 39, 40, 40, 46, 48, 96]
+    # so documents of 40 and 41 terms with the same term frequency score the same (Lucene)
+    docs = ["apple" + " x" * 40, "apple" + " y" * 39, "pear " * 10]
+    index = SearchIndex.build([tokenize(d) for d in docs])
+    assert [len(tokenize(d)) for d in docs] == [41, 40, 10]
+    scores = index.scores("apple")
+    assert scores[0] == scores[1] > 0
+    assert index.search("apple").tolist() == [0, 1]
