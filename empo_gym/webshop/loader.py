@@ -42,6 +42,7 @@ import mmap
 import os
 import random
 import re
+import time
 from collections.abc import Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -52,7 +53,14 @@ import numpy as np
 
 from empo_gym.atomic_io import write_json_atomic
 from empo_gym.webshop.catalogue import NO_PRICE_CAP, PRICE_RANGE
-from empo_gym.webshop.goals import GOAL_SOURCES, SHUFFLE_SEED, GoalSet, ListGoals, price_text
+from empo_gym.webshop.goals import (
+    GOAL_SOURCES,
+    SHUFFLE_SEED,
+    GoalSet,
+    ListGoals,
+    price_text,
+    split_range,
+)
 from empo_gym.webshop.nouns import NounTable
 from empo_gym.webshop.search import index_text
 
@@ -258,8 +266,6 @@ def build_cache(
     ``index_builder(texts)`` indexes an iterable of index texts and saves it into a folder
     (passed in by the shop, which owns the search index).
     """
-    import time
-
     t0 = time.perf_counter()
     rng = random.Random(seed)
     path = files["products"]
@@ -546,8 +552,6 @@ class OriginalGoals(GoalSet):
 
     def weights(self, split: str) -> np.ndarray:
         """The original's inverse-attribute-frequency weights of ``split``'s goals."""
-        from empo_gym.webshop.goals import split_range
-
         a, b = split_range(split, len(self))
         return np.asarray(self._weight)[np.asarray(self.product_of[a:b])]
 
