@@ -32,8 +32,19 @@ console = Console(stderr=True)
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print ``error: MESSAGE`` as one line (any line breaks folded, rich markup escaped) and
+    return the exit (status 2) to raise."""
+    from rich.markup import escape
+
+    line = " ".join(str(message).split())
+    console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
+
+
+def _os_error(exc: OSError) -> str:
+    """An OSError as one line naming the file (e.g. a result directory that became read-only)."""
+    where = f" {exc.filename!r}" if exc.filename else ""
+    return f"cannot write or read{where}: {exc.strerror or exc}; check the path and permissions"
 
 
 @app.command()
@@ -169,10 +180,14 @@ def run(
             on_episode=lambda rec: progress.advance(bars[-1]),
             log=_log,
         )
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise _fail(str(exc)) from None
+    except (ValueError, TypeError, RuntimeError, OSError) as exc:
+        if bars:  # the error is the last line, not a half-filled bar
+            progress.live.transient = True
+            progress.stop()
+        raise _fail(_os_error(exc) if isinstance(exc, OSError) else str(exc)) from None
     finally:
-        progress.stop()
+        if bars:
+            progress.stop()
     if outcome is None:  # a non-main process of a distributed training run
         return
     if outcome.initial is not None and outcome.comparison is not None:
@@ -283,10 +298,19 @@ def leaderboard_cmd(
         paths = []
         entries: list[dict[str, Any]] = []
     else:
+        skipped: list[str] = []
+
+        def skip(exc: Exception) -> None:
+            skipped.append(str(exc))
+            line = " ".join(str(exc).split())
+            console.print(f"warning: skipped {line}", markup=False, highlight=False, soft_wrap=True)
+
         try:
-            entries = lb.load_entries(paths or [Path(DEFAULT_RESULTS_DIR)])
+            entries = lb.load_entries(paths or [Path(DEFAULT_RESULTS_DIR)], on_skip=skip)
         except lb.LeaderboardError as exc:
             raise _fail(str(exc)) from None
+        if skipped and not entries:
+            raise _fail(f"no readable result file: all {len(skipped)} were skipped (see above)")
     entries = lb.filter_entries(entries, env=env, task=task, agent=agent)
     if fmt == "json":
         print(lb.render_json(entries))
@@ -387,6 +411,12 @@ def bench_memory(
     from empo_gym.memory import make_embedder
 
     names = [e.strip() for e in embedders.split(",") if e.strip()]
+    counts = {"--entries": entries, "--big-entries": big_entries, "--queries": queries}
+    for flag, value in {**counts, "--episodes": episodes}.items():
+        if value < 1:
+            raise _fail(f"{flag} must be a positive int, got {value}")
+    if seed < 0:
+        raise _fail(f"--seed must be an int >= 0, got {seed}")
     try:
         from empo_gym.scienceworld.tasks import resolve_task
 
@@ -523,6 +553,7 @@ def bench_explore(
         parse_sweep,
         run_explore_bench,
     )
+    from empo_gym.atomic_io import check_writable_dir
     from empo_gym.yaml_config import from_dict, load_yaml
 
     _cpu_threads()
@@ -540,10 +571,32 @@ def bench_explore(
             **{k: v for k, v in given.items() if v is not None},
         }
         bench = from_dict(ExploreBenchConfig, settings, "bench explore")
+        check_writable_dir(bench.output_dir, "--out")  # before hours of training, not after
         result = run_explore_bench(bench, sweep=parse_sweep(sweep), ood=ood, log=_log)
     except ValueError as exc:
         raise _fail(str(exc)) from None
     _emit({k: v for k, v in result.items() if k not in ("grpo", "empo")})
+
+
+@app.command()
+def plan(
+    config: Path = typer.Option(..., "--config", help="Training YAML (e.g. baselines/*.yaml)."),
+    gpus: int = typer.Option(8, "--gpus", help="Training GPUs (one process each)."),
+    gpu_mem: float = typer.Option(80.0, "--gpu-mem", help="Memory of one GPU in GB."),
+    agent: str | None = typer.Option(None, "--agent", help="grpo | empo (default: the file's)."),
+    env: str | None = typer.Option(None, "--env", help="Env (default: the file's)."),
+) -> None:
+    """Per-GPU memory estimate of a training config, and whether it fits (nothing downloaded)."""
+    from empo_gym.agents.training.plan import format_plan, load_plan_config, plan_memory
+
+    try:
+        cfg = load_plan_config(config, agent=agent, env=env)
+        result = plan_memory(cfg, gpus, gpu_mem)
+    except (ValueError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    Console(width=max(100, Console().width)).print(format_plan(result, title=cfg.model))
+    if not result.fits:
+        raise typer.Exit(code=1)
 
 
 @app.command()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +16,58 @@ FORMATS = ("table", "markdown", "json")
 DEFAULT_RESULTS_DIR = "leaderboard/results"
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
 def load_entry(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and validate one result file; errors name the file (and the field)."""
+    """Read and validate one result file; errors name the file (and the field).
+
+    Raises:
+        LeaderboardError: One line naming the file: unreadable, not UTF-8, not JSON (``NaN``
+            and ``Infinity`` included), nested too deeply, or against the schema.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise LeaderboardError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise LeaderboardError(
+            f"{path}: not UTF-8 text (byte {exc.start}); expected a JSON result file"
+        ) from exc
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise LeaderboardError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from exc
-    return validate_entry(data, str(path))
+    except ValueError as exc:
+        raise LeaderboardError(f"{path}: not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise LeaderboardError(
+            f"{path}: JSON nested too deeply to read; expected a leaderboard result file"
+        ) from exc
+    try:
+        return validate_entry(data, str(path))
+    except RecursionError as exc:
+        raise LeaderboardError(
+            f"{path}: JSON nested too deeply to validate; expected a leaderboard result file"
+        ) from exc
 
 
-def load_entries(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
-    """Load result files and directories (``*.json`` inside, recursively)."""
+def load_entries(
+    paths: Iterable[str | os.PathLike[str]],
+    on_skip: Callable[[LeaderboardError], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Load result files and directories (``*.json`` inside, recursively).
+
+    Args:
+        paths: Result files and directories.
+        on_skip: Called with the error of each bad file, which is then skipped (the others
+            still load); None: the first bad file raises.
+
+    Raises:
+        LeaderboardError: A path does not exist, or (without ``on_skip``) a file is bad.
+    """
     entries = []
     for p in paths:
         p = Path(p)
@@ -41,7 +78,13 @@ def load_entries(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]
         else:
             raise LeaderboardError(f"{p}: no such file or directory")
         for f in files:
-            entry = load_entry(f)
+            try:
+                entry = load_entry(f)
+            except LeaderboardError as exc:
+                if on_skip is None:
+                    raise
+                on_skip(exc)
+                continue
             entry.setdefault("_source", str(f))
             entries.append(entry)
     return entries
@@ -103,7 +146,9 @@ _COLUMNS = ["env", "task", "split", "agent", "model", "success", "score", "episo
 
 
 def _cells(r: dict[str, Any]) -> list[str]:
-    return [
+    """A row's cells as text, each on one line (a line break inside a name would split the
+    row of any table)."""
+    cells = [
         r["env"],
         r["task"],
         r["split"],
@@ -114,27 +159,48 @@ def _cells(r: dict[str, Any]) -> list[str]:
         str(r["episodes"]),
         r["date"][:19],
     ]
+    return [_LINE_BREAKS.sub(" ", str(c)) for c in cells]
+
+
+_LINE_BREAKS = re.compile(r"\s*[\r\n\u2028\u2029]+\s*")
+
+
+def escape_markdown_cell(text: str) -> str:
+    """A markdown table cell showing ``text`` literally (``|`` and backslashes escaped).
+
+    Example:
+        >>> escape_markdown_cell("a|b")
+        'a\\\\|b'
+    """
+    return text.replace("\\", "\\\\").replace("|", "\\|")
 
 
 def render_markdown(entries: Iterable[dict[str, Any]]) -> str:
-    """A GitHub-flavoured markdown table."""
+    """A GitHub-flavoured markdown table (names escaped: see :func:`escape_markdown_cell`)."""
     lines = ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows(entries)]
+    lines += [
+        "| " + " | ".join(escape_markdown_cell(c) for c in _cells(r)) + " |" for r in rows(entries)
+    ]
     return "\n".join(lines)
 
 
 def render_json(entries: Iterable[dict[str, Any]]) -> str:
-    """The merged rows as a JSON list."""
-    return json.dumps(rows(entries), indent=2, ensure_ascii=False)
+    """The merged rows as a JSON list (strict JSON: no ``NaN`` / ``Infinity``).
+
+    Raises:
+        ValueError: A metric is not finite (validated entries never have one).
+    """
+    return json.dumps(rows(entries), indent=2, ensure_ascii=False, allow_nan=False)
 
 
 def render_table(entries: Iterable[dict[str, Any]]) -> Any:
-    """A rich Table."""
+    """A rich Table (names shown literally: rich markup in them is escaped)."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="empo-gym leaderboard")
     for c in _COLUMNS:
         table.add_column(c, justify="right" if c in {"success", "score", "episodes"} else "left")
     for r in rows(entries):
-        table.add_row(*_cells(r))
+        table.add_row(*(escape(c) for c in _cells(r)))
     return table

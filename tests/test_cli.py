@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -444,3 +445,15 @@ def test_run_of_a_learning_agent_prints_before_after_and_the_paired_difference(
     assert "| learner (untrained) |" in res.output and "| learner |" in res.output
     res = _run("leaderboard", str(tmp_path), "--format", "json", "--agent", "learner")
     assert sorted(r["agent"] for r in json.loads(res.output)) == ["learner", "learner (untrained)"]
+
+
+def test_plan_prints_a_memory_table_and_a_verdict() -> None:
+    paper = str(Path(__file__).parent.parent / "baselines" / "grpo_webshop_paper.yaml")
+    res = _run("plan", "--config", paper, "--gpus", "8", "--gpu-mem", "80")
+    assert res.exit_code == 0, res.output
+    assert "7.62 B params, fsdp2 on 8 x 80 GB" in res.output
+    assert "activations (checkpointed)" in res.output and "fits: peak" in res.output
+    tight = runner.invoke(app, ["plan", "--config", paper, "--gpus", "1", "--gpu-mem", "24"])
+    assert tight.exit_code == 1 and "DOES NOT FIT" in tight.output
+    bad = runner.invoke(app, ["plan", "--config", paper, "--gpus", "0"])
+    assert bad.exit_code == 2 and "gpus=0; expected >= 1" in bad.output

@@ -94,6 +94,8 @@ def compare_iteration_cost(
                         f"(rollout {row['rollout_s']:.1f}, memory+tips {row['memory_s']:.1f}, "
                         f"update {row['update_s']:.1f}, mode {row['update_mode']})"
                     )
+        for run in runs.values():
+            run.close()
     rows = {name: run.history[warmup:] for name, run in runs.items()}
 
     def total(name: str, key: str) -> float:

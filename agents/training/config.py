@@ -26,6 +26,9 @@ from empo_gym.yaml_config import check_fields, from_dict, read_yaml
 
 AGENTS = ("grpo", "empo")
 PRESETS = ("default", "paper", "quick")
+BACKENDS = ("auto", "ddp", "fsdp2")
+MASTER_DTYPES = ("float32", "auto")
+COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
 
 
 @dataclass
@@ -92,6 +95,28 @@ class GRPOConfig:
     """Old log-probability below which a token masks its whole turn."""
     adv_eps: float = 1e-6
     """Added to the group std when normalising returns."""
+
+    # --- engine ------------------------------------------------------------------------------
+    backend: str = "auto"
+    """How the weights are held across processes: ``ddp`` (a full replica per process, one
+    gradient all-reduce per optimizer step), ``fsdp2`` (torch FSDP2: weights, gradients and
+    optimizer states sharded over the processes) or ``auto`` (``fsdp2`` with several CUDA
+    processes, else ``ddp``). One process is plain training with either."""
+    master_dtype: str = "float32"
+    """Dtype of the trainable weights and AdamW states: ``float32`` (fp32 master weights whatever
+    the compute dtype: small updates such as lr 1e-6 do not round away) or ``auto`` (the model's
+    load dtype: bf16 on CUDA, i.e. AdamW updates bf16 weights)."""
+    compute_dtype: str = "auto"
+    """Dtype of forward/backward: ``float32``, ``bfloat16`` or ``auto`` (bf16 on CUDA when
+    supported, else fp32). With fp32 masters: FSDP2's mixed-precision policy (fp32 gradient
+    reduction) or autocast on one process / DDP."""
+    activation_checkpointing: bool = False
+    """Recompute each decoder layer's activations in the backward pass instead of storing them
+    (memory: one layer's activations plus each layer's input). Switches the update's
+    shared-prompt-prefix pass off (its KV cache cannot be recomputed)."""
+    cpu_offload: bool = False
+    """FSDP2 only: keep the sharded fp32 weights, gradients and AdamW states in CPU memory
+    (CUDA only; slower, frees most of the GPU for activations)."""
 
     # --- optimisation ------------------------------------------------------------------------
     lr: float = 1e-6
@@ -163,6 +188,25 @@ class GRPOConfig:
         _require(self, "dual_clip", self.dual_clip > 1, "> 1")
         _require(self, "kl_coef", self.kl_coef >= 0, ">= 0")
         _require(self, "adv_eps", self.adv_eps > 0, "> 0")
+        _require(self, "backend", self.backend in BACKENDS, f"one of {list(BACKENDS)}")
+        _require(
+            self,
+            "master_dtype",
+            self.master_dtype in MASTER_DTYPES,
+            f"one of {list(MASTER_DTYPES)}",
+        )
+        _require(
+            self,
+            "compute_dtype",
+            self.compute_dtype in COMPUTE_DTYPES,
+            f"one of {list(COMPUTE_DTYPES)}",
+        )
+        _require(
+            self,
+            "cpu_offload",
+            not self.cpu_offload or self.backend in ("fsdp2", "auto"),
+            "false unless backend is fsdp2 (only FSDP2 offloads)",
+        )
         _require(self, "lr", self.lr > 0, "> 0")
         _require(self, "weight_decay", self.weight_decay >= 0, ">= 0")
         _require(
@@ -376,8 +420,11 @@ def _require(cfg: GRPOConfig, name: str, ok: bool, expected: str) -> None:
 
 __all__ = [
     "AGENTS",
+    "BACKENDS",
+    "COMPUTE_DTYPES",
     "EMPOConfig",
     "GRPOConfig",
+    "MASTER_DTYPES",
     "PRESETS",
     "TrainConfig",
     "config_class",

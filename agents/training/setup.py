@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,26 +62,32 @@ class TrainingSetup:
 
 
 def make_policy(cfg: GRPOConfig) -> Any:
-    """The policy ``cfg`` trains: its model, LoRA adapter if asked, training sampling."""
+    """The policy ``cfg`` trains: its model (fp32 when ``cfg`` asks for fp32 master weights),
+    LoRA adapter if asked, training sampling."""
+    from empo_gym.agents.llm.models import auto_device
     from empo_gym.agents.llm.transformers_policy import LoraSettings, TransformersPolicy
+    from empo_gym.agents.training.engine import load_dtype
 
     lora = (
         LoraSettings(r=cfg.lora_rank, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
         if cfg.lora
         else None
     )
-    return TransformersPolicy(cfg.model, sampling=training_sampling(cfg), lora=lora)
+    dtype = load_dtype(cfg, auto_device())
+    return TransformersPolicy(cfg.model, sampling=training_sampling(cfg), lora=lora, dtype=dtype)
 
 
 def reference_model(cfg: GRPOConfig, policy: Any) -> Any | None:
     """A frozen copy of the initial weights for the KL term (None without KL or with LoRA,
-    where the adapter-free base model is the reference)."""
+    where the adapter-free base model is the reference), in the compute dtype and in CPU
+    memory: the trainer's engine moves it to the device or, under FSDP2, shards it like the
+    policy (never two full copies on one GPU)."""
     if cfg.kl_coef <= 0 or cfg.lora:
         return None
-    ref = copy.deepcopy(policy.model).eval()
-    for p in ref.parameters():
-        p.requires_grad_(False)
-    return ref
+    from empo_gym.agents.llm.models import auto_device
+    from empo_gym.agents.training.engine import compute_dtype, frozen_copy
+
+    return frozen_copy(policy.model, compute_dtype(cfg.compute_dtype, auto_device()))
 
 
 def training_tasks(cfg: GRPOConfig) -> list[Any]:
