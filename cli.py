@@ -48,8 +48,12 @@ def _os_error(exc: OSError) -> str:
 
 
 @app.command()
-def envs() -> None:
-    """List the environments, their Gymnasium ids, tasks and splits."""
+def envs(
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="WebShop: show the original data files this folder provides."
+    ),
+) -> None:
+    """List the environments, their Gymnasium ids, tasks and splits, and WebShop's catalogue."""
     from rich.table import Table
 
     from empo_gym.registry import env_names, get_env_info
@@ -73,6 +77,24 @@ def envs() -> None:
     for name, tasks in task_lists.items():
         if tasks:
             out.print(f"[bold]{name} tasks:[/] " + ", ".join(tasks), soft_wrap=True)
+    out.print(f"[bold]webshop catalogue:[/] {_webshop_catalogue(data_dir)}", soft_wrap=True)
+
+
+def _webshop_catalogue(data_dir: Path | None) -> str:
+    """Which catalogue ``run --env webshop`` uses (with or without ``--data-dir``)."""
+    from empo_gym.webshop.loader import WebShopDataError, data_files
+
+    if data_dir is None:
+        return (
+            "generated (1000 products by default, --num-products N); --data-dir DIR uses the "
+            "original data files instead"
+        )
+    try:
+        files = data_files(data_dir, None)
+    except WebShopDataError as exc:
+        raise _fail(str(exc)) from None
+    names = ", ".join(f"{k}={v.name}" for k, v in files.items())
+    return f"original data in {data_dir} ({names}; --num-products N|all, default 1000)"
 
 
 @app.command()
@@ -93,6 +115,18 @@ def run(
     ),
     model: str | None = typer.Option(
         None, "--model", help="LLM agents: model alias, local dir, .gguf file or hub id."
+    ),
+    data_dir: Path | None = typer.Option(
+        None,
+        "--data-dir",
+        help="WebShop: folder of the original data files (items_shuffle*.json, "
+        "items_ins_v2*.json, items_human_ins.json) instead of the generated catalogue.",
+    ),
+    num_products: str | None = typer.Option(
+        None, "--num-products", help="WebShop: catalogue size, or 'all' (with --data-dir)."
+    ),
+    reward: str | None = typer.Option(
+        None, "--reward", help="WebShop: reward rule 'original' (default) or 'corrected'."
     ),
 ) -> None:
     """Train the agent when it learns, evaluate it, and write its leaderboard JSON."""
@@ -117,10 +151,21 @@ def run(
         progress.start()
         bars.append(progress.add_task("episodes", total=n))
 
+    n_products: int | None | str = "default"
+    if num_products is not None:
+        if num_products.strip().lower() == "all":
+            n_products = None
+        elif num_products.strip().isdigit() and int(num_products) > 0:
+            n_products = int(num_products)
+        else:
+            raise _fail(f"--num-products must be a positive int or 'all', got {num_products!r}")
     try:
         outcome = run_pipeline(
             agent,
             env,
+            data_dir=data_dir,
+            num_products=n_products,
+            reward=reward,
             config=config,
             task=task,
             split=split,
@@ -344,9 +389,15 @@ def bench_webshop(
     ),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Keep the built caches here."),
     memory: bool = typer.Option(True, "--memory/--no-memory", help="Measure 1 vs 64 envs."),
+    original_products: int = typer.Option(
+        0,
+        "--original-products",
+        help="Also write this many products in the original's file format and time the "
+        "streamed cache build and a fresh load from it (0: skip).",
+    ),
 ) -> None:
     """Catalogue build/load time, search latency, steps/s and memory of 1 vs 64 envs."""
-    from empo_gym.bench.webshop import run_webshop_bench
+    from empo_gym.bench.webshop import run_original_data_bench, run_webshop_bench
 
     try:
         size_list = [int(s) for s in sizes.split(",") if s.strip()]
@@ -354,14 +405,17 @@ def bench_webshop(
             raise ValueError
     except ValueError:
         raise _fail(f"--sizes must be comma-separated positive ints, got {sizes!r}") from None
-    _emit(
-        run_webshop_bench(
-            sizes=size_list,
-            cache_dir=str(cache_dir) if cache_dir else None,
-            memory=memory,
-            log=_log,
-        )
+    if original_products < 0:
+        raise _fail(f"--original-products must be >= 0, got {original_products}")
+    metrics = run_webshop_bench(
+        sizes=size_list,
+        cache_dir=str(cache_dir) if cache_dir else None,
+        memory=memory,
+        log=_log,
     )
+    if original_products:
+        metrics.update(run_original_data_bench(original_products, log=_log))
+    _emit(metrics)
 
 
 @bench_app.command("memory")

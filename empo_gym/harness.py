@@ -78,9 +78,38 @@ class EvalAgent(Protocol):
         ...
 
 
-#: ``info`` keys whose values say *how* a result was computed (which noun extractor scored a
-#: WebShop purchase, which embedder the memory used); they go into the leaderboard provenance.
-PROVENANCE_INFO_KEYS = ("noun_method", "embedder", "scienceworld_version")
+#: ``info`` keys whose values say *how* a result was computed (which noun extractor and reward
+#: rule scored a WebShop purchase over which catalogue, which embedder the memory used); they go
+#: into the leaderboard provenance.
+PROVENANCE_INFO_KEYS = (
+    "noun_method",
+    "reward_rule",
+    "catalogue",
+    "embedder",
+    "scienceworld_version",
+)
+
+
+@runtime_checkable
+class FiniteSplit(Protocol):
+    """An env whose split holds a fixed list of tasks that seeds ``0..split_size - 1`` enumerate
+    (WebShop's goals); other seeds would wrap around and repeat tasks."""
+
+    split_size: int
+
+
+def _check_enough_tasks(env: gym.Env, name: str, split: str, seed: int, episodes: int) -> None:
+    """Raise when the episodes' seeds run past the split's tasks (they would repeat)."""
+    inner = env.unwrapped
+    if not isinstance(inner, FiniteSplit):
+        return
+    size = inner.split_size
+    if seed < 0 or seed + episodes > size:
+        raise ValueError(
+            f"{name} split {split!r} has {size} goals, but {episodes} episodes from seed {seed} "
+            f"need goals {seed}..{seed + episodes - 1}; use at most {max(size - max(seed, 0), 0)} "
+            "episodes from this seed, a lower --seed, or a larger catalogue / another split"
+        )
 
 
 @dataclass
@@ -235,6 +264,7 @@ def evaluate(
     factory = make_env or (lambda kw: gym.make(info.gym_id, **kw))
     num_envs = min(num_envs, episodes)
     slots = [_Slot(factory(dict(kwargs))) for _ in range(num_envs)]
+    _check_enough_tasks(slots[0].env, env, split, seed, episodes)
     records: list[EpisodeRecord] = []
     success_rules: set[str] = set()
     env_provenance: dict[str, set[str]] = {}

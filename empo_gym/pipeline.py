@@ -124,6 +124,9 @@ def run(
     seed: int | None = None,
     num_envs: int | None = None,
     model: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    num_products: int | None | str = "default",
+    reward: str | None = None,
     out_dir: str | os.PathLike[str] = DEFAULT_RESULTS_DIR,
     trajectories_path: str | os.PathLike[str] | None = None,
     on_agent: Callable[[Any], None] | None = None,
@@ -142,6 +145,12 @@ def run(
         config: A :class:`RunConfig`, a YAML file of one, or None for the defaults.
         task, split, episodes, seed, num_envs: Override the config's values.
         model: LLM agents: model alias, local dir, ``.gguf`` file or hub id.
+        data_dir: WebShop only: folder of the original data files (``items_shuffle*.json``,
+            ``items_ins_v2*.json``, ``items_human_ins.json``) instead of the generated
+            catalogue.
+        num_products: WebShop only: catalogue size (None: every product of ``data_dir``);
+            ``"default"`` keeps the config's / env's value.
+        reward: WebShop only: ``"original"`` (default) or ``"corrected"`` reward rule.
         out_dir: Directory of the leaderboard row.
         trajectories_path: Also write every evaluation episode's transitions to this JSONL file
             (a learning agent's untrained episodes go to ``NAME.initial.jsonl`` beside it).
@@ -176,6 +185,17 @@ def run(
         episodes=episodes if episodes is not None else cfg.episodes, seed=seed, num_envs=num_envs
     )
     check_writable_dir(out_dir, "out_dir")
+    env_kwargs = dict(cfg.env_kwargs)
+    for key, value, unset in (
+        ("data_dir", data_dir, None),
+        ("num_products", num_products, "default"),
+        ("reward", reward, None),
+    ):
+        if value is unset:
+            continue
+        if env != "webshop":
+            raise ValueError(f"{key} applies to env 'webshop' only, not {env!r}; drop it")
+        env_kwargs[key] = os.fspath(value) if key == "data_dir" else value
     agent_kwargs = dict(cfg.agent)
     if model is not None:
         agent_kwargs["model"] = model
@@ -209,7 +229,7 @@ def run(
             episodes=n,
             seed=seed,
             num_envs=num_envs,
-            env_kwargs=cfg.env_kwargs,
+            env_kwargs=env_kwargs,
             trajectories_path=trajectories,
             on_episode=on_episode,
         )

@@ -182,7 +182,8 @@ _ENVS: dict[str, EnvInfo] = {
     "webshop": EnvInfo(
         name="webshop",
         gym_id="empo_gym/WebShop-v0",
-        description="WebShop (generated catalogue, BM25 search); score 0..100 = 100 * reward",
+        description="WebShop (generated catalogue, or the original data with --data-dir; "
+        "BM25 search); score 0..100 = 100 * reward",
         splits=("train", "eval", "test"),
         default_split="test",
         task_kwarg=None,
