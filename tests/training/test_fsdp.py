@@ -12,6 +12,7 @@ About 40 s on 2 shared cores (the launch) + 5 s (the references).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -166,9 +167,7 @@ def test_sigkill_inside_a_sharded_checkpoint_write_then_resume(launched, tmp_pat
             os.killpg(proc.pid, signal.SIGKILL)
             pytest.fail(f"no kill point after {LAUNCH_TIMEOUT_S} s\n{_logs(tmp_path)}")
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    _wait_group_gone(proc.pid)  # the ranks (the run lock's owner) may still be exiting
+    _kill_launch(proc)
     ckpts = tmp_path / "killed" / "checkpoints"
     assert (ckpts / "latest").read_text().strip() == "iter_000002"
     assert not (ckpts / "iter_000003").exists()
@@ -182,20 +181,25 @@ def test_sigkill_inside_a_sharded_checkpoint_write_then_resume(launched, tmp_pat
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
 
 
-def _wait_group_gone(pgid: int, timeout: float = 60.0) -> None:
-    """Wait until every process of group ``pgid`` has exited (zombies count as exited)."""
+def _kill_launch(proc: subprocess.Popen) -> None:
+    """SIGKILL torchrun and its ranks (torchrun starts each rank in a session of its own, so
+    killing torchrun's process group alone leaves them running), and wait until all are gone."""
     import psutil
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        alive = []
-        for p in psutil.process_iter(["status"]):
-            try:
-                if os.getpgid(p.pid) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE:
-                    alive.append(p.pid)
-            except (ProcessLookupError, psutil.Error):
-                continue
-        if not alive:
-            return
+    ranks = psutil.Process(proc.pid).children(recursive=True)
+    os.killpg(proc.pid, signal.SIGKILL)
+    for p in ranks:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    proc.wait(timeout=30)
+
+    def running(p: psutil.Process) -> bool:  # a zombie has exited, only not been reaped
+        try:
+            return p.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + 60
+    while any(running(p) for p in ranks):
+        assert time.monotonic() < deadline, "ranks still run 60 s after SIGKILL"
         time.sleep(0.1)
-    pytest.fail(f"processes {alive} of the killed group {pgid} still run after {timeout} s")
