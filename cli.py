@@ -32,13 +32,28 @@ console = Console(stderr=True)
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print ``error: MESSAGE`` as one line (any line breaks folded, rich markup escaped) and
+    return the exit (status 2) to raise."""
+    from rich.markup import escape
+
+    line = " ".join(str(message).split())
+    console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 
+def _os_error(exc: OSError) -> str:
+    """An OSError as one line naming the file (e.g. a result directory that became read-only)."""
+    where = f" {exc.filename!r}" if exc.filename else ""
+    return f"cannot write or read{where}: {exc.strerror or exc}; check the path and permissions"
+
+
 @app.command()
-def envs() -> None:
-    """List the environments, their Gymnasium ids, tasks and splits."""
+def envs(
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="WebShop: show the original data files this folder provides."
+    ),
+) -> None:
+    """List the environments, their Gymnasium ids, tasks and splits, and WebShop's catalogue."""
     from rich.table import Table
 
     from empo_gym.registry import env_names, get_env_info
@@ -62,6 +77,24 @@ def envs() -> None:
     for name, tasks in task_lists.items():
         if tasks:
             out.print(f"[bold]{name} tasks:[/] " + ", ".join(tasks), soft_wrap=True)
+    out.print(f"[bold]webshop catalogue:[/] {_webshop_catalogue(data_dir)}", soft_wrap=True)
+
+
+def _webshop_catalogue(data_dir: Path | None) -> str:
+    """Which catalogue ``run --env webshop`` uses (with or without ``--data-dir``)."""
+    from empo_gym.webshop.loader import WebShopDataError, data_files
+
+    if data_dir is None:
+        return (
+            "generated (1000 products by default, --num-products N); --data-dir DIR uses the "
+            "original data files instead"
+        )
+    try:
+        files = data_files(data_dir, None)
+    except WebShopDataError as exc:
+        raise _fail(str(exc)) from None
+    names = ", ".join(f"{k}={v.name}" for k, v in files.items())
+    return f"original data in {data_dir} ({names}; --num-products N|all, default 1000)"
 
 
 @app.command()
@@ -82,6 +115,18 @@ def run(
     ),
     model: str | None = typer.Option(
         None, "--model", help="LLM agents: model alias, local dir, .gguf file or hub id."
+    ),
+    data_dir: Path | None = typer.Option(
+        None,
+        "--data-dir",
+        help="WebShop: folder of the original data files (items_shuffle*.json, "
+        "items_ins_v2*.json, items_human_ins.json) instead of the generated catalogue.",
+    ),
+    num_products: str | None = typer.Option(
+        None, "--num-products", help="WebShop: catalogue size, or 'all' (with --data-dir)."
+    ),
+    reward: str | None = typer.Option(
+        None, "--reward", help="WebShop: reward rule 'original' (default) or 'corrected'."
     ),
 ) -> None:
     """Train the agent when it learns, evaluate it, and write its leaderboard JSON."""
@@ -106,10 +151,21 @@ def run(
         progress.start()
         bars.append(progress.add_task("episodes", total=n))
 
+    n_products: int | None | str = "default"
+    if num_products is not None:
+        if num_products.strip().lower() == "all":
+            n_products = None
+        elif num_products.strip().isdigit() and int(num_products) > 0:
+            n_products = int(num_products)
+        else:
+            raise _fail(f"--num-products must be a positive int or 'all', got {num_products!r}")
     try:
         outcome = run_pipeline(
             agent,
             env,
+            data_dir=data_dir,
+            num_products=n_products,
+            reward=reward,
             config=config,
             task=task,
             split=split,
@@ -124,10 +180,14 @@ def run(
             on_episode=lambda rec: progress.advance(bars[-1]),
             log=_log,
         )
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise _fail(str(exc)) from None
+    except (ValueError, TypeError, RuntimeError, OSError) as exc:
+        if bars:  # the error is the last line, not a half-filled bar
+            progress.live.transient = True
+            progress.stop()
+        raise _fail(_os_error(exc) if isinstance(exc, OSError) else str(exc)) from None
     finally:
-        progress.stop()
+        if bars:
+            progress.stop()
     if outcome is None:  # a non-main process of a distributed training run
         return
     if outcome.initial is not None and outcome.comparison is not None:
@@ -223,13 +283,24 @@ def leaderboard_cmd(
     env: str | None = typer.Option(None, "--env", help="Only this env."),
     task: str | None = typer.Option(None, "--task", help="Only this task."),
     agent: str | None = typer.Option(None, "--agent", help="Only this agent."),
-    fmt: str = typer.Option("table", "--format", help="table, markdown or json."),
+    fmt: str = typer.Option("table", "--format", help="table, markdown, json or html."),
+    out: Path | None = typer.Option(
+        None, "--out", help="html: directory of the page (index.html; required)."
+    ),
+    hide_reported: bool = typer.Option(
+        False, "--hide-reported", help="Leave out the EMPO² paper's reported rows."
+    ),
 ) -> None:
-    """Merge result files and show them as a table, markdown or JSON."""
+    """Merge result files (and the paper's reported rows) into a table, markdown, JSON or a page."""
     from empo_gym import leaderboard as lb
 
     if fmt not in lb.FORMATS:
         raise _fail(f"unknown format {fmt!r}; expected one of: {', '.join(lb.FORMATS)}")
+    if (fmt == "html") != (out is not None):
+        raise _fail(
+            f"--out is for --format html only (got --format {fmt}"
+            + (f", --out {out})" if out is not None else " without --out); add --out DIR)")
+        )
     if not paths and not Path(DEFAULT_RESULTS_DIR).is_dir():
         console.print(
             f"no results yet: {DEFAULT_RESULTS_DIR}/ does not exist here; "
@@ -238,15 +309,35 @@ def leaderboard_cmd(
         paths = []
         entries: list[dict[str, Any]] = []
     else:
+        skipped: list[str] = []
+
+        def skip(exc: Exception) -> None:
+            skipped.append(str(exc))
+            line = " ".join(str(exc).split())
+            console.print(f"warning: skipped {line}", markup=False, highlight=False, soft_wrap=True)
+
         try:
-            entries = lb.load_entries(paths or [Path(DEFAULT_RESULTS_DIR)])
+            entries = lb.load_entries(paths or [Path(DEFAULT_RESULTS_DIR)], on_skip=skip)
         except lb.LeaderboardError as exc:
             raise _fail(str(exc)) from None
+        if skipped and not entries:
+            raise _fail(f"no readable result file: all {len(skipped)} were skipped (see above)")
+    if not hide_reported:
+        entries = entries + lb.reported_entries()
     entries = lb.filter_entries(entries, env=env, task=task, agent=agent)
     if fmt == "json":
         print(lb.render_json(entries))
     elif fmt == "markdown":
         print(lb.render_markdown(entries))
+    elif fmt == "html":
+        from empo_gym.leaderboard.html import write_html
+
+        try:
+            page = write_html(entries, out)
+        except OSError as exc:
+            raise _fail(f"cannot write the page into {out}: {exc.strerror}") from None
+        runs = len(lb.measured_runs(entries))
+        print(f"wrote {page} ({runs} measured runs, {len(entries) - runs} reported rows)")
     else:
         Console(width=max(160, Console().width)).print(lb.render_table(entries))
 
@@ -298,9 +389,15 @@ def bench_webshop(
     ),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Keep the built caches here."),
     memory: bool = typer.Option(True, "--memory/--no-memory", help="Measure 1 vs 64 envs."),
+    original_products: int = typer.Option(
+        0,
+        "--original-products",
+        help="Also write this many products in the original's file format and time the "
+        "streamed cache build and a fresh load from it (0: skip).",
+    ),
 ) -> None:
     """Catalogue build/load time, search latency, steps/s and memory of 1 vs 64 envs."""
-    from empo_gym.bench.webshop import run_webshop_bench
+    from empo_gym.bench.webshop import run_original_data_bench, run_webshop_bench
 
     try:
         size_list = [int(s) for s in sizes.split(",") if s.strip()]
@@ -308,14 +405,17 @@ def bench_webshop(
             raise ValueError
     except ValueError:
         raise _fail(f"--sizes must be comma-separated positive ints, got {sizes!r}") from None
-    _emit(
-        run_webshop_bench(
-            sizes=size_list,
-            cache_dir=str(cache_dir) if cache_dir else None,
-            memory=memory,
-            log=_log,
-        )
+    if original_products < 0:
+        raise _fail(f"--original-products must be >= 0, got {original_products}")
+    metrics = run_webshop_bench(
+        sizes=size_list,
+        cache_dir=str(cache_dir) if cache_dir else None,
+        memory=memory,
+        log=_log,
     )
+    if original_products:
+        metrics.update(run_original_data_bench(original_products, log=_log))
+    _emit(metrics)
 
 
 @bench_app.command("memory")
@@ -333,6 +433,12 @@ def bench_memory(
     from empo_gym.memory import make_embedder
 
     names = [e.strip() for e in embedders.split(",") if e.strip()]
+    counts = {"--entries": entries, "--big-entries": big_entries, "--queries": queries}
+    for flag, value in {**counts, "--episodes": episodes}.items():
+        if value < 1:
+            raise _fail(f"{flag} must be a positive int, got {value}")
+    if seed < 0:
+        raise _fail(f"--seed must be an int >= 0, got {seed}")
     try:
         from empo_gym.scienceworld.tasks import resolve_task
 
@@ -407,15 +513,27 @@ def bench_train(
         "--equal-update-work/--skip-zero-adv",
         help="Forward zero-advantage turns in both runs (verl's behaviour) or skip them.",
     ),
+    rollout_backend: str = typer.Option(
+        "local",
+        "--rollout-backend",
+        help="local: GRPO vs EMPO² (local rollouts). vllm: GRPO with local vs vLLM rollouts "
+        "side by side, and the weight-sync time (starts a server from .venv-vllm).",
+    ),
+    vllm_url: list[str] = typer.Option(
+        [], "--vllm-url", help="Running vLLM servers for --rollout-backend vllm (repeatable)."
+    ),
 ) -> None:
-    """GRPO vs EMPO² seconds per iteration at equal settings, memory share, update tokens/s.
+    """GRPO vs EMPO² seconds per iteration at equal settings, memory share, update tokens/s;
+    with ``--rollout-backend vllm``, local vs vLLM rollouts instead.
 
     The two runs alternate iteration by iteration so both see the same machine load.
     """
-    from empo_gym.agents.training.bench import run_train_bench
+    from empo_gym.agents.training.bench import run_backend_bench, run_train_bench
 
     if iterations <= warmup:
         raise _fail(f"--iterations ({iterations}) must exceed --warmup ({warmup})")
+    if rollout_backend not in ("local", "vllm"):
+        raise _fail(f"--rollout-backend {rollout_backend!r}; expected 'local' or 'vllm'")
     _cpu_threads()
     try:
         overrides = {
@@ -427,6 +545,21 @@ def bench_train(
             )
             if v is not None
         }
+        if rollout_backend == "vllm":
+            _emit(
+                run_backend_bench(
+                    env,
+                    task,
+                    iterations=iterations,
+                    warmup=warmup,
+                    model=model,
+                    seed=seed,
+                    vllm_urls=vllm_url or None,
+                    overrides={"skip_zero_advantage": not equal_update_work, **overrides},
+                    log=_log,
+                )
+            )
+            return
         result = run_train_bench(
             env,
             task,
@@ -469,6 +602,7 @@ def bench_explore(
         parse_sweep,
         run_explore_bench,
     )
+    from empo_gym.atomic_io import check_writable_dir
     from empo_gym.yaml_config import from_dict, load_yaml
 
     _cpu_threads()
@@ -486,10 +620,32 @@ def bench_explore(
             **{k: v for k, v in given.items() if v is not None},
         }
         bench = from_dict(ExploreBenchConfig, settings, "bench explore")
+        check_writable_dir(bench.output_dir, "--out")  # before hours of training, not after
         result = run_explore_bench(bench, sweep=parse_sweep(sweep), ood=ood, log=_log)
     except ValueError as exc:
         raise _fail(str(exc)) from None
     _emit({k: v for k, v in result.items() if k not in ("grpo", "empo")})
+
+
+@app.command()
+def plan(
+    config: Path = typer.Option(..., "--config", help="Training YAML (e.g. baselines/*.yaml)."),
+    gpus: int = typer.Option(8, "--gpus", help="Training GPUs (one process each)."),
+    gpu_mem: float = typer.Option(80.0, "--gpu-mem", help="Memory of one GPU in GB."),
+    agent: str | None = typer.Option(None, "--agent", help="grpo | empo (default: the file's)."),
+    env: str | None = typer.Option(None, "--env", help="Env (default: the file's)."),
+) -> None:
+    """Per-GPU memory estimate of a training config, and whether it fits (nothing downloaded)."""
+    from empo_gym.agents.training.plan import format_plan, load_plan_config, plan_memory
+
+    try:
+        cfg = load_plan_config(config, agent=agent, env=env)
+        result = plan_memory(cfg, gpus, gpu_mem)
+    except (ValueError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    Console(width=max(100, Console().width)).print(format_plan(result, title=cfg.model))
+    if not result.fits:
+        raise typer.Exit(code=1)
 
 
 @app.command()

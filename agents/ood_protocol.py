@@ -34,8 +34,8 @@ from typing import Any
 import gymnasium as gym
 
 from empo_gym.agents.base import Agent
-from empo_gym.atomic_io import atomic_path
-from empo_gym.harness import EvalResult, evaluate
+from empo_gym.atomic_io import atomic_path, check_writable_dir
+from empo_gym.harness import EvalResult, check_eval_settings, evaluate
 from empo_gym.leaderboard.entry import build_entry, write_atomic_json, write_entry
 from empo_gym.ood import TRANSFERS, Transfer, get_transfer
 
@@ -154,6 +154,9 @@ def _build_agent(
 
     kwargs = dict(agent_kwargs or {})
     if model is not None:
+        from empo_gym.agents.llm.models import resolve_model
+
+        resolve_model(model)  # a bad name fails before anything (the memory embedder) loads
         kwargs["model"] = str(model)
     return make_agent(agent, OOD_ENV, **kwargs), True
 
@@ -229,6 +232,12 @@ def run_ood(
     trials = _positive_int("trials", trials)
     episodes_per_trial = _positive_int("episodes_per_trial", episodes_per_trial)
     num_envs = _positive_int("num_envs", num_envs)
+    check_eval_settings(seed=seed)
+    check_writable_dir(out_dir, "out_dir")  # before any model loads or env steps
+    if leaderboard_dir is not None:
+        check_writable_dir(leaderboard_dir, "leaderboard_dir")
+    if max_steps is not None:
+        _positive_int("max_steps", max_steps)
     agent, owned = _build_agent(agent_name, model, agent_kwargs)
     try:
         if agent.learns:

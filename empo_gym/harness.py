@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -25,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 import gymnasium as gym
 
 import empo_gym  # noqa: F401  (registers the env ids)
+from empo_gym.atomic_io import atomic_path, check_writable_file
 from empo_gym.protocols import missing_members
 from empo_gym.registry import get_env_info
 
@@ -76,9 +78,38 @@ class EvalAgent(Protocol):
         ...
 
 
-#: ``info`` keys whose values say *how* a result was computed (which noun extractor scored a
-#: WebShop purchase, which embedder the memory used); they go into the leaderboard provenance.
-PROVENANCE_INFO_KEYS = ("noun_method", "embedder", "scienceworld_version")
+#: ``info`` keys whose values say *how* a result was computed (which noun extractor and reward
+#: rule scored a WebShop purchase over which catalogue, which embedder the memory used); they go
+#: into the leaderboard provenance.
+PROVENANCE_INFO_KEYS = (
+    "noun_method",
+    "reward_rule",
+    "catalogue",
+    "embedder",
+    "scienceworld_version",
+)
+
+
+@runtime_checkable
+class FiniteSplit(Protocol):
+    """An env whose split holds a fixed list of tasks that seeds ``0..split_size - 1`` enumerate
+    (WebShop's goals); other seeds would wrap around and repeat tasks."""
+
+    split_size: int
+
+
+def _check_enough_tasks(env: gym.Env, name: str, split: str, seed: int, episodes: int) -> None:
+    """Raise when the episodes' seeds run past the split's tasks (they would repeat)."""
+    inner = env.unwrapped
+    if not isinstance(inner, FiniteSplit):
+        return
+    size = inner.split_size
+    if seed < 0 or seed + episodes > size:
+        raise ValueError(
+            f"{name} split {split!r} has {size} goals, but {episodes} episodes from seed {seed} "
+            f"need goals {seed}..{seed + episodes - 1}; use at most {max(size - max(seed, 0), 0)} "
+            "episodes from this seed, a lower --seed, or a larger catalogue / another split"
+        )
 
 
 @dataclass
@@ -156,6 +187,29 @@ class _Slot:
         self.transitions: list[dict[str, Any]] = []
 
 
+def check_eval_settings(
+    *, episodes: int | None = None, seed: int | None = None, num_envs: int | None = None
+) -> None:
+    """Check an evaluation's counts and seed (None: not given); callers run it before any work.
+
+    Raises:
+        ValueError: One line naming the bad value and what is expected.
+
+    Example:
+        >>> check_eval_settings(episodes=5, seed=0, num_envs=2)
+        >>> check_eval_settings(seed=-5)
+        Traceback (most recent call last):
+        ...
+        ValueError: seed must be an int >= 0 (episode i resets with seed + i), got -5
+    """
+    if episodes is not None and (not isinstance(episodes, int) or episodes < 1):
+        raise ValueError(f"episodes must be a positive int, got {episodes!r}")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise ValueError(f"seed must be an int >= 0 (episode i resets with seed + i), got {seed!r}")
+    if num_envs is not None and (not isinstance(num_envs, int) or num_envs < 1):
+        raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+
+
 def evaluate(
     agent: EvalAgent,
     env: str,
@@ -190,10 +244,9 @@ def evaluate(
     """
     info = get_env_info(env)
     split = split or info.default_split
-    if not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes must be a positive int, got {episodes!r}")
-    if not isinstance(num_envs, int) or num_envs < 1:
-        raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+    check_eval_settings(episodes=episodes, seed=seed, num_envs=num_envs)
+    if trajectories_path is not None:
+        check_writable_file(trajectories_path, "trajectories_path")
     if not isinstance(agent, EvalAgent):
         missing = missing_members(agent, EvalAgent)
         raise TypeError(
@@ -211,13 +264,17 @@ def evaluate(
     factory = make_env or (lambda kw: gym.make(info.gym_id, **kw))
     num_envs = min(num_envs, episodes)
     slots = [_Slot(factory(dict(kwargs))) for _ in range(num_envs)]
+    _check_enough_tasks(slots[0].env, env, split, seed, episodes)
     records: list[EpisodeRecord] = []
     success_rules: set[str] = set()
     env_provenance: dict[str, set[str]] = {}
     traj_file = None
+    # the transitions go to a temp file that replaces trajectories_path only once the evaluation
+    # finished: a failed run leaves an existing file as it was
+    traj_files = contextlib.ExitStack()
     if trajectories_path is not None:
-        os.makedirs(os.path.dirname(os.path.abspath(trajectories_path)), exist_ok=True)
-        traj_file = open(trajectories_path, "w", encoding="utf-8")  # noqa: SIM115
+        traj_tmp = traj_files.enter_context(atomic_path(trajectories_path, suffix=".jsonl"))
+        traj_file = traj_files.enter_context(open(traj_tmp, "w", encoding="utf-8"))  # noqa: SIM115
     t_start = time.perf_counter()
 
     def start(i: int, episode: int) -> None:
@@ -292,11 +349,13 @@ def evaluate(
                     else:
                         still.append(i)
                 active = still
+    except BaseException as exc:
+        traj_files.__exit__(type(exc), exc, exc.__traceback__)
+        raise
     finally:
         for slot in slots:
             slot.env.close()
-        if traj_file is not None:
-            traj_file.close()
+    traj_files.close()
     records.sort(key=lambda r: r.episode)
     settings = {
         "env": env,

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from empo_gym.atomic_io import check_writable_dir, check_writable_file
 from empo_gym.comparison import PairedDifference, compare_results
-from empo_gym.harness import EpisodeRecord, EvalResult, evaluate
+from empo_gym.harness import EpisodeRecord, EvalResult, check_eval_settings, evaluate
 from empo_gym.leaderboard import DEFAULT_RESULTS_DIR, entry_from_result, write_entry
 from empo_gym.registry import get_env_info
 from empo_gym.yaml_config import from_dict, load_yaml
@@ -123,6 +124,9 @@ def run(
     seed: int | None = None,
     num_envs: int | None = None,
     model: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    num_products: int | None | str = "default",
+    reward: str | None = None,
     out_dir: str | os.PathLike[str] = DEFAULT_RESULTS_DIR,
     trajectories_path: str | os.PathLike[str] | None = None,
     on_agent: Callable[[Any], None] | None = None,
@@ -141,6 +145,12 @@ def run(
         config: A :class:`RunConfig`, a YAML file of one, or None for the defaults.
         task, split, episodes, seed, num_envs: Override the config's values.
         model: LLM agents: model alias, local dir, ``.gguf`` file or hub id.
+        data_dir: WebShop only: folder of the original data files (``items_shuffle*.json``,
+            ``items_ins_v2*.json``, ``items_human_ins.json``) instead of the generated
+            catalogue.
+        num_products: WebShop only: catalogue size (None: every product of ``data_dir``);
+            ``"default"`` keeps the config's / env's value.
+        reward: WebShop only: ``"original"`` (default) or ``"corrected"`` reward rule.
         out_dir: Directory of the leaderboard row.
         trajectories_path: Also write every evaluation episode's transitions to this JSONL file
             (a learning agent's untrained episodes go to ``NAME.initial.jsonl`` beside it).
@@ -155,8 +165,12 @@ def run(
         The outcome, or None on a non-main process of a distributed training run (only the
         main process evaluates and writes the row).
 
+    Every argument, the model name and every output path are checked before a model loads
+    or an env steps, so a bad value fails at once instead of after training.
+
     Raises:
-        ValueError: A bad name, task, split or config value (the message names it).
+        ValueError: A bad name, task, split, count, seed, output path or config value (the
+            message names it).
     """
     from empo_gym.agents.registry import make_agent
 
@@ -165,6 +179,23 @@ def run(
     task = task if task is not None else cfg.task
     split = split or cfg.split or info.default_split
     info.env_kwargs(task, split)  # validates task and split before anything loads
+    seed = seed if seed is not None else cfg.seed
+    num_envs = num_envs if num_envs is not None else cfg.num_envs
+    check_eval_settings(
+        episodes=episodes if episodes is not None else cfg.episodes, seed=seed, num_envs=num_envs
+    )
+    check_writable_dir(out_dir, "out_dir")
+    env_kwargs = dict(cfg.env_kwargs)
+    for key, value, unset in (
+        ("data_dir", data_dir, None),
+        ("num_products", num_products, "default"),
+        ("reward", reward, None),
+    ):
+        if value is unset:
+            continue
+        if env != "webshop":
+            raise ValueError(f"{key} applies to env 'webshop' only, not {env!r}; drop it")
+        env_kwargs[key] = os.fspath(value) if key == "data_dir" else value
     agent_kwargs = dict(cfg.agent)
     if model is not None:
         agent_kwargs["model"] = model
@@ -174,6 +205,14 @@ def run(
             f"agent {agent!r} does not support env {env!r}; "
             f"it supports: {', '.join(the_agent.supported_envs)}"
         )
+    if trajectories_path is not None:
+        check_writable_file(trajectories_path, "trajectories_path")
+        if the_agent.learns:
+            check_writable_file(_initial_file(trajectories_path), "trajectories_path")
+    if agent_kwargs.get("model") is not None and "base_url" not in agent_kwargs:
+        from empo_gym.agents.llm.models import resolve_model
+
+        resolve_model(agent_kwargs["model"])  # a name only: nothing loads yet
     where = f"{env} / {task}" if task else env
 
     def evaluate_agent(
@@ -188,23 +227,25 @@ def run(
             task=task,
             split=split,
             episodes=n,
-            seed=seed if seed is not None else cfg.seed,
-            num_envs=num_envs if num_envs is not None else cfg.num_envs,
-            env_kwargs=cfg.env_kwargs,
+            seed=seed,
+            num_envs=num_envs,
+            env_kwargs=env_kwargs,
             trajectories_path=trajectories,
             on_episode=on_episode,
         )
 
     initial: tuple[EvalResult, dict[str, Any]] | None = None
     try:
-        if on_agent is not None:
-            on_agent(the_agent)
-        if the_agent.learns:  # its env-specific preset may set its evaluation episodes
+        if the_agent.learns:  # its env-specific preset may set its evaluation episodes; it
+            # checks (and locks) its run directory
             the_agent.prepare(env, task, os.fspath(out_dir))
         n = next(
             (x for x in (episodes, cfg.episodes, the_agent.eval_episodes) if x is not None),
             DEFAULT_EPISODES,
         )
+        check_eval_settings(episodes=n)
+        if on_agent is not None:
+            on_agent(the_agent)
         if the_agent.learns:
             if the_agent.is_main_process:  # the untrained policy, on the trained one's episodes
                 before = evaluate_agent(f"untrained {agent}", n, _initial_file(trajectories_path))

@@ -55,6 +55,21 @@ def _ood_tasks() -> list[str]:
 
 
 @dataclass(frozen=True)
+class ActionTool:
+    """One bracketed action of an env, ``verb[argument]``, as a tool a function-calling LLM calls
+    (``empo_gym.adapters.trl``): the tool ``verb(argument)`` takes the action."""
+
+    verb: str
+    """The action's verb and the tool's name (``search``)."""
+    summary: str
+    """What the action does (the tool's description)."""
+    argument: str
+    """The tool's one parameter (``query``)."""
+    argument_doc: str
+    """What to pass as the argument."""
+
+
+@dataclass(frozen=True)
 class EnvInfo:
     """The profile of an env family: the one place that knows its per-env settings."""
 
@@ -84,6 +99,9 @@ class EnvInfo:
     """Trainer settings of the EMPO² paper's recipe on this env (None: the paper has none)."""
     quick_train: Mapping[str, Any] = field(default_factory=dict)
     """Adjustments of the CPU quick training preset for this env."""
+    action_tools: tuple[ActionTool, ...] = ()
+    """The env's actions as tools when they are ``verb[argument]`` (empty: free-text actions,
+    one tool ``act(action)``)."""
 
     def __post_init__(self) -> None:
         if self.prompt_style not in PROMPT_STYLES:
@@ -164,7 +182,8 @@ _ENVS: dict[str, EnvInfo] = {
     "webshop": EnvInfo(
         name="webshop",
         gym_id="empo_gym/WebShop-v0",
-        description="WebShop (generated catalogue, BM25 search); score 0..100 = 100 * reward",
+        description="WebShop (generated catalogue, or the original data with --data-dir; "
+        "BM25 search); score 0..100 = 100 * reward",
         splits=("train", "eval", "test"),
         default_split="test",
         task_kwarg=None,
@@ -195,6 +214,20 @@ _ENVS: dict[str, EnvInfo] = {
             "lr": 5e-5,
             "eval_episodes": 20,
         },
+        action_tools=(
+            ActionTool(
+                "search",
+                "Search the shop for products (only on the search page).",
+                "query",
+                "Keywords, e.g. 'machine wash men's dress shirts under 50 dollars'.",
+            ),
+            ActionTool(
+                "click",
+                "Click one of the current page's buttons, product ids or option values.",
+                "target",
+                "The clickable's text as the page shows it, e.g. 'buy now' or 'next >'.",
+            ),
+        ),
     ),
     "doors": EnvInfo(
         name="doors",

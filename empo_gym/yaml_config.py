@@ -147,8 +147,13 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ValueError(f"{path}: cannot read config: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path}: not a text file (byte {exc.start} is not UTF-8); expected a YAML config"
+        ) from exc
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+        # YAML's own message spans several lines (a caret under the bad spot)
+        raise ValueError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import asdict
@@ -17,6 +18,9 @@ from empo_gym import provenance
 from empo_gym.atomic_io import write_text_atomic
 
 SCHEMA_VERSION = 1
+#: Where a row's numbers come from: ``measured`` by a run of this code (the default when a file
+#: has no ``source``), or ``reported`` in a publication (a reference row, never a run).
+SOURCES = ("measured", "reported")
 
 
 class LeaderboardError(ValueError):
@@ -53,6 +57,16 @@ def validate_entry(entry: Any, source: str = "<entry>") -> dict[str, Any]:
     return entry
 
 
+def entry_source(entry: dict[str, Any]) -> str:
+    """``"measured"`` or ``"reported"`` (files written before the field existed are measured).
+
+    Example:
+        >>> entry_source({"agent": "random"}), entry_source({"source": "reported"})
+        ('measured', 'reported')
+    """
+    return entry.get("source", "measured")
+
+
 def build_entry(
     *,
     agent: str,
@@ -82,6 +96,7 @@ def build_entry(
     prov.update(extra_provenance or {})
     entry: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
+        "source": "measured",
         "agent": agent,
         "env": env,
         "task": task,
@@ -97,7 +112,33 @@ def build_entry(
         entry["checkpoint"] = checkpoint
     if comparison is not None:
         entry["comparison"] = comparison
+    check_finite(entry)
     return validate_entry(json.loads(json.dumps(entry, default=str)))
+
+
+def check_finite(data: Any, where: str = "") -> None:
+    """Refuse NaN / Infinity anywhere in ``data`` (strict JSON has no such numbers).
+
+    Raises:
+        LeaderboardError: Naming the field, e.g. ``metrics.mean_score``.
+
+    Example:
+        >>> check_finite({"metrics": {"mean_score": float("nan")}})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        empo_gym...LeaderboardError: field 'metrics.mean_score' is nan; expected a finite ...
+    """
+    if isinstance(data, float) and not math.isfinite(data):
+        raise LeaderboardError(
+            f"field {where or '<root>'!r} is {data}; expected a finite number (JSON has no NaN "
+            "or Infinity): check the evaluation that produced it"
+        )
+    if isinstance(data, dict):
+        for key, value in data.items():
+            check_finite(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(data, (list, tuple)):
+        for i, value in enumerate(data):
+            check_finite(value, f"{where}.{i}" if where else str(i))
 
 
 def entry_from_result(
@@ -130,20 +171,34 @@ def entry_from_result(
     )
 
 
-def write_atomic_json(path: str | os.PathLike[str], data: Any) -> Path:
-    """Write JSON to ``path`` via a temp file and ``os.replace`` (never a half-written file)."""
-    return write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+def write_atomic_json(path: str | os.PathLike[str], data: Any, *, exclusive: bool = False) -> Path:
+    """Write strict JSON (no NaN / Infinity) to ``path`` via a temp file (never a half-written
+    file); ``exclusive``: fail with ``FileExistsError`` rather than replace an existing file."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return write_text_atomic(path, text, exclusive=exclusive)
 
 
 def entry_filename(entry: dict[str, Any]) -> str:
-    """A unique, readable file name: ``env[-task]-agent[-initial]-YYYYmmddTHHMMSS-xxxx.json``."""
+    """A readable file name, ``env[-task]-agent[-initial]-YYYYmmddTHHMMSS-<12 hex>.json``; the
+    48 random bits make a clash unlikely and :func:`write_entry` never overwrites one anyway."""
     stamp = re.sub(r"[^0-9T]", "", entry["provenance"]["date"])[:15]
     initial = "initial" if entry.get("checkpoint") == "initial" else None
-    parts = [entry["env"], entry["task"], entry["agent"], initial, stamp, os.urandom(2).hex()]
+    parts = [entry["env"], entry["task"], entry["agent"], initial, stamp, os.urandom(6).hex()]
     return "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", str(p)) for p in parts if p) + ".json"
 
 
 def write_entry(entry: dict[str, Any], out_dir: str | os.PathLike[str]) -> Path:
-    """Validate ``entry`` and write it into ``out_dir`` under a fresh name."""
+    """Validate ``entry`` and write it into ``out_dir`` under a fresh name (never replacing a
+    file: a name taken meanwhile is drawn again).
+
+    Raises:
+        LeaderboardError: The entry violates the schema or holds a non-finite number.
+    """
+    check_finite(entry)
     validate_entry(entry)
-    return write_atomic_json(Path(out_dir) / entry_filename(entry), entry)
+    for _ in range(100):
+        try:
+            return write_atomic_json(Path(out_dir) / entry_filename(entry), entry, exclusive=True)
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not find a free result file name in {out_dir}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -22,6 +23,39 @@ def test_envs_lists_envs_tasks_and_splits() -> None:
     assert res.exit_code == 0
     for text in ("scienceworld", "empo_gym/ScienceWorld-v0", "webshop", "boil", "bio1-bio2"):
         assert text in res.output
+
+
+def test_envs_names_the_webshop_catalogue(tmp_path) -> None:
+    from empo_gym.bench.webshop import write_original_files
+
+    res = _run("envs")
+    assert "webshop catalogue: generated (1000 products" in res.output
+    data = write_original_files(tmp_path / "data", 60)
+    res = _run("envs", "--data-dir", str(data))
+    assert res.exit_code == 0
+    assert f"original data in {data}" in " ".join(res.output.split())
+    assert "items_shuffle.json" in res.output and "items_human_ins.json" in res.output
+    res = runner.invoke(app, ["envs", "--data-dir", str(tmp_path / "nowhere")])
+    assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_run_webshop_on_original_data_files(tmp_path) -> None:
+    from empo_gym.bench.webshop import write_original_files
+
+    data = write_original_files(tmp_path / "data", 60)
+    out = tmp_path / "board"
+    args = ["run", "--agent", "oracle", "--env", "webshop", "--data-dir", str(data)]
+    args += ["--num-products", "all", "--episodes", "3", "--out", str(out)]
+    res = _run(*args, "--reward", "corrected")
+    assert res.exit_code == 0, res.output
+    entry = json.loads(next(out.glob("*.json")).read_text())
+    assert entry["metrics"]["success_rate"] == 1.0
+    assert entry["provenance"]["reward_rule"] == "webshop:corrected"
+    assert entry["provenance"]["catalogue"] == f"original data {data} (60 products)"
+    res = runner.invoke(app, [*args, "--num-products", "many"])
+    assert res.exit_code == 2 and "--num-products must be" in res.output
+    res = runner.invoke(app, ["run", "--agent", "random", "--env", "guess", "--data-dir", "x"])
+    assert res.exit_code == 2 and "applies to env 'webshop' only" in res.output
 
 
 def test_run_writes_a_leaderboard_entry(tmp_path) -> None:
@@ -154,10 +188,16 @@ def test_bench_scienceworld_prints_json_last_line() -> None:
 
 
 def test_bench_webshop_small_sizes() -> None:
-    res = runner.invoke(app, ["bench", "webshop", "--sizes", "200,500", "--no-memory"])
+    res = runner.invoke(
+        app,
+        ["bench", "webshop", "--sizes", "200,500", "--no-memory", "--original-products", "300"],
+    )
     assert res.exit_code == 0, res.output
     metrics = json.loads(res.stdout.strip().splitlines()[-1])
     assert metrics["search_p50_ms_500"] > 0 or any(k.startswith("search_p50") for k in metrics)
+    assert metrics["build_parts_s_500"]["nouns"] > 0
+    for key in ("file_mb", "build_s", "build_rss_mb", "load_s", "load_rss_mb"):
+        assert metrics[f"original_{key}_300"] > 0, key
     res = runner.invoke(app, ["bench", "webshop", "--sizes", "ten"])
     assert res.exit_code == 2 and "--sizes must be" in res.output
 
@@ -169,7 +209,8 @@ def test_webshop_agents_run(tmp_path, agent: str) -> None:
     )
     assert res.exit_code == 0, res.output
     entry = json.loads(next(tmp_path.glob("*.json")).read_text())
-    assert entry["provenance"]["noun_method"] == "catalogue"
+    assert entry["provenance"]["noun_method"].startswith("spacy:en_core_web_sm-")
+    assert entry["provenance"]["reward_rule"] == "webshop:original"
     if agent == "oracle":
         assert entry["metrics"]["success_rate"] == 1.0
     else:
@@ -404,3 +445,15 @@ def test_run_of_a_learning_agent_prints_before_after_and_the_paired_difference(
     assert "| learner (untrained) |" in res.output and "| learner |" in res.output
     res = _run("leaderboard", str(tmp_path), "--format", "json", "--agent", "learner")
     assert sorted(r["agent"] for r in json.loads(res.output)) == ["learner", "learner (untrained)"]
+
+
+def test_plan_prints_a_memory_table_and_a_verdict() -> None:
+    paper = str(Path(__file__).parent.parent / "baselines" / "grpo_webshop_paper.yaml")
+    res = _run("plan", "--config", paper, "--gpus", "8", "--gpu-mem", "80")
+    assert res.exit_code == 0, res.output
+    assert "7.62 B params, fsdp2 on 8 x 80 GB" in res.output
+    assert "activations (checkpointed)" in res.output and "fits: peak" in res.output
+    tight = runner.invoke(app, ["plan", "--config", paper, "--gpus", "1", "--gpu-mem", "24"])
+    assert tight.exit_code == 1 and "DOES NOT FIT" in tight.output
+    bad = runner.invoke(app, ["plan", "--config", paper, "--gpus", "0"])
+    assert bad.exit_code == 2 and "gpus=0; expected >= 1" in bad.output

@@ -83,3 +83,54 @@ def test_an_object_that_is_not_an_agent_is_named_with_what_it_lacks() -> None:
 
     with pytest.raises(TypeError, match="lacks env_kwargs, reset, observe; subclass"):
         evaluate(HalfAgent(), "guess", episodes=1)  # type: ignore[arg-type]
+
+
+class _CrashingAgent(RandomAgent):
+    """Acts for a few steps, then fails (a model error mid-evaluation)."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__(seed=0)
+        self.left = after
+
+    def act(self, slot, observation, info):
+        self.left -= 1
+        if self.left < 0:
+            raise RuntimeError("the model died")
+        return super().act(slot, observation, info)
+
+
+def test_a_failed_evaluation_leaves_an_existing_trajectories_file_untouched(tmp_path) -> None:
+    """The transitions go to a temp file moved into place at the end: a failing run neither
+    empties the previous file nor leaves a temp file."""
+    path = tmp_path / "t.jsonl"
+    evaluate(GuessOracle(), "guess", episodes=2, seed=0, trajectories_path=path)
+    before = path.read_bytes()
+    assert before.count(b"\n") == 2
+    with pytest.raises(RuntimeError, match="the model died"):
+        evaluate(_CrashingAgent(after=5), "guess", episodes=4, trajectories_path=path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.jsonl"]
+    evaluate(RandomAgent(seed=0), "guess", episodes=3, seed=0, trajectories_path=path)
+    assert path.read_bytes().count(b"\n") == 3  # a finished run replaces it
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"seed": -1}, "seed must be an int >= 0"),
+        ({"episodes": 0}, "episodes must be a positive int"),
+        ({"num_envs": 0}, "num_envs must be a positive int"),
+    ],
+)
+def test_bad_counts_and_seeds_fail_before_any_env_is_built(kwargs, message) -> None:
+    built = []
+    with pytest.raises(ValueError, match=message):
+        evaluate(RandomAgent(seed=0), "guess", make_env=built.append, **kwargs)
+    assert not built
+
+
+def test_trajectories_path_that_is_a_directory_fails_before_any_env(tmp_path) -> None:
+    built = []
+    with pytest.raises(ValueError, match="is a directory"):
+        evaluate(RandomAgent(seed=0), "guess", trajectories_path=tmp_path, make_env=built.append)
+    assert not built

@@ -188,6 +188,8 @@ class Actor:
         states: Sequence[EpisodeState],
         tips: Sequence[Any],
         stats: ActStats | None = None,
+        *,
+        route_keys: Sequence[str | None] | None = None,
     ) -> list[Decision]:
         """Answer every episode with one batched generation; one :class:`Decision` each.
 
@@ -195,6 +197,8 @@ class Actor:
             states: The running episodes (their ``info["admissible_actions"]`` are parsed onto).
             tips: Each episode's tips (a list, the rendered block, or None).
             stats: Accumulates counts and timings.
+            route_keys: One key per episode for a multi-server token-level policy (its rows
+                stick to one server each); None leaves routing to the policy.
         """
         if len(states) != len(tips):
             raise ValueError(f"got {len(states)} states but {len(tips)} tip entries")
@@ -205,7 +209,11 @@ class Actor:
         t0 = time.perf_counter()
         if self.token_level:
             encoded = [e for _, e in built if e is not None]
-            gens = self.policy.generate_ids([e.ids for e in encoded], self.sampling)  # type: ignore[attr-defined]
+            ids = [e.ids for e in encoded]
+            if route_keys is None:
+                gens = self.policy.generate_ids(ids, self.sampling)  # type: ignore[attr-defined]
+            else:
+                gens = self.policy.generate_ids(ids, self.sampling, route_keys=route_keys)  # type: ignore[attr-defined]
         else:
             gens = self.policy.generate([p.with_tips() for p in prompts], self.sampling)
             encoded = [EncodedPrompt(ids=list(g.prompt_ids), ids_no_tips=[]) for g in gens]

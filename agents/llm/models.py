@@ -130,6 +130,12 @@ def resolve_model(name: str | os.PathLike[str] | None = None) -> ModelSource:
             f"cannot resolve model {name!r}: directory {path} has no config.json "
             "(expected a transformers model directory saved with save_pretrained)"
         )
+    if path.exists():
+        raise ValueError(
+            f"cannot resolve model {name!r}: {path} is a file but not a model; expected a "
+            "known alias, a .gguf file, a transformers model directory (with config.json) or "
+            "a hub id 'org/name'"
+        )
     tried.append(f"alias (known: {', '.join(sorted(MODEL_ALIASES))})")
     tried.append(f"local path {path} (does not exist)")
     parts = name.split("/")

@@ -14,6 +14,7 @@ are not exposed, so it is neither a ``TokenPolicy`` nor trainable.
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import threading
@@ -22,6 +23,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,6 +39,58 @@ from empo_gym.agents.llm.policy import (
 
 #: Environment variable holding the API key by default.
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+
+
+def post_json(
+    url: str,
+    data: bytes | dict[str, Any],
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: float = 120.0,
+    retries: int = 2,
+    hint_401: str = "",
+    expect: str = "an OpenAI-compatible server",
+) -> dict[str, Any]:
+    """POST JSON to ``url`` and return the decoded reply (``{}`` for an empty body).
+
+    Connection errors and HTTP 429/5xx are retried with exponential backoff; what still fails
+    raises a one-line RuntimeError naming the URL and what was expected there.
+
+    Example:
+        >>> post_json("http://127.0.0.1:9/v1/x", {}, retries=0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        RuntimeError: cannot reach http://127.0.0.1:9/v1/x after 1 attempt(s): ...
+    """
+    if isinstance(data, dict):
+        data = json.dumps(data).encode("utf-8")
+    headers = headers or {"Content-Type": "application/json"}
+    delay = 0.5
+    for attempt in range(retries + 1):
+        req = urllib.request.Request(url, data=data, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                body = resp.read().decode("utf-8")
+                return json.loads(body) if body.strip() else {}
+        except urllib.error.HTTPError as exc:
+            detail = " ".join(exc.read().decode("utf-8", "replace")[:500].split())
+            if exc.code in (429, 500, 502, 503, 504) and attempt < retries:
+                time.sleep(delay)
+                delay *= 2
+                continue
+            hint = hint_401 if exc.code in (401, 403) else ""
+            raise RuntimeError(f"POST {url} failed with HTTP {exc.code}{hint}: {detail}") from exc
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            if attempt < retries:
+                time.sleep(delay)
+                delay *= 2
+                continue
+            reason = getattr(exc, "reason", exc)
+            raise RuntimeError(
+                f"cannot reach {url} after {attempt + 1} attempt(s): {reason}; "
+                f"expected {expect} there"
+            ) from exc
+    raise AssertionError("unreachable")
 
 
 class OpenAIPolicy:
@@ -124,32 +178,14 @@ class OpenAIPolicy:
         return json.dumps(body).encode("utf-8")
 
     def _post(self, data: bytes) -> dict[str, Any]:
-        delay = 0.5
-        for attempt in range(self.retries + 1):
-            req = urllib.request.Request(self.endpoint, data=data, headers=self._headers())
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    return json.loads(resp.read().decode("utf-8"))
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode("utf-8", "replace")[:500]
-                if exc.code in (429, 500, 502, 503, 504) and attempt < self.retries:
-                    time.sleep(delay)
-                    delay *= 2
-                    continue
-                hint = f" (is ${self.api_key_env} set?)" if exc.code in (401, 403) else ""
-                raise RuntimeError(
-                    f"POST {self.endpoint} failed with HTTP {exc.code}{hint}: {detail}"
-                ) from exc
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                if attempt < self.retries:
-                    time.sleep(delay)
-                    delay *= 2
-                    continue
-                raise RuntimeError(
-                    f"cannot reach {self.endpoint} after {attempt + 1} attempt(s): {exc}; "
-                    "expected an OpenAI-compatible server there"
-                ) from exc
-        raise AssertionError("unreachable")
+        return post_json(
+            self.endpoint,
+            data,
+            headers=self._headers(),
+            timeout=self.timeout,
+            retries=self.retries,
+            hint_401=f" (is ${self.api_key_env} set?)",
+        )
 
     @staticmethod
     def _generation(reply: dict[str, Any]) -> Generation:
@@ -195,6 +231,88 @@ class OpenAIPolicy:
         """Nothing to release (connections are per request)."""
 
 
+class BadRequest(ValueError):
+    """A chat completion request the :class:`PolicyServer` refuses (HTTP ``status``)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_ROLES = frozenset({"system", "user", "assistant"})
+_DEFAULT_MAX_TOKENS = 256
+
+
+def _number(body: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BadRequest(f"{key}={value!r}; expected a finite number")
+    if not low <= value <= high:
+        raise BadRequest(f"{key}={value!r}; expected a value in [{low}, {high}]")
+    return float(value)
+
+
+def parse_chat_request(
+    body: dict[str, Any], sampling: SamplingConfig, *, max_tokens_limit: int
+) -> tuple[list[Message], SamplingConfig, bool]:
+    """Validate a chat completion request: its messages, sampling and ``logprobs`` flag.
+
+    Raises:
+        BadRequest: A field is missing, mistyped or out of range (the message names it).
+
+    Example:
+        >>> parse_chat_request(
+        ...     {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0},
+        ...     SamplingConfig(), max_tokens_limit=64)
+        Traceback (most recent call last):
+        ...
+        empo_gym.agents.llm.openai_policy.BadRequest: max_tokens=0; expected an integer in 1..64
+    """
+    raw = body.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise BadRequest("messages must be a non-empty list of {role, content} objects")
+    messages: list[Message] = []
+    for i, m in enumerate(raw):
+        if not isinstance(m, dict) or m.get("role") not in _ROLES:
+            raise BadRequest(f"messages[{i}].role must be one of {sorted(_ROLES)}")
+        if not isinstance(m.get("content"), str):
+            raise BadRequest(f"messages[{i}].content must be a string")
+        messages.append({"role": m["role"], "content": m["content"]})
+    key = "max_tokens" if body.get("max_tokens") is not None else "max_completion_tokens"
+    max_tokens = body.get(key)
+    if max_tokens is None:
+        max_tokens = min(_DEFAULT_MAX_TOKENS, max_tokens_limit)
+    if (
+        isinstance(max_tokens, bool)
+        or not isinstance(max_tokens, int)
+        or not 1 <= max_tokens <= max_tokens_limit
+    ):
+        raise BadRequest(f"{key}={max_tokens!r}; expected an integer in 1..{max_tokens_limit}")
+    seed = body.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise BadRequest(f"seed={seed!r}; expected an integer or null")
+    logprobs = body.get("logprobs", False)
+    if not isinstance(logprobs, bool) and logprobs is not None:
+        raise BadRequest(f"logprobs={logprobs!r}; expected true or false")
+    top_p = _number(body, "top_p", 1.0, 0.0, 1.0)
+    if top_p == 0:
+        raise BadRequest("top_p=0; expected a value in (0, 1]")
+    cfg = replace(
+        sampling,
+        temperature=_number(body, "temperature", 1.0, 0.0, 2.0),
+        top_p=top_p,
+        max_new_tokens=max_tokens,
+        seed=seed,
+    )
+    return messages, cfg, bool(logprobs)
+
+
 class PolicyServer:
     """A loopback OpenAI-compatible server answering chat completions with a local policy.
 
@@ -208,6 +326,16 @@ class PolicyServer:
         port: Port (0 picks a free one; see :attr:`base_url`).
         batch_window: Seconds to wait for more requests before generating.
         max_batch: Largest batch per generation.
+        max_tokens_limit: Largest ``max_tokens`` a request may ask for (a larger one gets
+            HTTP 400), so one request cannot hold the model for long.
+        request_timeout: Seconds a request may take (reading its body, then waiting for its
+            generation; HTTP 504 after that).
+        max_body_bytes: Largest request body (HTTP 413 above).
+
+    Bad requests get HTTP 4xx naming the field: a missing or negative ``Content-Length``, a
+    body that is not a JSON object, ``max_tokens`` outside ``1..max_tokens_limit``, a
+    ``temperature`` outside ``[0, 2]`` or not finite, ``top_p`` outside ``(0, 1]``, a non-integer
+    ``seed``, malformed ``messages``.
 
     Use as a context manager: ``with PolicyServer(policy) as server: server.base_url``.
     """
@@ -220,11 +348,17 @@ class PolicyServer:
         port: int = 0,
         batch_window: float = 0.05,
         max_batch: int = 16,
+        max_tokens_limit: int = 1024,
+        request_timeout: float = 120.0,
+        max_body_bytes: int = 8 * 2**20,
     ) -> None:
         check_policy(policy, Policy, needed_by="PolicyServer")
         self.policy = policy
         self.batch_window = batch_window
         self.max_batch = max_batch
+        self.max_tokens_limit = max_tokens_limit
+        self.request_timeout = request_timeout
+        self.max_body_bytes = max_body_bytes
         self._queue: queue.Queue[tuple[list[Message], SamplingConfig, bool, Future[Any]] | None]
         self._queue = queue.Queue()
         server = self
@@ -255,32 +389,66 @@ class PolicyServer:
                     self._send(404, {"error": {"message": f"unknown path {self.path}"}})
                     return
                 try:
-                    length = int(self.headers.get("Content-Length", "0"))
-                    body = json.loads(self.rfile.read(length).decode("utf-8"))
-                    messages = [
-                        {"role": str(m["role"]), "content": str(m["content"])}
-                        for m in body["messages"]
-                    ]
-                    cfg = replace(
-                        server.policy.sampling,
-                        temperature=float(body.get("temperature", 1.0)),
-                        top_p=float(body.get("top_p", 1.0)),
-                        max_new_tokens=int(
-                            body.get("max_tokens") or body.get("max_completion_tokens") or 256
-                        ),
-                        seed=body.get("seed"),
+                    body = self._read_body()
+                    messages, cfg, logprobs = parse_chat_request(
+                        body, server.policy.sampling, max_tokens_limit=server.max_tokens_limit
                     )
-                except (KeyError, TypeError, ValueError) as exc:
-                    self._send(400, {"error": {"message": f"bad request: {exc}"}})
+                except BadRequest as exc:
+                    self._send(exc.status, {"error": {"message": str(exc)}})
                     return
                 future: Future[Any] = Future()
-                server._queue.put((messages, cfg, bool(body.get("logprobs")), future))
+                server._queue.put((messages, cfg, logprobs, future))
                 try:
-                    gen = future.result()
+                    gen = future.result(timeout=server.request_timeout)
+                except FutureTimeout:
+                    future.cancel()  # still queued: the worker skips it
+                    self._send(
+                        504,
+                        {
+                            "error": {
+                                "message": f"generation took longer than {server.request_timeout}"
+                                " s; retry later or ask for fewer max_tokens"
+                            }
+                        },
+                    )
+                    return
                 except Exception as exc:  # report generation failures as HTTP 500
                     self._send(500, {"error": {"message": str(exc)}})
                     return
-                self._send(200, server._completion(body, gen, bool(body.get("logprobs"))))
+                self._send(200, server._completion(body, gen, logprobs))
+
+            def _read_body(self) -> dict[str, Any]:
+                raw = self.headers.get("Content-Length")
+                try:
+                    length = int(raw) if raw is not None else -1
+                except ValueError:
+                    length = -1
+                if length < 0:
+                    raise BadRequest(
+                        f"Content-Length {raw!r}; expected a non-negative integer", status=411
+                    )
+                if length > server.max_body_bytes:
+                    raise BadRequest(
+                        f"body of {length} bytes exceeds the limit of {server.max_body_bytes}",
+                        status=413,
+                    )
+                try:  # bounded by the socket timeout (self.timeout): a stalled client
+                    data = self.rfile.read(length)
+                except TimeoutError:
+                    raise BadRequest(
+                        f"body not received within {server.request_timeout} s", status=408
+                    ) from None
+                if len(data) != length:
+                    raise BadRequest(f"body ended after {len(data)} of {length} bytes")
+                try:
+                    body = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+                except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+                    raise BadRequest(f"body is not valid JSON: {exc}") from None
+                if not isinstance(body, dict):
+                    raise BadRequest(f"body must be a JSON object, got {type(body).__name__}")
+                return body
+
+        Handler.timeout = request_timeout  # socket timeout: a client that stalls mid-body
 
         self._httpd = ThreadingHTTPServer((host, port), Handler)
         self._httpd.daemon_threads = True
@@ -343,6 +511,10 @@ class PolicyServer:
                 key = (cfg.temperature, cfg.top_p, cfg.max_new_tokens)
                 groups.setdefault(key, []).append(entry)
             for entries in groups.values():
+                # a request whose client timed out was cancelled: it costs no generation
+                entries = [e for e in entries if e[3].set_running_or_notify_cancel()]
+                if not entries:
+                    continue
                 try:
                     gens = self.policy.generate([e[0] for e in entries], entries[0][1])
                 except Exception as exc:  # hand the error to every waiting request

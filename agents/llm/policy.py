@@ -8,6 +8,9 @@ Three protocols, by who needs what:
   generation from token ids, log-probabilities (the rollout engine records full turns with it).
 * :class:`TrainablePolicy` -- what the GRPO / EMPO² trainer drives: the ``model`` it updates in
   place and the hooks around that (sampling state for checkpoints, caches to drop).
+* :class:`ServedPolicy` -- a trainable policy that samples on a separate inference engine
+  (:class:`~empo_gym.agents.llm.vllm_policy.VLLMPolicy`): the trainer pauses it during the
+  update and syncs the new weights to it after.
 
 :class:`~empo_gym.agents.llm.transformers_policy.TransformersPolicy` implements all three. The
 protocols are ``runtime_checkable``: callers check them with ``isinstance`` and
@@ -166,9 +169,14 @@ class TokenPolicy(Policy, Protocol):
         ...
 
     def generate_ids(
-        self, prompt_ids: Sequence[Sequence[int]], sampling: SamplingConfig | None = None
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        sampling: SamplingConfig | None = None,
+        *,
+        route_keys: Sequence[str | None] | None = None,
     ) -> list[Generation]:
-        """Sample one response per tokenised prompt."""
+        """Sample one response per tokenised prompt; ``route_keys`` (one per prompt, e.g. the
+        trajectory) let a multi-server backend keep each trajectory on one server."""
         ...
 
     def logprobs(
@@ -209,6 +217,31 @@ class TrainablePolicy(Protocol):
 
     def clear_prefix_cache(self) -> None:
         """Forget whatever was computed with the old weights (they just changed in place)."""
+        ...
+
+
+@runtime_checkable
+class ServedPolicy(Protocol):
+    """A trainable policy whose sampler is a separate inference engine (vLLM servers).
+
+    The trainer calls :meth:`pause` before each update (a colocated engine frees the
+    accelerator) and :meth:`sync_weights` after every weight change.
+    """
+
+    def pause(self) -> None:
+        """Free the engine's accelerator memory while the trainer updates (or do nothing)."""
+        ...
+
+    def sync_weights(
+        self,
+        model: torch.nn.Module,
+        *,
+        main: bool = True,
+        rank: int = 0,
+        state_dict: dict[str, torch.Tensor] | None = None,
+    ) -> float:
+        """Give the engine the trainer's current weights (``state_dict``: the whole model's,
+        gathered from shards, when ``model``'s own are sharded); return the seconds it took."""
         ...
 
 

@@ -302,8 +302,14 @@ class RolloutEngine:
         )
 
     def _turn(self, active: Sequence[_Slot], memory_mode: bool) -> list[Trajectory]:
+        # one route key per trajectory: a multi-server backend keeps it on one server, whose
+        # prefix cache then serves its growing prompts
+        keys = [f"{s.traj.group_id}/{s.traj.member}" for s in active if s.traj is not None]
         decisions = self.actor.decide(
-            [cast(EpisodeState, s.state) for s in active], [s.tips for s in active], self.stats
+            [cast(EpisodeState, s.state) for s in active],
+            [s.tips for s in active],
+            self.stats,
+            route_keys=keys if self.token_level else None,
         )
         finished: list[Trajectory] = []
         token_level = self.token_level

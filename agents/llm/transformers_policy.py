@@ -246,8 +246,12 @@ class TransformersPolicy:
         self,
         prompt_ids: Sequence[Sequence[int]],
         sampling: SamplingConfig | None = None,
+        *,
+        route_keys: Sequence[str | None] | None = None,
     ) -> list[Generation]:
         """Sample one response per prompt (token ids), batched with left padding.
+
+        ``route_keys`` is accepted for the protocol and ignored (one local model).
 
         Log-probabilities are those of the temperature-scaled distribution (before top-p),
         which is what :meth:`logprobs` (and :func:`token_logprobs` at the same temperature)

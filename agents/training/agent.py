@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from empo_gym.agents.base import Agent
 from empo_gym.agents.training.config import GRPOConfig, config_from_dict
+from empo_gym.agents.training.metrics import METRICS_FILE, read_metrics
+from empo_gym.atomic_io import check_writable_dir
 from empo_gym.yaml_config import read_yaml
 
 if TYPE_CHECKING:  # the model stack loads only when a policy is built
@@ -54,6 +56,7 @@ class LearningAgent(Agent):
         self._actor: Any = None
         self._prepared_for: tuple[str, str | None] | None = None
         self._closed_acting: dict[str, Any] | None = None  # the actor's config, kept at close
+        self._run_lock: Any = None  # the output_dir's RunLock while prepared
 
     # -- identity --------------------------------------------------------------------------
     @property
@@ -80,10 +83,20 @@ class LearningAgent(Agent):
     def prepare(self, env_name: str, task: str | None, out_dir: str) -> None:
         """Settle the config for the env being run (env-specific presets, task, run directory),
         so the untrained policy acts as it will be trained: same prompts, limits, parsing."""
+        from empo_gym.agents.training.run_lock import RunLock
+
         self._configure_for(env_name, task, out_dir)
         self._prepared_for = (env_name, task)
         # only rank 0 of an `accelerate launch` run evaluates (the untrained policy too)
         self.is_main_process = int(os.environ.get("RANK", "0")) == 0
+        check_writable_dir(self.cfg.output_dir, "output_dir")
+        if self.is_main_process and self._run_lock is None:
+            # held from before the untrained evaluation until close(): a second run on this
+            # output_dir is refused before it loads a model
+            self._run_lock = RunLock(self.cfg.output_dir).acquire()
+            metrics = Path(self.cfg.output_dir) / METRICS_FILE
+            if metrics.exists():  # a resumed run: a damaged metrics file fails now, not later
+                read_metrics(metrics)
 
     def _configure_for(self, env_name: str, task: str | None, out_dir: str) -> None:
         """Re-validate the config for the env being run (env-specific presets and task)."""
@@ -209,6 +222,9 @@ class LearningAgent(Agent):
         if self.policy is not None:
             self.policy.close()
         self.policy, self._actor = None, None
+        if self._run_lock is not None:
+            self._run_lock.release()
+            self._run_lock = None
 
 
 class GRPOAgent(LearningAgent):

@@ -18,6 +18,28 @@ from empo_gym.agents.training.trainer import MemoryHooks, RolloutFn, TrainingRun
 _FREE_FIELDS = {"output_dir"}
 
 
+def interleave(
+    runs: dict[str, TrainingRun], iterations: int, log: Callable[[str], Any] | None = None
+) -> None:
+    """Step the runs one iteration each in turn, the order reversed every iteration (so all see
+    the same machine load; on a shared machine the load drifts far more over a sequential run
+    than between two neighbouring iterations). The runs are closed at the end (their output
+    directory locks released)."""
+    names = list(runs)
+    for it in range(iterations):
+        for name in names if it % 2 == 0 else names[::-1]:
+            row = runs[name].step()
+            if log is not None:
+                log(
+                    f"[bench train] iter {it} {name}: {row['iter_s']:.1f} s "
+                    f"(rollout {row['rollout_s']:.1f}, memory+tips {row['memory_s']:.1f}, "
+                    f"update {row['update_s']:.1f}, weight sync {row['weight_sync_s']:.1f}, "
+                    f"mode {row['update_mode']})"
+                )
+    for run in runs.values():
+        run.close()
+
+
 def compare_iteration_cost(
     grpo_cfg: GRPOConfig,
     empo_cfg: EMPOConfig,
@@ -32,9 +54,7 @@ def compare_iteration_cost(
 ) -> dict[str, Any]:
     """Train GRPO and EMPO² side by side, one iteration each in turn, and compare their cost.
 
-    The runs alternate iteration by iteration (GRPO first on even iterations, EMPO² first on
-    odd ones), so both see the same machine load: on a shared machine the load drifts far more
-    over a sequential run than between two neighbouring iterations.
+    The runs alternate iteration by iteration (:func:`interleave`).
 
     Args:
         grpo_cfg: GRPO settings.
@@ -84,16 +104,7 @@ def compare_iteration_cost(
             runs[name] = TrainingRun(
                 cfg, make_policy(), rollout_fn, tasks, memory=memory, resume=False
             )
-        for it in range(grpo_cfg.iterations):
-            order = ("grpo", "empo") if it % 2 == 0 else ("empo", "grpo")
-            for name in order:
-                row = runs[name].step()
-                if log is not None:
-                    log(
-                        f"[bench train] iter {it} {name}: {row['iter_s']:.1f} s "
-                        f"(rollout {row['rollout_s']:.1f}, memory+tips {row['memory_s']:.1f}, "
-                        f"update {row['update_s']:.1f}, mode {row['update_mode']})"
-                    )
+        interleave(runs, grpo_cfg.iterations, log)
     rows = {name: run.history[warmup:] for name, run in runs.items()}
 
     def total(name: str, key: str) -> float:
@@ -225,3 +236,88 @@ def run_train_bench(
     out["tip_share_of_iteration"] = out.pop("tip_generate_s_share_of_iteration")
     out.update(env=env, task=task, model=grpo_cfg.model, equal_update_work=equal_update_work)
     return out
+
+
+def run_backend_bench(
+    env: str = "webshop",
+    task: str | None = None,
+    *,
+    iterations: int = 4,
+    warmup: int = 1,
+    model: str | None = None,
+    seed: int = 0,
+    vllm_urls: Sequence[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    log: Callable[[str], Any] = print,
+) -> dict[str, Any]:
+    """``empo-gym bench train --rollout-backend vllm``: GRPO with local rollouts vs vLLM
+    rollouts, side by side at equal quick settings (iterations interleaved).
+
+    The vLLM run starts its own server from ``.venv-vllm`` (colocated) unless ``vllm_urls``
+    name running ones; it syncs the weights to vLLM after every update (disk sync) and
+    re-scores the sampled tokens with the trainer.
+
+    Returns:
+        ``local_s_per_iter`` / ``vllm_s_per_iter`` and their ratio, each run's rollout and
+        update seconds per iteration (the vLLM run's rollout seconds include the trainer
+        re-scoring vLLM's tokens), ``weight_sync_s_median`` (and every sync's seconds).
+    """
+    from empo_gym.agents.training.config import quick_preset
+    from empo_gym.agents.training.setup import build_training, make_policy
+
+    base = {**(overrides or {}), "iterations": iterations, "seed": seed, "task": task}
+    if model is not None:
+        base["model"] = model
+    if iterations <= warmup:
+        raise ValueError(f"iterations={iterations} must exceed warmup={warmup}")
+    with tempfile.TemporaryDirectory(prefix="bench-backend-") as tmp:
+        vllm = {"rollout_backend": "vllm", "vllm_colocate": not vllm_urls}
+        if vllm_urls:
+            vllm["vllm_urls"] = list(vllm_urls)
+        cfgs = {
+            "local": quick_preset("grpo", env, **base, output_dir=f"{tmp}/local"),
+            "vllm": quick_preset("grpo", env, **base, **vllm, output_dir=f"{tmp}/vllm"),
+        }
+        cfgs = {k: dataclasses.replace(c, checkpoint_every=0) for k, c in cfgs.items()}
+        log(
+            f"[bench train] {env}: {iterations} GRPO iterations with local and with vLLM "
+            f"rollouts, interleaved (B={cfgs['local'].tasks_per_iter}, "
+            f"G={cfgs['local'].group_size}, {cfgs['local'].max_steps} steps)"
+        )
+        setups, runs = {}, {}
+        try:
+            for name, cfg in cfgs.items():
+                log(f"[bench train] {name}: loading {cfg.model}")
+                setups[name] = build_training(cfg)
+                policy = make_policy(cfg)
+                runs[name] = TrainingRun(
+                    cfg, policy, setups[name].rollout_fn, setups[name].tasks, resume=False
+                )
+            interleave(runs, iterations, log)
+        finally:
+            for run in runs.values():
+                run.policy.close()  # type: ignore[attr-defined]
+            for setup in setups.values():
+                setup.close()
+    rows = {name: run.history[warmup:] for name, run in runs.items()}
+
+    def mean(name: str, key: str) -> float:
+        return statistics.fmean(float(r.get(key, 0.0)) for r in rows[name])
+
+    syncs = [float(r["weight_sync_s"]) for r in runs["vllm"].history]
+    local_s, vllm_s = mean("local", "iter_s"), mean("vllm", "iter_s")
+    return {
+        "env": env,
+        "model": cfgs["local"].model,
+        "iterations": len(rows["local"]),
+        "local_s_per_iter": local_s,
+        "vllm_s_per_iter": vllm_s,
+        "vllm_vs_local_ratio": vllm_s / local_s if local_s else float("nan"),
+        "local_rollout_s_per_iter": mean("local", "rollout_s"),
+        "vllm_rollout_s_per_iter": mean("vllm", "rollout_s"),
+        "local_update_s_per_iter": mean("local", "update_s"),
+        "vllm_update_s_per_iter": mean("vllm", "update_s"),
+        "weight_sync_s_median": statistics.median(syncs),
+        "weight_sync_s": syncs,
+        "vllm_servers": "given" if vllm_urls else "started (colocated)",
+    }

@@ -7,6 +7,8 @@ Layout of one checkpoint (``<root>/iter_000010/``)::
     optimizer.safetensors      optimizer state tensors, keyed "state/<param index>/<name>"
     optimizer.json             param groups and non-tensor state
     rng.safetensors            torch CPU (and CUDA) generator states
+    dcp/                       instead of the model / optimizer files: the FSDP2 shards (torch
+                               distributed checkpoint) and each rank's RNG states
     state.json                 iteration, python / numpy / trainer RNG states, caller extras
 
 The directory is written under a temporary name and moved into place with ``os.replace``; the
@@ -20,7 +22,6 @@ import json
 import os
 import random
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from empo_gym.atomic_io import write_text_atomic
+from empo_gym.atomic_io import follow_umask, make_temp_dir, sweep_dead_temps, write_text_atomic
 
 FORMAT_VERSION = 1
 LATEST = "latest"
@@ -156,7 +157,7 @@ def checkpoint_dir(root: str | Path, iteration: int) -> Path:
 def save_checkpoint(
     root: str | Path,
     iteration: int,
-    model: torch.nn.Module,
+    model: torch.nn.Module | None,
     optimizer: torch.optim.Optimizer | None = None,
     *,
     trainer_rng: random.Random | None = None,
@@ -169,8 +170,8 @@ def save_checkpoint(
     Args:
         root: Checkpoints directory (created if needed).
         iteration: Number of completed iterations.
-        model: The policy; a PEFT model saves its adapter only. Pass the unwrapped model when
-            training under accelerate (``accelerator.unwrap_model(model)``).
+        model: The policy; a PEFT model saves its adapter only. None when ``write_extra``
+            writes the weights (FSDP2's sharded checkpoint).
         optimizer: Optimizer whose state is saved (tensors as safetensors, the rest as JSON).
         trainer_rng: The trainer's own ``random.Random`` (e.g. mode draws).
         extra: JSON-serialisable data (metrics so far, config, ...) returned on load.
@@ -184,11 +185,13 @@ def save_checkpoint(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = checkpoint_dir(root, iteration)
-    _sweep(root)  # one writer per root: anything temporary here is a killed save's
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
+    sweep_dead_temps(root)  # what killed saves left (unpublished temp dirs, half-deleted ones)
+    tmp = make_temp_dir(root, final.name)
     try:
         files = []
-        if _is_peft(model):
+        if model is None:
+            pass
+        elif _is_peft(model):
             from peft import get_peft_model_state_dict
 
             adapter = {
@@ -219,6 +222,7 @@ def save_checkpoint(
             "files": files,
         }
         _write_json(tmp / "state.json", state)  # written last: its presence marks completeness
+        follow_umask(tmp)  # safetensors writes 0600
         if final.exists():  # re-saving an iteration (after a resume): swap, then drop the old one
             grave = _bury(final)
             os.replace(tmp, final)
@@ -237,18 +241,12 @@ def save_checkpoint(
 
 
 def _bury(directory: Path) -> Path:
-    """Move a checkpoint out of the listing in one rename (into a new ``.old-*`` dir, returned):
-    a kill while its files are deleted then leaves no half-deleted checkpoint listed."""
-    grave = Path(tempfile.mkdtemp(prefix=f".old-{directory.name}-", dir=directory.parent))
+    """Move a checkpoint out of the listing in one rename (into a new temp dir, returned): a
+    kill while its files are deleted then leaves no half-deleted checkpoint listed (the next
+    save sweeps it)."""
+    grave = make_temp_dir(directory.parent, directory.name, suffix=".old")
     os.replace(directory, grave / directory.name)
     return grave
-
-
-def _sweep(root: Path) -> None:
-    """Remove what killed saves left behind (unpublished ``.tmp-*``, half-deleted ``.old-*``)."""
-    for pattern in (".tmp-*", ".old-*"):
-        for leftover in root.glob(pattern):
-            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def list_checkpoints(root: str | Path) -> list[Path]:
@@ -274,9 +272,57 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+def load_newest_intact(
+    root: str | Path,
+    load: Callable[[Path], CheckpointState],
+    *,
+    log: Callable[[str], None] = print,
+) -> CheckpointState | None:
+    """Resume from the newest checkpoint under ``root`` that loads, skipping corrupt ones.
+
+    The one ``latest`` names is tried first, then the others from newest to oldest; each one
+    that fails to load (a damaged weights file, unparsable ``state.json``, ...) is reported
+    through ``log`` with the reason, and the next older one is tried.
+
+    Args:
+        root: Checkpoints directory.
+        load: Loads one checkpoint directory in place and returns its state (e.g.
+            :func:`load_checkpoint` plus other components' files such as the memory store); any
+            exception marks that checkpoint corrupt (a later successful load overwrites what a
+            failed attempt left).
+        log: Where the skipped checkpoints are reported.
+
+    Returns:
+        The loaded state, or None when ``root`` holds no checkpoint.
+
+    Raises:
+        ValueError: Checkpoints exist but none loads (the message lists each one's reason).
+    """
+    candidates = list(reversed(list_checkpoints(root)))
+    latest = latest_checkpoint(root)
+    if latest is not None:
+        candidates = [latest, *(c for c in candidates if c != latest)]
+    failures = []
+    for path in candidates:
+        try:
+            state = load(path)
+        except Exception as exc:  # any damage: try the previous checkpoint
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            failures.append(f"{path.name} ({reason})")
+            log(f"skipping checkpoint {path} (corrupt: {reason}); trying the previous one")
+            continue
+        return state
+    if failures:
+        raise ValueError(
+            f"no intact checkpoint in {root}: {'; '.join(failures)}; expected at least one "
+            "that loads: delete the damaged ones (or the run directory) to start over"
+        )
+    return None
+
+
 def load_checkpoint(
     path: str | Path,
-    model: torch.nn.Module,
+    model: torch.nn.Module | None,
     optimizer: torch.optim.Optimizer | None = None,
     *,
     trainer_rng: random.Random | None = None,
@@ -286,7 +332,8 @@ def load_checkpoint(
 
     Args:
         path: A checkpoint directory, or a checkpoints root (its latest checkpoint is used).
-        model: Model of the same architecture (same PEFT setup when an adapter was saved).
+        model: Model of the same architecture (same PEFT setup when an adapter was saved);
+            None reads no weights (a sharded checkpoint is loaded by the engine).
         optimizer: Optimizer over the same parameters, in the same order.
         trainer_rng: Restored in place when given.
         restore_rng: Also restore the global python / numpy / torch generators.
@@ -306,7 +353,9 @@ def load_checkpoint(
         raise ValueError(
             f"{path}: checkpoint format {state.get('format_version')!r}; expected {FORMAT_VERSION}"
         )
-    if (path / "adapter.safetensors").exists():
+    if model is None:
+        pass
+    elif (path / "adapter.safetensors").exists():
         if not _is_peft(model):
             raise ValueError(f"{path} holds a LoRA adapter; expected a PEFT model to load it into")
         from peft import set_peft_model_state_dict

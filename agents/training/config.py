@@ -20,12 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from empo_gym.agents.llm.vllm_policy import WEIGHT_SYNC_MODES
 from empo_gym.memory.embedders import EMBEDDER_NAMES
 from empo_gym.registry import ACTION_FORMATS, PROMPT_STYLES, env_names, env_profile
 from empo_gym.yaml_config import check_fields, from_dict, read_yaml
 
 AGENTS = ("grpo", "empo")
 PRESETS = ("default", "paper", "quick")
+BACKENDS = ("auto", "ddp", "fsdp2")
+MASTER_DTYPES = ("float32", "auto")
+COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
+#: Who samples the rollouts (``GRPOConfig.rollout_backend``).
+ROLLOUT_BACKENDS = ("local", "vllm")
 
 
 @dataclass
@@ -93,6 +99,28 @@ class GRPOConfig:
     adv_eps: float = 1e-6
     """Added to the group std when normalising returns."""
 
+    # --- engine ------------------------------------------------------------------------------
+    backend: str = "auto"
+    """How the weights are held across processes: ``ddp`` (a full replica per process, one
+    gradient all-reduce per optimizer step), ``fsdp2`` (torch FSDP2: weights, gradients and
+    optimizer states sharded over the processes) or ``auto`` (``fsdp2`` with several CUDA
+    processes, else ``ddp``). One process is plain training with either."""
+    master_dtype: str = "float32"
+    """Dtype of the trainable weights and AdamW states: ``float32`` (fp32 master weights whatever
+    the compute dtype: small updates such as lr 1e-6 do not round away) or ``auto`` (the model's
+    load dtype: bf16 on CUDA, i.e. AdamW updates bf16 weights)."""
+    compute_dtype: str = "auto"
+    """Dtype of forward/backward: ``float32``, ``bfloat16`` or ``auto`` (bf16 on CUDA when
+    supported, else fp32). With fp32 masters: FSDP2's mixed-precision policy (fp32 gradient
+    reduction) or autocast on one process / DDP."""
+    activation_checkpointing: bool = False
+    """Recompute each decoder layer's activations in the backward pass instead of storing them
+    (memory: one layer's activations plus each layer's input). Switches the update's
+    shared-prompt-prefix pass off (its KV cache cannot be recomputed)."""
+    cpu_offload: bool = False
+    """FSDP2 only: keep the sharded fp32 weights, gradients and AdamW states in CPU memory
+    (CUDA only; slower, frees most of the GPU for activations)."""
+
     # --- optimisation ------------------------------------------------------------------------
     lr: float = 1e-6
     """AdamW learning rate."""
@@ -122,6 +150,33 @@ class GRPOConfig:
     """LoRA scaling alpha."""
     lora_dropout: float = 0.0
     """LoRA dropout."""
+
+    # --- rollout backend ---------------------------------------------------------------------
+    rollout_backend: str = "local"
+    """Who samples the rollouts: ``local`` (the trainer's own model, the project's HF decoding
+    loop) or ``vllm`` (vLLM servers; prompts are still encoded, and log-probs for the update
+    still computed, by the trainer)."""
+    vllm_urls: list[str] = dataclasses.field(default_factory=lambda: ["http://127.0.0.1:8000"])
+    """vLLM server roots; each trajectory sticks to one. Server mode: servers you started on
+    their own GPUs. Colocated: the trainer starts one server per URL (loopback ports)."""
+    vllm_colocate: bool = False
+    """Start the vLLM servers from the trainer on the training GPUs, with sleep mode (they
+    sleep during each update); False = connect to running servers (server mode)."""
+    vllm_tensor_parallel: int = 1
+    """Tensor-parallel GPUs per vLLM server (colocated: server i takes GPUs i*tp..(i+1)*tp-1)."""
+    vllm_gpu_memory_utilization: float = 0.5
+    """Share of each GPU's memory a colocated vLLM server may take (weights + KV cache)."""
+    vllm_weights_dir: str | None = None
+    """Directory the disk weight sync writes to, readable by every server; None =
+    ``<output_dir>/vllm_weights``."""
+    weight_sync: str = "disk"
+    """How new weights reach vLLM after each optimizer step: ``disk`` (safetensors + the
+    servers' ``reload_weights``) or ``nccl`` (vLLM's NCCL weight transfer; GPUs, and the
+    ``vllm`` package in the trainer's environment)."""
+    recompute_old_logprobs: bool | None = None
+    """Score the sampled tokens with the trainer before the update and use those as the old
+    log-probs (the sampler's numerics differ from the trainer's); None = True for ``vllm``,
+    False for ``local`` (whose sampler is the trainer)."""
 
     @property
     def agent(self) -> str:
@@ -163,6 +218,25 @@ class GRPOConfig:
         _require(self, "dual_clip", self.dual_clip > 1, "> 1")
         _require(self, "kl_coef", self.kl_coef >= 0, ">= 0")
         _require(self, "adv_eps", self.adv_eps > 0, "> 0")
+        _require(self, "backend", self.backend in BACKENDS, f"one of {list(BACKENDS)}")
+        _require(
+            self,
+            "master_dtype",
+            self.master_dtype in MASTER_DTYPES,
+            f"one of {list(MASTER_DTYPES)}",
+        )
+        _require(
+            self,
+            "compute_dtype",
+            self.compute_dtype in COMPUTE_DTYPES,
+            f"one of {list(COMPUTE_DTYPES)}",
+        )
+        _require(
+            self,
+            "cpu_offload",
+            not self.cpu_offload or self.backend in ("fsdp2", "auto"),
+            "false unless backend is fsdp2 (only FSDP2 offloads)",
+        )
         _require(self, "lr", self.lr > 0, "> 0")
         _require(self, "weight_decay", self.weight_decay >= 0, ">= 0")
         _require(
@@ -179,6 +253,54 @@ class GRPOConfig:
         _require(self, "lora_rank", self.lora_rank >= 1, ">= 1")
         _require(self, "lora_alpha", self.lora_alpha > 0, "> 0")
         _require(self, "lora_dropout", 0 <= self.lora_dropout < 1, "in [0, 1)")
+        _require(
+            self,
+            "rollout_backend",
+            self.rollout_backend in ROLLOUT_BACKENDS,
+            f"one of {list(ROLLOUT_BACKENDS)}",
+        )
+        _require(
+            self,
+            "vllm_urls",
+            bool(self.vllm_urls)
+            and all(str(u).startswith(("http://", "https://")) for u in self.vllm_urls),
+            "a non-empty list of http(s) URLs such as ['http://127.0.0.1:8000']",
+        )
+        _require(self, "vllm_tensor_parallel", self.vllm_tensor_parallel >= 1, ">= 1")
+        _require(
+            self,
+            "vllm_gpu_memory_utilization",
+            0 < self.vllm_gpu_memory_utilization <= 1,
+            "a share of GPU memory in (0, 1]",
+        )
+        _require(
+            self,
+            "weight_sync",
+            self.weight_sync in WEIGHT_SYNC_MODES,
+            f"one of {list(WEIGHT_SYNC_MODES)}",
+        )
+        _require(
+            self,
+            "lora",
+            not (self.lora and self.backend == "fsdp2" and self.rollout_backend == "vllm"),
+            "false with backend fsdp2 and rollout_backend vllm (vLLM serves merged weights, "
+            "gathered from the shards for full-parameter training only)",
+        )
+
+    @property
+    def recompute_logprobs(self) -> bool:
+        """Whether the old log-probs are re-scored by the trainer (``recompute_old_logprobs``
+        resolved: None means True for the vLLM backend).
+
+        Example:
+            >>> GRPOConfig(rollout_backend="vllm").recompute_logprobs
+            True
+            >>> GRPOConfig().recompute_logprobs
+            False
+        """
+        if self.recompute_old_logprobs is not None:
+            return self.recompute_old_logprobs
+        return self.rollout_backend == "vllm"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field plus ``agent`` (for metrics and leaderboard entries).
@@ -376,8 +498,11 @@ def _require(cfg: GRPOConfig, name: str, ok: bool, expected: str) -> None:
 
 __all__ = [
     "AGENTS",
+    "BACKENDS",
+    "COMPUTE_DTYPES",
     "EMPOConfig",
     "GRPOConfig",
+    "MASTER_DTYPES",
     "PRESETS",
     "TrainConfig",
     "config_class",

@@ -271,6 +271,7 @@ class _Arm:
 
     def close(self) -> None:
         self.setup.close()
+        self.run.close()
 
 
 def _ood_trials(

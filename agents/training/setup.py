@@ -16,13 +16,13 @@ Example:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 
+from empo_gym.agents.llm.trajectory import Trajectory
 from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
 from empo_gym.agents.training.memory_hooks import EMPOMemory
 from empo_gym.agents.training.trainer import RolloutFn, engine_rollout_fn
@@ -34,6 +34,8 @@ __all__ = [
     "reference_model",
     "training_sampling",
     "training_tasks",
+    "vllm_policy",
+    "with_trainer_logprobs",
 ]
 
 #: Task instances drawn from at least (the paper trains on a few instances per task, e.g. the
@@ -63,26 +65,87 @@ class TrainingSetup:
 
 
 def make_policy(cfg: GRPOConfig) -> Any:
-    """The policy ``cfg`` trains: its model, LoRA adapter if asked, training sampling."""
+    """The policy ``cfg`` trains: its model (fp32 when ``cfg`` asks for fp32 master weights),
+    LoRA adapter if asked, training sampling, and its rollout backend (``cfg.rollout_backend``:
+    the model itself, or vLLM servers)."""
+    from empo_gym.agents.llm.models import auto_device
     from empo_gym.agents.llm.transformers_policy import LoraSettings, TransformersPolicy
+    from empo_gym.agents.training.engine import load_dtype
 
     lora = (
         LoraSettings(r=cfg.lora_rank, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
         if cfg.lora
         else None
     )
-    return TransformersPolicy(cfg.model, sampling=training_sampling(cfg), lora=lora)
+    dtype = load_dtype(cfg, auto_device())
+    local = TransformersPolicy(cfg.model, sampling=training_sampling(cfg), lora=lora, dtype=dtype)
+    if cfg.rollout_backend == "local":
+        return local
+    return vllm_policy(cfg, local)
+
+
+def vllm_policy(cfg: GRPOConfig, local: Any, *, startup_timeout: float = 600.0) -> Any:
+    """``local`` sampling on vLLM servers (``cfg.vllm_*``): started here on the training GPUs
+    when ``cfg.vllm_colocate`` (by the main process; the others wait for them), else the
+    running servers at ``cfg.vllm_urls``. The servers are checked to serve ``local``'s weights.
+    """
+    import os
+    from pathlib import Path
+
+    import torch
+
+    from empo_gym.agents.llm.vllm_policy import (
+        VLLMPolicy,
+        start_servers,
+        wait_for_servers,
+        write_hf_weights,
+    )
+
+    weights_dir = Path(cfg.vllm_weights_dir or Path(cfg.output_dir) / "vllm_weights")
+    main = int(os.environ.get("RANK", "0")) == 0
+    gpus = torch.cuda.device_count()
+    sleep_mode = cfg.vllm_colocate and gpus > 0  # vLLM's sleep mode exists on GPUs only
+    servers = []
+    if cfg.vllm_colocate and main:
+        initial = write_hf_weights(local.model, weights_dir / "v0", tokenizer=local.tokenizer)
+        servers = start_servers(
+            initial,
+            cfg.vllm_urls,
+            log_dir=weights_dir.parent,
+            tensor_parallel=cfg.vllm_tensor_parallel,
+            gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+            sleep_mode=sleep_mode,
+            nccl=cfg.weight_sync == "nccl",
+            gpus=gpus,
+            max_model_len=cfg.max_context_tokens + max(cfg.max_response_tokens, 256),
+            startup_timeout=startup_timeout,
+        )
+    else:
+        wait_for_servers(cfg.vllm_urls, timeout=startup_timeout)
+    policy = VLLMPolicy(
+        local,
+        cfg.vllm_urls,
+        weights_dir=weights_dir,
+        weight_sync=cfg.weight_sync,
+        servers=servers,
+        sleep_mode=sleep_mode and main,  # the main process alone sends the servers to sleep
+    )
+    if main:
+        policy.check_weights(local.model)
+    return policy
 
 
 def reference_model(cfg: GRPOConfig, policy: Any) -> Any | None:
     """A frozen copy of the initial weights for the KL term (None without KL or with LoRA,
-    where the adapter-free base model is the reference)."""
+    where the adapter-free base model is the reference), in the compute dtype and in CPU
+    memory: the trainer's engine moves it to the device or, under FSDP2, shards it like the
+    policy (never two full copies on one GPU)."""
     if cfg.kl_coef <= 0 or cfg.lora:
         return None
-    ref = copy.deepcopy(policy.model).eval()
-    for p in ref.parameters():
-        p.requires_grad_(False)
-    return ref
+    from empo_gym.agents.llm.models import auto_device
+    from empo_gym.agents.training.engine import compute_dtype, frozen_copy
+
+    return frozen_copy(policy.model, compute_dtype(cfg.compute_dtype, auto_device()))
 
 
 def training_tasks(cfg: GRPOConfig) -> list[Any]:
@@ -158,7 +221,7 @@ def build_training(
     memory = None
     if isinstance(cfg, EMPOConfig):
         env_list, memory = _with_memory(cfg, env_list, tip_writer)
-    rollout_fn = engine_rollout_fn(
+    rollout_fn: RolloutFn = engine_rollout_fn(
         env_list,
         cfg.env,
         prompt_style=cfg.prompt_style,
@@ -168,6 +231,8 @@ def build_training(
         prompt_kwargs={"max_history": cfg.prompt_history},
         max_context_tokens=cfg.max_context_tokens,
     )
+    if cfg.recompute_logprobs:
+        rollout_fn = with_trainer_logprobs(rollout_fn)
     return TrainingSetup(
         cfg=cfg,
         envs=env_list,
@@ -175,6 +240,27 @@ def build_training(
         tasks=list(tasks) if tasks is not None else training_tasks(cfg),
         memory=memory,
     )
+
+
+def with_trainer_logprobs(rollout_fn: RolloutFn) -> RolloutFn:
+    """``rollout_fn`` whose turns carry the trainer's log-probs of the sampled tokens (under
+    the prompt they were sampled with, tips included) instead of the sampler's: the update's
+    ratios and low-probability mask then compare the trainer with itself, not with vLLM's
+    numerics."""
+
+    def rollout(
+        policy: Any, tasks: Sequence[Any], group_size: int, use_memory: bool
+    ) -> list[Trajectory]:
+        trajectories = rollout_fn(policy, tasks, group_size, use_memory)
+        turns = [t for traj in trajectories for t in traj.turns if t.response_ids]
+        if turns:
+            scored = policy.logprobs([t.prompt_ids for t in turns], [t.response_ids for t in turns])
+            for turn, logprobs in zip(turns, scored, strict=True):
+                turn.logprobs = list(logprobs)
+        rollout.last_stats = getattr(rollout_fn, "last_stats", None)  # type: ignore[attr-defined]
+        return trajectories
+
+    return rollout
 
 
 def training_sampling(cfg: GRPOConfig) -> Any:

@@ -12,15 +12,19 @@ One iteration, as in the EMPO² paper::
 The rollout engine, the tip writer and the memory store are injected as callables, so the loop
 is tested with fakes and wired to :mod:`empo_gym.agents.llm.rollout` / :mod:`empo_gym.memory` by
 :mod:`empo_gym.agents.training.setup`.
-Device placement goes through ``accelerate.Accelerator`` so ``accelerate launch`` works; with
-several processes each one rolls out its share of the tasks and gradients are averaged before
-every optimizer step.
+Device placement goes through ``accelerate.Accelerator`` so ``accelerate launch`` / ``torchrun``
+work; with several processes each one rolls out its share of the tasks. How the weights are
+held (DDP replicas or FSDP2 shards, fp32 masters, activation checkpointing) is the
+:class:`~empo_gym.agents.training.engine.Engine`'s business.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,10 +34,15 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from empo_gym.agents.llm.policy import TrainablePolicy, check_policy
+from empo_gym.agents.llm.policy import ServedPolicy, TrainablePolicy, check_policy
 from empo_gym.agents.llm.trajectory import Trajectory
-from empo_gym.agents.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from empo_gym.agents.training.checkpoint import (
+    load_checkpoint,
+    load_newest_intact,
+    save_checkpoint,
+)
 from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
+from empo_gym.agents.training.engine import DCP_DIR, Engine
 from empo_gym.agents.training.metrics import (
     METRICS_FILE,
     append_metrics,
@@ -41,6 +50,7 @@ from empo_gym.agents.training.metrics import (
     write_metrics,
 )
 from empo_gym.agents.training.modes import RolloutMode, UpdateMode, sample_modes
+from empo_gym.agents.training.run_lock import RunLock
 from empo_gym.agents.training.update import make_optimizer, policy_update
 from empo_gym.atomic_io import write_text_atomic
 
@@ -48,6 +58,8 @@ RolloutFn = Callable[[Any, Sequence[Any], int, bool], list[Trajectory]]
 """``rollout_fn(policy, tasks, group_size, use_memory) -> trajectories`` (B x G, group order)."""
 
 CHECKPOINTS_DIR = "checkpoints"
+FINAL_MODEL_DIR = "model"
+"""Under FSDP2: the HF-format model gathered from the shards at the end of the run."""
 
 
 class MemoryHooks(Protocol):
@@ -151,31 +163,34 @@ class TrainingRun:
         self.ckpt_root = self.out_dir / CHECKPOINTS_DIR
         self.metrics_path = self.out_dir / METRICS_FILE
         self.main = accelerator.is_main_process
-        if self.main:
+        self._lock: RunLock | None = None
+        if self.main:  # one run per output_dir (the other ranks share rank 0's)
+            self._lock = RunLock(self.out_dir).acquire()
             self.out_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(
                 self.out_dir / "config.json", json.dumps(cfg.to_dict(), indent=1) + "\n"
             )
 
-        # seeds, device, optimizer, resume
+        # seeds, device, engine (fp32 masters, FSDP2 shards), optimizer after it, resume
         seed_everything(cfg.seed + accelerator.process_index)
         self.trainer_rng = random.Random(cfg.seed)  # same on every process: identical mode draws
         self.model = policy.model.to(accelerator.device)
         _sync_initial_weights(self.model, accelerator)
+        self.engine = Engine.from_config(cfg, accelerator.device)
+        self.model = self.engine.prepare(self.model)
+        if ref_model is not None:
+            self.ref_model = self.engine.prepare_reference(ref_model)
         self.optimizer = make_optimizer(self.model, cfg)
         self.start = 0
-        found = latest_checkpoint(self.ckpt_root) if resume else None
+        state = load_newest_intact(self.ckpt_root, self._resume) if resume else None
         saved_row = None
-        if found is not None:
-            state = load_checkpoint(found, self.model, self.optimizer, trainer_rng=self.trainer_rng)
-            if memory is not None:
-                memory.load(found)
+        if state is not None:
             self.start = state.iteration
             saved_row = state.extra.get("metrics_row")
             sampling = state.extra.get("policy_sampling")
             if sampling is not None:
                 policy.load_sampling_state(sampling)  # the seeds of the next rollouts
-            _weights_changed(policy)
+            _weights_changed(policy, self.model, accelerator, self.engine)
         _check_same_start(self.start, accelerator)
         if self.main:  # drop metric lines of iterations after the checkpoint (killed mid-way)
             rows = []
@@ -214,23 +229,24 @@ class TrainingRun:
         else:
             rollout_mode, update_mode = RolloutMode.PLAIN, UpdateMode.ON_POLICY
 
-        # 2. rollouts: B x G episodes (sampling needs no gradients)
+        # 2. rollouts: B x G episodes (sampling needs no gradients; FSDP2 gathers the weights)
+        # 3. EMPO² memory: tips into the store, intrinsic rewards into the turns
         t0 = time.perf_counter()
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self.engine.generation(model):
             trajectories = self.rollout_fn(
                 policy, my_tasks, cfg.group_size, rollout_mode.use_memory
             )
-        rollout_s = time.perf_counter() - t0
-
-        # 3. EMPO² memory: tips into the store, intrinsic rewards into the turns
-        t0 = time.perf_counter()
-        if memory is not None:
-            with torch.no_grad():
+            rollout_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            if memory is not None:
                 memory.after_rollouts(policy, trajectories, rollout_mode.use_memory)
-        memory_s = time.perf_counter() - t0
+            memory_s = time.perf_counter() - t0
 
-        # 4. policy update on group-relative advantages
+        # 4. policy update on group-relative advantages (a colocated sampler sleeps meanwhile),
+        #    then the new weights go to the sampler
+        if isinstance(policy, ServedPolicy):
+            policy.pause()
         upd = policy_update(
             model,
             self.optimizer,
@@ -239,9 +255,9 @@ class TrainingRun:
             cfg,
             policy.pad_id,
             ref_model=self.ref_model,
-            accelerator=self.accelerator,
+            engine=self.engine,
         )
-        _weights_changed(policy)
+        weight_sync_s = _weights_changed(policy, model, self.accelerator, self.engine)
 
         # 5. metrics row, checkpoint (holding the row: a kill before the row is appended must
         #    not lose it), metrics line
@@ -261,12 +277,13 @@ class TrainingRun:
             "memory_size": memory.size() if memory is not None else 0,
             "rollout_s": rollout_s,
             "memory_s": memory_s,
+            "weight_sync_s": weight_sync_s,
             **{k: v for k, v in upd.items() if k != "return_mean"},
             **dict(getattr(memory, "last_timings", None) or {}),
         }
         _mean_over_processes(row, _PER_PROCESS_MEANS, self.accelerator)
         t0 = time.perf_counter()
-        if self.main and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
+        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
             self._checkpoint(done, row)
         checkpoint_s = time.perf_counter() - t0
         iter_s = time.perf_counter() - t_iter
@@ -284,30 +301,81 @@ class TrainingRun:
     def finish(self) -> None:
         """Checkpoint the final state once (when the last iteration did not already)."""
         cfg = self.cfg
-        if (
-            self.main
-            and self.done
-            and self.history
-            and (not cfg.checkpoint_every or self.iteration % cfg.checkpoint_every)
-        ):
+        if not (self.done and self.history):
+            return
+        if not cfg.checkpoint_every or self.iteration % cfg.checkpoint_every:
             self._checkpoint(self.iteration)
+        if self.engine.sharded:  # DDP checkpoints already hold the whole model
+            self.engine.export(self.model, self.out_dir / FINAL_MODEL_DIR)
 
-    def _checkpoint(self, iteration: int, row: dict[str, Any] | None = None) -> Path:
-        model, accelerator = self.model, self.accelerator
+    def close(self) -> None:
+        """Release the output directory's run lock (:func:`train` does it at the end)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _resume(self, found: Path) -> Any:
+        """Load checkpoint ``found``: full weights, or (FSDP2) this rank's DCP shards, and the
+        memory store; raises when it does not load (the caller then tries an older one)."""
+        sharded = (found / DCP_DIR).is_dir()
+        if sharded != self.engine.sharded:
+            written, now = ("fsdp2", "ddp") if sharded else ("ddp", "fsdp2")
+            raise ValueError(
+                f"checkpoint {found} was written by the {written} backend; this run uses {now} "
+                f"(set backend: {written} to resume it, or use a new output_dir)"
+            )
+        model = None if sharded else self.model
+        optimizer = None if sharded else self.optimizer
+        state = load_checkpoint(found, model, optimizer, trainer_rng=self.trainer_rng)
+        if sharded:  # after load_checkpoint: each rank's own RNG states replace rank 0's
+            self.engine.load_sharded(found / DCP_DIR, self.model, self.optimizer)
+        if self.memory is not None:
+            self.memory.load(found)
+        return state
+
+    def _checkpoint(self, iteration: int, row: dict[str, Any] | None = None) -> Path | None:
+        """Rank 0 writes the checkpoint; under FSDP2 every rank first writes its shards."""
+        model, accelerator, memory = self.model, self.accelerator, self.memory
         extra: dict[str, Any] = {
             "config": self.cfg.to_dict(),
             "policy_sampling": self.policy.sampling_state(),
         }
         if row is not None:
             extra["metrics_row"] = row
+        write_extra = memory.save if memory is not None else None
+        weights: torch.nn.Module | None = model
+        if self.engine.sharded:
+            import torch.distributed as dist
+
+            staging = self.ckpt_root / f".dcp-{iteration:06d}"
+            if self.main:  # a killed save's shards
+                for old in self.ckpt_root.glob(".dcp-*"):
+                    shutil.rmtree(old, ignore_errors=True)
+                staging.mkdir(parents=True)
+            dist.barrier()
+            self.engine.save_sharded(staging, model, self.optimizer)
+            dist.barrier()
+            if not self.main:
+                return None
+
+            def write_extra(tmp: Path) -> None:  # the shards join the atomic checkpoint write
+                os.replace(staging, tmp / DCP_DIR)
+                if memory is not None:
+                    memory.save(tmp)
+
+            weights = None
+        elif not self.main:
+            return None
+        elif hasattr(accelerator, "unwrap_model"):
+            weights = accelerator.unwrap_model(model)
         return save_checkpoint(
             self.ckpt_root,
             iteration,
-            accelerator.unwrap_model(model) if hasattr(accelerator, "unwrap_model") else model,
-            self.optimizer,
+            weights,
+            None if weights is None else self.optimizer,
             trainer_rng=self.trainer_rng,
             extra=extra,
-            write_extra=self.memory.save if self.memory is not None else None,
+            write_extra=write_extra,
             keep=self.cfg.keep_checkpoints,
         )
 
@@ -362,14 +430,18 @@ def train(
         resume=resume,
         on_iteration=on_iteration,
     )
-    while not run.done and (stop_after is None or len(run.history) < stop_after):
-        run.step()
-    run.finish()
-    final_eval = None
-    if evaluate_fn is not None and run.done and run.main:
-        run.model.eval()
-        with torch.no_grad():
-            final_eval = evaluate_fn(policy)
+    try:
+        while not run.done and (stop_after is None or len(run.history) < stop_after):
+            run.step()
+        run.finish()
+        run.engine.gather_for_inference(run.model)  # FSDP2: rank 0 evaluates without the others
+        final_eval = None
+        if evaluate_fn is not None and run.done and run.main:
+            run.model.eval()
+            with torch.no_grad():
+                final_eval = evaluate_fn(policy)
+    finally:
+        run.close()
     return TrainResult(
         iterations=run.iteration,
         history=run.history,
@@ -418,10 +490,30 @@ def _mean_over_processes(row: dict[str, Any], keys: Sequence[str], accelerator: 
         row[key] = value
 
 
-def _weights_changed(policy: TrainablePolicy) -> None:
-    """Drop caches computed with the old weights (TransformersPolicy's prefix KV cache): a stale
-    cache makes the sampling log-probs disagree with the trainer's, so on-policy ratios != 1."""
+def _weights_changed(
+    policy: TrainablePolicy, model: torch.nn.Module, accelerator: Any, engine: Engine
+) -> float:
+    """Drop caches computed with the old weights (TransformersPolicy's prefix KV cache: a stale
+    cache makes the sampling log-probs disagree with the trainer's, so on-policy ratios != 1)
+    and give a separate sampler (vLLM) the new weights; returns the sync's seconds.
+
+    Under FSDP2 every rank joins the gathering of the full weights (collectives), and the sync
+    runs with the layers unsharded, so rank 0's probe forward passes need no other rank."""
     policy.clear_prefix_cache()
+    if not isinstance(policy, ServedPolicy):
+        return 0.0
+    unwrap = getattr(accelerator, "unwrap_model", None)
+    state = engine.full_state_dict(model) if engine.sharded else None
+    with engine.generation(model) if engine.sharded else contextlib.nullcontext():
+        seconds = policy.sync_weights(
+            unwrap(model) if unwrap is not None else model,
+            main=bool(getattr(accelerator, "is_main_process", True)),
+            rank=int(getattr(accelerator, "process_index", 0)),
+            state_dict=state or None,
+        )
+    if getattr(accelerator, "num_processes", 1) > 1:  # nobody samples before the sync is done
+        accelerator.wait_for_everyone()
+    return seconds
 
 
 def _local_share(total: int, accelerator: Any) -> slice:

@@ -23,6 +23,7 @@ import torch
 from empo_gym.agents.llm.logprobs import shareable_prefix_len, token_logprobs
 from empo_gym.agents.llm.trajectory import Trajectory
 from empo_gym.agents.training.config import GRPOConfig
+from empo_gym.agents.training.engine import Engine
 from empo_gym.agents.training.losses import (
     clipped_surrogate,
     group_advantages,
@@ -206,7 +207,7 @@ def policy_update(
     *,
     old_logprobs: Sequence[Sequence[float]] | None = None,
     ref_model: torch.nn.Module | None = None,
-    accelerator: Any | None = None,
+    engine: Engine | None = None,
 ) -> dict[str, float]:
     """Run the GRPO / EMPO² update of one iteration and return its metrics.
 
@@ -227,8 +228,8 @@ def policy_update(
         pad_id: Padding token id.
         old_logprobs: Optional per-turn replacement of ``Turn.logprobs`` (the denominator).
         ref_model: Frozen reference policy for the KL term (``kl_coef > 0``).
-        accelerator: An ``accelerate.Accelerator`` (its ``backward`` and ``clip_grad_norm_`` are
-            used) or None for plain torch.
+        engine: How this process trains (:class:`~empo_gym.agents.training.engine.Engine`:
+            gradient sync, FSDP2's balanced micro-batches, autocast); None = one process.
 
     Returns:
         Floats: ``loss``, ``pg_loss``, ``kl``, ``entropy``, ``clip_frac``, ``dual_clip_frac``,
@@ -244,7 +245,8 @@ def policy_update(
     batch = build_turn_batch(groups, mode, cfg, old_logprobs)
     keep = [i for i in range(len(batch)) if batch.mask[i].sum() > 0]  # masked turns add nothing
     params = [p for p in model.parameters() if p.requires_grad]
-    distributed = accelerator is not None and getattr(accelerator, "num_processes", 1) > 1
+    engine = engine or Engine()
+    distributed = engine.distributed
     was_training = model.training
     model.train()
 
@@ -261,11 +263,10 @@ def policy_update(
             n_tok = float(batch.mask[mini].sum())
             normalizer = n_tok
             if distributed:
-                # _average_gradients divides the summed gradients by the number of processes:
-                # normalise by (all ranks' tokens) / processes so the result is the token mean
-                # of the global mini-batch, whatever each rank's share of the tokens.
-                n_all = accelerator.reduce(torch.tensor(n_tok, device=accelerator.device), "sum")
-                normalizer = float(n_all) / accelerator.num_processes
+                # Both backends average the gradients over processes: normalise by (all ranks'
+                # tokens) / processes so the result is the token mean of the global
+                # mini-batch, whatever each rank's share of the tokens.
+                normalizer = engine.all_reduce_sum(n_tok) / engine.world_size
             if n_tok == 0 and not distributed:
                 continue  # (with several processes every rank must join each gradient sync)
             # Rows with advantage 0, or fully masked (low-probability masking), add no policy
@@ -282,13 +283,17 @@ def policy_update(
             # (``zero_adv_s``). Prompts in token order: neighbours share the longest prefixes
             # (token_logprobs runs a shared prefix once) and have similar lengths (less
             # padding); the summed gradient is the same in any order.
+            # FSDP2: every rank runs as many forward/backward passes as the busiest one (agreed
+            # before any pass: the count's all-reduce must not meet another rank's all-gather)
+            passes = sum(math.ceil(len(part) / cfg.micro_batch_size) for part in (useful, idle))
+            padding = engine.balanced_passes(passes) - passes
             for part in (useful, idle):
                 part.sort(key=lambda i: (batch.prompt_ids[i], len(batch.response_ids[i])))
                 t_part = time.perf_counter()
                 for start in range(0, len(part), cfg.micro_batch_size):
                     rows = part[start : start + cfg.micro_batch_size]
                     out = _micro_step(
-                        model, batch, rows, cfg, pad_id, normalizer, ref_model, accelerator
+                        model, batch, rows, cfg, pad_id, normalizer, ref_model, engine
                     )
                     for key in sums:
                         sums[key] += out[key]
@@ -298,9 +303,10 @@ def policy_update(
                     shared_tokens += int(out["shared_tokens"])
                 if part is idle and part:
                     zero_adv_s += time.perf_counter() - t_part
-            if distributed:
-                _average_gradients(params, accelerator)
-            norm = _clip_grad(params, cfg.max_grad_norm, accelerator)
+            for _ in range(padding):
+                _padding_step(model, cfg, pad_id, ref_model, engine)
+            engine.sync_gradients(params)
+            norm = engine.clip_grad_norm(params, cfg.max_grad_norm)
             if math.isfinite(norm):
                 optimizer.step()
                 grad_norms.append(norm)
@@ -355,19 +361,6 @@ def _split(items: list[int], parts: int) -> list[list[int]]:
     return out
 
 
-def _average_gradients(params: list[torch.Tensor], accelerator: Any) -> None:
-    """Mean of the gradients over processes (``accelerate launch``), before clipping.
-
-    The model is not wrapped in DistributedDataParallel: ranks hold different numbers of turns,
-    so a per-backward all-reduce would deadlock; one explicit all-reduce per optimizer step
-    does not.
-    """
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-        p.grad.copy_(accelerator.reduce(p.grad, reduction="mean"))
-
-
 def _micro_step(
     model: torch.nn.Module,
     batch: TurnBatch,
@@ -376,13 +369,17 @@ def _micro_step(
     pad_id: int,
     normalizer: float,
     ref_model: torch.nn.Module | None,
-    accelerator: Any | None,
+    engine: Engine,
 ) -> dict[str, float]:
     """Forward + backward of one micro-batch; returns token-weighted sums of its statistics."""
     prompts = [batch.prompt_ids[i] for i in rows]
     responses = [batch.response_ids[i] for i in rows]
-    logp, _ = token_logprobs(model, prompts, responses, pad_id, temperature=cfg.temperature)
-    shared = shareable_prefix_len(model, prompts)  # what token_logprobs ran once
+    share = engine.share_prefix
+    with engine.autocast():
+        logp, _ = token_logprobs(
+            model, prompts, responses, pad_id, temperature=cfg.temperature, share_prefix=share
+        )
+    shared = shareable_prefix_len(model, prompts) if share else 0  # what ran once
     device = logp.device
     width = logp.shape[1]  # R of this micro-batch
     old = batch.old_logp[rows, :width].to(device)  # [b, R]
@@ -395,17 +392,11 @@ def _micro_step(
     loss = pg_loss
     kl_sum = 0.0
     if cfg.kl_coef > 0:
-        with torch.no_grad(), _reference(model, ref_model) as ref:
-            ref_logp, _ = token_logprobs(
-                ref, prompts, responses, pad_id, temperature=cfg.temperature
-            )
+        ref_logp = _reference_logprobs(model, ref_model, prompts, responses, pad_id, cfg, engine)
         kl_tok = kl_penalty(logp, ref_logp.to(device))  # [b, R]
         loss = loss + cfg.kl_coef * masked_sum(kl_tok, mask) / normalizer
         kl_sum = float(masked_sum(kl_tok.detach(), mask))
-    if accelerator is not None:
-        accelerator.backward(loss)
-    else:
-        loss.backward()
+    loss.backward()
     n = stats.tokens
     return {
         "loss": float(loss.detach()),
@@ -425,12 +416,48 @@ def _micro_step(
     }
 
 
-def _clip_grad(params: list[torch.Tensor], max_norm: float, accelerator: Any | None) -> float:
-    if accelerator is not None:
-        norm = accelerator.clip_grad_norm_(params, max_norm)
-    else:
-        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-    return float(norm)
+def _reference_logprobs(
+    model: torch.nn.Module,
+    ref_model: torch.nn.Module | None,
+    prompts: list[list[int]],
+    responses: list[list[int]],
+    pad_id: int,
+    cfg: GRPOConfig,
+    engine: Engine,
+) -> torch.Tensor:
+    """Log-probabilities of the responses under the frozen reference policy, [b, R]."""
+    with torch.no_grad(), _reference(model, ref_model) as ref, engine.autocast():
+        logp, _ = token_logprobs(
+            ref,
+            prompts,
+            responses,
+            pad_id,
+            temperature=cfg.temperature,
+            share_prefix=engine.share_prefix,
+        )
+    return logp
+
+
+def _padding_step(
+    model: torch.nn.Module,
+    cfg: GRPOConfig,
+    pad_id: int,
+    ref_model: torch.nn.Module | None,
+    engine: Engine,
+) -> None:
+    """A zero-weight micro-batch (one pad-token row): the same forward passes (policy, and the
+    reference with KL) and backward as a real one, so FSDP2's collectives line up across ranks;
+    its gradient is exactly 0."""
+    prompts, responses = [[pad_id]], [[pad_id]]
+    with engine.autocast():
+        logp, _ = token_logprobs(
+            model, prompts, responses, pad_id, temperature=cfg.temperature, share_prefix=False
+        )
+    loss = logp.sum() * 0.0
+    if cfg.kl_coef > 0:
+        ref_logp = _reference_logprobs(model, ref_model, prompts, responses, pad_id, cfg, engine)
+        loss = loss + (logp - ref_logp).sum() * 0.0
+    loss.backward()
 
 
 def make_optimizer(model: torch.nn.Module, cfg: GRPOConfig) -> torch.optim.AdamW:

@@ -160,9 +160,11 @@ class _RecordingPolicy:
     def encode_prompt(self, messages: Any, tip_block: str | None = None) -> Any:
         return self.inner.encode_prompt(messages, tip_block)
 
-    def generate_ids(self, prompt_ids: Sequence[Sequence[int]], sampling: Any = None) -> Any:
+    def generate_ids(
+        self, prompt_ids: Sequence[Sequence[int]], sampling: Any = None, *, route_keys: Any = None
+    ) -> Any:
         self.batches.append([list(p) for p in prompt_ids])
-        return self.inner.generate_ids(prompt_ids, sampling)
+        return self.inner.generate_ids(prompt_ids, sampling, route_keys=route_keys)
 
     def generate(self, conversations: Any, sampling: Any = None) -> Any:
         return self.inner.generate(conversations, sampling)

@@ -107,6 +107,132 @@ print(json.dumps({"mem_mb_1_env": one, "mem_mb_64_envs": many}))
 """
 
 
+def write_original_files(
+    directory: str | os.PathLike[str], num_products: int, seed: int = 0
+) -> Path:
+    """Write a generated catalogue as the original's data files (``items_shuffle.json``,
+    ``items_ins_v2.json``, ``items_human_ins.json``), streaming, and return the folder.
+
+    One product in 50 gets a human instruction. Used by the streaming-load test and bench.
+
+    Example:
+        >>> import tempfile, json
+        >>> d = write_original_files(tempfile.mkdtemp(), 3)
+        >>> sorted(json.loads((d / "items_shuffle.json").read_text())[0])[:3]
+        ['asin', 'average_rating', 'category']
+    """
+    from empo_gym.webshop.catalogue import GeneratedCatalogue
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    cat = GeneratedCatalogue.generate(num_products, seed)
+    human: dict[str, list[dict[str, Any]]] = {}
+    with (
+        open(d / "items_shuffle.json", "w", encoding="utf-8") as fp,
+        open(d / "items_ins_v2.json", "w", encoding="utf-8") as fa,
+    ):
+        fp.write("[")
+        fa.write("{")
+        for i in range(num_products):
+            p = cat.product(i)
+            pricing = p["pricing"]
+            raw = {
+                "asin": p["asin"],
+                "name": p["Title"],
+                "full_description": p["Description"],
+                "pricing": " to ".join(f"${x:.2f}" for x in pricing),
+                "images": [f"https://example.com/{p['asin']}.jpg"],
+                "product_category": p["product_category"],
+                "small_description": p["BulletPoints"],
+                "customization_options": {
+                    name.title(): [{"value": v, "image": None} for v in values]
+                    for name, values in p["options"].items()
+                },
+                "category": p["category"],
+                "query": p["query"],
+                "average_rating": None,
+            }
+            ins = p["instruction_attributes"]
+            attrs = {
+                "attributes": p["Attributes"],
+                "instruction": f"i am looking for {' and '.join(ins)} {p['query']}",
+                "instruction_attributes": ins,
+            }
+            sep = "," if i else ""
+            fp.write(sep + json.dumps(raw, ensure_ascii=False))
+            fa.write(sep + json.dumps(p["asin"]) + ":" + json.dumps(attrs, ensure_ascii=False))
+            if i % 50 == 7:
+                first = {name: values[0] for name, values in p["options"].items()}
+                human[p["asin"]] = [
+                    {
+                        "asin": p["asin"],
+                        "instruction": f"i want {ins[0]} {p['query']} in "
+                        + " and ".join(first.values())
+                        + ".",
+                        "instruction_attributes": ins[:1],
+                        "instruction_options": list(first.values()),
+                    }
+                ]
+        fp.write("]")
+        fa.write("}")
+    (d / "items_human_ins.json").write_text(json.dumps(human, ensure_ascii=False), encoding="utf-8")
+    return d
+
+
+_ORIGINAL_BUILD = """
+import json, time, psutil
+from empo_gym.webshop.shop import get_shop
+t = time.perf_counter()
+shop = get_shop(None, 0, DATA, CACHE)
+dt = time.perf_counter() - t
+print(json.dumps({"build_s": dt, "rss_mb": psutil.Process().memory_info().rss / 2**20,
+                  "num_products": len(shop.catalogue)}))
+"""
+
+_ORIGINAL_LOAD = """
+import json, time, psutil
+t = time.perf_counter()
+from empo_gym.webshop.env import WebShopEnv
+env = WebShopEnv(split="test", num_products=None, data_dir=DATA, cache_dir=CACHE)
+obs, info = env.reset(seed=0)
+load_s = time.perf_counter() - t
+obs, r, term, trunc, info = env.step("search[" + info["instruction"][:60] + "]")
+print(json.dumps({"load_s": load_s, "rss_mb": psutil.Process().memory_info().rss / 2**20}))
+"""
+
+
+def run_original_data_bench(
+    num_products: int, *, work_dir: str | None = None, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Write ``num_products`` products in the original's file format, then measure the
+    streamed build of the shop cache and a fresh process's load from that cache (time, RSS).
+
+    Returns:
+        ``{"original_file_mb", "original_build_s", "original_build_rss_mb",
+        "original_load_s", "original_load_rss_mb"}`` (each suffixed with the size label).
+    """
+    tmp = tempfile.mkdtemp(prefix="empo-gym-bench-orig-", dir=work_dir)
+    label = size_label(num_products)
+    try:
+        log(f"[webshop bench] writing {num_products:,} products in the original format ...")
+        data = write_original_files(Path(tmp) / "data", num_products)
+        size = (data / "items_shuffle.json").stat().st_size / 2**20
+        log(f"[webshop bench] items_shuffle.json: {size:.0f} MB; building the shop cache ...")
+        extra = f"DATA = {str(data)!r}\n"
+        b = _run(extra + _ORIGINAL_BUILD, num_products, str(Path(tmp) / "cache"))
+        log(f"[webshop bench] built in {b['build_s']:.1f} s; loading in a fresh process ...")
+        r = _run(extra + _ORIGINAL_LOAD, num_products, str(Path(tmp) / "cache"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        f"original_file_mb_{label}": round(size, 1),
+        f"original_build_s_{label}": round(b["build_s"], 2),
+        f"original_build_rss_mb_{label}": round(b["rss_mb"], 1),
+        f"original_load_s_{label}": round(r["load_s"], 3),
+        f"original_load_rss_mb_{label}": round(r["rss_mb"], 1),
+    }
+
+
 def _run(code: str, n: int, cache: str) -> dict[str, Any]:
     prog = f"N = {n}\nCACHE = {cache!r}\n" + code
     env = dict(os.environ)

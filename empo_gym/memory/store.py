@@ -12,13 +12,16 @@ Semantics (EMPO²'s memory):
 
 Persistence is a single safetensors file (embeddings as tensors, entries as JSON in the header;
 no pickle), written to a temporary file and moved into place with ``os.replace``, so a reader
-or a crashed writer never sees half a file. ``save(path, merge=True)`` holds a file lock
-(``path + ".lock"``) and merges the file's entries first, so several processes can append to
-one memory file without losing each other's entries.
+or a crashed writer never sees half a file. The header holds a SHA-256 of the embeddings and
+entries, so a damaged file (a flipped byte) is refused on load instead of silently retrieving
+nothing; non-finite embeddings are refused on add and on load. ``save(path, merge=True)``
+holds a file lock (``path + ".lock"``) and merges the file's entries first, so several
+processes can append to one memory file without losing each other's entries.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -251,6 +254,7 @@ class MemoryStore:
                 f"embedder {self.embedder.name!r} returned shape {vecs.shape}, "
                 f"expected {(len(texts), self.embedder.dim)}"
             )
+        _check_finite(vecs, f"embedder {self.embedder.name!r}")
         return vecs
 
     def _check_embeddings(self, embeddings: Any, n: int) -> np.ndarray:
@@ -259,6 +263,7 @@ class MemoryStore:
             raise ValueError(
                 f"embeddings must have shape {(n, self.embedder.dim)}, got {vecs.shape}"
             )
+        _check_finite(vecs, "the given embeddings")
         norms = np.linalg.norm(vecs, axis=1)
         if np.any(np.abs(norms - 1.0) > 1e-4):  # keep unit rows bit-exact (identical reloads)
             vecs = normalize_rows(vecs)
@@ -386,6 +391,7 @@ class MemoryStore:
                 }
             )
         header = {
+            "checksum": _checksum(tensors, slots_meta),
             "format": FILE_FORMAT,
             "version": _FILE_VERSION,
             "embedder": self.embedder.name,
@@ -484,8 +490,21 @@ class MemoryStore:
                     threshold=float(header["threshold"]),
                     top_k=int(header["top_k"]),
                 )
-                for slot_meta in json.loads(header["slots"]):
-                    vecs = f.get_tensor(slot_meta["tensor"])
+                slots_meta = json.loads(header["slots"])
+                tensors = {m["tensor"]: f.get_tensor(m["tensor"]) for m in slots_meta}
+                stored = header.get("checksum")  # absent in files of older empo_gym versions
+                if stored is not None and stored != _checksum(tensors, slots_meta):
+                    raise MemoryFileError(
+                        f"{path} is corrupt: its contents do not match the checksum in its "
+                        "header (a damaged copy?); restore it from a good copy or delete it"
+                    )
+                for slot_meta in slots_meta:
+                    vecs = tensors[slot_meta["tensor"]]
+                    if not np.all(np.isfinite(vecs)):
+                        raise MemoryFileError(
+                            f"{path}: slot {slot_meta['slot']!r} has non-finite (NaN or "
+                            "infinite) embeddings; expected finite vectors: the file is corrupt"
+                        )
                     entries = [MemoryEntry(**e) for e in slot_meta["entries"]]
                     if vecs.shape != (len(entries), dim):
                         raise MemoryFileError(
@@ -509,6 +528,27 @@ class MemoryStore:
             f"MemoryStore(embedder={self.embedder.name!r}, slots={len(self.slots())}, "
             f"entries={len(self)}, capacity={self.capacity})"
         )
+
+
+def _check_finite(vecs: np.ndarray, source: str) -> None:
+    """Refuse NaN / infinite embeddings (cosine similarity with them matches nothing)."""
+    bad = np.flatnonzero(~np.all(np.isfinite(vecs), axis=1))
+    if bad.size:
+        raise ValueError(
+            f"{source} has non-finite (NaN or infinite) values in row(s) {bad[:5].tolist()}; "
+            "expected finite vectors: check the embedder or the vectors passed"
+        )
+
+
+def _checksum(tensors: dict[str, np.ndarray], slots_meta: list[dict[str, Any]]) -> str:
+    """SHA-256 over every slot's embedding bytes and entries (the file's integrity check)."""
+    digest = hashlib.sha256()
+    for meta in slots_meta:
+        vecs = np.ascontiguousarray(tensors[meta["tensor"]], dtype=np.float32)
+        digest.update(meta["tensor"].encode() + str(vecs.shape).encode() + vecs.tobytes())
+    text = json.dumps(slots_meta, ensure_ascii=False, sort_keys=True)
+    digest.update(text.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def _embedder_from_name(name: str, dim: int, path: Path) -> Embedder:

@@ -3,7 +3,8 @@
 A catalogue hands out products as dicts in the shape the original WebShop server uses after
 loading (``asin``, ``name``, ``Title``, ``Description``, ``BulletPoints``, ``Price``,
 ``pricing``, ``options``, ``Attributes``, ``category``, ``query``, ``product_category``,
-``Rating``, ``Reviews``), plus ``name_nouns`` when the catalogue knows its type nouns.
+``Rating``, ``Reviews``), plus ``name_nouns`` / ``noun_method`` once the shop attached the
+nouns it computed (:mod:`empo_gym.webshop.nouns`).
 
 :class:`GeneratedCatalogue` is deterministic from ``(num_products, seed)``: a handful of small
 numpy arrays (type, brand, attributes, offered option values, prices, ...) describe every
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from empo_gym.webshop import vocab as V
-from empo_gym.webshop.search import tokenize
+from empo_gym.webshop.search import index_text, tokenize
 
 #: Bump when generation changes in a way the vocabulary hash does not see.
 GENERATOR_VERSION = 1
@@ -215,11 +216,12 @@ class GeneratedCatalogue:
         seed: The catalogue seed (enters the ASINs).
     """
 
-    noun_method = "catalogue"
-
     def __init__(self, arrays: Mapping[str, np.ndarray], seed: int):
         self.arrays = dict(arrays)
         self.seed = int(seed)
+        #: The products' nouns (:class:`~empo_gym.webshop.nouns.NounTable`), set by the shop
+        #: from its cache; without it the reward extracts nouns itself.
+        self.nouns: Any = None
         self._n = int(len(self.arrays["type_id"]))
         self._offset = (self.seed * 7919 + 12345) % _ASIN_MOD
         self.product = functools.lru_cache(maxsize=4096)(self._product)
@@ -372,6 +374,10 @@ class GeneratedCatalogue:
         bullets = [_fill(_BULLET_PARTS[(first + k) % len(_BULLET_PARTS)], slots) for k in range(nb)]
         return {"title": title, "desc": desc, "bullets": bullets}
 
+    def title(self, i: int) -> str:
+        """The title (= name) of product ``i``."""
+        return "".join(self._text_pieces(self._slots(int(i)))["title"])
+
     def _product(self, i: int) -> dict[str, Any]:
         i = int(i)
         if not 0 <= i < self._n:
@@ -383,7 +389,6 @@ class GeneratedCatalogue:
         title = "".join(pieces["title"])
         lo, hi = float(a["price_lo"][i]), float(a["price_hi"][i])
         pricing = [lo] if lo == hi else [lo, hi]
-        rating = int(a["rating"][i])
         v = s["variant"]
         rev_slots = {
             "type": t.name,
@@ -412,17 +417,19 @@ class GeneratedCatalogue:
             "category": t.category,
             "query": t.query,
             "product_category": t.path,
-            "Rating": f"{rating / 10:.1f}" if rating else "N.A.",
+            # the original disables ratings: every item page reads "Rating: N.A."
+            "Rating": "N.A.",
             "Reviews": reviews,
-            "name_nouns": list(t.nouns) + tokenize_brand(s["brand"]),
-        }
+        } | self._nouns_of(i)
+
+    def _nouns_of(self, i: int) -> dict[str, Any]:
+        if self.nouns is None:
+            return {}
+        return {"name_nouns": self.nouns[i], "noun_method": self.nouns.method}
 
     def index_text(self, i: int) -> str:
-        """The text the search indexes for product ``i`` (title, description, first bullet,
-        option values), lower-cased."""
-        p = self.product(i)
-        opts = [v for vals in p["options"].values() for v in vals]
-        return " ".join([p["Title"], p["Description"], p["BulletPoints"][0], *opts]).lower()
+        """The text the search indexes for product ``i`` (see :func:`search.index_text`)."""
+        return index_text(self.product(i))
 
     def index_token_ids(self, vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids (over ``vocab``, extended in place) of every product's indexed text.
@@ -445,6 +452,7 @@ class GeneratedCatalogue:
         type_t = [ids(t.name) for t in TYPES]
         attr_t = [ids(a) for a in ATTRIBUTES]
         opt_t = [[[ids(v) for v in V.OPTION_POOLS[pool]] for _, pool in t.options] for t in TYPES]
+        opt_name_t = [[ids(name) for name, _ in t.options] for t in TYPES]
         desc_t = [parts_ids(p) for p in _DESC_PARTS]
         bullet_t = [parts_ids(p) for p in _BULLET_PARTS]
         n_desc, n_bullet = len(desc_t), len(bullet_t)
@@ -485,27 +493,15 @@ class GeneratedCatalogue:
             for piece in bullet_t[((v >> 5) % n_bullet)]:
                 flat += slot[piece] if isinstance(piece, str) else piece
             for s_idx, values in enumerate(opt_t[t]):
+                flat += opt_name_t[t][
+                    s_idx
+                ]  # option text "name: v1, v2, and ...": "and" is a stop word
                 m = mask_l[i][s_idx]
                 for k, val in enumerate(values):
                     if m >> k & 1:
                         flat += val
             lengths[i] = len(flat) - start
         return np.asarray(flat, dtype=np.int32), lengths
-
-
-@functools.lru_cache(maxsize=1024)
-def _brand_tokens(brand: str) -> tuple[str, ...]:
-    return tuple(w for w in re.findall(r"[a-z]{2,}", brand.lower()) if w not in ("co",))
-
-
-def tokenize_brand(brand: str) -> list[str]:
-    """A brand's proper-noun tokens (part of a generated name's nouns).
-
-    Example:
-        >>> tokenize_brand("Oak & Honey")
-        ['oak', 'honey']
-    """
-    return list(_brand_tokens(brand))
 
 
 __all__ = [

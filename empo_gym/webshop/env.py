@@ -21,9 +21,9 @@ the template ``search[<query>]`` on the search page -- replace ``<query>`` with 
 ``clickables``, ``has_search_bar``, ``task`` ("webshop"), ``instruction``, ``score``
 (100 * reward, 0 until purchase), ``success`` (reward == 1), ``success_rule``,
 ``invalid_action``, ``observation_truncated``, ``goal_index``, ``split``, ``page``,
-``selected_options``, ``noun_method``;
-after ``buy now`` also ``reward`` and ``reward_breakdown``; with ``oracle_info=True`` the
-reset info carries ``oracle`` (goal ASIN, options, a search query that finds the product).
+``selected_options``, ``noun_method``, ``reward_rule``, ``catalogue``; after ``buy now`` also
+``reward`` and ``reward_breakdown``; with ``oracle_info=True`` the reset info carries ``oracle``
+(goal ASIN, options, a search query that finds the product).
 
 Example:
     >>> import gymnasium as gym, empo_gym, tempfile
@@ -53,7 +53,7 @@ from empo_gym.spaces import (
     has_unencodable,
 )
 from empo_gym.webshop.goals import normalize_split
-from empo_gym.webshop.reward import score_purchase
+from empo_gym.webshop.reward import DEFAULT_REWARD_RULE, check_reward_rule, score_purchase
 from empo_gym.webshop.shop import get_shop
 
 SEP = " [SEP] "
@@ -71,11 +71,16 @@ class WebShopEnv(gym.Env[str, str]):
 
     Args:
         split: ``"train"``, ``"eval"`` (alias ``"dev"``) or ``"test"``.
-        num_products: Catalogue size (default 1000, the size published RL results use).
+        num_products: Catalogue size (default 1000, the size published RL results use); with
+            ``data_dir``, the first ``num_products`` products, None for all of them.
         catalogue_seed: Seed of the generated catalogue and of prices / price caps.
-        data_dir: Folder of the original WebShop files (None: generated catalogue).
+        data_dir: Folder of the original WebShop files (``items_shuffle*.json``,
+            ``items_ins_v2*.json``, ``items_human_ins.json``); None: the generated catalogue.
         goal_source: ``"synthetic"`` (every option combination) or ``"human"``.
         max_steps: Steps before truncation (the original's wrappers use 15).
+        reward: ``"original"`` (default: the original's reward, its option-matching quirk
+            included, as every published number) or ``"corrected"`` (see
+            :mod:`empo_gym.webshop.reward`).
         oracle_info: Put privileged goal data into the reset info (``info["oracle"]``).
         cache_dir: Cache folder override (default ``$EMPO_GYM_CACHE`` or the user cache).
         render_mode: None or ``"ansi"`` (returns the observation).
@@ -86,7 +91,7 @@ class WebShopEnv(gym.Env[str, str]):
     def __init__(
         self,
         split: str = "test",
-        num_products: int = 1000,
+        num_products: int | None = 1000,
         catalogue_seed: int = 0,
         data_dir: str | None = None,
         goal_source: str = "synthetic",
@@ -94,6 +99,7 @@ class WebShopEnv(gym.Env[str, str]):
         oracle_info: bool = False,
         cache_dir: str | None = None,
         render_mode: str | None = None,
+        reward: str = DEFAULT_REWARD_RULE,
     ):
         super().__init__()
         self.split = normalize_split(split)
@@ -101,6 +107,7 @@ class WebShopEnv(gym.Env[str, str]):
             raise ValueError(f"max_steps must be a positive int (default 15), got {max_steps!r}")
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.reward_rule = check_reward_rule(reward)
         # what rebuilds the shop after unpickling (the shop itself holds caches pickle refuses)
         self._shop_args = (num_products, catalogue_seed, data_dir, cache_dir, goal_source)
         self.shop = get_shop(*self._shop_args)
@@ -109,8 +116,9 @@ class WebShopEnv(gym.Env[str, str]):
         self._split_size = self.goals.split_size(self.split)
         if self._split_size == 0:
             raise ValueError(
-                f"split {self.split!r} is empty: the catalogue has {len(self.goals)} goals "
-                f"(test = goals[0:500], eval = [500:1500], train = [1500:]); raise num_products"
+                f"split {self.split!r} is empty: the catalogue has {len(self.goals)} "
+                f"{goal_source} goals (test = goals[0:500], eval = [500:1500], train = "
+                "[1500:]); raise num_products or pick another split"
             )
         self.max_steps = max_steps
         self.oracle_info = bool(oracle_info)
@@ -133,6 +141,11 @@ class WebShopEnv(gym.Env[str, str]):
         self.__dict__.update(state)
         self.shop = get_shop(*self._shop_args)
         self.goals = self.shop.goals(self.goal_source)
+
+    @property
+    def split_size(self) -> int:
+        """Number of goals in this env's split (seeds 0..split_size - 1 enumerate them)."""
+        return self._split_size
 
     # -- episode ---------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -262,7 +275,11 @@ class WebShopEnv(gym.Env[str, str]):
         cat = self.shop.catalogue
         assert self._item is not None
         bd = score_purchase(
-            self._goal, cat.product(self._item), self._options, cat.price(self._item)
+            self._goal,
+            cat.product(self._item),
+            self._options,
+            cat.price(self._item),
+            rule=self.reward_rule,
         )
         self._reward = bd.total
         self._breakdown = bd.to_dict() | {
@@ -326,7 +343,7 @@ class WebShopEnv(gym.Env[str, str]):
             parts += [
                 p["Title"],
                 f"Price: {p['Price']}",
-                f"Rating: {p['Rating']}",
+                "Rating: N.A.",  # the original disables ratings
                 "Description",
                 "Features",
                 "Reviews",
@@ -375,6 +392,8 @@ class WebShopEnv(gym.Env[str, str]):
             "page": self._page,
             "selected_options": dict(self._options),
             "noun_method": self.shop.noun_method,
+            "reward_rule": f"webshop:{self.reward_rule}",
+            "catalogue": self.shop.describe(),
         }
         if self._done:
             info["reward"] = self._reward

@@ -183,7 +183,7 @@ class GeneratedGoals(GoalSet):
         return {k: chosen[k] for k in names}
 
     def goal(self, i: int) -> dict[str, Any]:
-        """Goal ``i`` as the original's goal dict (plus ``name_nouns``, ``product_index``)."""
+        """Goal ``i`` as the original's goal dict (plus ``product_index`` and the nouns)."""
         i = int(i)
         pi = int(self.product_of[i])
         cat = self.catalogue
@@ -223,12 +223,12 @@ class GeneratedGoals(GoalSet):
             "category": p["category"],
             "query": p["query"],
             "name": p["Title"],
-            "name_nouns": p["name_nouns"],
             "product_category": p["product_category"],
             "instruction_text": text,
             "attributes": list(ins_attrs),
             "price_upper": price_upper,
             "goal_options": goal_options,
+            **{k: p[k] for k in ("name_nouns", "noun_method") if k in p},
         }
 
     def weights(self, split: str) -> np.ndarray:

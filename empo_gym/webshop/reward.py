@@ -1,27 +1,34 @@
 """WebShop's purchase reward, reproduced from the original ``web_agent_site/engine/goal.py``.
 
-``R = r_type * (matched attributes + matched options + [price <= price_upper])
+``R = r_type * (matched goal attributes + matched goal options + [price <= price_upper])
 / (number of goal attributes + number of goal options + 1)``
 
-* an attribute is matched when its fuzzy token-set ratio against one of the product's
-  attributes is > 85, or when it appears in the title, the bullet points or the description;
-* a purchased option is matched when (after colour normalisation of both sides) it equals a goal
-  option (option name ``size``: exact) or its fuzzy token-set ratio with one is > 85, or when it
-  appears in the title, the bullet points or the description;
+* a goal attribute is matched when its fuzzy token-set ratio against one of the product's
+  attributes is > 85, or when it appears in the product's title, bullet points or description;
+* a goal option is matched when, after colour normalisation of both sides, its fuzzy token-set
+  ratio with one of the purchased option values is > 85 (options have no text fallback, and
+  each goal option counts at most once, so R never exceeds 1);
 * ``r_type`` is 1 when the product's query equals the goal's, or >= 2 category-path levels are
   shared, or the noun overlap of product name and goal name is > 0.2; 0.5 otherwise; 0.1 if
   the overlap is < 0.1; 0 if it is 0.
 
-The one departure from the original: it can exceed 1 when more options are purchased than the
-goal names (possible with human goals only); :attr:`RewardBreakdown.total` is clipped to 1 and
-the unclipped value is kept in :attr:`RewardBreakdown.raw_total`.
+Fuzzy ratios are those of ``thefuzz`` 0.19.0, the version the original pins (pure-Python
+``difflib`` matching; see :func:`token_set_ratio`).
 
-Noun extraction ("product-type nouns" of a name): a goal or product that carries a
-``name_nouns`` list (the generated catalogue knows its own nouns) uses it (method
-``"catalogue"``); otherwise spaCy's noun / proper-noun tags when spaCy and an English model are
-installed (``"spacy:<model>"``), else a documented fallback (``"fallback:content-words"``:
-lower-cased alphabetic tokens of 2+ letters that are not stop words or adjectives from a short
-list). Which one ran is recorded in the breakdown's ``noun_method``.
+**Reward rules.** ``reward="original"`` (the default) reproduces the original exactly, including
+its *tuple quirk*: for synthetic goals (options given as a dict) the original iterates
+``goal_options.items()``, so each goal option it compares is the pair ``(name, value)``.
+Colour normalisation of a pair only fires when one of its two elements *is* a colour word, and
+the fuzzy comparison runs against ``str((name, value))``. So a purchase whose value normalises to
+a colour it merely contains ("standard" -> "tan", "washed" -> "ash") fails to match the very same
+goal value, and buying the goal product with exactly the goal options can score below 1. Every
+published WebShop number carries this effect. ``reward="corrected"`` compares the goal *values*
+(what the original intended); human goals (options given as a list) score the same under both.
+
+**Nouns.** ``r_type`` compares the nouns of the two names (:mod:`empo_gym.webshop.nouns`:
+spaCy ``en_core_web_sm`` tags, as the original). A product or goal dict carrying ``name_nouns``
+(the shop computes them once per product and caches them) uses them; otherwise they are
+extracted here. The method used is recorded in the breakdown's ``noun_method``.
 
 Example:
     >>> goal = {"query": "snack bars", "product_category": "Food › Snacks › Bars",
@@ -40,17 +47,18 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rapidfuzz import fuzz
-from rapidfuzz.utils import default_process
+from empo_gym.webshop.nouns import extract_nouns, noun_method
 
-#: Option names matched exactly instead of fuzzily (the original's ``EXACT_MATCH_OPTS``).
-EXACT_MATCH_OPTS = ("size",)
+#: The reward rules: the original's (default, quirk included) and the corrected one.
+REWARD_RULES = ("original", "corrected")
+DEFAULT_REWARD_RULE = "original"
 #: Fuzzy token-set ratio a match must exceed.
 FUZZY_THRESHOLD = 85
 
@@ -161,12 +169,29 @@ COLOR_SET = (
 )
 
 
+def check_reward_rule(rule: str) -> str:
+    """Return ``rule`` if it is one of :data:`REWARD_RULES`, else raise a ValueError.
+
+    Example:
+        >>> check_reward_rule("corrected")
+        'corrected'
+    """
+    if rule not in REWARD_RULES:
+        raise ValueError(
+            f"unknown reward rule {rule!r}; expected 'original' (the published WebShop reward, "
+            "quirk included) or 'corrected'"
+        )
+    return rule
+
+
 def normalize_color(color_string: str) -> str:
     """Return the first colour of :data:`COLOR_SET` contained in ``color_string``, else it.
 
     Example:
         >>> normalize_color("black forest"), normalize_color("violet lavender")
         ('black', 'lavender')
+        >>> normalize_color("standard")  # "tan" is a substring
+        'tan'
         >>> normalize_color("x-large")
         'x-large'
     """
@@ -176,91 +201,64 @@ def normalize_color(color_string: str) -> str:
     return color_string
 
 
-def token_set_ratio(a: str, b: str) -> int:
-    """thefuzz's ``fuzz.token_set_ratio`` (what the original calls), computed with rapidfuzz.
+# --- thefuzz 0.19.0 ------------------------------------------------------------------------
+# The original pins thefuzz==0.19.0, whose scores differ from later (rapidfuzz-based) versions
+# near the threshold: it keeps "_" and characters above U+00FF, and scores with difflib.
+_LATIN1_HIGH = dict.fromkeys(range(128, 256))
+_NON_WORD = re.compile(r"(?ui)\W")
 
-    thefuzz drops non-ASCII characters, lower-cases and strips punctuation, returns 0 when a
-    side is empty after that, and rounds the ratio to an int.
+
+def full_process(s: Any) -> str:
+    """thefuzz 0.19.0's ``full_process(s, force_ascii=True)``: non-strings go through ``str``,
+    characters 128-255 are dropped, non-word characters become blanks, lower-cased, stripped.
+
+    Example:
+        >>> full_process("Long-Lasting!"), full_process(("size", "X-Large"))
+        ('long lasting', 'size    x large')
+    """
+    s = s if type(s) is str else str(s)
+    return _NON_WORD.sub(" ", s.translate(_LATIN1_HIGH)).lower().strip()
+
+
+def _ratio(a: str, b: str) -> int:
+    if a == b:
+        return 100
+    if not a or not b:
+        return 0
+    return int(round(100 * difflib.SequenceMatcher(None, a, b).ratio()))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _token_set_processed(p1: str, p2: str) -> int:
+    if not p1 or not p2:
+        return 0
+    t1, t2 = set(p1.split()), set(p2.split())
+    sect = " ".join(sorted(t1 & t2))
+    c12 = (sect + " " + " ".join(sorted(t1 - t2))).strip()
+    c21 = (sect + " " + " ".join(sorted(t2 - t1))).strip()
+    sect = sect.strip()
+    return max(_ratio(sect, c12), _ratio(sect, c21), _ratio(c12, c21))
+
+
+def token_set_ratio(a: Any, b: Any) -> int:
+    """thefuzz 0.19.0's ``fuzz.token_set_ratio`` (what the original calls).
 
     Example:
         >>> token_set_ratio("Long-Lasting", "long lasting"), token_set_ratio("ça", "")
         (100, 0)
+        >>> token_set_ratio("x-large", ("size", "x-large"))  # a subset scores 100
+        100
     """
-    a = default_process(a.encode("ascii", "ignore").decode())
-    b = default_process(b.encode("ascii", "ignore").decode())
-    if not a or not b:
-        return 0
-    return int(round(fuzz.token_set_ratio(a, b)))
+    return _token_set_processed(full_process(a), full_process(b))
 
 
 # --- nouns ---------------------------------------------------------------------------------
-_WORD = re.compile(r"[a-z]{2,}")
-_FALLBACK_WORDS = (
-    "a an and are as at be but by for if in into is it no not of on or such that the their "
-    "then there these they this to was will with from your you our new pack count set size "
-    "inch ounce oz fl lb pound free premium natural organic best great high low long short "
-    "soft small large medium extra super ultra mini big light dark black white red blue green "
-    "women men womens mens kids unisex"
-)
-_FALLBACK_STOP = frozenset(_FALLBACK_WORDS.split())
-
-
-def fallback_nouns(name: str) -> list[str]:
-    """Content words of ``name``: the documented stand-in for spaCy's noun tags.
-
-    Example:
-        >>> fallback_nouns("Acme Organic Snack Bar, 12 Count")
-        ['acme', 'snack', 'bar']
-    """
-    return [t for t in _WORD.findall(name.lower()) if t not in _FALLBACK_STOP]
-
-
-@functools.lru_cache(maxsize=1)
-def _spacy_model() -> tuple[Any, str] | None:
-    try:
-        import spacy  # type: ignore[import-not-found]
-    except Exception:  # noqa: BLE001  (optional dependency: any import failure means absent)
-        return None
-    for model in ("en_core_web_lg", "en_core_web_md", "en_core_web_sm"):
-        try:
-            return spacy.load(model, disable=["parser", "ner", "lemmatizer"]), model
-        except Exception:  # noqa: BLE001,S112
-            continue
-    return None
-
-
-def default_noun_method() -> str:
-    """The noun extractor used for names without ``name_nouns``: spaCy if present, else fallback.
-
-    Example:
-        >>> m = default_noun_method()
-        >>> m == "fallback:content-words" or m.startswith("spacy:")
-        True
-    """
-    sp = _spacy_model()
-    return f"spacy:{sp[1]}" if sp else "fallback:content-words"
-
-
-@functools.lru_cache(maxsize=200_000)
-def extract_nouns(name: str) -> tuple[str, ...]:
-    """Lower-cased nouns of a product name (spaCy NOUN/PROPN, or :func:`fallback_nouns`).
-
-    Example:
-        >>> "bar" in extract_nouns("Acme Snack Bar")
-        True
-    """
-    sp = _spacy_model()
-    if sp is None:
-        return tuple(fallback_nouns(name))
-    return tuple(t.text.lower() for t in sp[0](name) if t.pos_ in ("PNOUN", "NOUN", "PROPN"))
-
-
 def _nouns(item: Mapping[str, Any], extractor: Callable[[str], Sequence[str]] | None):
     if extractor is not None:
         return list(extractor(item["name"])), "custom"
     if item.get("name_nouns") is not None:
-        return list(item["name_nouns"]), "catalogue"
-    return list(extract_nouns(item["name"])), default_noun_method()
+        return list(item["name_nouns"]), item.get("noun_method", "given")
+    return list(extract_nouns(item["name"])), noun_method()
 
 
 # --- breakdown -----------------------------------------------------------------------------
@@ -270,7 +268,6 @@ class RewardBreakdown:
 
     Attributes:
         total: The reward in [0, 1].
-        raw_total: The unclipped reward (differs from ``total`` only in the rare case above).
         r_type: Type factor (1, 0.5, 0.1 or 0).
         query_match: Product query equals the goal's.
         category_match: At least two category-path levels are shared.
@@ -279,17 +276,17 @@ class RewardBreakdown:
         num_attr_matches: Number of goal attributes matched.
         matched_attributes: The goal attributes that matched.
         r_option: Fraction of goal options matched (None when the goal has no options).
-        num_option_matches: Number of purchased options that matched.
-        matched_options: The purchased option values that matched.
+        num_option_matches: Number of goal options matched.
+        matched_options: The goal option values that matched.
         r_price: Price at most ``price_upper``.
         w_att: Weight of the attribute part.
         w_option: Weight of the option part.
         w_price: Weight of the price part.
-        noun_method: Which noun extractor ran (``catalogue``, ``spacy:<model>``, fallback).
+        noun_method: Which noun extractor produced the nouns.
+        reward_rule: ``"original"`` or ``"corrected"`` (see the module docstring).
     """
 
     total: float
-    raw_total: float
     r_type: float
     query_match: bool
     category_match: bool
@@ -304,7 +301,8 @@ class RewardBreakdown:
     w_att: float = 0.0
     w_option: float = 0.0
     w_price: float = 0.0
-    noun_method: str = "catalogue"
+    noun_method: str = "given"
+    reward_rule: str = DEFAULT_REWARD_RULE
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict of every field."""
@@ -331,12 +329,10 @@ def type_reward(
     category_match = len(p_cat & g_cat) >= 2
     p_nouns, method = _nouns(product, nouns)
     g_nouns, g_method = _nouns(goal, nouns)
-    if method != g_method:  # one side lacked catalogue nouns: extract both the same way
+    if method != g_method:  # the two sides came from different extractors: redo both here
         p_nouns, g_nouns = list(extract_nouns(product["name"])), list(extract_nouns(goal["name"]))
-        method = default_noun_method()
-    p_set = {t.lower() for t in p_nouns}
-    g_list = [t.lower() for t in g_nouns]
-    title_score = 0.2 if not g_list else len(p_set & set(g_list)) / len(g_list)
+        method = noun_method()
+    title_score = 0.2 if not g_nouns else len(set(p_nouns) & set(g_nouns)) / len(g_nouns)
     r_type = 1.0
     if not (query_match or category_match or title_score > 0.2):
         r_type = 0.5
@@ -353,14 +349,6 @@ def type_reward(
     }
 
 
-def _text_fields(product: Mapping[str, Any]) -> tuple[str, str, str]:
-    return (
-        product["Title"].lower(),
-        " ".join(product["BulletPoints"]).lower(),
-        product["Description"].lower(),
-    )
-
-
 def attribute_reward(
     product: Mapping[str, Any], goal_attributes: Sequence[str]
 ) -> tuple[float, list[str]]:
@@ -372,42 +360,78 @@ def attribute_reward(
         >>> attribute_reward(p, ["long lasting", "gluten free", "vegan"])
         (0.6666666666666666, ['long lasting', 'gluten free'])
     """
-    texts = _text_fields(product)
     matched = []
+    texts: tuple[str, str, str] | None = None
     for g_attr in goal_attributes:
-        hit = any(
+        if any(
             token_set_ratio(p_attr, g_attr) > FUZZY_THRESHOLD for p_attr in product["Attributes"]
-        )
-        if hit or any(g_attr in t for t in texts):
+        ):
+            matched.append(g_attr)
+            continue
+        if texts is None:
+            # a string of bullets is joined character by character, as the original does
+            texts = (
+                product["Title"].lower(),
+                " ".join(product["BulletPoints"]).lower(),
+                product["Description"].lower(),
+            )
+        if any(g_attr in t for t in texts):
             matched.append(g_attr)
     return (len(matched) / len(goal_attributes) if goal_attributes else 0.0), matched
 
 
+def _original_goal_option(item: tuple[str, str]) -> str | tuple[str, str]:
+    """``normalize_color`` applied to a ``(name, value)`` pair, as the original does: ``in`` on
+    a tuple tests its elements for equality, so only a pair holding an exact colour word maps."""
+    for color in COLOR_SET:
+        if color in item:
+            return color
+    return item
+
+
 def option_reward(
-    product: Mapping[str, Any],
-    goal_options: Sequence[str],
-    purchased_options: Mapping[str, str],
+    purchased_options: Mapping[str, str] | Sequence[str],
+    goal_options: Mapping[str, str] | Sequence[str],
+    rule: str = DEFAULT_REWARD_RULE,
 ) -> tuple[float | None, list[str]]:
-    """Options part: purchased option values that match a goal option (colour-normalised).
+    """Fraction of goal options matched by a purchased option, and which goal values matched.
+
+    Args:
+        purchased_options: The chosen options (``{name: value}``, or the values).
+        goal_options: The goal's options: a dict (synthetic goals) or a list (human goals).
+        rule: ``"original"`` compares dict goals as ``(name, value)`` pairs (the quirk);
+            ``"corrected"`` compares their values.
 
     Example:
-        >>> p = {"Title": "Tee", "BulletPoints": [], "Description": ""}
-        >>> option_reward(p, ["black forest", "large"], {"color": "jet black", "size": "x-large"})
-        (0.5, ['jet black'])
+        >>> option_reward({"color": "jet black", "size": "small"}, ["black forest", "large"])
+        (0.5, ['black forest'])
+        >>> option_reward({"style": "standard"}, {"style": "standard"}, "original")
+        (0.0, [])
+        >>> option_reward({"style": "standard"}, {"style": "standard"}, "corrected")
+        (1.0, ['standard'])
     """
-    texts = _text_fields(product)
-    goals = [normalize_color(o) for o in goal_options]
-    matched = []
-    for key, raw_value in purchased_options.items():
-        value = normalize_color(raw_value)
-        if key.lower() in EXACT_MATCH_OPTS:
-            hit = value in goals
+    check_reward_rule(rule)
+    values = (
+        list(purchased_options.values())
+        if isinstance(purchased_options, Mapping)
+        else list(purchased_options)
+    )
+    p_norm = [normalize_color(v) for v in values]
+    if isinstance(goal_options, Mapping):
+        goal_values = list(goal_options.values())
+        if rule == "original":
+            g_norm: list[Any] = [_original_goal_option(it) for it in goal_options.items()]
         else:
-            hit = any(token_set_ratio(g, value) > FUZZY_THRESHOLD for g in goals)
-        if hit or any(value in t for t in texts):
-            matched.append(raw_value)
-    r_option = len(matched) / len(goal_options) if goal_options else None
-    return r_option, matched
+            g_norm = [normalize_color(v) for v in goal_values]
+    else:
+        goal_values = list(goal_options)
+        g_norm = [normalize_color(v) for v in goal_values]
+    matched = [
+        value
+        for value, g in zip(goal_values, g_norm, strict=True)
+        if any(token_set_ratio(p, g) > FUZZY_THRESHOLD for p in p_norm)
+    ]
+    return (len(matched) / len(goal_values) if goal_values else None), matched
 
 
 def score_purchase(
@@ -416,6 +440,7 @@ def score_purchase(
     options: Mapping[str, str],
     price: float,
     *,
+    rule: str = DEFAULT_REWARD_RULE,
     nouns: Callable[[str], Sequence[str]] | None = None,
 ) -> RewardBreakdown:
     """Score buying ``product`` with ``options`` at ``price`` against ``goal``.
@@ -429,24 +454,23 @@ def score_purchase(
             ``name_nouns``.
         options: The chosen options, ``{option name: value}``.
         price: The price paid.
+        rule: ``"original"`` (default) or ``"corrected"``; see the module docstring.
         nouns: Optional noun extractor ``name -> nouns`` overriding the default.
 
     Returns:
         The :class:`RewardBreakdown`; ``.total`` is the reward.
     """
+    check_reward_rule(rule)
     goal_opts = goal["goal_options"]
-    goal_opts = list(goal_opts.values()) if isinstance(goal_opts, Mapping) else list(goal_opts)
     attrs = list(goal["attributes"])
     t = type_reward(product, goal, nouns)
     r_att, matched_attrs = attribute_reward(product, attrs)
-    r_option, matched_opts = option_reward(product, goal_opts, options)
-    price_upper = float(goal["price_upper"])
-    r_price = bool(price <= price_upper)
+    r_option, matched_opts = option_reward(options, goal_opts, rule)
+    r_price = bool(price <= float(goal["price_upper"]))
     denom = len(attrs) + len(goal_opts) + 1
-    raw = (len(matched_attrs) + len(matched_opts) + int(r_price)) / denom * t["r_type"]
+    total = (len(matched_attrs) + len(matched_opts) + int(r_price)) / denom * t["r_type"]
     return RewardBreakdown(
-        total=min(1.0, raw),
-        raw_total=raw,
+        total=total,
         r_type=t["r_type"],
         query_match=t["query_match"],
         category_match=t["category_match"],
@@ -462,4 +486,5 @@ def score_purchase(
         w_option=len(goal_opts) / denom,
         w_price=1 / denom,
         noun_method=t["noun_method"],
+        reward_rule=rule,
     )

@@ -24,7 +24,8 @@ class ProductType:
     Attributes:
         category: One of :data:`CATEGORIES`.
         name: The type as written in titles and instructions ("snack bar").
-        nouns: The product-type nouns of ``name`` (used by the reward's noun overlap).
+        nouns: The product-type nouns of ``name`` (descriptive; the reward's noun overlap
+            uses spaCy's tags of the product names, as the original).
         query: The search query the product "was scraped with" (WebShop's ``query`` field).
         path: Category path ``A › B › C``.
         attributes: Type-specific attributes (category-wide ones are added).
@@ -266,7 +267,7 @@ OPTION_POOLS: dict[str, tuple[str, ...]] = {
         "unscented",
         "coconut",
         "rose garden",
-        "sandalwood",
+        "cedarwood",
     ),
     "volume": ("1 fl oz (pack of 1)", "3.4 fl oz", "6.76 fl oz", "8 ounce", "16 fl oz", "2 pack"),
     "flavor": (
@@ -294,7 +295,7 @@ OPTION_POOLS: dict[str, tuple[str, ...]] = {
         "espresso",
         "walnut",
         "natural oak",
-        "white wash",
+        "antique white",
         "black metal",
         "grey fabric",
         "rustic brown",
@@ -321,7 +322,7 @@ OPTION_POOLS: dict[str, tuple[str, ...]] = {
         "red",
     ),
     "electronics_style": (
-        "standard",
+        "basic",
         "pro",
         "with case",
         "bundle",

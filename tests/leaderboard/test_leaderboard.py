@@ -79,3 +79,71 @@ def test_merge_filter_render(entry: dict, tmp_path) -> None:
     md = lb.render_markdown(entries)
     assert md.count("\n") == 3 and "| guess |" in md
     assert json.loads(lb.render_json(entries))[0]["agent"] == "oracle"
+
+
+def test_bad_files_are_skipped_with_their_reason_and_the_rest_loads(entry, tmp_path) -> None:
+    lb.write_entry(entry, tmp_path)
+    (tmp_path / "latin1.json").write_bytes(b'{"agent": "caf\xe9"}')
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    nan = json.dumps(entry).replace('"mean_score": ', '"mean_score": NaN, "x": ', 1)
+    (tmp_path / "nan.json").write_text(nan)
+    skipped: list[str] = []
+    entries = lb.load_entries([tmp_path], on_skip=lambda exc: skipped.append(str(exc)))
+    assert [e["agent"] for e in entries] == ["random"]
+    reasons = dict(s.split(": ", 1) for s in skipped)
+    assert set(map(os.path.basename, reasons)) == {
+        "latin1.json",
+        "deep.json",
+        "nan.json",
+    }
+    assert all("\n" not in s for s in skipped)
+    by_name = {os.path.basename(k): v for k, v in reasons.items()}
+    assert "not UTF-8" in by_name["latin1.json"] and "NaN" in by_name["nan.json"]
+    assert "nested too deeply" in by_name["deep.json"]
+    with pytest.raises(lb.LeaderboardError, match="not UTF-8"):  # without on_skip: raises
+        lb.load_entries([tmp_path / "latin1.json"])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_metrics_are_rejected_at_write_time(entry, tmp_path, bad) -> None:
+    entry["metrics"]["mean_score"] = bad
+    with pytest.raises(lb.LeaderboardError, match="'metrics.mean_score'"):
+        lb.write_entry(entry, tmp_path)
+    assert not list(tmp_path.iterdir())
+    entry["metrics"]["mean_score"] = 1.0
+    entry["episodes"][0]["score"] = bad
+    with pytest.raises(lb.LeaderboardError, match="'episodes.0.score'"):
+        lb.write_entry(entry, tmp_path)
+
+
+def test_names_are_escaped_per_format(entry, tmp_path) -> None:
+    """``|`` and line breaks keep a markdown row one row; rich markup is shown, not applied;
+    JSON keeps the name exactly."""
+    from rich.console import Console
+
+    name = "a|b\n[bold]x[/bold]"
+    entry["agent"] = name
+    lb.write_entry(entry, tmp_path)
+    entries = lb.load_entries([tmp_path])
+    md = lb.render_markdown(entries).splitlines()
+    assert len(md) == 3
+    assert md[2].count(" | ") == len(lb.board._COLUMNS) - 1  # no extra column
+    assert "a\\|b [bold]x[/bold]" in md[2]
+    console = Console(width=300, record=True)
+    console.print(lb.render_table(entries))
+    text = console.export_text()
+    assert "a|b [bold]x[/bold]" in text  # the markup shows literally
+    assert json.loads(lb.render_json(entries))[0]["agent"] == name
+
+
+def test_many_writes_in_one_second_never_overwrite(entry, tmp_path, monkeypatch) -> None:
+    """1,000 rows with one timestamp: 1,000 files; a name clash draws a new name instead of
+    replacing (forced here by repeating the random part)."""
+    for _ in range(1000):
+        lb.write_entry(entry, tmp_path)
+    assert len(list(tmp_path.glob("*.json"))) == 1000
+    draws = iter([b"\0" * 6, b"\0" * 6, b"\1" * 6])
+    monkeypatch.setattr(lb.entry.os, "urandom", lambda n: next(draws))
+    first = lb.write_entry(entry, tmp_path / "clash")
+    second = lb.write_entry(entry, tmp_path / "clash")
+    assert first != second and len(list((tmp_path / "clash").iterdir())) == 2

@@ -100,3 +100,123 @@ def test_server_checks_the_policy_and_serves_a_text_only_one():
     with PolicyServer(Canned()) as server:
         (gen,) = OpenAIPolicy(server.base_url, model="canned").generate(CONVS[:1])
     assert gen.text == "look around" and gen.logprobs == [-0.5, -0.25]
+
+
+class _Canned:
+    """A text-only Policy answering at once (or after ``delay`` seconds), recording budgets."""
+
+    name = "canned"
+    sampling = SamplingConfig()
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.budgets: list[int] = []
+
+    def generate(self, conversations, sampling=None):
+        import time
+
+        from empo_gym.agents.llm.policy import Generation
+
+        self.budgets.append(sampling.max_new_tokens)
+        time.sleep(self.delay)
+        return [Generation([], [5], [-0.5], "look") for _ in conversations]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _post(url: str, body: bytes, headers: dict[str, str] | None = None, timeout: float = 10):
+    """(status, JSON reply) of a raw POST."""
+    import urllib.error
+
+    req = urllib.request.Request(
+        url + "/chat/completions",
+        data=body,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+MSG = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"messages": MSG, "max_tokens": 0}, "max_tokens=0"),
+        ({"messages": MSG, "max_tokens": 5000}, "max_tokens=5000"),
+        ({"messages": MSG, "max_tokens": -3}, "max_tokens=-3"),
+        ({"messages": MSG, "max_tokens": "many"}, "max_tokens='many'"),
+        ({"messages": MSG, "max_completion_tokens": 10**9}, "max_completion_tokens"),
+        ({"messages": MSG, "temperature": -1}, "temperature"),
+        ({"messages": MSG, "temperature": 1e9}, "temperature"),
+        ({"messages": MSG, "temperature": "hot"}, "temperature"),
+        ({"messages": MSG, "top_p": 0}, "top_p"),
+        ({"messages": MSG, "top_p": 2}, "top_p"),
+        ({"messages": MSG, "seed": 1.5}, "seed"),
+        ({"messages": MSG, "logprobs": "yes"}, "logprobs"),
+        ({"messages": []}, "messages"),
+        ({"messages": [{"role": "wizard", "content": "x"}]}, "role"),
+        ({"messages": [{"role": "user", "content": 7}]}, "content"),
+        ({}, "messages"),
+        ([1, 2], "JSON object"),
+    ],
+)
+def test_server_answers_bad_fields_with_400_naming_them(body, field) -> None:
+    policy = _Canned()
+    with PolicyServer(policy, max_tokens_limit=512) as server:
+        status, reply = _post(server.base_url, json.dumps(body).encode())
+    assert status == 400 and field in reply["error"]["message"]
+    assert policy.budgets == []  # nothing reached the model
+
+
+def test_server_rejects_nan_and_bad_lengths_and_keeps_serving() -> None:
+    import socket
+    import time
+
+    policy = _Canned()
+    with PolicyServer(policy, request_timeout=1.0, max_body_bytes=1000) as server:
+        url = server.base_url
+        status, reply = _post(url, b'{"messages": [], "temperature": NaN}')
+        assert status == 400 and "NaN" in reply["error"]["message"]
+        status, _ = _post(url, b'{"messages": ' + json.dumps(MSG).encode() + b', "x": Infinity}')
+        assert status == 400
+        status, reply = _post(url, b"x" * 2000)
+        assert status == 413
+        host, port = url.split("//")[1].split("/")[0].split(":")
+        for length in ("-1", "abc"):
+            with socket.create_connection((host, int(port)), timeout=5) as sock:
+                t0 = time.perf_counter()
+                sock.sendall(
+                    f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                    f"Content-Length: {length}\r\n\r\n".encode()
+                )
+                answer = sock.recv(1000).decode()
+                assert answer.startswith("HTTP/1.0 411") or answer.startswith("HTTP/1.1 411")
+                assert time.perf_counter() - t0 < 3
+        # a client that promises 100 bytes and stalls: the handler gives up after the timeout
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"
+            )
+            t0 = time.perf_counter()
+            answer = sock.recv(1000).decode()
+            assert time.perf_counter() - t0 < 4 and " 408 " in answer.splitlines()[0]
+        status, reply = _post(url, json.dumps({"messages": MSG, "max_tokens": 7}).encode())
+        assert status == 200 and reply["choices"][0]["message"]["content"] == "look"
+    assert policy.budgets == [7]
+
+
+def test_server_default_budget_is_capped_and_a_slow_generation_times_out() -> None:
+    fast = _Canned()
+    with PolicyServer(fast, max_tokens_limit=64) as server:
+        status, _ = _post(server.base_url, json.dumps({"messages": MSG}).encode())
+    assert status == 200 and fast.budgets == [64]  # the default (256) within the cap
+    slow = _Canned(delay=3.0)
+    with PolicyServer(slow, request_timeout=0.5) as server:
+        status, reply = _post(server.base_url, json.dumps({"messages": MSG}).encode())
+    assert status == 504 and "longer than 0.5 s" in reply["error"]["message"]

@@ -285,3 +285,52 @@ def test_merge_save_adopts_other_entries(tmp_path):
     b.save(path, merge=True)
     assert [e.text for e in b.entries()] == ["from a", "from b"]
     assert [e.text for e in MemoryStore.load(path).entries()] == ["from a", "from b"]
+
+
+def _data_offset(path: Path) -> int:
+    """Where a safetensors file's tensor bytes start (after its 8-byte length and header)."""
+    return 8 + int.from_bytes(path.read_bytes()[:8], "little")
+
+
+def test_a_flipped_byte_in_the_stored_vectors_is_refused(tmp_path):
+    """Without the checksum this loaded silently and retrieval then found nothing."""
+    store = _filled()
+    path = store.save(tmp_path / "m.memory.safetensors")
+    data = bytearray(path.read_bytes())
+    data[_data_offset(path) + 5] ^= 0x40
+    path.write_bytes(bytes(data))
+    with pytest.raises(MemoryFileError, match="checksum") as err:
+        MemoryStore.load(path)
+    assert str(path) in str(err.value)
+
+
+def test_non_finite_vectors_are_refused_on_add_and_on_load(tmp_path):
+    from safetensors.numpy import save_file
+
+    store = MemoryStore(FixedEmbedder())
+    for bad in (np.nan, np.inf):
+        vecs = np.array([[1, 0, 0, 0], [bad, 0, 0, 0]], np.float32)
+        with pytest.raises(ValueError, match=r"non-finite .* row\(s\) \[1\]"):
+            store.add([entry("a"), entry("b")], vecs)
+        assert len(store) == 0
+
+    class NaNEmbedder(FixedEmbedder):
+        def __call__(self, texts):
+            return np.full((len(texts), 4), np.nan, np.float32)
+
+    with pytest.raises(ValueError, match="embedder 'fixed-4' has non-finite"):
+        MemoryStore(NaNEmbedder()).add([entry("a")])
+    # a file of an older empo_gym (no checksum) holding NaN vectors
+    good = MemoryStore(FixedEmbedder())
+    good.add([entry("a")])
+    path = good.save(tmp_path / "m.memory.safetensors")
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="np") as f:
+        header = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    header.pop("checksum")
+    tensors["slot0"][:] = np.nan
+    save_file(tensors, str(path), metadata=header)
+    with pytest.raises(MemoryFileError, match="non-finite"):
+        MemoryStore.load(path, FixedEmbedder())

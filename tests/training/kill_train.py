@@ -57,7 +57,7 @@ BLOCK_S = 600.0
 """How long a kill point sleeps (the test kills the process long before)."""
 
 
-def make_config(out_dir: Path, novelty: bool) -> Any:
+def make_config(out_dir: Path, novelty: bool, backend: str = "ddp") -> Any:
     """The EMPO² config of every run (reference, killed and resumed)."""
     from empo_gym.agents.training.config import EMPOConfig
 
@@ -75,6 +75,7 @@ def make_config(out_dir: Path, novelty: bool) -> Any:
         intrinsic_reward=novelty,
         skip_zero_advantage=False,
         seed=7,
+        backend=backend,
         output_dir=str(out_dir),
     )
 
@@ -257,6 +258,7 @@ def run(
     novelty: bool = False,
     kill: dict[str, Any] | None = None,
     stop_after: int | None = None,
+    backend: str = "ddp",
 ) -> dict[str, Any]:
     """Train (resuming from ``out_dir``'s checkpoints); return a summary of the call.
 
@@ -265,6 +267,8 @@ def run(
         novelty: Turn the intrinsic novelty reward on (a ``NoveltyReward`` in the hooks).
         kill: ``{"at": K, "stage": STAGE, "marker": PATH}`` to block at a kill point.
         stop_after: ``train``'s simulated kill (in-process tests).
+        backend: ``fsdp2`` shards over a 1-process gloo group started here (DCP checkpoints,
+            gathered rollouts); ``ddp`` is plain training.
     """
     import torch
 
@@ -272,6 +276,15 @@ def run(
     from tests.training.train_helpers import BANDIT_VOCAB, make_tiny_model
 
     torch.set_num_threads(1)
+    if backend == "fsdp2":
+        import socket
+
+        import torch.distributed as dist
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
     kill = kill or {}
     if kill.get("stage") in ("metrics", "torn"):
         install_metrics_kill_point(kill)
@@ -287,7 +300,7 @@ def run(
         clock.iteration += 1
 
     result = train(
-        make_config(out_dir, novelty),
+        make_config(out_dir, novelty, backend),
         policy,
         make_rollout(memory.store, clock, kill),
         TASKS,
@@ -311,13 +324,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kill-at", type=int, default=None)
     parser.add_argument("--stage", choices=STAGES, default="rollout")
     parser.add_argument("--marker", type=Path, default=None)
+    parser.add_argument("--backend", choices=("ddp", "fsdp2"), default="ddp")
     args = parser.parse_args(argv)
     kill = None
     if args.kill_at is not None:
         if args.marker is None:
             parser.error("--kill-at needs --marker")
         kill = {"at": args.kill_at, "stage": args.stage, "marker": str(args.marker)}
-    summary = run(args.out_dir, novelty=args.novelty, kill=kill)
+    summary = run(args.out_dir, novelty=args.novelty, kill=kill, backend=args.backend)
     print(json.dumps(summary), flush=True)
 
 

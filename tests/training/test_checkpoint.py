@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from empo_gym.agents.training.checkpoint import (
 from empo_gym.agents.training.config import GRPOConfig
 from empo_gym.agents.training.modes import UpdateMode, sample_modes
 from empo_gym.agents.training.update import make_optimizer, policy_update
+from empo_gym.atomic_io import temp_prefix
 from tests.tiny_llama import tiny_llama
 from tests.training.train_helpers import PAD, make_tiny_model, make_traj, make_turn
 
@@ -109,10 +112,15 @@ def test_latest_pointer_keep_and_resave(tmp_path):
 def test_next_save_sweeps_what_a_killed_save_left(tmp_path):
     model = make_tiny_model(0)
     save_checkpoint(tmp_path, 1, model)
-    # a SIGKILL leaves these (no ``finally`` runs): an unpublished save, a half-deleted prune
-    (tmp_path / ".tmp-iter_000002-abc").mkdir()
-    (tmp_path / ".tmp-iter_000002-abc" / "model.safetensors").write_bytes(b"partial")
-    (tmp_path / ".old-iter_000000-def" / "iter_000000").mkdir(parents=True)
+    # a SIGKILL leaves these (no ``finally`` runs): an unpublished save, a half-deleted prune,
+    # named with the pid of the (now dead) writer
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    unpublished = tmp_path / (temp_prefix("iter_000002", dead.pid) + "abc_1234.tmp")
+    unpublished.mkdir()
+    (unpublished / "model.safetensors").write_bytes(b"partial")
+    grave = tmp_path / (temp_prefix("iter_000000", dead.pid) + "def_5678.old")
+    (grave / "iter_000000").mkdir(parents=True)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["iter_000001"]
     save_checkpoint(tmp_path, 2, model, keep=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["iter_000002", "latest"]

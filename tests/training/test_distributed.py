@@ -177,7 +177,7 @@ def test_only_rank_zero_writes_metrics_and_checkpoints(launched):
     # a second writer would append its own rows
     assert [r["iteration"] for r in rows] == list(range(dt.ITERATIONS))
     ckpts = run / "checkpoints"
-    # no .tmp-* / .old-* leftovers of two processes racing on one checkpoint
+    # no temp-dir leftovers of two processes racing on one checkpoint
     assert sorted(p.name for p in ckpts.iterdir()) == ["iter_000002", "iter_000003", "latest"]
     from safetensors.torch import load_file
 

@@ -116,16 +116,15 @@ class Script:
         assert rc == -signal.SIGKILL, f"expected death by SIGKILL, got {rc}{self.logs()}"
 
 
-def _kill_then_resume(base: Path, stage: str) -> dict[str, Any]:
+def _kill_then_resume(base: Path, stage: str, backend: str) -> dict[str, Any]:
     """Kill a run at ``stage``, snapshot what the kill left, re-run the script (resume)."""
     out, marker = base / stage, base / f"{stage}.marker"
-    Script(out, "--kill-at", str(K), "--stage", stage, "--marker", str(marker)).kill_at_marker(
-        marker
-    )
+    args = ("--kill-at", str(K), "--stage", stage, "--marker", str(marker), "--backend", backend)
+    Script(out, *args).kill_at_marker(marker)
     assert marker.read_text().split() == [stage, str(K)]
     snapshot = base / f"{stage}-killed"
     shutil.copytree(out, snapshot)  # the resume changes ``out``
-    found: dict[str, Any] = {"killed": snapshot, "resume": Script(out)}
+    found: dict[str, Any] = {"killed": snapshot, "resume": Script(out, "--backend", backend)}
     try:
         found["summary"] = found["resume"].wait()
     except AssertionError as exc:
@@ -133,19 +132,21 @@ def _kill_then_resume(base: Path, stage: str) -> dict[str, Any]:
     return found
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> Iterator[dict[str, Future]]:
-    """All launches, two at a time: the reference run and one kill-and-resume per stage."""
-    base = tmp_path_factory.mktemp("kill_resume")
+@pytest.fixture(scope="module", params=["ddp", "fsdp2"])
+def runs(request, tmp_path_factory) -> Iterator[dict[str, Future]]:
+    """All launches, two at a time: the reference run and one kill-and-resume per stage, with
+    each backend (``fsdp2``: real FSDP2 shards over a 1-process gloo group, DCP checkpoints)."""
+    backend = request.param
+    base = tmp_path_factory.mktemp(f"kill_resume_{backend}")
     pool = ThreadPoolExecutor(max_workers=2)
     futures: dict[str, Future] = {}
 
     def reference() -> dict[str, Any]:
-        return {"summary": Script(base / "ref").wait(), "dir": base / "ref"}
+        return {"summary": Script(base / "ref", "--backend", backend).wait(), "dir": base / "ref"}
 
     futures["ref"] = pool.submit(reference)
     for stage in kt.STAGES:
-        futures[stage] = pool.submit(_kill_then_resume, base, stage)
+        futures[stage] = pool.submit(_kill_then_resume, base, stage, backend)
     try:
         yield futures
     finally:
@@ -162,9 +163,21 @@ def _ckpt_root(run_dir: Path) -> Path:
 
 
 def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    """A checkpoint's weights: model.safetensors, or (FSDP2) the DCP shards read without a
+    process group."""
     from safetensors.torch import load_file
 
-    return load_file(str(ckpt / "model.safetensors"))
+    if not (ckpt / "dcp").is_dir():
+        return load_file(str(ckpt / "model.safetensors"))
+    import torch.distributed.checkpoint as dcp
+
+    from tests.training.train_helpers import BANDIT_VOCAB, make_tiny_model
+
+    template = {
+        k: torch.empty_like(v) for k, v in make_tiny_model(1, BANDIT_VOCAB).state_dict().items()
+    }
+    dcp.load({"model": template}, checkpoint_id=str(ckpt / "dcp"), no_dist=True)
+    return template
 
 
 def _memory(ckpt: Path) -> tuple[list[dict], dict[str, Any]]:
@@ -227,6 +240,9 @@ def test_reference_run_writes_every_iteration(runs):
         "memory_size": N * PER_ITER,
     }
     ckpts = _ckpt_root(ref["dir"])
+    fsdp2 = ref["dir"].parent.name.startswith("kill_resume_fsdp2")
+    assert (ckpts / "iter_000001" / "dcp").is_dir() == fsdp2  # FSDP2 writes DCP shards
+    assert (ref["dir"] / "model" / "config.json").exists() == fsdp2  # and exports one model
     assert sorted(p.name for p in ckpts.iterdir()) == [
         *(f"iter_{i:06d}" for i in range(1, N + 1)),
         "latest",
@@ -266,7 +282,9 @@ def test_kill_leaves_only_complete_checkpoints(runs, stage):
     assert latest_checkpoint(root) == root / complete[-1]
     leftovers = [n for n in names if n not in (*complete, "latest")]
     if stage == "checkpoint":  # killed inside save_checkpoint: its temporary dir, unpublished
-        assert len(leftovers) == 1 and leftovers[0].startswith(f".tmp-iter_{last + 1:06d}-")
+        assert len(leftovers) == 1 and leftovers[0].startswith(
+            f".iter_{last + 1:06d}.pid"
+        )  # its temp dir
         partial = root / leftovers[0]
         assert (partial / "memory.safetensors").exists()
         assert not (partial / "state.json").exists()
@@ -277,13 +295,19 @@ def test_kill_leaves_only_complete_checkpoints(runs, stage):
     for i, name in enumerate(complete, start=1):
         ckpt = root / name
         model = make_tiny_model(1, BANDIT_VOCAB)  # other init: loading must overwrite it
+        sharded = (ckpt / "dcp").is_dir()  # FSDP2: the weights are DCP shards
         state = load_checkpoint(
-            ckpt, model, make_optimizer(model, cfg), trainer_rng=random.Random(), restore_rng=False
+            ckpt,
+            None if sharded else model,
+            None if sharded else make_optimizer(model, cfg),
+            trainer_rng=random.Random(),
+            restore_rng=False,
         )
         assert state.iteration == i
         ref_ckpt = ref_root / name
         saved = _weights(ref_ckpt)
-        assert all(torch.equal(p, saved[n]) for n, p in model.named_parameters()), name
+        loaded = _weights(ckpt) if sharded else dict(model.named_parameters())
+        assert all(torch.equal(loaded[n], saved[n]) for n in saved), name
         hooks = EMPOMemory(MemoryStore("hashing"))
         hooks.load(ckpt)
         assert hooks.size() == i * PER_ITER, f"{name}: {hooks.size()} memory entries"

@@ -202,3 +202,48 @@ def test_bench_compares_equal_settings():
             bandit_rollout,
             TASKS,
         )
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda ckpt: (ckpt / "model.safetensors").write_bytes(b"\0" * 10),  # truncated
+        lambda ckpt: (ckpt / "state.json").write_text("{not json"),
+        lambda ckpt: (ckpt / "optimizer.json").write_text('{"param_groups": 3}'),
+    ],
+    ids=["weights", "state.json", "optimizer.json"],
+)
+def test_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path, capsys, damage):
+    """The latest checkpoint is corrupt: resume says so and continues from the one before,
+    reaching the same weights as an uninterrupted run."""
+    settings = dict(COMMON, iterations=4, checkpoint_every=1)
+
+    def run(out, stop_after=None):
+        policy = BanditPolicy(make_tiny_model(0, BANDIT_VOCAB))
+        cfg = GRPOConfig(output_dir=str(out), **settings)
+        return policy, train(cfg, policy, bandit_rollout, TASKS, stop_after=stop_after)
+
+    ref_policy, _ = run(tmp_path / "a")
+    run(tmp_path / "b", stop_after=3)  # checkpoints iter_000001..3
+    damage(tmp_path / "b" / "checkpoints" / "iter_000003")
+    capsys.readouterr()
+    policy, resumed = run(tmp_path / "b")
+    assert resumed.resumed_from == 2 and resumed.iterations == 4
+    out = capsys.readouterr().out
+    assert "skipping checkpoint" in out and "iter_000003" in out and "corrupt" in out
+    for a, b in zip(ref_policy.model.parameters(), policy.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    rows = (tmp_path / "b" / METRICS_FILE).read_text().splitlines()
+    assert [json.loads(r)["iteration"] for r in rows] == [0, 1, 2, 3]
+
+
+def test_resume_with_every_checkpoint_corrupt_names_each(tmp_path):
+    settings = dict(COMMON, iterations=3, checkpoint_every=1)
+    cfg = GRPOConfig(output_dir=str(tmp_path), **settings)
+    train(cfg, BanditPolicy(make_tiny_model(0, BANDIT_VOCAB)), bandit_rollout, TASKS, stop_after=2)
+    for ckpt in (tmp_path / "checkpoints").glob("iter_*"):
+        (ckpt / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="no intact checkpoint") as err:
+        train(cfg, BanditPolicy(make_tiny_model(0, BANDIT_VOCAB)), bandit_rollout, TASKS)
+    assert "iter_000001" in str(err.value) and "iter_000002" in str(err.value)
+    assert "\n" not in str(err.value)

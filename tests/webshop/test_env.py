@@ -59,7 +59,10 @@ def test_navigation(env):
     assert "Page 1" in obs
     obs, *_, info = env.step(f"click[{products[0].upper()}]")  # ids are case-insensitive
     assert info["page"] == "item" and "buy now" in info["clickables"]
-    assert obs.endswith("Description [SEP] Features [SEP] Reviews [SEP] Buy Now")
+    # the original's item page: ratings are disabled, so it always reads "Rating: N.A."
+    assert obs.endswith(
+        "[SEP] Rating: N.A. [SEP] Description [SEP] Features [SEP] Reviews [SEP] Buy Now"
+    )
     p = env.shop.catalogue.product(env.shop.catalogue.index_of(products[0]))
     for sub, text in (("description", p["Description"]), ("features", p["BulletPoints"][0])):
         obs, *_, info = env.step(f"click[{sub}]")
