@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -110,7 +111,9 @@ class LearningAgent(Agent):
                     "output_dir is not set; under accelerate launch every process must share "
                     "one run directory: set output_dir in the --config YAML"
                 )
-            stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+            # + random hex: two runs started in the same second get two directories (not one
+            # run refused by the other's run lock)
+            stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(2)
             name = "-".join(x for x in (self.algorithm, env_name, task, stamp) if x)
             data["output_dir"] = str(Path("runs") / name)
         self.cfg = config_from_dict(data, agent=self.algorithm)

@@ -14,6 +14,9 @@ def test_run_dir_defaults_to_a_stamped_folder_under_runs(monkeypatch):
     assert agent.cfg.output_dir.startswith("runs/grpo-webshop-")
     assert agent.cfg.iterations == 8 and agent.cfg.max_steps == 4  # WebShop quick preset
     assert agent.cfg.prompt_style == "webshop-menu" and agent.cfg.action_format == "index"
+    other = GRPOAgent()
+    other._configure_for("webshop", None, "unused")  # started in the same second: its own dir
+    assert other.cfg.output_dir != agent.cfg.output_dir
 
 
 def test_several_processes_need_a_shared_output_dir(monkeypatch, tmp_path):
