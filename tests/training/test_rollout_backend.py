@@ -49,13 +49,10 @@ def test_the_run_wiring_rescores_vllm_rollouts_with_the_trainer():
     assert "with_trainer_logprobs" not in wiring().__qualname__
 
 
-@pytest.mark.parametrize("recompute", [True, False])
-def test_a_vllm_run_syncs_after_every_step_and_rescores_with_the_trainer(tmp_path, recompute):
-    """Two GRPO iterations sampled by a server whose log-probs are off by 0.01: the server gets
-    the weights after each step, and with recomputation the on-policy ratio is exactly 1."""
-    torch.manual_seed(0)
-    local = _byte_policy()
-    cfg = EMPOConfig(  # EMPO² without memory rollouts: the member bonus gives advantages
+def _vllm_toy_config(tmp_path, **overrides) -> EMPOConfig:
+    """Two iterations on the toy env sampled through vLLM: EMPO² without memory rollouts, so
+    the member bonus gives advantages."""
+    return EMPOConfig(
         memory_prob=0.0,
         env="toy",
         iterations=2,
@@ -68,8 +65,17 @@ def test_a_vllm_run_syncs_after_every_step_and_rescores_with_the_trainer(tmp_pat
         checkpoint_every=0,
         output_dir=str(tmp_path),
         rollout_backend="vllm",
-        recompute_old_logprobs=recompute,
+        **overrides,
     )
+
+
+@pytest.mark.parametrize("recompute", [True, False])
+def test_a_vllm_run_syncs_after_every_step_and_rescores_with_the_trainer(tmp_path, recompute):
+    """Two GRPO iterations sampled by a server whose log-probs are off by 0.01: the server gets
+    the weights after each step, and with recomputation the on-policy ratio is exactly 1."""
+    torch.manual_seed(0)
+    local = _byte_policy()
+    cfg = _vllm_toy_config(tmp_path, recompute_old_logprobs=recompute)
     with StandInVLLM(local, logprob_offset=0.01) as server:
         policy = VLLMPolicy(local, [server.url], weights_dir=tmp_path / "w")
         rollout_fn = engine_rollout_fn([ToyTextEnv() for _ in range(4)], "toy", max_turns=2)
@@ -130,21 +136,7 @@ def test_a_vllm_run_under_fsdp2_syncs_the_weights_gathered_from_the_shards(
     every step, and the probe (rank 0's forward passes on the unsharded layers) accepts them."""
     torch.manual_seed(0)
     local = _byte_policy()
-    cfg = EMPOConfig(
-        memory_prob=0.0,
-        env="toy",
-        iterations=2,
-        tasks_per_iter=2,
-        group_size=2,
-        max_steps=2,
-        low_prob_threshold=-50.0,
-        lr=1e-2,
-        micro_batch_size=64,
-        checkpoint_every=0,
-        output_dir=str(tmp_path),
-        backend="fsdp2",
-        rollout_backend="vllm",
-    )
+    cfg = _vllm_toy_config(tmp_path, backend="fsdp2")
     initial = {k: v.detach().clone() for k, v in local.model.state_dict().items()}
     with StandInVLLM(local, logprob_offset=0.0) as server:
         policy = VLLMPolicy(local, [server.url], weights_dir=tmp_path / "w")
