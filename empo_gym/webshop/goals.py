@@ -64,6 +64,17 @@ def split_range(split: str, num_goals: int) -> tuple[int, int]:
     return min(EVAL_END, num_goals), num_goals
 
 
+def goal_nouns(product: Mapping[str, Any]) -> dict[str, Any]:
+    """The nouns of ``product``'s name a goal carries for the reward's type match (with the
+    extractor that made them), when the shop computed them; else nothing.
+
+    Example:
+        >>> goal_nouns({"name_nouns": ["shirt"], "noun_method": "spacy"}), goal_nouns({})
+        ({'name_nouns': ['shirt'], 'noun_method': 'spacy'}, {})
+    """
+    return {k: product[k] for k in ("name_nouns", "noun_method") if k in product}
+
+
 def price_text(price_upper: float) -> str:
     """The instruction's price clause (empty when there is no cap)."""
     if price_upper >= NO_PRICE_CAP:
@@ -228,7 +239,7 @@ class GeneratedGoals(GoalSet):
             "attributes": list(ins_attrs),
             "price_upper": price_upper,
             "goal_options": goal_options,
-            **{k: p[k] for k in ("name_nouns", "noun_method") if k in p},
+            **goal_nouns(p),
         }
 
     def weights(self, split: str) -> np.ndarray:

@@ -58,6 +58,7 @@ from empo_gym.webshop.goals import (
     SHUFFLE_SEED,
     GoalSet,
     ListGoals,
+    goal_nouns,
     price_text,
     split_range,
 )
@@ -547,7 +548,7 @@ class OriginalGoals(GoalSet):
             "price_upper": upper,
             "goal_options": opts,
             "weight": float(self._weight[pi]),
-            **_nouns_of(p),
+            **goal_nouns(p),
         }
 
     def weights(self, split: str) -> np.ndarray:
@@ -574,14 +575,8 @@ class HumanGoals(ListGoals):
             "name": p["name"],
             "product_category": p["product_category"],
             **g,
-            **_nouns_of(p),
+            **goal_nouns(p),
         }
-
-
-def _nouns_of(p: Mapping[str, Any]) -> dict[str, Any]:
-    if "name_nouns" not in p:
-        return {}
-    return {"name_nouns": p["name_nouns"], "noun_method": p["noun_method"]}
 
 
 def open_goals(catalogue: OriginalCatalogue, folder: Path) -> dict[str, GoalSet]:
