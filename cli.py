@@ -241,7 +241,7 @@ def ood(
     num_envs: int = typer.Option(1, "--num-envs", help="Env copies in lockstep."),
 ) -> None:
     """EMPO²'s OOD protocol: a frozen agent on a transfer's target task, memory growing."""
-    from empo_gym.agents.ood_protocol import run_ood
+    from empo_gym.agents.ood_trials import run_ood
 
     _cpu_threads()
 
@@ -528,7 +528,7 @@ def bench_train(
 
     The two runs alternate iteration by iteration so both see the same machine load.
     """
-    from empo_gym.agents.training.bench import run_backend_bench, run_train_bench
+    from empo_gym.bench.train import run_backend_bench, run_train_bench
 
     if iterations <= warmup:
         raise _fail(f"--iterations ({iterations}) must exceed --warmup ({warmup})")
@@ -597,12 +597,12 @@ def bench_explore(
     Both arms train the same small context-reading policy with equal settings over several
     seeds (interleaved); the last line is the JSON summary, the plots go to --out.
     """
-    from empo_gym.agents.training.explore_bench import (
+    from empo_gym.atomic_io import check_writable_dir
+    from empo_gym.bench.explore import (
         ExploreBenchConfig,
         parse_sweep,
         run_explore_bench,
     )
-    from empo_gym.atomic_io import check_writable_dir
     from empo_gym.yaml_config import from_dict, load_yaml
 
     _cpu_threads()
@@ -636,7 +636,7 @@ def plan(
     env: str | None = typer.Option(None, "--env", help="Env (default: the file's)."),
 ) -> None:
     """Per-GPU memory estimate of a training config, and whether it fits (nothing downloaded)."""
-    from empo_gym.agents.training.plan import format_plan, load_plan_config, plan_memory
+    from empo_gym.tools.plan import format_plan, load_plan_config, plan_memory
 
     try:
         cfg = load_plan_config(config, agent=agent, env=env)

@@ -11,4 +11,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"
-exec timeout "${GPU_CHECK_TIMEOUT_S:-480}" "$PYTHON" -m empo_gym.agents.training.gpu_check "$@"
+exec timeout "${GPU_CHECK_TIMEOUT_S:-480}" "$PYTHON" -m empo_gym.tools.gpu_check "$@"

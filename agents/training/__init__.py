@@ -1,8 +1,8 @@
 """GRPO and EMPO² training: pure losses, update modes, configs, the update step, checkpoints,
-the training loop, learning curves and the train benchmark.
+the training loop and learning curves (the train benchmark is :mod:`empo_gym.bench.train`).
 
 Modules: :mod:`~empo_gym.agents.training.losses`, :mod:`~empo_gym.agents.training.modes`,
 :mod:`~empo_gym.agents.training.config`, :mod:`~empo_gym.agents.training.update`,
 :mod:`~empo_gym.agents.training.checkpoint`, :mod:`~empo_gym.agents.training.trainer`,
-:mod:`~empo_gym.agents.training.curves`, :mod:`~empo_gym.agents.training.bench`.
+:mod:`~empo_gym.agents.training.curves`.
 """

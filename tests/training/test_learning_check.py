@@ -54,8 +54,8 @@ class PickEnv(gym.Env):
 
 def _word_policy(seed: int = 0):
     from empo_gym.agents.llm.policy import SamplingConfig
-    from empo_gym.agents.llm.reader import word_level_tokenizer
     from empo_gym.agents.llm.transformers_policy import TransformersPolicy
+    from empo_gym.bench.reader import word_level_tokenizer
 
     words = ["user", "assistant", *sorted({w for a in ACTIONS for w in a.split()})]
     tokenizer = word_level_tokenizer(words)

@@ -166,7 +166,7 @@ def test_learning_curves_png(tmp_path):
 
 
 def test_bench_compares_equal_settings():
-    from empo_gym.agents.training.bench import compare_iteration_cost
+    from empo_gym.bench.train import compare_iteration_cost
 
     common = dict(COMMON, iterations=4, skip_zero_advantage=False)
     lines: list[str] = []

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from empo_gym.agents.training.explore_bench import (
+from empo_gym.bench.explore import (
     ExploreBenchConfig,
     _aggregate,
     _verdict,
@@ -75,7 +75,7 @@ def test_reduced_bench_runs_both_arms_from_the_random_baseline(tmp_path, monkeyp
     """Both arms train and are evaluated; untrained, both succeed about as rarely as a random
     policy (3^-5 = 0.41 %). (The full bench does not show EMPO² beating GRPO, so this test
     does not assert it.)"""
-    from empo_gym.agents.training.explore_bench import run_explore_bench
+    from empo_gym.bench.explore import run_explore_bench
 
     monkeypatch.setenv("EMPO_GYM_CACHE", str(tmp_path / "cache"))
     bench = ExploreBenchConfig(

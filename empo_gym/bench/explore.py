@@ -1,7 +1,7 @@
 """``empo-gym bench explore``: does EMPO² find rewards that GRPO does not? (Doors env)
 
 Both arms train the SAME policy -- a small model taught to read its context, tips included
-(:mod:`empo_gym.agents.llm.reader`) -- on the same Doors layouts, with the same iterations,
+(:mod:`empo_gym.bench.reader`) -- on the same Doors layouts, with the same iterations,
 rollouts and update settings, over several seeds; their iterations are interleaved (as in
 ``bench train``) so both see the same machine load. Every ``eval_every`` iterations each arm's
 policy is evaluated WITHOUT memory on its training layouts, so the curves show what the weights
@@ -27,11 +27,11 @@ from typing import Any
 
 import torch
 
-from empo_gym.agents.llm.reader import ReflectionTipWriter
 from empo_gym.agents.llm.trajectory import Trajectory
 from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
 from empo_gym.agents.training.trainer import RolloutFn, TrainingRun, engine_rollout_fn
 from empo_gym.atomic_io import write_text_atomic
+from empo_gym.bench.reader import ReflectionTipWriter
 from empo_gym.stats import t_interval
 from empo_gym.yaml_config import check_fields
 
@@ -475,8 +475,8 @@ def run_explore_bench(
         (``grpo_final_success``, ``empo_final_success``, their ``*_ci95``,
         ``iterations_to_threshold``), the verdict, and ``sweep`` (per knob, per value).
     """
-    from empo_gym.agents.llm.reader import ReaderSettings, reader_policy, reader_report
     from empo_gym.agents.training.setup import training_sampling
+    from empo_gym.bench.reader import ReaderSettings, reader_policy, reader_report
 
     reader = ReaderSettings(
         depth=bench.depth,

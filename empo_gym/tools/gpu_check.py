@@ -1,6 +1,6 @@
 """A quick check of the training engine on one device with a randomly initialised model.
 
-Builds a model of a known shape (:data:`~empo_gym.agents.training.plan.KNOWN_SHAPES`, random
+Builds a model of a known shape (:data:`~empo_gym.tools.plan.KNOWN_SHAPES`, random
 weights: no hub), prepares it with the FSDP2 engine (a 1-process group; fp32 master weights,
 bf16 compute on CUDA, activation checkpointing) and measures:
 
@@ -12,7 +12,7 @@ bf16 compute on CUDA, activation checkpointing) and measures:
 * ``fp32_update_changed``: share of the entries with a non-zero gradient that one lr-1e-6 step
   changed (fp32 masters: ~1.0; bf16 weights would round most of them away).
 
-Run ``scripts/gpu_check.sh`` (or ``python -m empo_gym.agents.training.gpu_check --help``); the
+Run ``scripts/gpu_check.sh`` (or ``python -m empo_gym.tools.gpu_check --help``); the
 last output line is one JSON object. On CPU, ``--shape tiny`` runs in seconds.
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from empo_gym.agents.training.plan import KNOWN_SHAPES, ModelShape
+from empo_gym.tools.plan import KNOWN_SHAPES, ModelShape
 
 TINY = ModelShape(256, 64, 128, 2, 4, 2)
 """A shape for CPU smoke runs (a few ms per forward)."""
@@ -132,8 +132,8 @@ def run_check(
     from empo_gym.agents.training.engine import Engine
     from empo_gym.agents.training.engine import compute_dtype as resolve_compute
     from empo_gym.agents.training.modes import UpdateMode
-    from empo_gym.agents.training.plan import plan_memory
     from empo_gym.agents.training.update import make_optimizer, policy_update
+    from empo_gym.tools.plan import plan_memory
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     _init_process_group(dev)

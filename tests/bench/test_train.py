@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from empo_gym.agents.llm.transformers_policy import TransformersPolicy
 from empo_gym.agents.llm.vllm_policy import write_hf_weights
-from empo_gym.agents.training.bench import run_backend_bench
+from empo_gym.bench.train import run_backend_bench
 from empo_gym.cli import app
 from tests.llm.vllm_standin import StandInVLLM
 from tests.training.test_engine_integration import _byte_policy

@@ -10,7 +10,7 @@ import pytest
 
 from empo_gym.agents.base import Agent
 from empo_gym.agents.llm.memory_only import MemoryOnlyAgent
-from empo_gym.agents.ood_protocol import plot_trials, run_ood, trial_score_summary
+from empo_gym.agents.ood_trials import plot_trials, run_ood, trial_score_summary
 from empo_gym.leaderboard import load_entry
 from empo_gym.ood import TRANSFERS
 from tests.llm.test_memory_only import MemoryStubPolicy

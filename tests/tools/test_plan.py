@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from empo_gym.agents.training.config import GRPOConfig
-from empo_gym.agents.training.plan import (
+from empo_gym.tools.plan import (
     GB,
     RUNTIME_OVERHEAD_GB,
     ModelShape,
