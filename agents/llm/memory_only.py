@@ -39,7 +39,6 @@ import numpy as np
 
 from empo_gym.agents.llm.naive import EVAL_TEMPERATURE, NaiveLLMAgent
 from empo_gym.agents.llm.policy import Policy, SamplingConfig
-from empo_gym.agents.llm.rollout import OBSERVATION_KEY, TIPS_KEY, split_observation
 from empo_gym.agents.llm.tip_writer import policy_tip_writer
 from empo_gym.memory import (
     SLOT_MODES,
@@ -49,6 +48,7 @@ from empo_gym.memory import (
     make_embedder,
     memory_slot,
 )
+from empo_gym.memory.observation import OBSERVATION_KEY, TIPS_KEY, split_observation
 
 # SLOT_MODES and memory_slot are the memory module's (one slot rule), re-exported here
 __all__ = ["SLOT_MODES", "MemoryOnlyAgent", "memory_slot"]

@@ -11,8 +11,8 @@ from empo_gym.agents.llm.models import DEFAULT_MODEL
 from empo_gym.agents.llm.parsing import ParseStats
 from empo_gym.agents.llm.policy import Policy, SamplingConfig
 from empo_gym.agents.llm.prompts import EpisodeState
-from empo_gym.agents.llm.rollout import split_observation
 from empo_gym.agents.llm.transformers_policy import TransformersPolicy
+from empo_gym.memory.observation import split_observation
 from empo_gym.registry import env_profile
 
 #: The paper's evaluation temperature.

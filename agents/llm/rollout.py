@@ -8,14 +8,15 @@ that start from the identical initial state (same reset seed and options). An en
 ends leaves the batch; while rollouts are still queued it takes the next one.
 
 Observations may be plain strings or the memory wrapper's dicts (raw observation + tips); only
-:func:`split_observation` knows that format.
+:func:`~empo_gym.memory.observation.split_observation` (the env layer's contract) reads that
+format.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -26,58 +27,11 @@ from empo_gym.agents.llm.policy import Policy, SamplingConfig
 from empo_gym.agents.llm.prompts import EpisodeState, Prompt
 from empo_gym.agents.llm.trajectory import Trajectory, Turn
 from empo_gym.memory.episode import memory_slot
-
-#: Keys of the memory wrapper's observation dict (raw observation, tips joined by newlines,
-#: the rendered tip block).
-OBSERVATION_KEY = "observation"
-TIPS_KEY = "tips"
-TIP_BLOCK_KEY = "tip_block"
-#: Reset option of the memory wrapper that turns retrieval on for an episode.
-USE_MEMORY_OPTION = "use_memory"
-
-
-def split_observation(observation: Any) -> tuple[str, list[str] | str | None]:
-    """Split an observation into its text and its tips (the memory wrapper's format).
-
-    Args:
-        observation: A ``str``, or a mapping with ``"observation"`` (text) and optionally
-            ``"tips"`` (a list of tip strings or one string, one tip per line) and
-            ``"tip_block"`` (the rendered block, preferred when non-empty).
-
-    Returns:
-        ``(text, tips)``; ``tips`` is None for plain observations, else a list of tips or the
-        rendered tip block (:func:`~empo_gym.agents.llm.prompts.make_prompt` accepts both).
-
-    Example:
-        >>> split_observation("You are in the kitchen.")
-        ('You are in the kitchen.', None)
-        >>> split_observation({"observation": "kitchen", "tips": ["open the fridge"]})
-        ('kitchen', ['open the fridge'])
-        >>> split_observation({"observation": "kitchen", "tips": "a\\nb", "tip_block": ""})
-        ('kitchen', ['a', 'b'])
-    """
-    if isinstance(observation, str):
-        return observation, None
-    if isinstance(observation, Mapping):
-        if OBSERVATION_KEY not in observation:
-            raise TypeError(
-                f"observation dict has keys {sorted(observation)}; expected "
-                f"{OBSERVATION_KEY!r} (and optionally {TIPS_KEY!r})"
-            )
-        text = str(observation[OBSERVATION_KEY])
-        block = observation.get(TIP_BLOCK_KEY)
-        if isinstance(block, str) and block.strip():
-            return text, block
-        tips = observation.get(TIPS_KEY)
-        if tips is None:
-            return text, None
-        if isinstance(tips, str):
-            return text, [t for t in tips.split("\n") if t.strip()]
-        return text, [str(t) for t in tips]
-    raise TypeError(
-        f"observation of type {type(observation).__name__}; expected str or a dict with "
-        f"{OBSERVATION_KEY!r} / {TIPS_KEY!r}"
-    )
+from empo_gym.memory.observation import (
+    USE_MEMORY_OPTION,
+    is_memory_env,
+    split_observation,
+)
 
 
 @dataclass
@@ -127,21 +81,6 @@ class RolloutStats(ActStats):
             "parse": self.parse.as_dict(),
             "history_dropped": self.history_dropped,
         }
-
-
-def is_memory_env(env: gym.Env) -> bool:
-    """Whether ``env`` emits the memory wrapper's dict observations (has a ``tips`` field).
-
-    Example:
-        >>> from gymnasium import spaces
-        >>> class E(gym.Env):
-        ...     observation_space = spaces.Dict({"observation": spaces.Text(5),
-        ...                                      "tips": spaces.Text(5)})
-        >>> is_memory_env(E())
-        True
-    """
-    space = getattr(env, "observation_space", None)
-    return isinstance(space, gym.spaces.Dict) and TIPS_KEY in space.spaces
 
 
 def _as_env_list(envs: Sequence[gym.Env] | gym.vector.VectorEnv) -> list[gym.Env]:

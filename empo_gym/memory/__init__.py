@@ -17,6 +17,18 @@ from empo_gym.memory.embedders import (
 )
 from empo_gym.memory.episode import SLOT_MODES, Episode, Step, memory_slot
 from empo_gym.memory.novelty import NoveltyReward
+from empo_gym.memory.observation import (
+    MEMORY_OPTIONS,
+    OBSERVATION_KEY,
+    TIP_BLOCK_KEY,
+    TIPS_KEY,
+    USE_MEMORY_OPTION,
+    compose_observation,
+    compose_prompt,
+    is_memory_env,
+    memory_observation_space,
+    split_observation,
+)
 from empo_gym.memory.recorder import EpisodeRecorder, episode_entries
 from empo_gym.memory.store import MemoryEntry, MemoryFileError, MemoryStore
 from empo_gym.memory.tips import (
@@ -37,10 +49,14 @@ from empo_gym.memory.wrapper import (
     MemoryObservationWrapper,
     MemoryVectorWrapper,
     MemoryWrapper,
-    compose_prompt,
 )
 
 __all__ = [
+    "MEMORY_OPTIONS",
+    "OBSERVATION_KEY",
+    "TIPS_KEY",
+    "TIP_BLOCK_KEY",
+    "USE_MEMORY_OPTION",
     "SLOT_MODES",
     "TIP_BLOCK_CLOSE",
     "TIP_BLOCK_GAP",
@@ -64,12 +80,16 @@ __all__ = [
     "TemplateTipWriter",
     "TipWriter",
     "build_tip_prompt",
+    "compose_observation",
     "compose_prompt",
     "episode_entries",
+    "is_memory_env",
     "make_embedder",
+    "memory_observation_space",
     "memory_slot",
     "parse_tips",
     "render_tip_block",
+    "split_observation",
     "split_tips",
 ]
 

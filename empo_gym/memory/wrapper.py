@@ -2,13 +2,10 @@
 
 :class:`MemoryWrapper` wraps one env; :class:`MemoryVectorWrapper` wraps a vector env and keeps
 ONE store for all sub-envs in the main process (batched retrieval and writing; an LLM tip writer
-runs there too). Both turn the text observation into a dict::
-
-    {"observation": raw env observation (tips never inside),
-     "tips":        retrieved memories joined with TIP_SEPARATOR ("\\n"; see split_tips),
-     "tip_block":   "<tip> Here are some memories ...\\n" + memories + "\\n</tip>" or ""}
-
-so a trainer strips tips exactly by using ``obs["observation"]`` (see :func:`compose_prompt`).
+runs there too). Both turn the text observation into the dict of
+:mod:`empo_gym.memory.observation` (``observation``, ``tips``, ``tip_block``), so a trainer
+strips tips exactly by using ``obs["observation"]`` (see
+:func:`~empo_gym.memory.observation.compose_prompt`).
 They also write memory (a tip and one entry per step after every training episode) and may add
 a novelty bonus to the reward, so they are full wrappers, not observation wrappers.
 All three fields are :class:`~empo_gym.spaces.UnicodeText`, which has a shared-memory codec, so
@@ -44,7 +41,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces as gspaces
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 from gymnasium.vector.utils import batch_space
 from gymnasium.wrappers import TimeLimit
@@ -53,18 +49,21 @@ from empo_gym.deprecation import deprecated_aliases
 from empo_gym.memory.embedders import Embedder
 from empo_gym.memory.episode import memory_slot
 from empo_gym.memory.novelty import NoveltyReward
+from empo_gym.memory.observation import (
+    EVAL_OPTION,
+    MEMORY_OPTIONS,
+    OBSERVATION_KEY,
+    PARTITION_OPTION,
+    TIP_BLOCK_KEY,
+    TIPS_KEY,
+    USE_MEMORY_OPTION,
+    compose_observation,
+    compose_prompt,
+    memory_observation_space,
+)
 from empo_gym.memory.recorder import EpisodeRecorder, episode_entries
 from empo_gym.memory.store import MemoryFileError, MemoryStore
-from empo_gym.memory.tips import (
-    TIP_BLOCK_CLOSE,
-    TIP_BLOCK_GAP,
-    TIP_BLOCK_OPEN,
-    TemplateTipWriter,
-    TipWriter,
-    join_tips,
-    render_tip_block,
-)
-from empo_gym.spaces import UnicodeText
+from empo_gym.memory.tips import TemplateTipWriter, TipWriter
 
 __all__ = [
     "MEMORY_OPTIONS",
@@ -74,8 +73,6 @@ __all__ = [
     "compose_prompt",
 ]
 
-#: Reset options consumed by the memory wrappers (not forwarded to the env).
-MEMORY_OPTIONS = ("use_memory", "eval", "memory_slot")
 #: Default maximum length of the ``tips`` field (top-10 memories of < 100 words fit easily).
 MAX_TIPS_CHARS = 16_000
 
@@ -86,22 +83,6 @@ __getattr__ = deprecated_aliases(
         "trajectory_entries": ("empo_gym.memory.episode_entries", episode_entries),
     },
 )
-
-
-def compose_prompt(observation: dict[str, str], with_tips: bool = True) -> str:
-    """The text an agent reads: the raw observation, plus the tip block when asked.
-
-    Example:
-        >>> obs = {"observation": "You are in a hall.", "tips": "m1",
-        ...        "tip_block": "<tip> ...\\nm1\\n</tip>"}
-        >>> compose_prompt(obs, with_tips=False)
-        'You are in a hall.'
-        >>> compose_prompt(obs).endswith("</tip>")
-        True
-    """
-    text = str(observation["observation"])
-    block = str(observation.get("tip_block", ""))
-    return text + TIP_BLOCK_GAP + block if with_tips and block else text
 
 
 @dataclass(eq=False)
@@ -231,12 +212,12 @@ class _MemoryCore:
     def split_options(self, options: dict[str, Any] | None) -> tuple[dict[str, Any], dict]:
         options = dict(options or {})
         mine = {k: options.pop(k) for k in MEMORY_OPTIONS if k in options}
-        for k in ("use_memory", "eval"):
+        for k in (USE_MEMORY_OPTION, EVAL_OPTION):
             if k in mine and not isinstance(mine[k], (bool, np.bool_)):
                 raise TypeError(f"reset option {k!r} must be a bool, got {mine[k]!r}")
-        if "memory_slot" in mine and not isinstance(mine["memory_slot"], str):
+        if PARTITION_OPTION in mine and not isinstance(mine[PARTITION_OPTION], str):
             raise TypeError(
-                f"reset option 'memory_slot' must be a str, got {mine['memory_slot']!r}"
+                f"reset option {PARTITION_OPTION!r} must be a str, got {mine[PARTITION_OPTION]!r}"
             )
         return mine, options
 
@@ -258,9 +239,9 @@ class _MemoryCore:
         self.leave(lanes)
         obs = [str(o) for o in obs]
         for ln, info, m in zip(lanes, infos, mine, strict=True):
-            ln.use_memory = bool(m.get("use_memory", self.use_memory))
-            ln.training = not bool(m.get("eval", not self.training))
-            ln.slot = m["memory_slot"] if "memory_slot" in m else str(self.slot_fn(info))
+            ln.use_memory = bool(m.get(USE_MEMORY_OPTION, self.use_memory))
+            ln.training = not bool(m.get(EVAL_OPTION, not self.training))
+            ln.slot = m[PARTITION_OPTION] if PARTITION_OPTION in m else str(self.slot_fn(info))
             if ln.training and self.write_tips:
                 task = str(info.get("instruction") or info.get("task") or ln.slot)
                 ln.episode = self.recorder.start(task=task, slot=ln.slot, used_memory=ln.use_memory)
@@ -335,32 +316,6 @@ class _MemoryCore:
         return [ep.tip if ep is not None else None for ep in done]
 
 
-def _text_space(space: gym.Space[Any], what: str) -> UnicodeText:
-    if isinstance(space, UnicodeText):
-        return space
-    if isinstance(space, gspaces.Text):
-        return UnicodeText(space.max_length)
-    raise TypeError(
-        f"the memory wrapper needs a text {what} space (empo_gym.spaces.UnicodeText), got {space}"
-    )
-
-
-def _dict_space(obs_space: gym.Space[Any], max_tips_chars: int) -> gspaces.Dict:
-    raw = _text_space(obs_space, "observation")
-    block_len = len(TIP_BLOCK_OPEN) + max_tips_chars + 1 + len(TIP_BLOCK_CLOSE)
-    return gspaces.Dict(
-        {
-            "observation": raw,
-            "tips": UnicodeText(max_tips_chars),
-            "tip_block": UnicodeText(block_len),
-        }
-    )
-
-
-def _obs_dict(raw: Any, tips: list[str]) -> dict[str, str]:
-    return {"observation": str(raw), "tips": join_tips(tips), "tip_block": render_tip_block(tips)}
-
-
 #: Frames above MemoryWrapper.reset searched for a TimeLimit (a few wrappers and checkers).
 _CALLER_FRAMES = 12
 
@@ -421,7 +376,7 @@ class MemoryWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     Example:
         >>> import empo_gym.memory.wrapper as w
-        >>> from empo_gym.memory._toy import ToyTextEnv
+        >>> from empo_gym.toy import ToyTextEnv
         >>> env = w.MemoryWrapper(ToyTextEnv())
         >>> obs, info = env.reset(seed=0, options={"use_memory": True})
         >>> sorted(obs), obs["tips"], info["intrinsic_reward"]
@@ -482,7 +437,7 @@ class MemoryWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             write_tips,
             recorder,
         )
-        self.observation_space = _dict_space(env.observation_space, max_tips_chars)
+        self.observation_space = memory_observation_space(env.observation_space, max_tips_chars)
         self._lane = _Lane()
 
     @property
@@ -522,7 +477,7 @@ class MemoryWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         info = self._info(info, tips[0], 0.0)
         if self._lane.episode is not None:  # reset only: step infos stay deterministic
             info["memory_episode"] = self._lane.episode
-        return _obs_dict(obs, tips[0]), info
+        return compose_observation(obs, tips[0]), info
 
     def step(self, action: Any) -> tuple[dict[str, str], Any, bool, bool, dict[str, Any]]:
         """Step the env; record the step; retrieve tips for the next state."""
@@ -538,7 +493,7 @@ class MemoryWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             info["memory_tip"] = written[0]
         if self.core.add_intrinsic_to_reward:
             reward = float(reward) + float(r_int[0])
-        return _obs_dict(obs, tips[0]), reward, terminated, truncated, info
+        return compose_observation(obs, tips[0]), reward, terminated, truncated, info
 
 
 class MemoryObservationWrapper(MemoryWrapper):
@@ -549,7 +504,7 @@ class MemoryObservationWrapper(MemoryWrapper):
 
     Example:
         >>> import warnings
-        >>> from empo_gym.memory._toy import ToyTextEnv
+        >>> from empo_gym.toy import ToyTextEnv
         >>> with warnings.catch_warnings(record=True) as caught:
         ...     warnings.simplefilter("always")
         ...     env = MemoryObservationWrapper(ToyTextEnv())
@@ -656,7 +611,9 @@ class MemoryVectorWrapper(VectorWrapper):
             write_tips,
             recorder,
         )
-        self.single_observation_space = _dict_space(env.single_observation_space, max_tips_chars)
+        self.single_observation_space = memory_observation_space(
+            env.single_observation_space, max_tips_chars
+        )
         self.observation_space = batch_space(self.single_observation_space, env.num_envs)
         self._lanes = [_Lane() for _ in range(env.num_envs)]
         self._autoreset = np.zeros(env.num_envs, dtype=bool)
@@ -684,8 +641,8 @@ class MemoryVectorWrapper(VectorWrapper):
         _put_info(infos, "memory_episode", _objects(ids), np.array([e is not None for e in ids]))
 
     def _batch_obs(self, raw: Sequence[Any], tips: list[list[str]]) -> dict[str, tuple[str, ...]]:
-        dicts = [_obs_dict(o, t) for o, t in zip(raw, tips, strict=True)]
-        return {k: tuple(d[k] for d in dicts) for k in ("observation", "tips", "tip_block")}
+        dicts = [compose_observation(o, t) for o, t in zip(raw, tips, strict=True)]
+        return {k: tuple(d[k] for d in dicts) for k in (OBSERVATION_KEY, TIPS_KEY, TIP_BLOCK_KEY)}
 
     def reset(
         self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
@@ -693,7 +650,7 @@ class MemoryVectorWrapper(VectorWrapper):
         """Reset sub-envs (all, or ``options["reset_mask"]``); memory options consumed here."""
         options = dict(options or {})
         n = self.num_envs
-        use = options.pop("use_memory", None)
+        use = options.pop(USE_MEMORY_OPTION, None)
         if use is not None and not isinstance(use, (bool, np.bool_)):
             use = list(use)
             if len(use) != n:
@@ -706,8 +663,8 @@ class MemoryVectorWrapper(VectorWrapper):
         for i in idx:
             m = dict(mine)
             if use is not None:
-                m["use_memory"] = bool(use if isinstance(use, (bool, np.bool_)) else use[i])
-            self._mine[i] = {k: v for k, v in m.items() if k != "memory_slot"}
+                m[USE_MEMORY_OPTION] = bool(use if isinstance(use, (bool, np.bool_)) else use[i])
+            self._mine[i] = {k: v for k, v in m.items() if k != PARTITION_OPTION}
             per.append(m)
         single = _unbatch_infos(infos, n)
         tips_sel, _ = self.core.begin(
@@ -736,7 +693,10 @@ class MemoryVectorWrapper(VectorWrapper):
         intrinsic = np.zeros(n, dtype=np.float32)
         written = np.array([None] * n, dtype=object)
         if restarted:
-            per = [dict(self._mine[i], use_memory=bool(self.next_use_memory[i])) for i in restarted]
+            per = [
+                {**self._mine[i], USE_MEMORY_OPTION: bool(self.next_use_memory[i])}
+                for i in restarted
+            ]
             got, _ = self.core.begin(
                 [self._lanes[i] for i in restarted],
                 [obs[i] for i in restarted],

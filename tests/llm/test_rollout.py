@@ -6,7 +6,7 @@ import gymnasium as gym
 import pytest
 
 from empo_gym.agents.llm.naive import NaiveLLMAgent
-from empo_gym.agents.llm.rollout import ResetSpec, RolloutEngine, split_observation
+from empo_gym.agents.llm.rollout import ResetSpec, RolloutEngine
 from tests.llm.toy_env import ACTIONS, ToyTextEnv
 
 
@@ -86,11 +86,6 @@ def test_sync_vector_env_is_accepted(tiny_policy):
 def test_bad_arguments():
     with pytest.raises(ValueError, match="no envs"):
         RolloutEngine(object(), [], "toy")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="expected str or a dict"):
-        split_observation(3)
-    with pytest.raises(TypeError, match="'observation'"):
-        split_observation({"obs": "x"})
-    assert split_observation({"observation": "x", "tips": "a\nb"}) == ("x", ["a", "b"])
 
 
 def test_naive_agent_act_batch_drives_envs(tiny_policy):

@@ -10,7 +10,7 @@ from gymnasium.utils.env_checker import check_env
 from empo_gym.memory import MemoryStore, MemoryVectorWrapper, MemoryWrapper
 from empo_gym.memory._toy import ToyTextEnv
 from empo_gym.memory.tips import TIP_BLOCK_OPEN, Episode, split_tips
-from empo_gym.memory.wrapper import compose_prompt
+from empo_gym.memory import compose_prompt
 
 if "empo_gym/MemoryToy-test" not in gym.registry:
     gym.register("empo_gym/MemoryToy-test", entry_point=ToyTextEnv, kwargs={"unicode": True})
