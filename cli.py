@@ -240,7 +240,7 @@ def ood(
     ),
     num_envs: int = typer.Option(1, "--num-envs", help="Env copies in lockstep."),
 ) -> None:
-    """EMPO²'s OOD protocol: a frozen agent on a transfer's target task, memory growing."""
+    """EMPO²'s OOD trials: a frozen agent on a transfer's target task, memory growing."""
     from empo_gym.agents.ood_trials import run_ood
 
     _cpu_threads()

@@ -1,11 +1,12 @@
-"""The EMPO² out-of-distribution (OOD) protocol: a frozen agent, memory only, trials on task B.
+"""The EMPO² out-of-distribution (OOD) trials: a frozen agent, memory only, trials on task B.
 
 The paper trains on a transfer pair's source task A, then runs the trained policy on the target
 task B with memory and no weight updates, for 10 trials: trial 0 starts from an empty memory and
 every trial adds the tips of its episodes, so later trials can use what earlier ones learnt. It
-reports the best of the 10 trials (the EMPO² paper's out-of-distribution protocol).
+reports the best of the 10 trials (the EMPO² paper's out-of-distribution protocol; named
+"trials" here so that "protocol" keeps one meaning in the code, a typing protocol).
 
-:func:`run_ood` runs that protocol on ``empo_gym/ScienceWorldOOD-v0`` (``stage="target"``) with
+:func:`run_ood` runs these trials on ``empo_gym/ScienceWorldOOD-v0`` (``stage="target"``) with
 the harness: every trial evaluates the same episodes (the same seeds, hence the same task
 variations and memory slots) with the one agent object, whose memory carries over. It writes
 
@@ -200,7 +201,7 @@ def run_ood(
     make_env: Callable[[dict[str, Any]], gym.Env] | None = None,
     on_trial: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the paper's OOD protocol: ``trials`` trials on the target task, memory growing.
+    """Run the paper's OOD trials: ``trials`` trials on the target task, memory growing.
 
     Args:
         agent_name: Registered agent name (``memory-only``, ``naive``, ...) or an Agent. The

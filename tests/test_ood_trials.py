@@ -1,4 +1,4 @@
-"""The OOD protocol: empty memory at trial 0, memory growing over trials, JSON + PNG + entry."""
+"""The OOD trials: empty memory at trial 0, memory growing over trials, JSON + PNG + entry."""
 
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ def test_summary_and_plot_helpers(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_ood_protocol_with_smollm2_on_scienceworld(tmp_path) -> None:
+def test_ood_trials_with_smollm2_on_scienceworld(tmp_path) -> None:
     """2 trials x 1 episode x 3 steps of the real target task with the default model."""
     import time
 
