@@ -1,9 +1,11 @@
 """Env profiles: everything empo-gym knows about an env family, under its short name.
 
 One :class:`EnvInfo` per env (``scienceworld``, ``webshop``, ``ood``, or one you register) holds
-what the CLI and harness need (Gymnasium id, splits, tasks) and what LLM agents and trainers
-need (prompt style, answer format, token budget, training presets), so no other module keys
-constants by env-name strings. The values are plain data: this module imports no agent code.
+what the CLI and harness need (Gymnasium id, splits, tasks) and what LLM agents need (prompt
+style, answer format, token budget), so no other module keys constants by env-name strings. A
+profile holds facts about the env only; the trainers' presets per env live with the trainers
+(``empo_gym.agents.training.presets``). The values are plain data: this module imports no agent
+code.
 
 Example:
     >>> {"ood", "scienceworld", "webshop"} <= set(env_names())
@@ -18,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,7 +73,7 @@ class ActionTool:
 
 @dataclass(frozen=True)
 class EnvInfo:
-    """The profile of an env family: the one place that knows its per-env settings."""
+    """The profile of an env family: the one place that knows the facts of an env."""
 
     name: str
     """Short name (``empo-gym run --env NAME``)."""
@@ -95,10 +97,6 @@ class EnvInfo:
     """How an LLM's answer is read (one of :data:`ACTION_FORMATS`)."""
     max_action_tokens: int = 32
     """Tokens an LLM may generate per step by default."""
-    paper_train: Mapping[str, Any] | None = None
-    """Trainer settings of the EMPO² paper's recipe on this env (None: the paper has none)."""
-    quick_train: Mapping[str, Any] = field(default_factory=dict)
-    """Adjustments of the CPU quick training preset for this env."""
     action_tools: tuple[ActionTool, ...] = ()
     """The env's actions as tools when they are ``verb[argument]`` (empty: free-text actions,
     one tool ``act(action)``)."""
@@ -159,9 +157,6 @@ GENERIC = EnvInfo(
     task_kwarg=None,
 )
 
-#: The paper's base model, full-parameter (8 x A100-class GPUs).
-_PAPER_MODEL = "Qwen/Qwen2.5-7B-Instruct"
-
 _ENVS: dict[str, EnvInfo] = {
     "scienceworld": EnvInfo(
         name="scienceworld",
@@ -174,10 +169,6 @@ _ENVS: dict[str, EnvInfo] = {
         prompt_style="scienceworld",
         action_format="plain",
         max_action_tokens=32,  # the paper: the action only
-        paper_train={"model": _PAPER_MODEL, "kl_coef": 0.0},
-        # ScienceWorld's scores move with partial progress, so nearly every iteration updates
-        # (~600-token prompts, ~25 unmasked turns): 4 iterations keep `run` near 10 minutes.
-        quick_train={"iterations": 4},
     ),
     "webshop": EnvInfo(
         name="webshop",
@@ -190,30 +181,6 @@ _ENVS: dict[str, EnvInfo] = {
         prompt_style="webshop",
         action_format="tagged",
         max_action_tokens=512,  # the paper: reasoning in <think>, then the action
-        paper_train={
-            "model": _PAPER_MODEL,
-            "kl_coef": 0.01,
-            "max_steps": 15,
-            "eval_episodes": 500,
-        },
-        # SmolLM2-135M never finishes a purchase with the paper's free-text <think>/<action>
-        # answers in a few CPU steps (no reward, nothing to learn), so the quick preset answers
-        # with the number of an action from a menu (prompt style webshop-menu, answer format
-        # index; ~120-360-token prompts, 1-3 answer tokens): search, click a product and buy
-        # fit in 4 steps. A CPU update costs ~13 ms per prompt token on one core, hence one
-        # task of 4 rollouts per iteration and no KL term (kl_coef > 0 forwards every turn,
-        # even those with zero advantage, plus a reference model).
-        quick_train={
-            "iterations": 8,
-            "tasks_per_iter": 1,
-            "max_steps": 4,
-            "max_response_tokens": 4,
-            "kl_coef": 0.0,
-            "prompt_style": "webshop-menu",
-            "action_format": "index",
-            "lr": 5e-5,
-            "eval_episodes": 20,
-        },
         action_tools=(
             ActionTool(
                 "search",

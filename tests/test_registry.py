@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from empo_gym.registry import GENERIC, EnvInfo, env_names, env_profile, get_env_info
 
 
-def test_profiles_carry_the_per_env_llm_and_training_settings() -> None:
+def test_profiles_carry_the_per_env_llm_settings() -> None:
     sw, ws, ood = (get_env_info(n) for n in ("scienceworld", "webshop", "ood"))
     assert (sw.prompt_style, sw.action_format, sw.max_action_tokens) == (
         "scienceworld",
@@ -15,10 +17,15 @@ def test_profiles_carry_the_per_env_llm_and_training_settings() -> None:
         32,
     )
     assert (ws.prompt_style, ws.action_format, ws.max_action_tokens) == ("webshop", "tagged", 512)
-    assert ood.prompt_style == "scienceworld" and ood.paper_train is None
-    assert ws.paper_train["kl_coef"] == 0.01 and sw.paper_train["kl_coef"] == 0.0
+    assert ood.prompt_style == "scienceworld"
     assert env_profile("not-registered") is GENERIC
     assert set(env_names()) >= {"scienceworld", "webshop", "ood"}
+
+
+def test_profiles_hold_env_facts_only() -> None:
+    # the trainers' presets live with the trainers (empo_gym.agents.training.presets)
+    names = {f.name for f in dataclasses.fields(EnvInfo)}
+    assert not {n for n in names if "train" in n or "preset" in n}, names
 
 
 def test_task_aliases_resolve_through_the_profile() -> None:

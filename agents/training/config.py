@@ -1,8 +1,8 @@
 """Hyperparameters of the GRPO and EMPO² trainers: one dataclass each, loaded from YAML.
 
 Defaults are the paper's (ScienceWorld recipe); :func:`paper_preset` applies the per-env
-differences and :func:`quick_preset` the CPU settings of ``empo-gym run`` (the per-env parts of
-both live in each env's profile, :mod:`empo_gym.registry`). Every value is
+differences and :func:`quick_preset` the CPU settings of ``empo-gym run`` (the values of both
+live in :mod:`empo_gym.agents.training.presets`). Every value is
 validated when the dataclass is built, so a bad YAML file fails before any model loads.
 
 YAML layout (every key optional; unknown keys are rejected)::
@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from empo_gym.agents.llm.vllm_policy import WEIGHT_SYNC_MODES
+from empo_gym.agents.training.presets import preset_base
 from empo_gym.memory.embedders import EMBEDDER_NAMES
-from empo_gym.registry import ACTION_FORMATS, PROMPT_STYLES, env_names, env_profile
+from empo_gym.registry import ACTION_FORMATS, PROMPT_STYLES
 from empo_gym.yaml_config import check_fields, from_dict, read_yaml
 
 AGENTS = ("grpo", "empo")
-PRESETS = ("default", "paper", "quick")
 BACKENDS = ("auto", "ddp", "fsdp2")
 MASTER_DTYPES = ("float32", "auto")
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
@@ -374,28 +374,6 @@ class EMPOConfig(GRPOConfig):
 
 TrainConfig = GRPOConfig | EMPOConfig
 
-#: CPU settings of ``empo-gym run`` (2 cores, SmolLM2-135M, ~10 minutes).
-_QUICK: dict[str, Any] = {
-    "model": "smollm2-135m-instruct",
-    "iterations": 6,
-    "tasks_per_iter": 2,
-    "group_size": 4,
-    "max_steps": 6,
-    "max_response_tokens": 16,
-    "max_context_tokens": 1024,
-    "eval_episodes": 5,
-    "lr": 1e-5,
-    "micro_batch_size": 8,
-    "checkpoint_every": 2,
-    "output_dir": "runs/quick",
-    # SmolLM2-135M sampling at temperature 1.0 draws a token below log-prob -5 in most
-    # 16-token answers, so the paper's -5 masks nearly every turn (no update at all);
-    # -10 still removes the pathological tails that make off-policy ratios explode.
-    "low_prob_threshold": -10.0,
-}
-#: EMPO²-only quick settings: one sentence; on CPU every tip token is paid once per trajectory.
-_QUICK_EMPO: dict[str, Any] = {"tip_max_tokens": 32}
-
 
 def config_class(agent: str) -> type[GRPOConfig]:
     """The dataclass of ``agent`` (``grpo`` or ``empo``).
@@ -429,24 +407,6 @@ def quick_preset(agent: str, env: str = "scienceworld", **overrides: Any) -> GRP
     return config_from_dict({"preset": "quick", "env": env, **overrides}, agent=agent)
 
 
-def _preset_base(preset: str, agent: str, env: str) -> dict[str, Any]:
-    """The settings ``preset`` puts under the user's keys."""
-    if preset == "default":
-        return {}
-    if preset == "paper":
-        profile = env_profile(env)
-        if profile.paper_train is None:
-            with_paper = [e for e in env_names() if env_profile(e).paper_train is not None]
-            raise ValueError(f"env={env!r} has no paper preset; expected one of {with_paper}")
-        return {"max_response_tokens": profile.max_action_tokens, **profile.paper_train}
-    if preset == "quick":
-        base = {"kl_coef": 0.0, **_QUICK, **env_profile(env).quick_train}
-        if agent == "empo":
-            base.update(_QUICK_EMPO)
-        return base
-    raise ValueError(f"preset={preset!r}; expected one of {list(PRESETS)}")
-
-
 def config_from_dict(
     data: dict[str, Any], agent: str | None = None, source: str = "<config>"
 ) -> GRPOConfig:
@@ -474,7 +434,7 @@ def config_from_dict(
     data.pop("agent", None)
     preset = data.pop("preset", "default")
     cls = config_class(agent)
-    base = _preset_base(preset, agent, str(data.get("env", "scienceworld")))
+    base = preset_base(preset, agent, str(data.get("env", "scienceworld")))
     return from_dict(cls, {**base, **data}, source, owner=f"agent {agent!r}")
 
 
@@ -503,7 +463,6 @@ __all__ = [
     "EMPOConfig",
     "GRPOConfig",
     "MASTER_DTYPES",
-    "PRESETS",
     "TrainConfig",
     "config_class",
     "config_from_dict",
