@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from empo_gym.agents.llm.vllm_policy import WEIGHT_SYNC_MODES
+from empo_gym.agents.llm.vllm_sync import WEIGHT_SYNC_MODES
 from empo_gym.agents.training.presets import preset_base
 from empo_gym.memory.embedders import EMBEDDER_NAMES
 from empo_gym.registry import ACTION_FORMATS, PROMPT_STYLES

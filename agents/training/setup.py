@@ -94,12 +94,9 @@ def vllm_policy(cfg: GRPOConfig, local: Any, *, startup_timeout: float = 600.0) 
 
     import torch
 
-    from empo_gym.agents.llm.vllm_policy import (
-        VLLMPolicy,
-        start_servers,
-        wait_for_servers,
-        write_hf_weights,
-    )
+    from empo_gym.agents.llm.vllm_policy import VLLMPolicy
+    from empo_gym.agents.llm.vllm_server import start_servers, wait_for_servers
+    from empo_gym.agents.llm.vllm_weights import write_hf_weights
 
     weights_dir = Path(cfg.vllm_weights_dir or Path(cfg.output_dir) / "vllm_weights")
     main = int(os.environ.get("RANK", "0")) == 0

@@ -7,8 +7,9 @@ import urllib.request
 
 import pytest
 
-from empo_gym.agents.llm.openai_policy import OpenAIPolicy, PolicyServer
+from empo_gym.agents.llm.openai_policy import OpenAIPolicy
 from empo_gym.agents.llm.policy import SamplingConfig
+from empo_gym.agents.llm.policy_server import PolicyServer
 from empo_gym.agents.llm.rollout import RolloutEngine
 from tests.llm.toy_env import ACTIONS, ToyTextEnv
 

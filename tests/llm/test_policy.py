@@ -26,7 +26,17 @@ from empo_gym.protocols import missing_members
 
 LLM_DIR = Path(__file__).resolve().parents[2] / "agents" / "llm"
 #: The modules of the policy split; each must import on its own.
-POLICY_MODULES = ("policy", "models", "transformers_policy", "openai_policy", "factory")
+POLICY_MODULES = (
+    "policy",
+    "models",
+    "transformers_policy",
+    "openai_policy",
+    "policy_server",
+    "http_json",
+    "factory",
+)
+#: The modules of the split that need no torch (the protocols, HTTP clients and the server).
+NO_TORCH_MODULES = ("policy", "openai_policy", "policy_server", "http_json")
 
 
 class TextPolicy:
@@ -159,5 +169,5 @@ def test_each_policy_module_imports_alone(module: str):
     code = f"import sys, {name}; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    if module in ("policy", "openai_policy"):  # the protocols and a server policy need no torch
+    if module in NO_TORCH_MODULES:
         assert proc.stdout.strip() == "False"

@@ -7,7 +7,9 @@ import torch
 
 from empo_gym.agents.llm.policy import SamplingConfig, ServedPolicy, TokenPolicy, TrainablePolicy
 from empo_gym.agents.llm.rollout import RolloutEngine
-from empo_gym.agents.llm.vllm_policy import StaleWeightsError, VLLMPolicy, normalize_url
+from empo_gym.agents.llm.vllm_policy import VLLMPolicy
+from empo_gym.agents.llm.vllm_server import normalize_url
+from empo_gym.agents.llm.vllm_sync import StaleWeightsError
 from tests.llm.toy_env import ToyTextEnv
 from tests.llm.vllm_standin import StandInVLLM
 from tests.training.test_engine_integration import _byte_policy
@@ -145,7 +147,7 @@ def test_lora_weights_are_written_merged(tmp_path):
     from safetensors.torch import load_file
 
     from empo_gym.agents.llm.transformers_policy import LoraSettings
-    from empo_gym.agents.llm.vllm_policy import write_hf_weights
+    from empo_gym.agents.llm.vllm_weights import write_hf_weights
 
     policy = _byte_policy()
     policy._apply_lora(LoraSettings(r=2))
@@ -176,7 +178,7 @@ def test_tied_embeddings_are_written_untied_with_the_same_outputs(tmp_path):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    from empo_gym.agents.llm.vllm_policy import write_hf_weights
+    from empo_gym.agents.llm.vllm_weights import write_hf_weights
     from tests.tiny_llama import tiny_llama
 
     model = tiny_llama(40, tie_word_embeddings=True)

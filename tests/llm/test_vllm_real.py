@@ -16,13 +16,10 @@ import torch
 from empo_gym.agents.llm.models import DEFAULT_MODEL
 from empo_gym.agents.llm.policy import SamplingConfig
 from empo_gym.agents.llm.rollout import RolloutEngine
-from empo_gym.agents.llm.vllm_policy import (
-    DEFAULT_VLLM_VENV,
-    PROBE_TEXT,
-    VLLMPolicy,
-    start_servers,
-    write_hf_weights,
-)
+from empo_gym.agents.llm.vllm_policy import VLLMPolicy
+from empo_gym.agents.llm.vllm_server import DEFAULT_VLLM_VENV, start_servers
+from empo_gym.agents.llm.vllm_sync import PROBE_TEXT
+from empo_gym.agents.llm.vllm_weights import write_hf_weights
 from tests.llm.toy_env import ToyTextEnv
 
 ROOT = Path(__file__).resolve().parents[2]

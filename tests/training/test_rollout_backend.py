@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from empo_gym.agents.llm.vllm_policy import StaleWeightsError, VLLMPolicy
+from empo_gym.agents.llm.vllm_policy import VLLMPolicy
+from empo_gym.agents.llm.vllm_sync import StaleWeightsError
 from empo_gym.agents.training.config import EMPOConfig, GRPOConfig, config_from_dict
 from empo_gym.agents.training.setup import build_training, with_trainer_logprobs
 from empo_gym.agents.training.trainer import TrainingRun, engine_rollout_fn
