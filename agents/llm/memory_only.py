@@ -11,9 +11,10 @@ Design: the agent owns its memory (a :class:`~empo_gym.memory.MemoryStore`) inst
 :class:`~empo_gym.memory.MemoryWrapper` around the env. The harness builds envs from
 names (``empo-gym run``), an agent can only pass constructor kwargs (``env_kwargs``), and the
 memory must outlive the envs anyway (it grows across trials of the OOD protocol, each of which
-builds fresh envs). Inside :meth:`MemoryOnlyAgent.act_batch` the agent embeds the states of all
-active slots in one call, retrieves their tips in one batched query, and hands the augmented
-observations (the memory wrapper's dict format) to
+builds fresh envs). Inside :meth:`MemoryOnlyAgent.act_batch` the agent's
+:class:`~empo_gym.memory.MemorySession` (the memory wrapper's driver too) embeds the states of all
+active slots in one call, retrieves their tips in one batched query, and the agent hands the
+augmented observations (:func:`~empo_gym.memory.compose_observation`, the wrapper's format) to
 :class:`~empo_gym.agents.llm.naive.NaiveLLMAgent`,
 whose prompt, batched generation and parsing it reuses. Its episodes are recorded by an
 :class:`~empo_gym.memory.EpisodeRecorder` (the memory wrapper's and the trainer's too), keyed by
@@ -35,8 +36,6 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import numpy as np
-
 from empo_gym.agents.llm.naive import EVAL_TEMPERATURE, NaiveLLMAgent
 from empo_gym.agents.llm.policy import Policy, SamplingConfig
 from empo_gym.agents.llm.tip_writer import policy_tip_writer
@@ -44,11 +43,12 @@ from empo_gym.memory import (
     SLOT_MODES,
     Embedder,
     EpisodeRecorder,
+    MemorySession,
     MemoryStore,
     make_embedder,
     memory_slot,
 )
-from empo_gym.memory.observation import OBSERVATION_KEY, TIPS_KEY, split_observation
+from empo_gym.memory.observation import compose_observation, split_observation
 
 # SLOT_MODES and memory_slot are the memory module's (one slot rule), re-exported here
 __all__ = ["SLOT_MODES", "MemoryOnlyAgent", "memory_slot"]
@@ -139,7 +139,7 @@ class MemoryOnlyAgent(NaiveLLMAgent):
         self.tip_max_new_tokens = tip_max_new_tokens
         self.tip_temperature = temperature if tip_temperature is None else tip_temperature
         self._store = store
-        self._recorder: EpisodeRecorder | None = None
+        self._session: MemorySession | None = None
         #: Recorder episode id of the episode running in each harness slot.
         self.episodes: dict[int, int] = {}
         #: Every tip written so far: ``{"slot", "tip", "score", "success", "steps"}``.
@@ -164,11 +164,17 @@ class MemoryOnlyAgent(NaiveLLMAgent):
         return self._store
 
     @property
+    def session(self) -> MemorySession:
+        """Drives the recorder: embeds each state once, records it, retrieves its tips."""
+        if self._session is None:
+            recorder = EpisodeRecorder(self.store, store_path=self.memory_path)
+            self._session = MemorySession(recorder)
+        return self._session
+
+    @property
     def recorder(self) -> EpisodeRecorder:
         """Records the running episodes; queues the finished ones for :meth:`flush_tips`."""
-        if self._recorder is None:
-            self._recorder = EpisodeRecorder(self.store, store_path=self.memory_path)
-        return self._recorder
+        return self.session.recorder
 
     def _make_embedder(self) -> Embedder:
         try:
@@ -194,7 +200,7 @@ class MemoryOnlyAgent(NaiveLLMAgent):
         Returns:
             The number of memory entries added.
         """
-        if self._recorder is None or not self._recorder.pending:
+        if self._session is None or not self._session.recorder.pending:
             return 0
         t0 = time.perf_counter()
         budget = SamplingConfig(
@@ -203,8 +209,8 @@ class MemoryOnlyAgent(NaiveLLMAgent):
             max_new_tokens=self.tip_max_new_tokens,
             seed=self.seed,
         )
-        before = self._recorder.entries_added
-        for ep in self._recorder.flush(policy_tip_writer(self.policy, budget)):
+        before = self.recorder.entries_added
+        for ep in self.session.flush(policy_tip_writer(self.policy, budget)):
             self.tip_log.append(
                 {
                     "slot": ep.slot,
@@ -215,16 +221,16 @@ class MemoryOnlyAgent(NaiveLLMAgent):
                 }
             )
         self.memory_seconds += time.perf_counter() - t0
-        return self._recorder.entries_added - before
+        return self.recorder.entries_added - before
 
     # --------------------------------------------------------------- episodes
     def reset(self, slot: int, observation: Any, info: dict[str, Any]) -> None:
         """Start a new episode in ``slot`` (an unfinished previous one is dropped unwritten)."""
         super().reset(slot, observation, info)
         task = str(info.get("instruction") or info.get("task") or "")
-        self.recorder.drop(self.episodes.pop(slot, None))
-        self.episodes[slot] = self.recorder.start(
-            task=task, slot=memory_slot(info, self.slot_by, default="task")
+        self.session.drop(self.episodes.pop(slot, None))
+        self.episodes[slot] = self.session.start(
+            task=task, partition=memory_slot(info, self.slot_by, default="task")
         )
 
     def act_batch(
@@ -240,23 +246,21 @@ class MemoryOnlyAgent(NaiveLLMAgent):
         for slot, text, info in zip(slots, texts, infos, strict=True):
             if slot not in self.episodes:  # act without reset: start recording here
                 self.reset(slot, text, info)
-        rec = self.recorder
+        session = self.session
         eids = [self.episodes[slot] for slot in slots]
-        vecs = self.store.embedder(texts) if texts else np.zeros((0, self.store.embedder.dim))
-        tips: list[list[str]] = [[] for _ in slots]
-        if self.use_memory and len(self.store):
-            slot_names = [rec.episode(eid).slot for eid in eids]
-            found = self.store.query_batch(slot_names, embeddings=vecs)
-            tips = [[e.text for e in entries] for entries in found]
-        for eid, text, vec, t in zip(eids, texts, vecs, tips, strict=True):
-            rec.see(eid, text, vec)  # the step's memory key, embedded once
+        # each state embedded once: the step's memory key and the retrieval query
+        tips, _ = session.look(
+            texts,
+            episodes=eids,
+            partitions=[session.episode(eid).slot for eid in eids],
+            retrieve=self.use_memory,
+        )
+        for eid, t in zip(eids, tips, strict=True):
             if t:
-                rec.episode(eid).used_memory = True
+                session.episode(eid).used_memory = True
             self.tips_injected += bool(t)
         self.steps_seen += len(eids)
-        augmented = [
-            {OBSERVATION_KEY: text, TIPS_KEY: t} for text, t in zip(texts, tips, strict=True)
-        ]
+        augmented = [compose_observation(text, t) for text, t in zip(texts, tips, strict=True)]
         self.memory_seconds += time.perf_counter() - t0
         return super().act_batch(slots, augmented, infos)
 
@@ -274,10 +278,10 @@ class MemoryOnlyAgent(NaiveLLMAgent):
         super().observe(slot, action, observation, reward, terminated, truncated, info)
         eid = self.episodes.get(slot)
         score = float(info.get("score", 0.0))
-        if eid is None or not self.recorder.act(eid, str(action), reward=reward, score=score):
+        if eid is None or not self.session.record(eid, str(action), reward=reward, score=score):
             return
         if terminated or truncated:
-            self.recorder.end(eid, final_score=score, success=bool(info.get("success", False)))
+            self.session.end(eid, score=score, success=bool(info.get("success", False)))
             del self.episodes[slot]
 
     # ----------------------------------------------------------------- record
@@ -307,6 +311,6 @@ class MemoryOnlyAgent(NaiveLLMAgent):
 
     def close(self) -> None:
         """Write the pending tips, then release the model."""
-        if self._recorder is not None and self._recorder.pending and self._policy is not None:
+        if self._session is not None and self.recorder.pending and self._policy is not None:
             self.flush_tips()
         super().close()

@@ -30,6 +30,7 @@ from empo_gym.memory.observation import (
     split_observation,
 )
 from empo_gym.memory.recorder import EpisodeRecorder, episode_entries
+from empo_gym.memory.session import MemorySession
 from empo_gym.memory.store import MemoryEntry, MemoryFileError, MemoryStore
 from empo_gym.memory.tips import (
     TIP_BLOCK_CLOSE,
@@ -70,6 +71,7 @@ __all__ = [
     "MemoryEntry",
     "MemoryFileError",
     "MemoryObservationWrapper",
+    "MemorySession",
     "MemoryStore",
     "MemoryVectorWrapper",
     "MemoryWrapper",

@@ -62,6 +62,7 @@ from empo_gym.memory.observation import (
     memory_observation_space,
 )
 from empo_gym.memory.recorder import EpisodeRecorder, episode_entries
+from empo_gym.memory.session import MemorySession
 from empo_gym.memory.store import MemoryFileError, MemoryStore
 from empo_gym.memory.tips import TemplateTipWriter, TipWriter
 
@@ -159,44 +160,14 @@ class _MemoryCore:
         self.recorder = (
             recorder if recorder is not None else EpisodeRecorder(store, store_path=store_path)
         )
+        #: Drives the recorder: embed each state once, record it, retrieve its tips.
+        self.session = MemorySession(self.recorder, max_tips_chars=self.max_tips_chars)
         #: Seconds spent in memory work (retrieval, novelty, tip writing, storing).
         self.memory_seconds = 0.0
 
     # -- helpers ----------------------------------------------------------------------------
-    def _fit(self, tips: list[str]) -> list[str]:
-        # keep whole memories within the field's length (the observation space is bounded)
-        out, used = [], 0
-        for t in tips:
-            t = " ".join(t.split())
-            if used + len(t) + 1 > self.max_tips_chars:
-                break
-            out.append(t)
-            used += len(t) + 1
-        return out
-
     def _scores_novelty(self, ln: _Lane) -> bool:
         return self.novelty is not None and ln.use_memory and ln.training
-
-    def _embed(self, states: list[str], need: list[bool]) -> np.ndarray:
-        """One embedder call for the states that need a vector (retrieval, novelty, recording).
-
-        Each state is embedded once and reused for retrieval, novelty and, at episode end, as
-        the key of its memory entry.
-        """
-        vecs = np.zeros((len(states), self.store.embedder.dim), dtype=np.float32)
-        idx = [i for i, n in enumerate(need) if n]
-        if idx:
-            vecs[idx] = self.store.embedder([states[i] for i in idx])
-        return vecs
-
-    def _retrieve(self, lanes: list[_Lane], vecs: np.ndarray) -> list[list[str]]:
-        want = [i for i, ln in enumerate(lanes) if ln.use_memory]
-        tips: list[list[str]] = [[] for _ in lanes]
-        if want:
-            found = self.store.query_batch([lanes[i].slot for i in want], embeddings=vecs[want])
-            for i, entries in zip(want, found, strict=True):
-                tips[i] = self._fit([e.text for e in entries])
-        return tips
 
     def _novelty(self, lanes: list[_Lane], states: list[str], vecs: np.ndarray) -> np.ndarray:
         out = np.zeros(len(lanes), dtype=np.float32)
@@ -227,9 +198,9 @@ class _MemoryCore:
         for ln in lanes:
             if ln.active and ln.episode is not None:
                 if self.deferred:
-                    self.recorder.stop(ln.episode)
+                    self.session.stop(ln.episode)
                 else:
-                    self.recorder.drop(ln.episode)
+                    self.session.drop(ln.episode)
             ln.active, ln.episode = False, None
 
     def begin(
@@ -244,13 +215,16 @@ class _MemoryCore:
             ln.slot = m[PARTITION_OPTION] if PARTITION_OPTION in m else str(self.slot_fn(info))
             if ln.training and self.write_tips:
                 task = str(info.get("instruction") or info.get("task") or ln.slot)
-                ln.episode = self.recorder.start(task=task, slot=ln.slot, used_memory=ln.use_memory)
+                ln.episode = self.session.start(
+                    task=task, partition=ln.slot, used_memory=ln.use_memory
+                )
             ln.active = True
-        vecs = self._embed(obs, [ln.use_memory or ln.episode is not None for ln in lanes])
-        for ln, o, v in zip(lanes, obs, vecs, strict=True):
-            if ln.episode is not None:
-                self.recorder.see(ln.episode, o, v)
-        tips = self._retrieve(lanes, vecs)
+        tips, vecs = self.session.look(
+            obs,
+            episodes=[ln.episode for ln in lanes],
+            partitions=[ln.slot for ln in lanes],
+            retrieve=[ln.use_memory for ln in lanes],
+        )
         self._novelty(lanes, obs, vecs)  # the start state counts as seen
         self.memory_seconds += time.perf_counter() - t0
         return tips, np.zeros(len(lanes), dtype=np.float32)
@@ -267,28 +241,21 @@ class _MemoryCore:
         t0 = time.perf_counter()
         obs = [str(o) for o in obs]
         for ln, a, r, info in zip(lanes, actions, rewards, infos, strict=True):
-            if ln.episode is not None and not self.recorder.is_running(ln.episode):
+            if ln.episode is not None and not self.session.is_running(ln.episode):
                 ln.episode = None  # a trainer claimed it (its rollout ended the episode)
             if ln.episode is not None:
-                self.recorder.act(
+                self.session.record(
                     ln.episode, str(a), reward=float(r), score=float(info.get("score", 0.0))
                 )
         # the state after the last step is never a step's state: embedded for novelty only
-        need = [
-            self._scores_novelty(ln) if d else (ln.use_memory or ln.episode is not None)
-            for ln, d in zip(lanes, dones, strict=True)
-        ]
-        vecs = self._embed(obs, need)
+        tips, vecs = self.session.look(
+            obs,
+            episodes=[None if d else ln.episode for ln, d in zip(lanes, dones, strict=True)],
+            partitions=[ln.slot for ln in lanes],
+            retrieve=[ln.use_memory and not d for ln, d in zip(lanes, dones, strict=True)],
+            embed=[d and self._scores_novelty(ln) for ln, d in zip(lanes, dones, strict=True)],
+        )
         intrinsic = self._novelty(lanes, obs, vecs)
-        live = [i for i, d in enumerate(dones) if not d]
-        tips: list[list[str]] = [[] for _ in lanes]
-        if live:
-            got = self._retrieve([lanes[i] for i in live], vecs[live])
-            for i, t in zip(live, got, strict=True):
-                tips[i] = t
-        for i in live:
-            if lanes[i].episode is not None:
-                self.recorder.see(lanes[i].episode, obs[i], vecs[i])
         ended = [i for i, d in enumerate(dones) if d]
         written = self.finish([lanes[i] for i in ended], [infos[i] for i in ended])
         tips_written: list[str | None] = [None] * len(lanes)
@@ -304,15 +271,15 @@ class _MemoryCore:
         for ln, info in zip(lanes, infos, strict=True):
             ep = None
             if ln.episode is not None:
-                ep = self.recorder.end(
+                ep = self.session.end(
                     ln.episode,
-                    final_score=float(info.get("score", 0.0)),
+                    score=float(info.get("score", 0.0)),
                     success=bool(info.get("success", False)),
                 )
             ln.active, ln.episode = False, None
             done.append(ep)
         if not self.deferred:
-            self.recorder.flush(self.tip_writer, [ep for ep in done if ep is not None])
+            self.session.flush(self.tip_writer, [ep for ep in done if ep is not None])
         return [ep.tip if ep is not None else None for ep in done]
 
 
