@@ -1,15 +1,28 @@
-"""Atomic file writes: a temp file in the target's directory, fsync, then ``os.replace``.
+"""Atomic writes of files and directories: a temp in the target's folder, then a rename.
 
 A reader sees the old file or the new one, never a half-written one; a failed write leaves the
 old file untouched and no temp file behind. Every results, memory, checkpoint and plot file of
-empo-gym is written through here.
+empo-gym is written through here (:func:`atomic_path`), and every directory it publishes --
+checkpoints, exported models, vLLM weights, the model, reader and WebShop caches -- through
+:func:`atomic_dir`.
 
-A write killed outright (``kill -9``) cannot clean up after itself, so every temp file or
-directory made here carries its writer's process id and machine
-(``.NAME.pid<PID>-<HOST>.<random><suffix>``), and the next writer in that folder on that
-machine removes those of writers no longer running
-(:func:`sweep_dead_temps`). Files and directories get the permissions the umask allows (like
-``open``), not the 0600 / 0700 of :mod:`tempfile`.
+Directories. :func:`atomic_dir` fills a new temp directory beside the target, then swaps it in
+with no moment where neither the old nor the new copy exists: on Linux one ``renameat2``
+``RENAME_EXCHANGE`` swaps the two names atomically (the old copy, now under the temp name, is
+deleted after). Where the kernel or filesystem cannot exchange, the old copy is renamed aside
+(a ``.prev`` temp) and the new one renamed in; a kill between the two renames leaves the target
+missing and the old copy aside, and the next sweep of that folder (every publish there, and the
+checkpoint readers) moves it back. :func:`remove_dir` deletes a directory with one rename first,
+so a kill never leaves a half-deleted copy under the real name.
+
+Temps. A write killed outright (``kill -9``) cannot clean up after itself, so every temp file
+or directory made here carries its writer's process id and machine
+(``.NAME.pid<PID>-<HOST>.<random><suffix>``), its suffix names its family
+(:data:`TEMP_FAMILIES`), and the next writer in that folder on that machine removes those of
+writers no longer running (:func:`sweep_dead_temps`; liveness by
+:func:`empo_gym.processes.process_running`: zombies and recycled pids are dead). No other module
+makes temp names in a user's folder (a test checks). Files and directories get the permissions
+the umask allows (like ``open``), not the 0600 / 0700 of :mod:`tempfile`.
 
 Example:
     >>> import json, tempfile, pathlib
@@ -17,31 +30,41 @@ Example:
     >>> _ = write_json_atomic(p, {"a": 1})
     >>> json.loads(p.read_text())
     {'a': 1}
+    >>> with atomic_dir(p.parent / "model") as tmp:
+    ...     _ = (tmp / "weights.bin").write_bytes(b"new")
+    >>> (p.parent / "model" / "weights.bin").read_bytes()
+    b'new'
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import json
 import os
 import re
 import shutil
-import socket
 import tempfile
 import threading
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
+from empo_gym.processes import HOST_TAG, process_running
 
 __all__ = [
+    "HOST_TAG",
+    "PUBLISH_POINTS",
+    "TEMP_FAMILIES",
+    "atomic_dir",
     "atomic_path",
     "check_writable_dir",
     "check_writable_file",
     "follow_umask",
     "make_temp_dir",
+    "remove_dir",
     "sweep_dead_temps",
     "temp_prefix",
     "write_bytes_atomic",
@@ -49,11 +72,30 @@ __all__ = [
     "write_text_atomic",
 ]
 
+#: Every family of temp names made here: family -> (suffix, what it holds). A dead writer's
+#: temp is removed by :func:`sweep_dead_temps`, except an ``aside`` copy whose directory is
+#: missing: that one is moved back. (``write`` temps may end in the caller's suffix instead,
+#: e.g. ``.png``, as some writers infer the format from it.)
+TEMP_FAMILIES: dict[str, tuple[str, str]] = {
+    "write": (".tmp", "a file being written (atomic_path)"),
+    "build": (
+        ".tmp",
+        "a directory being filled (atomic_dir, make_temp_dir), or the old copy "
+        "an exchange put in its place",
+    ),
+    "probe": (".probe", "an empty file proving a folder writable (check_writable_dir)"),
+    "delete": (".old", "a directory being deleted (remove_dir)"),
+    "aside": (".prev", "the old copy of a directory being replaced without an atomic exchange"),
+}
+_ASIDE_SUFFIX = TEMP_FAMILIES["aside"][0]
 #: A temp name made here: ``.NAME.pid<PID>-<HOST>.<random from tempfile><suffix>``.
-_TEMP_NAME = re.compile(r"^\..+\.pid(?P<pid>\d+)-(?P<host>[0-9a-f]{8})\.[A-Za-z0-9_]{8}(\.[^.]+)?$")
-#: This machine, in temp names: a folder shared over the network holds other machines' temp
-#: files, whose pids say nothing here (they are never swept from this one).
-HOST_TAG = f"{zlib.crc32(socket.gethostname().encode()):08x}"
+_TEMP_NAME = re.compile(
+    r"^\.(?P<name>.+)\.pid(?P<pid>\d+)-(?P<host>[0-9a-f]{8})\.[A-Za-z0-9_]{8}(?P<suffix>\.[^.]+)?$"
+)
+#: The points of :func:`atomic_dir` where a kill leaves a different state on disk, in order
+#: (``swapped`` with an atomic exchange; ``aside`` and ``placed`` without one). Tests kill a
+#: publisher at each one through :func:`_reached`.
+PUBLISH_POINTS = ("started", "filled", "swapped", "aside", "placed")
 _umask_lock = threading.Lock()
 
 
@@ -75,14 +117,46 @@ def temp_prefix(name: str, pid: int | None = None) -> str:
     return f".{name}.pid{os.getpid() if pid is None else pid}-{HOST_TAG}."
 
 
+def _make_temp(
+    parent: str | os.PathLike[str],
+    name: str,
+    family: str,
+    *,
+    suffix: str | None = None,
+    pid: int | None = None,
+) -> Path:
+    """Make (and return) a new temp of ``family`` (a key of :data:`TEMP_FAMILIES`) for
+    ``name`` in ``parent``, with the permissions the umask allows: the one place temp names
+    are made (``pid``: another writer's, for tests; ``suffix``: a ``write`` temp's format)."""
+    if family not in TEMP_FAMILIES:
+        raise ValueError(f"unknown temp family {family!r}; expected one of {list(TEMP_FAMILIES)}")
+    if suffix is not None and family != "write":
+        raise ValueError(f"only 'write' temps take a suffix, got {suffix!r} for {family!r}")
+    prefix, end = temp_prefix(name, pid), suffix or TEMP_FAMILIES[family][0]
+    if family in ("build", "delete", "aside"):
+        path = Path(tempfile.mkdtemp(prefix=prefix, suffix=end, dir=parent))
+        os.chmod(path, 0o777 & ~_umask())
+        return path
+    fd, made = tempfile.mkstemp(prefix=prefix, suffix=end, dir=parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
+    return Path(made)
+
+
 def sweep_dead_temps(directory: str | os.PathLike[str]) -> list[Path]:
-    """Remove temp files and directories in ``directory`` left by writers no longer running.
+    """Clean up what writers no longer running left in ``directory``: remove their temp files
+    and directories, and move back an old copy a killed replace had put aside while its
+    directory is missing (:func:`atomic_dir` without an atomic exchange).
 
     Only names made by this module (they carry the writer's pid) are touched; a live writer's
-    temp file (this process's or another's) stays.
+    temp (this process's or another's) stays. A writer counts as running by
+    :func:`~empo_gym.processes.process_running` with the temp's last change as the latest
+    start: a zombie, or a pid a later process got, is dead.
 
     Returns:
-        The paths removed.
+        The paths removed or moved back.
 
     Example:
         >>> import tempfile, pathlib
@@ -93,26 +167,38 @@ def sweep_dead_temps(directory: str | os.PathLike[str]) -> list[Path]:
         >>> sweep_dead_temps(d) == [dead]
         True
     """
-    removed = []
+    swept = []
     try:
-        names = os.listdir(directory)
+        names = sorted(os.listdir(directory))
     except OSError:
-        return removed
+        return swept
     for name in names:
         match = _TEMP_NAME.match(name)
-        if match is None:
+        if match is None or match.group("host") != HOST_TAG:
+            continue  # not a temp, or another machine's: its pid means nothing here
+        pid, path = int(match.group("pid")), Path(directory) / name
+        try:
+            changed = os.lstat(path).st_ctime
+        except OSError:
+            continue  # gone meanwhile
+        if pid == os.getpid() or process_running(pid, started_by=changed):
             continue
-        pid = int(match.group("pid"))
-        if match.group("host") != HOST_TAG or pid == os.getpid() or psutil.pid_exists(pid):
-            continue
-        path = Path(directory) / name
+        if match.group("suffix") == _ASIDE_SUFFIX and path.is_dir() and not path.is_symlink():
+            try:  # a killed replace's old copy: back in place while its directory is missing
+                _rename_noreplace(path, Path(directory) / match.group("name"))
+                swept.append(path)
+                continue
+            except FileExistsError:
+                pass  # the directory is there: this copy is an old one
+            except OSError:
+                continue  # cannot move it now: keep it for a later sweep
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
             with contextlib.suppress(OSError):
                 path.unlink()
-        removed.append(path)
-    return removed
+        swept.append(path)
+    return swept
 
 
 def follow_umask(path: str | os.PathLike[str]) -> None:
@@ -125,12 +211,147 @@ def follow_umask(path: str | os.PathLike[str]) -> None:
             os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
 
 
-def make_temp_dir(parent: str | os.PathLike[str], name: str, suffix: str = ".tmp") -> Path:
+def make_temp_dir(parent: str | os.PathLike[str], name: str) -> Path:
     """A new directory in ``parent`` named for ``name`` and this process (swept once it dies),
-    with the permissions the umask allows."""
-    path = Path(tempfile.mkdtemp(prefix=temp_prefix(name), suffix=suffix, dir=parent))
-    os.chmod(path, 0o777 & ~_umask())
-    return path
+    with the permissions the umask allows: for a writer that moves it into place itself
+    (prefer :func:`atomic_dir`)."""
+    return _make_temp(parent, name, "build")
+
+
+# --------------------------------------------------------------------------- renames
+_RENAME_NOREPLACE, _RENAME_EXCHANGE, _AT_FDCWD = 1, 2, -100
+#: Whether :func:`atomic_dir` may try ``renameat2`` (tests switch it off to exercise the
+#: rename-aside fallback).
+_use_renameat2 = True
+
+
+@functools.cache
+def _libc_renameat2() -> Any:
+    """The C library's ``renameat2`` (Linux, glibc >= 2.28), or None."""
+    try:
+        call = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError, TypeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return call
+
+
+def _renameat2(src: Path, dst: Path, flags: int) -> bool:
+    """``renameat2(src, dst, flags)``; False when this system or filesystem lacks it."""
+    call = _libc_renameat2() if _use_renameat2 else None
+    if call is None:
+        return False
+    if call(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False  # e.g. a filesystem without exchange support
+    raise OSError(code, os.strerror(code), str(dst))
+
+
+def _rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst``; ``FileExistsError`` when ``dst`` exists."""
+    try:
+        if _renameat2(src, dst, _RENAME_NOREPLACE):
+            return
+    except OSError as exc:
+        if exc.errno == errno.EEXIST:
+            raise FileExistsError(errno.EEXIST, "already exists", str(dst)) from None
+        raise
+    if os.path.lexists(dst):  # without renameat2: checked, then renamed (a tiny race)
+        raise FileExistsError(errno.EEXIST, "already exists", str(dst))
+    try:
+        os.rename(src, dst)
+    except OSError as exc:
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise FileExistsError(errno.EEXIST, "already exists", str(dst)) from None
+        raise
+
+
+def _reached(point: str) -> None:
+    """Called at each of :data:`PUBLISH_POINTS`; does nothing (tests replace it to kill the
+    process there)."""
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Put directory ``new`` at ``target`` (replacing an existing copy) with no moment where
+    neither copy is there (see the module docstring); the old copy is deleted."""
+    try:
+        _rename_noreplace(new, target)
+        return
+    except FileExistsError:
+        pass
+    if _renameat2(new, target, _RENAME_EXCHANGE):
+        _reached("swapped")
+        shutil.rmtree(new, ignore_errors=True)  # the old copy now (a kill here: swept)
+        return
+    aside = _make_temp(target.parent, target.name, "aside")
+    os.replace(target, aside)  # onto the empty placeholder
+    _reached("aside")
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(aside, target)
+        raise
+    _reached("placed")
+    remove_dir(aside)
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | os.PathLike[str], *, exclusive: bool = False) -> Iterator[Path]:
+    """Yield a new empty directory to fill; on success it takes ``target``'s place, on error
+    it is removed.
+
+    The directory is made beside ``target`` (whose parent is created when missing) after
+    sweeping what killed writers left there; its files get the permissions the umask allows.
+    Replacing an existing ``target`` leaves no moment where neither the old nor the new copy
+    exists (see the module docstring); the old copy is deleted after.
+
+    Args:
+        target: The directory to (re)place.
+        exclusive: Never replace an existing ``target``: publishing raises
+            ``FileExistsError`` instead (the new copy is removed), so the first of concurrent
+            writers of a cache wins.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp()) / "cache"
+        >>> with atomic_dir(d, exclusive=True) as tmp:
+        ...     _ = (tmp / "meta.json").write_text("{}")
+        >>> with atomic_dir(d, exclusive=True) as tmp:  # doctest: +ELLIPSIS
+        ...     pass
+        Traceback (most recent call last):
+        ...
+        FileExistsError: ...
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sweep_dead_temps(target.parent)
+    tmp = _make_temp(target.parent, target.name, "build")
+    try:
+        _reached("started")
+        yield tmp
+        follow_umask(tmp)  # e.g. safetensors writes 0600
+        _reached("filled")
+        if exclusive:
+            _rename_noreplace(tmp, target)
+        else:
+            _replace_dir(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def remove_dir(path: str | os.PathLike[str]) -> None:
+    """Delete directory ``path`` (nothing when it is missing): one rename to a temp name
+    first, so a kill while its files are deleted leaves a temp (swept), never a half-deleted
+    copy under the real name."""
+    path = Path(path)
+    if not path.is_dir() or path.is_symlink():
+        return
+    grave = _make_temp(path.parent, path.name, "delete")
+    os.replace(path, grave)  # onto the empty placeholder: one atomic rename
+    shutil.rmtree(grave, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -148,10 +369,7 @@ def atomic_path(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_dead_temps(path.parent)
-    fd, name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=suffix, dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_umask())
-    os.close(fd)
-    tmp = Path(name)
+    tmp = _make_temp(path.parent, path.name, "write", suffix=suffix)
     try:
         yield tmp
         with open(tmp, "rb+") as f:
@@ -224,9 +442,7 @@ def check_writable_dir(path: str | os.PathLike[str], what: str) -> Path:
             "directory path: pass one whose parents are directories"
         )
     try:  # a real probe: permission bits say nothing for root or a read-only filesystem
-        fd, probe = tempfile.mkstemp(prefix=temp_prefix("probe"), dir=base)
-        os.close(fd)
-        os.unlink(probe)
+        os.unlink(_make_temp(base, "probe", "probe"))
     except OSError as exc:
         shown = "" if base == path.absolute() else f" (its existing parent {str(base)!r})"
         raise ValueError(

@@ -11,17 +11,16 @@ Layout of one checkpoint (``<root>/iter_000010/``)::
                                distributed checkpoint) and each rank's RNG states
     state.json                 iteration, python / numpy / trainer RNG states, caller extras
 
-The directory is written under a temporary name and moved into place with ``os.replace``; the
-``<root>/latest`` pointer is replaced atomically afterwards, so an interrupted save leaves the
-previous checkpoint intact and ``latest`` never names a partial one.
+The directory is published with :func:`empo_gym.atomic_io.atomic_dir` (written under a temporary
+name, then swapped in: a re-saved iteration is never missing); the ``<root>/latest`` pointer is
+replaced atomically afterwards, so an interrupted save leaves the previous checkpoint intact and
+``latest`` never names a partial one. Readers first sweep what killed saves left.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from empo_gym.atomic_io import follow_umask, make_temp_dir, sweep_dead_temps, write_text_atomic
+from empo_gym.atomic_io import atomic_dir, remove_dir, sweep_dead_temps, write_text_atomic
 
 FORMAT_VERSION = 1
 LATEST = "latest"
@@ -183,11 +182,8 @@ def save_checkpoint(
         The checkpoint directory.
     """
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     final = checkpoint_dir(root, iteration)
-    sweep_dead_temps(root)  # what killed saves left (unpublished temp dirs, half-deleted ones)
-    tmp = make_temp_dir(root, final.name)
-    try:
+    with atomic_dir(final) as tmp:  # re-saving an iteration (after a resume) replaces it
         files = []
         if model is None:
             pass
@@ -222,31 +218,12 @@ def save_checkpoint(
             "files": files,
         }
         _write_json(tmp / "state.json", state)  # written last: its presence marks completeness
-        follow_umask(tmp)  # safetensors writes 0600
-        if final.exists():  # re-saving an iteration (after a resume): swap, then drop the old one
-            grave = _bury(final)
-            os.replace(tmp, final)
-            shutil.rmtree(grave, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     write_text_atomic(root / LATEST, final.name + "\n")
     if keep is not None:
         for old_ckpt in list_checkpoints(root)[:-keep]:
             if old_ckpt != final:
-                shutil.rmtree(_bury(old_ckpt), ignore_errors=True)
+                remove_dir(old_ckpt)  # renamed away first: never listed half-deleted
     return final
-
-
-def _bury(directory: Path) -> Path:
-    """Move a checkpoint out of the listing in one rename (into a new temp dir, returned): a
-    kill while its files are deleted then leaves no half-deleted checkpoint listed (the next
-    save sweeps it)."""
-    grave = make_temp_dir(directory.parent, directory.name, suffix=".old")
-    os.replace(directory, grave / directory.name)
-    return grave
 
 
 def list_checkpoints(root: str | Path) -> list[Path]:
@@ -254,6 +231,7 @@ def list_checkpoints(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
+    sweep_dead_temps(root)  # a killed save's leftovers go, a copy it had put aside comes back
     found = [
         p for p in root.iterdir() if p.name.startswith(_PREFIX) and (p / "state.json").exists()
     ]
@@ -263,6 +241,7 @@ def list_checkpoints(root: str | Path) -> list[Path]:
 def latest_checkpoint(root: str | Path) -> Path | None:
     """The checkpoint ``<root>/latest`` names, else the newest complete one, else None."""
     root = Path(root)
+    sweep_dead_temps(root)
     pointer = root / LATEST
     if pointer.exists():
         candidate = root / pointer.read_text(encoding="utf-8").strip()

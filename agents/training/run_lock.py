@@ -21,13 +21,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import threading
 from pathlib import Path
 from typing import Any
 
-import psutil
 from filelock import FileLock, Timeout
+
+from empo_gym.processes import HOST, process_running, start_time
 
 __all__ = ["LOCK_FILE", "RunDirBusyError", "RunLock"]
 
@@ -43,8 +43,7 @@ class RunDirBusyError(RuntimeError):
 
 
 def _owner_record() -> dict[str, Any]:
-    me = psutil.Process()
-    return {"pid": me.pid, "create_time": me.create_time(), "host": socket.gethostname()}
+    return {"pid": os.getpid(), "create_time": start_time(), "host": HOST}
 
 
 def _read_owner(path: Path) -> dict[str, Any] | None:
@@ -57,16 +56,12 @@ def _read_owner(path: Path) -> dict[str, Any] | None:
 
 def _alive(owner: dict[str, Any]) -> bool:
     """Whether the recorded owner still runs (another host's owner is assumed alive)."""
-    if owner.get("host") not in (None, socket.gethostname()):
-        return True
     try:
-        proc = psutil.Process(owner["pid"])
-        if proc.status() == psutil.STATUS_ZOMBIE:  # killed, not yet reaped by its parent
-            return False
-        # a recycled pid belongs to a process started later than the recorded one
-        return abs(proc.create_time() - float(owner.get("create_time", proc.create_time()))) < 1
-    except (psutil.Error, TypeError, ValueError):
+        started = owner.get("create_time")
+        started_by = None if started is None else float(started)
+    except (TypeError, ValueError):
         return False
+    return process_running(owner["pid"], started_by=started_by, host=owner.get("host"))
 
 
 class RunLock:
