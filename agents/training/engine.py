@@ -28,7 +28,6 @@ import contextlib
 import copy
 import json
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -401,23 +400,17 @@ class Engine:
 
     def export(self, model: torch.nn.Module, directory: Path) -> Path | None:
         """Write one HF-format model (``save_pretrained``: config + safetensors) gathered from
-        the shards; every rank calls it, rank 0 writes. Returns the directory on rank 0."""
-        import shutil
-        import tempfile
+        the shards; every rank calls it, rank 0 writes. Returns the directory on rank 0.
+
+        Published with :func:`~empo_gym.atomic_io.atomic_dir`: a kill at any point leaves the
+        previous export or the new one, complete."""
+        from empo_gym.atomic_io import atomic_dir
 
         state = self.full_state_dict(model)
         if self.rank != 0:
             return None
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{directory.name}-", dir=directory.parent))
-        try:
+        with atomic_dir(directory) as tmp:
             model.save_pretrained(str(tmp), state_dict=state)
-            if directory.exists():
-                shutil.rmtree(directory)
-            os.replace(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return directory
 
 
