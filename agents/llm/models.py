@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from empo_gym.atomic_io import atomic_dir
 
 #: Short model names that resolve offline, mapped to (pip package, file inside it).
 MODEL_ALIASES: dict[str, tuple[str, str]] = {
@@ -191,19 +191,11 @@ def _forget_gguf_quantizer(model: Any) -> None:
 
 
 def _atomic_save(model: Any, tokenizer: Any, target: Path) -> None:
-    """Save model (safetensors) + tokenizer to ``target`` via a temp dir and a rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
-    try:
+    """Save model (safetensors) + tokenizer to ``target`` (:func:`atomic_dir`); when another
+    process cached it first, its copy is kept."""
+    with contextlib.suppress(FileExistsError), atomic_dir(target, exclusive=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        if target.exists():  # another process won the race; keep its copy
-            shutil.rmtree(tmp, ignore_errors=True)
-            return
-        os.replace(tmp, target)
-    except Exception:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def load_model_and_tokenizer(
