@@ -1,10 +1,16 @@
-"""Shared fixtures: an isolated cache directory for every test session."""
+"""Shared fixtures: an isolated cache directory for every test session; the toy env ``guess``."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+
+from empo_gym.toy import register_guess_env
+
+# Every test may drive the toy game by name (``evaluate(agent, "guess")``, ``--env guess``);
+# registering it when the tests are collected also registers it in each xdist worker.
+register_guess_env()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -121,7 +121,6 @@ def test_results_memory_files_and_checkpoints_follow_the_umask(tmp_path) -> None
     from empo_gym.agents.training.checkpoint import save_checkpoint
     from empo_gym.harness import evaluate
     from empo_gym.memory import MemoryEntry, MemoryStore
-    from tests.toy_envs import GuessEnv  # noqa: F401
     from tests.training.train_helpers import make_tiny_model
 
     old = os.umask(0o022)

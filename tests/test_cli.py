@@ -9,7 +9,6 @@ import pytest
 from typer.testing import CliRunner
 
 from empo_gym.cli import app
-from tests.toy_envs import GuessEnv  # noqa: F401  (registers the "guess" env)
 
 runner = CliRunner()
 

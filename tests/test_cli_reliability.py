@@ -168,7 +168,6 @@ def test_leaderboard_skips_a_bad_file_with_a_one_line_warning(tmp_path) -> None:
     from empo_gym import leaderboard as lb
     from empo_gym.agents.scripted.random_agent import RandomAgent
     from empo_gym.harness import evaluate
-    from tests.toy_envs import GuessEnv  # noqa: F401  (registers the "guess" env)
 
     result = evaluate(RandomAgent(seed=0), "guess", episodes=2)
     lb.write_entry(lb.entry_from_result(result, agent=RandomAgent(seed=0)), tmp_path)

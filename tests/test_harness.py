@@ -10,7 +10,6 @@ from empo_gym.agents.registry import make_agent
 from empo_gym.agents.scripted.oracle import ScienceWorldOracleAgent
 from empo_gym.agents.scripted.random_agent import RandomAgent
 from empo_gym.harness import EpisodeRecord, aggregate, evaluate
-from tests.toy_envs import GuessEnv  # noqa: F401  (registers the "guess" env)
 
 
 class GuessOracle(ScienceWorldOracleAgent):

@@ -13,14 +13,14 @@ from empo_gym.agents.llm.memory_only import MemoryOnlyAgent
 from empo_gym.agents.ood_trials import plot_trials, run_ood, trial_score_summary
 from empo_gym.leaderboard import load_entry
 from empo_gym.ood import TRANSFERS
+from empo_gym.toy import ToyTextEnv
 from tests.llm.test_memory_only import MemoryStubPolicy
-from tests.toy_envs import GuessEnv
 
 
-def _toy(kwargs: dict[str, Any]) -> GuessEnv:
+def _toy(kwargs: dict[str, Any]) -> ToyTextEnv:
     # the OOD kwargs reach the factory; the toy env stands in for the ScienceWorld target task
     assert kwargs["transfer"] == "bio2-electricity" and kwargs["stage"] == "target"
-    return GuessEnv(split=kwargs["split"], max_steps=1)
+    return ToyTextEnv("guess", split=kwargs["split"], max_steps=1)
 
 
 def _agent() -> MemoryOnlyAgent:

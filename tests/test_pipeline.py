@@ -10,7 +10,6 @@ import pytest
 from empo_gym.agents.registry import _AGENTS
 from empo_gym.agents.scripted.random_agent import RandomAgent
 from empo_gym.pipeline import DEFAULT_EPISODES, RunConfig, run
-from tests.toy_envs import GuessEnv  # noqa: F401  (registers the "guess" env)
 
 
 class FiveEpisodeAgent(RandomAgent):

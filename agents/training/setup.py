@@ -6,7 +6,7 @@ bench train`` and the tests all build their runs here, so they train the same th
 
 Example:
     >>> from empo_gym.agents.training.config import quick_preset
-    >>> from empo_gym.memory._toy import ToyTextEnv
+    >>> from empo_gym.toy import ToyTextEnv
     >>> cfg = quick_preset("empo", "toy", tasks_per_iter=1, group_size=2)
     >>> setup = build_training(cfg, envs=[ToyTextEnv(), ToyTextEnv()])
     >>> type(setup.memory).__name__, len(setup.tasks)

@@ -10,7 +10,6 @@ import pytest
 from empo_gym import leaderboard as lb
 from empo_gym.agents.scripted.random_agent import RandomAgent
 from empo_gym.harness import evaluate
-from tests.toy_envs import GuessEnv  # noqa: F401
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from empo_gym import leaderboard as lb
 from empo_gym.agents.scripted.random_agent import RandomAgent
 from empo_gym.cli import app
 from empo_gym.harness import evaluate
-from tests.toy_envs import GuessEnv  # noqa: F401  (registers the "guess" env)
 
 # The paper's results as its authors published them (arXiv:2602.23008): a transcription check
 # of leaderboard/reported.json and of the OOD pairs' figures.

@@ -9,7 +9,7 @@ from empo_gym.agents.llm.naive import NaiveLLMAgent
 from empo_gym.agents.llm.policy import SamplingConfig
 from empo_gym.agents.llm.prompts import EpisodeState
 from empo_gym.agents.llm.rollout import ResetSpec, RolloutEngine
-from tests.llm.toy_env import ToyTextEnv
+from empo_gym.toy import ToyTextEnv
 
 LIMIT = 900
 LONG = 120  # ScienceWorld's longest episodes (measure-melting-point) run to 120 steps
@@ -30,7 +30,7 @@ class VerboseToyEnv(ToyTextEnv):
 def test_a_120_step_episode_never_exceeds_max_context_tokens(tiny_policy, smol_tokenizer):
     engine = RolloutEngine(
         tiny_policy,
-        [VerboseToyEnv(with_tips=True)],
+        [VerboseToyEnv("echo", with_tips=True)],
         "scienceworld",
         max_turns=LONG,
         sampling=SamplingConfig(temperature=1.0, max_new_tokens=3, seed=0),

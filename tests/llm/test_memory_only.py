@@ -14,7 +14,7 @@ from empo_gym.agents.llm.memory_only import MemoryOnlyAgent, memory_slot
 from empo_gym.agents.llm.policy import Generation, SamplingConfig
 from empo_gym.harness import evaluate
 from empo_gym.memory import MemoryStore
-from tests.toy_envs import GuessEnv
+from empo_gym.toy import GUESS_WORDS, ToyTextEnv
 
 _FAILED = re.compile(r"the specific action you took was (say \w+); Eventually you got the score 0/")
 _WON = re.compile(r"the specific action you took was (say \w+); Eventually you got the score 100/")
@@ -24,7 +24,7 @@ class MemoryStubPolicy:
     """TEST DOUBLE, not a model: a deterministic policy whose choices depend only on the tips.
 
     Action prompts: replay an action a memory says scored 100; else the first word of
-    ``GuessEnv.words`` that no memory says scored 0. Tip prompts (they contain "Write ONE
+    ``GUESS_WORDS`` that no memory says scored 0. Tip prompts (they contain "Write ONE
     sentence"): a fixed sentence. It records every batch it was asked to answer.
     """
 
@@ -42,7 +42,7 @@ class MemoryStubPolicy:
         if won:
             return won[0]
         failed = set(_FAILED.findall(content))
-        for word in GuessEnv.words:
+        for word in GUESS_WORDS:
             if f"say {word}" not in failed:
                 return f"say {word}"
         return "say alpha"
@@ -59,8 +59,8 @@ class MemoryStubPolicy:
         self.closed = True
 
 
-def _guess_env(kwargs: dict[str, Any]) -> GuessEnv:
-    return GuessEnv(max_steps=1)
+def _guess_env(kwargs: dict[str, Any]) -> ToyTextEnv:
+    return ToyTextEnv("guess", max_steps=1)
 
 
 def _agent(**kwargs: Any) -> MemoryOnlyAgent:
@@ -96,7 +96,12 @@ def test_memory_grows_across_episodes_and_tips_reach_the_prompt() -> None:
 def test_batched_generation_and_tips_written_in_one_call() -> None:
     agent = _agent()
     res = evaluate(
-        agent, "guess", episodes=4, seed=0, num_envs=2, make_env=lambda kw: GuessEnv(max_steps=2)
+        agent,
+        "guess",
+        episodes=4,
+        seed=0,
+        num_envs=2,
+        make_env=lambda kw: ToyTextEnv("guess", max_steps=2),
     )
     agent.flush_tips()
     assert len(res.records) == 4
@@ -112,7 +117,12 @@ def test_each_state_is_embedded_once_and_stored_under_that_key() -> None:
     emb = CountingEmbedder()
     agent = MemoryOnlyAgent(policy=MemoryStubPolicy(), store=MemoryStore(emb))
     evaluate(
-        agent, "guess", episodes=4, seed=0, num_envs=2, make_env=lambda kw: GuessEnv(max_steps=2)
+        agent,
+        "guess",
+        episodes=4,
+        seed=0,
+        num_envs=2,
+        make_env=lambda kw: ToyTextEnv("guess", max_steps=2),
     )
     assert agent.flush_tips() > 0 and len(agent.tip_log) == 4
     # retrieval embedded every acted state once; writing tips reused those vectors

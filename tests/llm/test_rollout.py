@@ -7,11 +7,11 @@ import pytest
 
 from empo_gym.agents.llm.naive import NaiveLLMAgent
 from empo_gym.agents.llm.rollout import ResetSpec, RolloutEngine
-from tests.llm.toy_env import ACTIONS, ToyTextEnv
+from empo_gym.toy import ECHO_ACTIONS, ToyTextEnv
 
 
 def test_groups_share_first_observation_and_finished_envs_leave(tiny_policy):
-    envs = [ToyTextEnv() for _ in range(6)]
+    envs = [ToyTextEnv("echo") for _ in range(6)]
     engine = RolloutEngine(tiny_policy, envs, "toy", max_turns=10)
     specs = [ResetSpec(seed=11, options={"length": 2}), ResetSpec(seed=22, options={"length": 4})]
     trajs = engine.run(specs, group_size=3)
@@ -37,12 +37,12 @@ def test_groups_share_first_observation_and_finished_envs_leave(tiny_policy):
         for turn in t.turns:
             assert len(turn.logprobs) == len(turn.response_ids) > 0
             assert turn.prompt_ids == turn.prompt_ids_no_tips and not turn.used_tips
-            assert turn.action in ACTIONS and turn.raw_output is not None
+            assert turn.action in ECHO_ACTIONS and turn.raw_output is not None
         assert t.score == t.episode_return
 
 
 def test_more_rollouts_than_envs_refill_slots(tiny_policy):
-    envs = [ToyTextEnv() for _ in range(2)]
+    envs = [ToyTextEnv("echo") for _ in range(2)]
     engine = RolloutEngine(tiny_policy, envs, "toy")
     trajs = engine.run([ResetSpec(seed=1, options={"length": 1}), 5], group_size=2)
     assert len(trajs) == 4 and engine.stats.batch_sizes[:1] == [2]
@@ -52,13 +52,13 @@ def test_more_rollouts_than_envs_refill_slots(tiny_policy):
 
 
 def test_max_turns_truncates(tiny_policy):
-    engine = RolloutEngine(tiny_policy, [ToyTextEnv()], "toy", max_turns=2)
+    engine = RolloutEngine(tiny_policy, [ToyTextEnv("echo")], "toy", max_turns=2)
     (traj,) = engine.run([ResetSpec(seed=3, options={"length": 9})], group_size=1)
     assert len(traj.turns) == 2 and traj.info["truncated"] and not traj.info["terminated"]
 
 
 def test_memory_mode_records_tips_and_their_span(tiny_policy):
-    envs = [ToyTextEnv(with_tips=True) for _ in range(2)]
+    envs = [ToyTextEnv("echo", with_tips=True) for _ in range(2)]
     engine = RolloutEngine(tiny_policy, envs, "toy")
     trajs = engine.run([ResetSpec(seed=4, options={"length": 2})], group_size=2, memory_mode=True)
     for t in trajs:
@@ -78,7 +78,7 @@ def test_memory_mode_records_tips_and_their_span(tiny_policy):
 
 
 def test_sync_vector_env_is_accepted(tiny_policy):
-    venv = gym.vector.SyncVectorEnv([ToyTextEnv for _ in range(2)])
+    venv = gym.vector.SyncVectorEnv([lambda: ToyTextEnv("echo") for _ in range(2)])
     trajs = RolloutEngine(tiny_policy, venv, "toy").run([ResetSpec(seed=2)], group_size=2)
     assert len(trajs) == 2 and all(len(t.turns) == 3 for t in trajs)
 
@@ -91,21 +91,21 @@ def test_bad_arguments():
 def test_naive_agent_act_batch_drives_envs(tiny_policy):
     agent = NaiveLLMAgent(policy=tiny_policy, env="toy", max_new_tokens=6)
     assert agent.name == "naive" and agent.env_kwargs("toy") == {}
-    envs = [ToyTextEnv() for _ in range(3)]
+    envs = [ToyTextEnv("echo") for _ in range(3)]
     obs, infos = zip(*(e.reset(seed=i) for i, e in enumerate(envs)), strict=True)
     obs, infos = list(obs), list(infos)
     for slot in range(3):
         agent.reset(slot, obs[slot], infos[slot])
     for _ in range(3):
         actions = agent.act_batch([0, 1, 2], obs, infos)
-        assert all(a in ACTIONS for a in actions)
+        assert all(a in ECHO_ACTIONS for a in actions)
         for slot, (env, action) in enumerate(zip(envs, actions, strict=True)):
             o, r, term, trunc, info = env.step(action)
             agent.observe(slot, action, o, r, term, trunc, info)
             obs[slot], infos[slot] = o, info
     assert agent.states[0].step == 3 and agent.parse_stats.total == 9
     assert agent.config()["parse"]["total"] == 9
-    assert agent.act(0, obs[0], infos[0]) in ACTIONS
+    assert agent.act(0, obs[0], infos[0]) in ECHO_ACTIONS
 
 
 def test_memory_wrapper_dict_format_and_use_memory_option(tiny_policy):
@@ -115,7 +115,7 @@ def test_memory_wrapper_dict_format_and_use_memory_option(tiny_policy):
         """Mimics the memory wrapper: Dict observations and a ``use_memory`` reset option."""
 
         def __init__(self) -> None:
-            super().__init__()
+            super().__init__("echo")
             self.observation_space = spaces.Dict(
                 {
                     "observation": spaces.Text(1000),
@@ -149,8 +149,8 @@ def test_memory_wrapper_dict_format_and_use_memory_option(tiny_policy):
 def test_engine_checks_the_policy_protocols(tiny_policy):
     from empo_gym.agents.llm.openai_policy import OpenAIPolicy
 
-    assert RolloutEngine(tiny_policy, [ToyTextEnv()], "toy").token_level
+    assert RolloutEngine(tiny_policy, [ToyTextEnv("echo")], "toy").token_level
     remote = OpenAIPolicy("http://127.0.0.1:9/v1", model="m")  # text only: no token records
-    assert not RolloutEngine(remote, [ToyTextEnv()], "toy").token_level
+    assert not RolloutEngine(remote, [ToyTextEnv("echo")], "toy").token_level
     with pytest.raises(TypeError, match="RolloutEngine needs a Policy; got object, which lacks"):
-        RolloutEngine(object(), [ToyTextEnv()], "toy")  # type: ignore[arg-type]
+        RolloutEngine(object(), [ToyTextEnv("echo")], "toy")  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from empo_gym.agents.llm.models import DEFAULT_MODEL, resolve_model
 from empo_gym.agents.llm.policy import SamplingConfig
 from empo_gym.agents.llm.prompts import EpisodeState, build_prompt
 from empo_gym.agents.llm.rollout import RolloutEngine
-from tests.llm.toy_env import ACTIONS, ToyTextEnv
+from empo_gym.toy import ECHO_ACTIONS, ToyTextEnv
 
 pytestmark = pytest.mark.slow
 
@@ -43,9 +43,9 @@ def test_greedy_answers_a_simple_question(smol_policy):
 def test_rollout_with_the_real_model(smol_policy):
     engine = RolloutEngine(
         smol_policy,
-        [ToyTextEnv() for _ in range(2)],
+        [ToyTextEnv("echo") for _ in range(2)],
         "scienceworld",
         sampling=SamplingConfig(temperature=1.0, max_new_tokens=12, seed=0),
     )
     trajs = engine.run([1], group_size=2)
-    assert len(trajs) == 2 and all(t.turns[-1].action in ACTIONS for t in trajs)
+    assert len(trajs) == 2 and all(t.turns[-1].action in ECHO_ACTIONS for t in trajs)

@@ -20,7 +20,7 @@ from empo_gym.agents.llm.vllm_policy import VLLMPolicy
 from empo_gym.agents.llm.vllm_server import DEFAULT_VLLM_VENV, start_servers
 from empo_gym.agents.llm.vllm_sync import PROBE_TEXT
 from empo_gym.agents.llm.vllm_weights import write_hf_weights
-from tests.llm.toy_env import ToyTextEnv
+from empo_gym.toy import ToyTextEnv
 
 ROOT = Path(__file__).resolve().parents[2]
 VLLM_PYTHON = ROOT / DEFAULT_VLLM_VENV / "bin" / "python"
@@ -60,7 +60,7 @@ def test_rollouts_and_weight_sync_on_a_real_vllm_server(tmp_path):
         assert policy.check_weights(local.model) < 1e-3  # the server serves the same model
 
         def run(p):
-            envs = [ToyTextEnv() for _ in range(4)]
+            envs = [ToyTextEnv("echo") for _ in range(4)]
             return RolloutEngine(p, envs, "toy", max_turns=2, sampling=GREEDY).run([3, 4], 2)
 
         expected, got = run(local), run(policy)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from empo_gym.memory import MemoryStore, MemoryWrapper
-from empo_gym.memory._toy import ToyTextEnv
 from empo_gym.memory.store import MemoryEntry, MemoryFileError
+from empo_gym.toy import ToyTextEnv
 
 WIN = ["go north", "take key", "open chest"]
 

@@ -18,7 +18,7 @@ from empo_gym.memory import (
     TemplateTipWriter,
     memory_slot,
 )
-from empo_gym.memory._toy import ToyTextEnv
+from empo_gym.toy import ToyTextEnv
 from tests.counting import CountingEmbedder
 
 WIN = ["go north", "take key", "open chest"]

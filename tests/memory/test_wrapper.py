@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from empo_gym.memory import MemoryStore, MemoryVectorWrapper, MemoryWrapper
-from empo_gym.memory._toy import ToyTextEnv
+from empo_gym.memory import MemoryStore, MemoryVectorWrapper, MemoryWrapper, compose_prompt
 from empo_gym.memory.tips import TIP_BLOCK_OPEN, Episode, split_tips
-from empo_gym.memory import compose_prompt
+from empo_gym.toy import ToyTextEnv
 
 if "empo_gym/MemoryToy-test" not in gym.registry:
     gym.register("empo_gym/MemoryToy-test", entry_point=ToyTextEnv, kwargs={"unicode": True})

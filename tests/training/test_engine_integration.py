@@ -76,9 +76,9 @@ class _MemberBonus:
 
 
 def test_empo_trains_through_the_rollout_engine_with_tip_stripping(tmp_path, byte_policy):
-    from tests.llm.toy_env import ToyTextEnv
+    from empo_gym.toy import ToyTextEnv
 
-    envs = [ToyTextEnv(with_tips=True) for _ in range(4)]
+    envs = [ToyTextEnv("echo", with_tips=True) for _ in range(4)]
     rollout = engine_rollout_fn(envs, "toy", max_turns=2)
     seen = {}
 
@@ -118,9 +118,9 @@ def test_empo_trains_through_the_rollout_engine_with_tip_stripping(tmp_path, byt
 
 def test_on_policy_ratio_stays_one_across_updates(tmp_path, byte_policy):
     """Sampling log-probs must match the trainer's after every weight update (no stale caches)."""
-    from tests.llm.toy_env import ToyTextEnv
+    from empo_gym.toy import ToyTextEnv
 
-    rollout = engine_rollout_fn([ToyTextEnv() for _ in range(4)], "toy", max_turns=2)
+    rollout = engine_rollout_fn([ToyTextEnv("echo") for _ in range(4)], "toy", max_turns=2)
     cfg = EMPOConfig(
         iterations=3,
         tasks_per_iter=2,
@@ -142,11 +142,11 @@ def test_on_policy_ratio_stays_one_across_updates(tmp_path, byte_policy):
 def test_resumed_llm_run_samples_and_ends_like_an_uninterrupted_one(tmp_path):
     """The real policy seeds each generation from a call counter: the checkpoint carries it, so
     a resumed run draws the same rollouts and ends with the same weights."""
-    from tests.llm.toy_env import ToyTextEnv
+    from empo_gym.toy import ToyTextEnv
 
     def run(out, stop_after=None):
         policy = _byte_policy()
-        envs = [ToyTextEnv(with_tips=True) for _ in range(4)]
+        envs = [ToyTextEnv("echo", with_tips=True) for _ in range(4)]
         cfg = EMPOConfig(
             iterations=3,
             tasks_per_iter=2,

@@ -12,7 +12,7 @@ from empo_gym.agents.llm.vllm_sync import StaleWeightsError
 from empo_gym.agents.training.config import EMPOConfig, GRPOConfig, config_from_dict
 from empo_gym.agents.training.setup import build_training, with_trainer_logprobs
 from empo_gym.agents.training.trainer import TrainingRun, engine_rollout_fn
-from tests.llm.toy_env import ToyTextEnv
+from empo_gym.toy import ToyTextEnv
 from tests.llm.vllm_standin import StandInVLLM
 from tests.training.test_engine_integration import _byte_policy, _MemberBonus
 
@@ -44,7 +44,9 @@ def test_recompute_defaults_to_true_for_vllm_only():
 def test_the_run_wiring_rescores_vllm_rollouts_with_the_trainer():
     def wiring(**kwargs):
         cfg = GRPOConfig(env="toy", **kwargs)
-        return build_training(cfg, envs=[ToyTextEnv(), ToyTextEnv()], tasks=[1]).rollout_fn
+        return build_training(
+            cfg, envs=[ToyTextEnv("echo"), ToyTextEnv("echo")], tasks=[1]
+        ).rollout_fn
 
     assert "with_trainer_logprobs" in wiring(rollout_backend="vllm").__qualname__
     assert "with_trainer_logprobs" not in wiring().__qualname__
@@ -79,7 +81,7 @@ def test_a_vllm_run_syncs_after_every_step_and_rescores_with_the_trainer(tmp_pat
     cfg = _vllm_toy_config(tmp_path, recompute_old_logprobs=recompute)
     with StandInVLLM(local, logprob_offset=0.01) as server:
         policy = VLLMPolicy(local, [server.url], weights_dir=tmp_path / "w")
-        rollout_fn = engine_rollout_fn([ToyTextEnv() for _ in range(4)], "toy", max_turns=2)
+        rollout_fn = engine_rollout_fn([ToyTextEnv("echo") for _ in range(4)], "toy", max_turns=2)
         if cfg.recompute_logprobs:
             rollout_fn = with_trainer_logprobs(rollout_fn)
         run = TrainingRun(cfg, policy, rollout_fn, [3, 14], memory=_MemberBonus(), resume=False)
@@ -142,7 +144,7 @@ def test_a_vllm_run_under_fsdp2_syncs_the_weights_gathered_from_the_shards(
     with StandInVLLM(local, logprob_offset=0.0) as server:
         policy = VLLMPolicy(local, [server.url], weights_dir=tmp_path / "w")
         rollout_fn = with_trainer_logprobs(
-            engine_rollout_fn([ToyTextEnv() for _ in range(4)], "toy", max_turns=2)
+            engine_rollout_fn([ToyTextEnv("echo") for _ in range(4)], "toy", max_turns=2)
         )
         run = TrainingRun(cfg, policy, rollout_fn, [3, 14], memory=_MemberBonus(), resume=False)
         assert run.engine.sharded

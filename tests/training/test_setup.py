@@ -5,7 +5,7 @@ from __future__ import annotations
 from empo_gym.agents.training.config import quick_preset
 from empo_gym.agents.training.setup import build_training, reference_model, training_tasks
 from empo_gym.memory import MemoryWrapper
-from empo_gym.memory._toy import ToyTextEnv
+from empo_gym.toy import ToyTextEnv
 
 
 def test_empo_training_envs_queue_their_episodes_for_the_memory_hooks():
@@ -34,7 +34,7 @@ def test_novelty_threshold_and_embedder_reach_the_memory() -> None:
     """EMPOConfig's novelty settings are the ones the run's novelty reward uses."""
     from empo_gym.agents.training.config import quick_preset
     from empo_gym.agents.training.setup import build_training
-    from empo_gym.memory._toy import ToyTextEnv
+    from empo_gym.toy import ToyTextEnv
 
     default = build_training(
         quick_preset("empo", "toy", tasks_per_iter=1, group_size=2),
