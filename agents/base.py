@@ -79,11 +79,11 @@ class Agent(ABC):
     ) -> None:
         """See the outcome of the last action in ``slot`` (history keeping; default no-op)."""
 
-    def prepare(self, env_name: str, task: str | None, out_dir: str) -> None:  # noqa: B027
+    def prepare(self, env_name: str, task: str | None) -> None:  # noqa: B027
         """Settle the run's settings for ``env_name`` before the untrained policy is evaluated
         (only called when ``learns`` is True, before :meth:`train` with the same arguments)."""
 
-    def train(self, env_name: str, task: str | None, out_dir: str) -> None:  # noqa: B027
+    def train(self, env_name: str, task: str | None) -> None:  # noqa: B027
         """Train before evaluation (only called when ``learns`` is True)."""
 
     def close(self) -> None:  # noqa: B027

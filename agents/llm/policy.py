@@ -254,10 +254,10 @@ def check_policy(policy: object, protocol: type, *, needed_by: str) -> None:
         needed_by: Who needs it (named in the message).
 
     Example:
-        >>> check_policy(object(), Policy, needed_by="RolloutEngine")
+        >>> check_policy(object(), Policy, needed_by="RolloutRunner")
         Traceback (most recent call last):
         ...
-        TypeError: RolloutEngine needs a Policy; got object, which lacks name, sampling, ...
+        TypeError: RolloutRunner needs a Policy; got object, which lacks name, sampling, ...
     """
     if isinstance(policy, protocol):
         return

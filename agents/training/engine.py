@@ -29,11 +29,13 @@ import copy
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from empo_gym.agents.training.process_group import ProcessGroup
 
 log = logging.getLogger(__name__)
 
@@ -127,14 +129,13 @@ def frozen_copy(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
 class Engine:
     """How one process trains: backend, world, device and dtypes (see the module docstring).
 
-    Build it with :meth:`from_config`; :meth:`prepare` then converts the policy in place (before
-    the optimizer is built: AdamW must hold the fp32 / sharded parameters).
+    Build it with :meth:`from_config`; :meth:`wrap_model` then converts the policy in place
+    (before the optimizer is built: AdamW must hold the fp32 / sharded parameters).
 
     Attributes:
         backend: ``ddp`` or ``fsdp2`` (resolved).
-        world_size: Processes in the default process group (1 without one).
-        rank: This process's rank.
-        device: Where this process computes.
+        group: The process group (rank, world size, device, collectives); one process by
+            default.
         compute: Forward/backward dtype.
         fp32_master: Keep trainable weights and AdamW states in fp32.
         activation_checkpointing: Recompute layer activations in the backward pass.
@@ -142,36 +143,30 @@ class Engine:
     """
 
     backend: str = "ddp"
-    world_size: int = 1
-    rank: int = 0
-    device: torch.device = torch.device("cpu")  # noqa: RUF009 (immutable)
+    group: ProcessGroup = field(default_factory=ProcessGroup)
     compute: torch.dtype = torch.float32
     fp32_master: bool = True
     activation_checkpointing: bool = False
     cpu_offload: bool = False
 
     @classmethod
-    def from_config(cls, cfg: Any, device: torch.device | str | None = None) -> Engine:
-        """The engine ``cfg`` asks for in this process (world and rank from torch.distributed).
+    def from_config(cls, cfg: Any, group: ProcessGroup | None = None) -> Engine:
+        """The engine ``cfg`` asks for in this process of ``group`` (None: one process on the
+        CPU; the trainer passes :meth:`ProcessGroup.join`'s).
 
         Example:
             >>> from empo_gym.agents.training.config import GRPOConfig
             >>> Engine.from_config(GRPOConfig(backend="fsdp2")).backend  # one process: plain
             'ddp'
         """
-        import torch.distributed as dist
-
-        dev = torch.device(device) if device is not None else torch.device("cpu")
-        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-        rank = dist.get_rank() if world > 1 else 0
-        backend = resolve_backend(cfg.backend, world, dev)
-        if backend == "fsdp2" and not (dist.is_available() and dist.is_initialized()):
+        group = group if group is not None else ProcessGroup()
+        dev = group.device
+        backend = resolve_backend(cfg.backend, group.world_size, dev)
+        if backend == "fsdp2" and not group.joined:
             backend = "ddp"  # one process without a process group: nothing to shard over
         return cls(
             backend=backend,
-            world_size=world,
-            rank=rank,
-            device=dev,
+            group=group,
             compute=compute_dtype(cfg.compute_dtype, dev),
             fp32_master=cfg.master_dtype == "float32",
             activation_checkpointing=cfg.activation_checkpointing,
@@ -181,6 +176,21 @@ class Engine:
 
     # ------------------------------------------------------------------ properties
     @property
+    def rank(self) -> int:
+        """This process's rank (the group's)."""
+        return self.group.rank
+
+    @property
+    def world_size(self) -> int:
+        """Processes in the run (the group's; 1 without a launcher)."""
+        return self.group.world_size
+
+    @property
+    def device(self) -> torch.device:
+        """Where this process computes (the group's device)."""
+        return self.group.device
+
+    @property
     def sharded(self) -> bool:
         """True when the weights are FSDP2 shards (possibly over a 1-process group, e.g. to
         measure FSDP2 on one GPU; without a process group :meth:`from_config` picks DDP)."""
@@ -189,7 +199,7 @@ class Engine:
     @property
     def distributed(self) -> bool:
         """True with several processes (either backend)."""
-        return self.world_size > 1
+        return self.group.distributed
 
     @property
     def share_prefix(self) -> bool:
@@ -202,7 +212,7 @@ class Engine:
         return not self.activation_checkpointing and not self.sharded
 
     # ------------------------------------------------------------------ model
-    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+    def wrap_model(self, model: torch.nn.Module) -> torch.nn.Module:
         """Convert the policy in place: fp32 masters, activation checkpointing, FSDP2 shards.
 
         Returns the same module (FSDP2 changes its class in place), so ``policy.model`` stays
@@ -302,24 +312,14 @@ class Engine:
     # ------------------------------------------------------------------ update
     def all_reduce_sum(self, value: float) -> float:
         """``value`` summed over processes (itself with one)."""
-        if not self.distributed:
-            return value
-        import torch.distributed as dist
-
-        t = torch.tensor([float(value)], dtype=torch.float64, device=self._comm_device())
-        dist.all_reduce(t)
-        return float(t)
+        return self.group.sum(value)
 
     def balanced_passes(self, local: int) -> int:
         """Micro-batches every rank runs: the most any rank has under FSDP2 (the others pad
         with zero-weight rows), else ``local``."""
         if not self.sharded:
             return local
-        import torch.distributed as dist
-
-        t = torch.tensor([local], dtype=torch.long, device=self._comm_device())
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return int(t)
+        return self.group.max(local)
 
     def sync_gradients(self, params: list[torch.Tensor]) -> None:
         """DDP: mean of the gradients over processes, once per optimizer step (ranks hold
@@ -327,13 +327,10 @@ class Engine:
         reduce-scattered them in the backward pass."""
         if not self.distributed or self.sharded:
             return
-        import torch.distributed as dist
-
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-            dist.all_reduce(p.grad)
-            p.grad.div_(self.world_size)
+        self.group.mean_(p.grad for p in params)
 
     def clip_grad_norm(self, params: list[torch.Tensor], max_norm: float) -> float:
         """Clip the global gradient norm (over every shard) to ``max_norm``; return it."""
@@ -341,11 +338,6 @@ class Engine:
         if hasattr(norm, "full_tensor"):  # DTensor: the norm of the sharded gradients
             norm = norm.full_tensor()
         return float(norm)
-
-    def _comm_device(self) -> torch.device:
-        import torch.distributed as dist
-
-        return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
 
     # ------------------------------------------------------------------ checkpoints
     def save_sharded(

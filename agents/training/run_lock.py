@@ -12,7 +12,7 @@ Example:
     >>> import tempfile
     >>> run_dir = tempfile.mkdtemp()
     >>> with RunLock(run_dir):
-    ...     with RunLock(run_dir):  # the same process may nest (agent, then trainer)
+    ...     with RunLock(run_dir):  # re-entrant: the same process may nest
     ...         pass
 """
 

@@ -1,11 +1,12 @@
 """Train a tiny model with ``train`` on 2 tasks per iteration (helper of test_distributed.py).
 
 Launched as ``accelerate launch --multi_gpu --num_processes 2 distributed_train.py OUT_DIR``
-(torchrun; with no GPU the trainer's ``Accelerator`` runs on CPU over gloo). Each rank writes
-``OUT_DIR/<case>/rank<r>.safetensors`` (its final parameters) and ``rank<r>.json`` (its local
-metrics and the process group it saw); the trainer itself writes under
-``OUT_DIR/<case>/run*``. The test also imports :func:`run_case` to train the single-process
-reference in its own process.
+(torchrun; with no GPU the trainer's :class:`ProcessGroup` joins a gloo group on CPU). Each rank
+writes ``OUT_DIR/<case>/rank<r>.safetensors`` (its final parameters) and ``rank<r>.json`` (its
+local metrics and the process group it saw); the trainer itself writes under
+``OUT_DIR/<case>/run*``; ``OUT_DIR/group_rank<r>.json`` holds what the process group's
+collectives answered on that rank. The test also imports :func:`run_case` to train the
+single-process reference in its own process.
 
 Rollouts are deterministic (no RNG, on-policy log-probs of the current weights), so a rank's
 data depends only on its tasks and the weights: 1- and 2-process runs see the same episodes.
@@ -45,7 +46,7 @@ def make_rollout(case: str):
                 prompt = [1, 10 + task, 20 + m % 2, 5]
                 reward = float((m + task) % 2)  # half of each group: non-zero advantages
                 turn = make_turn(policy.model, prompt, response, reward=reward)
-                # group ids local to the call, like engine_rollout_fn
+                # group ids local to the call, like RolloutRunner
                 trajs.append(Trajectory(f"g{gi}", m, [turn]))
         return trajs
 
@@ -55,7 +56,7 @@ def make_rollout(case: str):
 def run_case(case: str, output_dir: Path):
     """Train a fresh tiny model for :data:`ITERATIONS`; return ``(model, history)``.
 
-    No accelerator is passed: the trainer builds its own, as under ``empo-gym run``.
+    The trainer joins the launcher's process group itself, as under ``empo-gym run``.
     """
     from empo_gym.agents.training.config import GRPOConfig
     from empo_gym.agents.training.trainer import train
@@ -83,13 +84,40 @@ def flat_params(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters()}
 
 
+def group_answers(group: Any) -> dict[str, Any]:
+    """What the process group's collectives answer on this rank (rank-dependent inputs)."""
+    rank = group.rank
+    weights = torch.full((3,), float(rank + 1))  # rank 0: 1s, rank 1: 2s
+    group.broadcast_([weights])
+    grads = torch.tensor([float(rank), 10.0 * rank])
+    group.mean_([grads])
+    group.barrier()
+    return {
+        "rank": rank,
+        "world": group.world_size,
+        "is_main": group.is_main,
+        "device": str(group.device),
+        "mean": group.mean([float(rank), 2.0 * rank + 1.0]),
+        "sum": group.sum(rank + 0.5),
+        "max": group.max(3 * rank + 1),
+        "gather": group.gather(10 + rank),
+        "broadcast": weights.tolist(),
+        "mean_": grads.tolist(),
+        "share": list(range(6))[group.local_share(6)],
+    }
+
+
 def main(out: Path) -> None:
     from accelerate.state import PartialState
     from safetensors.torch import save_file
 
+    from empo_gym.agents.training.process_group import ProcessGroup
+
     torch.set_num_threads(1)  # tiny matrices; 2 ranks share 2 cores
-    state = PartialState(cpu=not torch.cuda.is_available())  # what the trainer's Accelerator uses
-    rank = state.process_index
+    group = ProcessGroup.join()  # what the trainer joins
+    state = PartialState()  # the launch as accelerate sees it (the group joined through it)
+    rank = group.rank
+    (out / f"group_rank{rank}.json").write_text(json.dumps(group_answers(group)))
     for case in CASES:
         case_dir = out / case
         case_dir.mkdir(parents=True, exist_ok=True)
@@ -99,17 +127,17 @@ def main(out: Path) -> None:
         model, history = run_case(case, run_dir)
         save_file(flat_params(model), str(case_dir / f"rank{rank}.safetensors"))
         info = {
-            "world": state.num_processes,
+            "world": group.world_size,
             "distributed_type": str(state.distributed_type.value),
-            "backend": torch.distributed.get_backend() if state.num_processes > 1 else None,
+            "backend": torch.distributed.get_backend() if group.distributed else None,
             "history": [
                 {k: row[k] for k in ("tokens", "steps", "grad_norm", "skipped_steps")}
                 for row in history
             ],
         }
         (case_dir / f"rank{rank}.json").write_text(json.dumps(info))
-    state.wait_for_everyone()
-    state.destroy_process_group()
+    group.barrier()
+    ProcessGroup.leave()
 
 
 if __name__ == "__main__":

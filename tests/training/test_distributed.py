@@ -187,3 +187,18 @@ def test_only_rank_zero_writes_metrics_and_checkpoints(launched):
     # per-rank output dirs: rank 1 must not even create its own
     assert (launched / "unequal" / "run0" / "metrics.jsonl").exists()
     assert not (launched / "unequal" / "run1").exists()
+
+
+def test_process_group_collectives_over_two_ranks(launched):
+    """The trainer's one handle on the process group, joined under ``accelerate launch``: every
+    collective gives both ranks the same answer, computed from both ranks' inputs."""
+    answers = [json.loads((launched / f"group_rank{r}.json").read_text()) for r in (0, 1)]
+    for rank, got in enumerate(answers):
+        assert (got["rank"], got["world"], got["is_main"]) == (rank, 2, rank == 0)
+        assert got["device"] == "cpu"
+        assert got["mean"] == [0.5, 2.0]  # (0, 1) and (1, 3)
+        assert got["sum"] == 2.0 and got["max"] == 4
+        assert got["gather"] == [10, 11]
+        assert got["broadcast"] == [1.0, 1.0, 1.0]  # rank 0's tensor everywhere
+        assert got["mean_"] == [0.5, 5.0]
+    assert [a["share"] for a in answers] == [[0, 2, 4], [1, 3, 5]]

@@ -107,3 +107,33 @@ def test_training_run_refuses_a_locked_output_dir(tmp_path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_training_run_under_its_callers_lock_does_not_take_it_again(tmp_path) -> None:
+    """The learning agent locks the output_dir before its model loads and hands the lock to the
+    trainer: the lock is taken once, and the trainer's close leaves it to its owner."""
+    from empo_gym.agents.training import run_lock
+    from empo_gym.agents.training.config import quick_preset
+    from empo_gym.agents.training.trainer import TrainingRun
+    from tests.training.train_helpers import (
+        BANDIT_VOCAB,
+        BanditPolicy,
+        bandit_rollout,
+        make_tiny_model,
+    )
+
+    cfg = quick_preset("grpo", "toy", group_size=2, output_dir=str(tmp_path / "run"))
+    policy = BanditPolicy(make_tiny_model(0, BANDIT_VOCAB))
+    lock = RunLock(tmp_path / "run").acquire()
+    try:
+        run = TrainingRun(cfg, policy, bandit_rollout, [0], resume=False, run_lock=lock)
+        assert run_lock._held[lock.path][1] == 1  # held once: by the caller
+        run.close()
+        assert (tmp_path / "run" / LOCK_FILE).exists()  # still the caller's
+    finally:
+        lock.release()
+    assert not (tmp_path / "run" / LOCK_FILE).exists()
+    run = TrainingRun(cfg, policy, bandit_rollout, [0], resume=False)  # no lock given: its own
+    assert run_lock._held[lock.path][1] == 1
+    run.close()
+    assert not (tmp_path / "run" / LOCK_FILE).exists()
