@@ -24,8 +24,6 @@ import functools
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,7 +34,7 @@ import numpy as np
 import platformdirs
 from filelock import FileLock
 
-from empo_gym.atomic_io import write_json_atomic
+from empo_gym.atomic_io import atomic_dir, write_json_atomic
 from empo_gym.webshop.catalogue import GeneratedCatalogue, vocabulary_hash
 from empo_gym.webshop.goals import GOAL_SOURCES, GeneratedGoals, GoalSet
 from empo_gym.webshop.nouns import NounTable, expected_noun_method
@@ -171,21 +169,15 @@ def clear_memory_cache() -> None:
 
 
 def _atomic_build(final: Path, build) -> None:
-    """Run ``build(tmp_dir)`` and rename the result to ``final`` (under a file lock)."""
+    """Run ``build(tmp_dir)`` and publish the result as ``final`` (:func:`atomic_dir`, under a
+    file lock); a broken folder (no meta.json) is replaced."""
     final.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(final) + ".lock"):
         if (final / "meta.json").is_file():
             return
-        if final.exists():  # a broken folder (no meta.json): rebuild it
-            shutil.rmtree(final)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-        try:
+        with atomic_dir(final) as tmp:
             meta = build(tmp)
             write_json_atomic(tmp / "meta.json", meta, ensure_ascii=False)
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
 
 def build_generated(root: Path, num_products: int, seed: int) -> Path:
