@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import statistics
 import time
@@ -29,6 +28,7 @@ import empo_gym  # noqa: F401  (registers the env ids)
 from empo_gym.atomic_io import atomic_path, check_writable_file
 from empo_gym.protocols import missing_members
 from empo_gym.registry import get_env_info
+from empo_gym.stats import t_interval
 
 #: The harness adds the episode's reset seed to the first ``info`` under this key, so agents with
 #: their own randomness can seed per episode and results do not depend on ``num_envs``.
@@ -143,15 +143,16 @@ class EvalResult:
 def aggregate(records: list[EpisodeRecord]) -> dict[str, Any]:
     """Success rate, mean score, its standard deviation and 95% confidence half-width.
 
-    ``ci95`` is the normal-approximation half-width ``1.96 * std / sqrt(n)`` of the mean score
-    (0 for a single episode).
+    ``ci95`` is the Student-t half-width of the mean score's 95 % interval
+    (:func:`empo_gym.stats.t_interval`, the interval of every bench and comparison; 0 for a
+    single episode).
 
     Example:
         >>> recs = [EpisodeRecord(i, i, "t", s, s > 70, 5, s / 100, True, False, 0, 0.1)
         ...         for i, s in enumerate([100.0, 50.0])]
         >>> m = aggregate(recs)
         >>> m["success_rate"], m["mean_score"], round(m["score_std"], 2), round(m["ci95"], 2)
-        (0.5, 75.0, 35.36, 49.0)
+        (0.5, 75.0, 35.36, 317.66)
     """
     if not records:
         raise ValueError("cannot aggregate zero episodes; expected at least one record")
@@ -162,7 +163,7 @@ def aggregate(records: list[EpisodeRecord]) -> dict[str, Any]:
         "success_rate": sum(r.success for r in records) / n,
         "mean_score": statistics.fmean(scores),
         "score_std": std,
-        "ci95": 1.96 * std / math.sqrt(n) if n > 1 else 0.0,
+        "ci95": t_interval(scores)[1] if n > 1 else 0.0,
         "episodes": n,
         "mean_steps": statistics.fmean(r.steps for r in records),
         "mean_return": statistics.fmean(r.episode_return for r in records),
