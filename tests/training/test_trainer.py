@@ -165,45 +165,6 @@ def test_learning_curves_png(tmp_path):
     assert plot_curves({"GRPO": tmp_path / "grpo"}, tmp_path / "torn.png").exists()
 
 
-def test_bench_compares_equal_settings():
-    from empo_gym.bench.train import compare_iteration_cost
-
-    common = dict(COMMON, iterations=4, skip_zero_advantage=False)
-    lines: list[str] = []
-    out = compare_iteration_cost(
-        GRPOConfig(**common),
-        EMPOConfig(**common),
-        lambda: BanditPolicy(make_tiny_model(0, BANDIT_VOCAB)),
-        bandit_rollout,
-        TASKS,
-        ListMemory,
-        log=lines.append,
-    )
-    for key in (
-        "grpo_s_per_iter",
-        "empo_s_per_iter",
-        "empo_vs_grpo_iteration_ratio",
-        "paired_ratio_median",
-        "empo_vs_grpo_ratio_skipping_zero_adv",
-        "memory_share_of_iteration",
-        "update_tok_s",
-        "update_forward_tok_s",
-    ):
-        assert out[key] > 0, key
-    assert out["iterations"] == 3 and sum(out["empo_modes"].values()) == 4
-    # side by side: the runs alternate, and which one goes first alternates too
-    order = [line.split()[4].rstrip(":") for line in lines]
-    assert order == ["grpo", "empo", "empo", "grpo", "grpo", "empo", "empo", "grpo"]
-    with pytest.raises(ValueError, match="unequal settings: group_size is 8 for GRPO, 4"):
-        compare_iteration_cost(
-            GRPOConfig(**common),
-            EMPOConfig(**dict(common, group_size=4)),
-            lambda: None,
-            bandit_rollout,
-            TASKS,
-        )
-
-
 @pytest.mark.parametrize(
     "damage",
     [
