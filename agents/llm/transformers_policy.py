@@ -18,38 +18,18 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import torch
 
 from empo_gym.agents.llm.logprobs import token_logprobs
+from empo_gym.agents.llm.lora import LoraSettings
 from empo_gym.agents.llm.models import DEFAULT_MODEL, ModelSource, load_model_and_tokenizer
 from empo_gym.agents.llm.policy import EncodedPrompt, Generation, Message, SamplingConfig
 
 #: A token that ends a sentence: terminal punctuation, closing quotes/brackets, whitespace.
 _SENTENCE_END = re.compile(r"\s*[.!?]+[\"')\]]*\s*")
-
-
-@dataclass
-class LoraSettings:
-    """LoRA adapter settings (peft).
-
-    Attributes:
-        r: Rank.
-        alpha: Scaling numerator.
-        dropout: Dropout on the adapter input.
-        target_modules: Module names the adapters attach to.
-        path: Load a saved adapter from this directory instead of initialising a new one.
-    """
-
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
-    target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
-    )
-    path: str | None = None
 
 
 class TransformersPolicy:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from empo_gym.agents.llm.lora import is_lora
 from empo_gym.atomic_io import atomic_dir, remove_dir, sweep_dead_temps, write_text_atomic
 
 FORMAT_VERSION = 1
@@ -50,10 +51,6 @@ class CheckpointState:
     iteration: int
     extra: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
-
-
-def _is_peft(model: torch.nn.Module) -> bool:
-    return hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -187,7 +184,7 @@ def save_checkpoint(
         files = []
         if model is None:
             pass
-        elif _is_peft(model):
+        elif is_lora(model):
             from peft import get_peft_model_state_dict
 
             adapter = {
@@ -335,13 +332,13 @@ def load_checkpoint(
     if model is None:
         pass
     elif (path / "adapter.safetensors").exists():
-        if not _is_peft(model):
+        if not is_lora(model):
             raise ValueError(f"{path} holds a LoRA adapter; expected a PEFT model to load it into")
         from peft import set_peft_model_state_dict
 
         set_peft_model_state_dict(model, load_file(str(path / "adapter.safetensors")))
     else:
-        if _is_peft(model):
+        if is_lora(model):
             raise ValueError(f"{path} holds full weights; expected a plain model, got a PEFT one")
         load_model(model, str(path / "model.safetensors"))
     if optimizer is not None:

@@ -120,8 +120,10 @@ def run_case(case: str, output_dir: Path, backend: str = "ddp", **kwargs: Any):
 
 def trained_weights(policy: Any) -> dict[str, torch.Tensor]:
     """What the export holds: the adapter of a PEFT model, else every weight (CPU copies)."""
+    from empo_gym.agents.llm.lora import is_lora
+
     model = policy.model
-    if hasattr(model, "peft_config"):
+    if is_lora(model):
         from peft import get_peft_model_state_dict
 
         state = get_peft_model_state_dict(model)
