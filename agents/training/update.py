@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from empo_gym.agents.llm.logprobs import shareable_prefix_len, token_logprobs
+from empo_gym.agents.llm.lora import is_lora
 from empo_gym.agents.llm.trajectory import Trajectory
 from empo_gym.agents.training.config import GRPOConfig
 from empo_gym.agents.training.engine import Engine
@@ -187,7 +188,7 @@ def _reference(model: torch.nn.Module, ref_model: torch.nn.Module | None) -> Ite
     """Yield the reference policy: ``ref_model``, or the LoRA model with its adapter disabled."""
     if ref_model is not None:
         yield ref_model
-    elif hasattr(model, "disable_adapter"):
+    elif is_lora(model):
         with model.disable_adapter():
             yield model
     else:
