@@ -250,7 +250,7 @@ def test_writer_killed_mid_write_leaves_previous_file(tmp_path, kill_at):
         """
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True)
     assert proc.returncode == 9, proc.stderr.decode()
     _same(original, MemoryStore.load(path))
 

@@ -29,7 +29,6 @@ def test_no_jvm_after_normal_interpreter_exit_without_close() -> None:
         [sys.executable, "-c", script],
         capture_output=True,
         text=True,
-        timeout=120,
         env=dict(os.environ),
     )
     assert out.returncode == 0, out.stderr[-2000:]

@@ -173,6 +173,6 @@ def test_spare_jvm_of_a_closed_env_is_stopped() -> None:
     spare = env._supply._next
     assert spare is not None
     env.close()
-    jvm = spare.result(timeout=120)
+    jvm = spare.result()
     jvm.process.wait(timeout=30)
     assert not jvm.alive

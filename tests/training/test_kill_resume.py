@@ -51,7 +51,6 @@ K = 2
 """Iteration index the kill points block in (K iterations completed before it)."""
 N = kt.ITERATIONS
 PER_ITER = kt.ENTRIES_PER_ITERATION
-RUN_TIMEOUT_S = 240.0  # ~6 s on an idle core; generous for a loaded CI box
 TIMING = re.compile(r"(_s|memory_share)$")
 """Metrics keys that are wall-clock timings (everything else is deterministic)."""
 MID_ITERATION = ("rollout", "checkpoint")
@@ -64,7 +63,8 @@ MID_ITERATION = ("rollout", "checkpoint")
 class Script:
     """One launch of kill_train.py with its stdout / stderr in files (no pipe can fill up)."""
 
-    live: list[subprocess.Popen] = []
+    live: list[Script] = []
+    """Every launch of this module (the fixture and a timed-out test stop those still running)."""
 
     def __init__(self, out_dir: Path, *args: str) -> None:
         self.out_dir = out_dir
@@ -82,7 +82,7 @@ class Script:
                 stderr=err,
                 start_new_session=True,
             )
-        Script.live.append(self.proc)
+        Script.live.append(self)
 
     def logs(self) -> str:
         out = self.stdout_path.read_text(errors="replace")[-2000:]
@@ -91,25 +91,15 @@ class Script:
 
     def wait(self) -> dict[str, Any]:
         """Wait for a clean exit; return the summary line the script prints."""
-        try:
-            rc = self.proc.wait(timeout=RUN_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-            raise AssertionError(f"kill_train.py hung > {RUN_TIMEOUT_S} s{self.logs()}") from None
+        rc = self.proc.wait()  # a hang: pytest-timeout fails the test, which stops every launch
         assert rc == 0, f"kill_train.py exited {rc}{self.logs()}"
         return json.loads(self.stdout_path.read_text().strip().splitlines()[-1])
 
     def kill_at_marker(self, marker: Path) -> None:
         """Wait for the kill point's marker, then SIGKILL the process."""
-        deadline = time.monotonic() + RUN_TIMEOUT_S
         while not marker.exists():
             rc = self.proc.poll()
             assert rc is None, f"exited {rc} before reaching its kill point{self.logs()}"
-            if time.monotonic() > deadline:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-                raise AssertionError(f"no kill point after {RUN_TIMEOUT_S} s{self.logs()}")
             time.sleep(0.05)
         os.kill(self.proc.pid, signal.SIGKILL)
         rc = self.proc.wait(timeout=30)
@@ -151,10 +141,7 @@ def runs(request, tmp_path_factory) -> Iterator[dict[str, Future]]:
         yield futures
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-        for proc in Script.live:  # only the processes this module started
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=30)
+        _stop_live()
 
 
 # --- reading what a run left on disk --------------------------------------------------------
@@ -226,8 +213,20 @@ def _iterations_in(entries: list[dict]) -> list[int]:
     return [int(re.match(r"iteration (\d+) ", e["key"]).group(1)) for e in entries]
 
 
+def _stop_live() -> None:
+    """Kill the launches still running (only the processes this module started)."""
+    for script in Script.live:
+        if script.proc.poll() is None:
+            script.proc.kill()
+            script.proc.wait(timeout=30)
+
+
 def _result(runs: dict[str, Future], name: str) -> dict[str, Any]:
-    return runs[name].result(timeout=RUN_TIMEOUT_S * 4)
+    try:
+        return runs[name].result()
+    except pytest.fail.Exception as timeout:  # pytest-timeout: stop every launch (the other
+        _stop_live()  # tests then fail at once, not after their own timeouts), show the logs
+        pytest.fail(f"{timeout}\n" + "".join(script.logs() for script in Script.live))
 
 
 # --- the tests ------------------------------------------------------------------------------
