@@ -116,6 +116,12 @@ def run(
     model: str | None = typer.Option(
         None, "--model", help="LLM agents: model alias, local dir, .gguf file or hub id."
     ),
+    base_url: str | None = typer.Option(
+        None,
+        "--base-url",
+        help="naive / memory-only: evaluate the model NAME (--model) served by this "
+        "OpenAI-compatible server (http://host:port/v1) instead of loading it.",
+    ),
     data_dir: Path | None = typer.Option(
         None,
         "--data-dir",
@@ -173,6 +179,7 @@ def run(
             seed=seed,
             num_envs=num_envs,
             model=model,
+            base_url=base_url,
             out_dir=out,
             trajectories_path=trajectories,
             on_agent=threads_for,

@@ -53,7 +53,13 @@ def agent_envs(name: str) -> list[str]:
     return sorted(_AGENTS[name])
 
 
-def _resolve(name: str, env: str) -> type[Agent]:
+def agent_class(name: str, env: str) -> type[Agent]:
+    """The class agent ``name`` builds for ``env`` (imports its module, builds nothing).
+
+    Example:
+        >>> agent_class("random", "webshop").__name__
+        'WebShopRandomAgent'
+    """
     if name not in _AGENTS:
         raise ValueError(f"unknown agent {name!r}; expected one of: {', '.join(agent_names())}")
     table = _AGENTS[name]
@@ -68,4 +74,4 @@ def _resolve(name: str, env: str) -> type[Agent]:
 
 def make_agent(name: str, env: str, **kwargs: Any) -> Agent:
     """Build agent ``name`` for env ``env`` with constructor ``kwargs``."""
-    return _resolve(name, env)(**kwargs)
+    return agent_class(name, env)(**kwargs)

@@ -113,6 +113,21 @@ def _load_config(config: RunConfig | str | os.PathLike[str] | None) -> RunConfig
     return load_yaml(RunConfig, config)
 
 
+def _check_served_agent(agent: str, env: str, base_url: str) -> None:
+    """Raise ValueError unless agent ``agent`` can act with a model served at ``base_url``."""
+    import inspect
+
+    from empo_gym.agents.registry import agent_class
+
+    cls = agent_class(agent, env)
+    if "base_url" not in inspect.signature(cls).parameters:
+        kind = "trains its own model" if cls.learns else "takes no served model"
+        raise ValueError(
+            f"base_url={base_url!r} (--base-url) applies to agents that act with a served "
+            f"model (naive, memory-only); agent {agent!r} {kind}: drop --base-url"
+        )
+
+
 def run(
     agent: str,
     env: str,
@@ -124,6 +139,7 @@ def run(
     seed: int | None = None,
     num_envs: int | None = None,
     model: str | None = None,
+    base_url: str | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     num_products: int | None | str = "default",
     reward: str | None = None,
@@ -144,7 +160,11 @@ def run(
         env: Env short name (``scienceworld``, ``webshop``, ``ood``, or one registered).
         config: A :class:`RunConfig`, a YAML file of one, or None for the defaults.
         task, split, episodes, seed, num_envs: Override the config's values.
-        model: LLM agents: model alias, local dir, ``.gguf`` file or hub id.
+        model: LLM agents: model alias, local dir, ``.gguf`` file or hub id (with
+            ``base_url``: the name the server serves).
+        base_url: Evaluate the model an OpenAI-compatible server serves at this URL
+            (``http://host:port/v1``) instead of loading it: agents that act with a served
+            model only (``naive``, ``memory-only``), never a learning one.
         data_dir: WebShop only: folder of the original data files (``items_shuffle*.json``,
             ``items_ins_v2*.json``, ``items_human_ins.json``) instead of the generated
             catalogue.
@@ -199,6 +219,10 @@ def run(
     agent_kwargs = dict(cfg.agent)
     if model is not None:
         agent_kwargs["model"] = model
+    if base_url is not None:
+        agent_kwargs["base_url"] = base_url
+    if agent_kwargs.get("base_url") is not None:
+        _check_served_agent(agent, env, agent_kwargs["base_url"])
     the_agent = make_agent(agent, env, **agent_kwargs)
     if the_agent.supported_envs and env not in the_agent.supported_envs:
         raise ValueError(

@@ -124,6 +124,52 @@ def test_bad_config_key_is_rejected(tmp_path) -> None:
     assert res.exit_code == 2 and "unknown config key 'episodez'" in " ".join(res.output.split())
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--agent", "grpo", "--model", "m"],
+            "(--base-url) applies to agents that act with a served model (naive, memory-only); "
+            "agent 'grpo' trains its own model: drop --base-url",
+        ),
+        (["--agent", "random"], "agent 'random' takes no served model: drop --base-url"),
+        (["--agent", "naive"], "needs model=NAME (--model): the name the server serves"),
+    ],
+)
+def test_base_url_misuse_is_a_one_line_error_naming_the_flag(args, message) -> None:
+    url = "http://127.0.0.1:9/v1"  # nothing listens there: the checks come before any request
+    res = runner.invoke(app, ["run", *args, "--env", "guess", "--base-url", url])
+    assert res.exit_code == 2, res.output
+    assert message in " ".join(res.output.split()) and "Traceback" not in res.output
+    res = runner.invoke(
+        app, ["run", "--agent", "naive", "--env", "guess", "--base-url", "h:1", "--model", "m"]
+    )
+    assert res.exit_code == 2 and "base_url='h:1'; expected an http(s) URL" in res.output
+
+
+def test_run_evaluates_a_served_model(tmp_path) -> None:
+    from empo_gym.agents.llm.policy import Generation, SamplingConfig
+    from empo_gym.agents.llm.policy_server import PolicyServer
+
+    class Canned:  # a text-only Policy behind the loopback server: no model loads
+        name = "canned"
+        sampling = SamplingConfig()
+
+        def generate(self, conversations, sampling=None):
+            return [Generation([], [], [], "look") for _ in conversations]
+
+        def close(self) -> None:
+            """Nothing to release."""
+
+    with PolicyServer(Canned()) as server:
+        args = ["run", "--agent", "memory-only", "--env", "guess", "--base-url", server.base_url]
+        res = _run(*args, "--model", "served-x", "--episodes", "2", "--out", str(tmp_path))
+    assert res.exit_code == 0, res.output
+    entry = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert entry["model"] == "served-x" and entry["metrics"]["episodes"] == 2
+    assert entry["config"]["agent"]["base_url"] == server.base_url
+
+
 def test_leaderboard_reports_malformed_file(tmp_path) -> None:
     (tmp_path / "broken.json").write_text('{"schema_version": 1}')
     res = runner.invoke(app, ["leaderboard", str(tmp_path)])

@@ -65,6 +65,8 @@ class MemoryOnlyAgent(NaiveLLMAgent):
     Args:
         model: Model name / path (default ``smollm2-135m-instruct``; ignored with ``policy``).
         policy: A ready policy (anything with the ``generate(conversations, sampling)`` API).
+        base_url: An OpenAI-compatible server serving ``model`` (see
+            :class:`~empo_gym.agents.llm.naive.NaiveLLMAgent`).
         env: Env short name; None = from :meth:`env_kwargs` or guessed from the info.
         temperature: Acting temperature (the paper evaluates at 0.4).
         top_p: Nucleus mass.
@@ -92,6 +94,7 @@ class MemoryOnlyAgent(NaiveLLMAgent):
         model: str | None = None,
         *,
         policy: Policy | None = None,
+        base_url: str | None = None,
         env: str | None = None,
         temperature: float = EVAL_TEMPERATURE,
         top_p: float = 1.0,
@@ -112,6 +115,7 @@ class MemoryOnlyAgent(NaiveLLMAgent):
         super().__init__(
             model,
             policy=policy,
+            base_url=base_url,
             env=env,
             temperature=temperature,
             top_p=top_p,

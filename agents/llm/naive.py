@@ -7,11 +7,12 @@ from typing import Any, ClassVar
 
 from empo_gym.agents.base import Agent
 from empo_gym.agents.llm.acting import Actor, ActStats
+from empo_gym.agents.llm.factory import load_policy
 from empo_gym.agents.llm.models import DEFAULT_MODEL
+from empo_gym.agents.llm.openai_policy import check_base_url
 from empo_gym.agents.llm.parsing import ParseStats
 from empo_gym.agents.llm.policy import Policy, SamplingConfig
 from empo_gym.agents.llm.prompts import EpisodeState
-from empo_gym.agents.llm.transformers_policy import TransformersPolicy
 from empo_gym.memory.observation import split_observation
 from empo_gym.registry import env_profile
 
@@ -38,8 +39,14 @@ class NaiveLLMAgent(Agent):
     """Zero-shot LLM agent: prompt, one batched generation over all active slots, parse.
 
     Args:
-        model: Model name / path for a :class:`TransformersPolicy` (ignored with ``policy``).
+        model: Model name / path for a
+            :class:`~empo_gym.agents.llm.transformers_policy.TransformersPolicy`, or with
+            ``base_url`` the served model's name (ignored with ``policy``).
         policy: A ready policy (shared with other agents or a server-backed one).
+        base_url: An OpenAI-compatible server (``http://host:port/v1``) that serves ``model``:
+            the agent evaluates it through an
+            :class:`~empo_gym.agents.llm.openai_policy.OpenAIPolicy` instead of loading a model
+            (``empo-gym run --base-url URL --model NAME``).
         env: Env short name; when None it is taken from :meth:`env_kwargs` or guessed.
         temperature: Sampling temperature (the paper evaluates at 0.4).
         top_p: Nucleus mass.
@@ -59,6 +66,7 @@ class NaiveLLMAgent(Agent):
         model: str | None = None,
         *,
         policy: Policy | None = None,
+        base_url: str | None = None,
         env: str | None = None,
         temperature: float = EVAL_TEMPERATURE,
         top_p: float = 1.0,
@@ -69,8 +77,15 @@ class NaiveLLMAgent(Agent):
         prompt_style: str | None = None,
         action_format: str | None = None,
     ) -> None:
+        if base_url is not None:  # checked now: the policy is built at the first action
+            check_base_url(base_url)
+            if not model:
+                raise ValueError(
+                    f"base_url={base_url!r} needs model=NAME (--model): the name the server serves"
+                )
         self._model_name = model or DEFAULT_MODEL
         self._policy = policy
+        self.base_url = base_url
         self.env_name = env
         self.temperature = temperature
         self.top_p = top_p
@@ -90,7 +105,9 @@ class NaiveLLMAgent(Agent):
     def policy(self) -> Policy:
         """The policy, loaded on first use."""
         if self._policy is None:
-            self._policy = TransformersPolicy(self._model_name, sampling=self._sampling())
+            self._policy = load_policy(
+                self._model_name, base_url=self.base_url, sampling=self._sampling()
+            )
         return self._policy
 
     @property
@@ -107,9 +124,11 @@ class NaiveLLMAgent(Agent):
         )
 
     def config(self) -> dict[str, Any]:
-        """Settings recorded in the leaderboard entry."""
+        """Settings recorded in the leaderboard entry (the server too when one serves it)."""
+        served = {} if self.base_url is None else {"base_url": self.base_url}
         return {
             "model": self.model,
+            **served,
             "temperature": self.temperature,
             "top_p": self.top_p,
             "max_new_tokens": self._sampling().max_new_tokens,

@@ -24,6 +24,21 @@ from empo_gym.agents.llm.policy import Generation, Message, SamplingConfig
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 
 
+def check_base_url(base_url: str) -> None:
+    """Raise ValueError unless ``base_url`` is an http(s) URL (a server's ``.../v1`` root).
+
+    Example:
+        >>> check_base_url("127.0.0.1:8000/v1")
+        Traceback (most recent call last):
+        ...
+        ValueError: base_url='127.0.0.1:8000/v1'; expected an http(s) URL such as 'http://127.0.0.1:8000/v1'
+    """
+    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+        raise ValueError(
+            f"base_url={base_url!r}; expected an http(s) URL such as 'http://127.0.0.1:8000/v1'"
+        )
+
+
 class OpenAIPolicy:
     """Chat policy over HTTP against an OpenAI-compatible server.
 
@@ -56,10 +71,7 @@ class OpenAIPolicy:
         retries: int = 2,
         request_logprobs: bool = True,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(
-                f"base_url={base_url!r}; expected an http(s) URL such as 'http://127.0.0.1:8000/v1'"
-            )
+        check_base_url(base_url)
         self.base_url = base_url.rstrip("/")
         self.name = model
         self.api_key_env = api_key_env

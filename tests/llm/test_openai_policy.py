@@ -223,3 +223,35 @@ def test_server_default_budget_is_capped_and_a_slow_generation_times_out() -> No
     with PolicyServer(slow, request_timeout=0.5) as server:
         status, reply = _post(server.base_url, json.dumps({"messages": MSG}).encode())
     assert status == 504 and "longer than 0.5 s" in reply["error"]["message"]
+
+
+@pytest.mark.slow
+def test_cli_run_evaluates_a_model_the_policy_server_serves(tiny_policy, tmp_path) -> None:
+    """``empo-gym run --agent naive --env webshop --base-url URL --model NAME`` end to end."""
+    from typer.testing import CliRunner
+
+    from empo_gym.cli import app
+
+    calls = []
+    original = tiny_policy.generate
+
+    def counting(conversations, sampling=None):
+        calls.append(len(conversations))
+        return original(conversations, sampling)
+
+    tiny_policy.generate = counting
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("env_kwargs: {max_steps: 3}\n")
+    out = tmp_path / "lb"
+    with PolicyServer(tiny_policy) as server:
+        args = ["run", "--agent", "naive", "--env", "webshop", "--base-url", server.base_url]
+        args += ["--model", "tiny-served", "--episodes", "2", "--config", str(cfg)]
+        res = CliRunner().invoke(app, [*args, "--out", str(out)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    (row,) = out.glob("*.json")
+    entry = json.loads(row.read_text())
+    assert entry["agent"] == "naive" and entry["model"] == "tiny-served"
+    assert entry["config"]["agent"]["base_url"] == server.base_url
+    assert entry["metrics"]["episodes"] == 2
+    assert all(e["steps"] >= 1 for e in entry["episodes"])
+    assert sum(calls) >= 2  # every action came from the server's policy
