@@ -18,15 +18,16 @@ follow the trainer's, else :class:`StaleWeightsError`.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from empo_gym.agents.llm.http_json import get_json
+from empo_gym.agents.llm.lora import is_lora
 from empo_gym.agents.llm.vllm_server import url_host
-from empo_gym.agents.llm.vllm_weights import is_lora, write_hf_weights
+from empo_gym.agents.llm.vllm_weights import write_hf_weights
+from empo_gym.atomic_io import remove_dir
 
 #: Weight-sync modes.
 WEIGHT_SYNC_MODES = ("disk", "nccl")
@@ -102,13 +103,12 @@ class WeightSync:
     def _push_disk(self, model: Any, state_dict: dict[str, Any] | None = None) -> None:
         self.version += 1
         target = self.weights_dir / f"v{self.version}"
-        shutil.rmtree(target, ignore_errors=True)
-        write_hf_weights(model, target, state_dict=state_dict)
+        write_hf_weights(model, target, state_dict=state_dict)  # replaces a stale copy
         body = {"method": "reload_weights", "kwargs": {"weights_path": str(target.resolve())}}
         self.each_server("/collective_rpc", body)
         for old in self.weights_dir.glob("v*"):  # keep the served version only
             if old.name != target.name and old.name[1:].isdigit():
-                shutil.rmtree(old, ignore_errors=True)
+                remove_dir(old)
 
     def _push_nccl(self, model: Any, rank: int) -> None:
         try:

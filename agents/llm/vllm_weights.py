@@ -11,9 +11,11 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
+
+from empo_gym.agents.llm.lora import is_lora
+from empo_gym.atomic_io import atomic_dir
 
 
 def write_hf_weights(
@@ -29,8 +31,9 @@ def write_hf_weights(
     vLLM serves exactly the trained policy. Tied input / output embeddings are written untied
     (``lm_head.weight`` stored, ``tie_word_embeddings: false``): vLLM's in-place
     ``reload_weights`` does not re-tie them and would keep serving the old output layer, so a
-    server must be started from such a checkpoint. The directory is written under a temporary
-    name and renamed, so a reader never sees half of it.
+    server must be started from such a checkpoint. The directory is published with
+    :func:`~empo_gym.atomic_io.atomic_dir`: a reader never sees half of it, and a kill at any
+    point leaves the previous copy or the new one.
 
     Args:
         model: A ``transformers`` causal LM (or a peft model around one).
@@ -45,25 +48,14 @@ def write_hf_weights(
             "model (vLLM serves merged weights: train full-parameter under FSDP2 with vLLM)"
         )
     target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     # peft: vLLM loads plain checkpoints (the copy keeps the trainer's adapter training)
     plain = copy.deepcopy(model).merge_and_unload() if is_lora(model) else model
-    plain.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
-    _untie_output_embeddings(plain, tmp)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
+    with atomic_dir(target) as tmp:
+        plain.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
+        _untie_output_embeddings(plain, tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
     return target
-
-
-def is_lora(model: Any) -> bool:
-    """Whether ``model`` is a peft (LoRA) model (vLLM serves plain weights: merge it first)."""
-    from peft import PeftModel
-
-    return isinstance(model, PeftModel)
 
 
 def _untie_output_embeddings(model: Any, directory: Path) -> None:
