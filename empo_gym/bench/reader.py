@@ -37,13 +37,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import random
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -52,6 +51,7 @@ from typing import Any
 
 import torch
 
+from empo_gym.atomic_io import atomic_dir
 from empo_gym.doors import FAMILIES, door_action, make_layout, room_text
 from empo_gym.memory.episode import Episode
 from empo_gym.memory.tips import format_memory
@@ -474,17 +474,12 @@ def reader_policy(
         model, tokenizer, report = teach_reader(settings, log=log)
         if log is not None:
             log(f"[reader] taught: {json.dumps(report)}")
-        if cache:
-            directory.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=directory.parent))
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            (tmp / "reader.json").write_text(
-                json.dumps({"settings": asdict(settings), "report": report}, indent=1)
-            )
-            try:
-                os.replace(tmp, directory)
-            except OSError:  # another process cached it first
-                shutil.rmtree(tmp, ignore_errors=True)
+        if cache:  # when another process cached it first, its copy is kept
+            with contextlib.suppress(FileExistsError), atomic_dir(directory, exclusive=True) as tmp:
+                model.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
+                (tmp / "reader.json").write_text(
+                    json.dumps({"settings": asdict(settings), "report": report}, indent=1)
+                )
     model.eval()
     return TransformersPolicy(model, tokenizer=tokenizer, sampling=sampling)
