@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -50,7 +51,7 @@ def test_envs_memory_and_harness_never_load_agent_code(tmp_path: Path) -> None:
     proc = _run(
         "import sys, empo_gym, empo_gym.harness, empo_gym.memory, empo_gym.spaces, "
         "empo_gym.registry, empo_gym.ood, empo_gym.webshop, empo_gym.scienceworld.env, "
-        "empo_gym.adapters.trl;"
+        "empo_gym.adapters.trl, empo_gym.toy;"
         # the benches and tools are a top layer (they import the agents), like the pipeline
         "top = ('empo_gym.agents', 'empo_gym.bench', 'empo_gym.tools');"
         "loaded = sorted(m for m in sys.modules if m.startswith(top));"
@@ -58,6 +59,126 @@ def test_envs_memory_and_harness_never_load_agent_code(tmp_path: Path) -> None:
         tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+# The layers of docs/CONVENTIONS.md by top package (the root package, or ``empo_gym.<name>`` with
+# everything under it): a module imports its own layer and the ones below, never one above.
+# Every top package is listed, so a new one has to take a layer.
+LAYERS: dict[int, tuple[str, ...]] = {
+    # 1. envs, memory, and the primitives everything shares
+    1: (
+        "empo_gym",
+        "empo_gym.spaces",
+        "empo_gym.registry",
+        "empo_gym.scienceworld",
+        "empo_gym.webshop",
+        "empo_gym.ood",
+        "empo_gym.doors",
+        "empo_gym.toy",
+        "empo_gym.memory",
+        "empo_gym.adapters",
+        "empo_gym.atomic_io",
+        "empo_gym.processes",
+        "empo_gym.provenance",
+        "empo_gym.protocols",
+        "empo_gym.yaml_config",
+        "empo_gym.deprecation",
+        "empo_gym.stats",
+    ),
+    # 2. the harness (it defines the EvalAgent protocol) and what reads its results
+    2: ("empo_gym.harness", "empo_gym.comparison", "empo_gym.leaderboard"),
+    # 3. agents, LLM policies, trainers
+    3: ("empo_gym.agents",),
+    # 4. what drives the agents: pipeline, CLI, benchmarks, operator tools
+    4: ("empo_gym.pipeline", "empo_gym.cli", "empo_gym.bench", "empo_gym.tools"),
+}
+# Upward imports that exist today, each with its reason (the test fails once one is gone).
+KNOWN_UPWARD = {
+    # the leaderboard page plots a trainer's metrics.jsonl through the trainers' one reader
+    # (a file format with no agent code, which belongs below the leaderboard)
+    ("empo_gym.leaderboard.html", "empo_gym.agents.training.metrics"),
+}
+
+
+def _top(module: str) -> str:
+    """The top package ``module`` belongs to (``empo_gym.agents.llm.x`` -> ``empo_gym.agents``)."""
+    return ".".join(module.split(".")[:2])
+
+
+def _source_modules() -> dict[str, Path]:
+    """Every module of the installed tree by import name, with its source file."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    dirs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    modules = {"empo_gym.cli": ROOT / "cli.py"}  # empo_gym/cli.py links to it
+    for name, folder in dirs.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            if path.is_symlink():
+                continue
+            parts = path.relative_to(ROOT / folder).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            modules[".".join((name, *parts))] = path
+    return modules
+
+
+def _empo_imports(module: str, path: Path, known: set[str]) -> list[tuple[str, int]]:
+    """(module, line) of every ``empo_gym`` import in ``path``: module level, inside functions
+    and under ``if TYPE_CHECKING`` alike (relative imports resolved)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            for alias in node.names:  # ``from empo_gym import toy`` imports empo_gym.toy
+                sub = f"{base}.{alias.name}"
+                found.append((sub if sub in known else base, node.lineno))
+    return [(name, line) for name, line in found if name.split(".")[0] == "empo_gym"]
+
+
+def test_every_import_statement_respects_the_layers() -> None:
+    modules = _source_modules()
+    layer = {top: n for n, tops in LAYERS.items() for top in tops}
+    missing = sorted({_top(m) for m in modules} - set(layer))
+    assert not missing, f"top packages without a layer: {missing}; add each to LAYERS"
+    upward, known = [], set()
+    for module, path in sorted(modules.items()):
+        for target, line in _empo_imports(module, path, set(modules)):
+            where = f"{path.relative_to(ROOT)}:{line}"
+            assert _top(target) in layer, f"{where} imports {target}, which is no module"
+            if layer[_top(target)] <= layer[_top(module)]:
+                continue
+            if (module, target) in KNOWN_UPWARD:
+                known.add((module, target))
+                continue
+            upward.append(
+                f"{where}: {module} (layer {layer[_top(module)]}) imports {target} "
+                f"(layer {layer[_top(target)]})"
+            )
+    assert not upward, "imports from a higher layer:\n" + "\n".join(upward)
+    assert known == KNOWN_UPWARD, f"fixed: drop {sorted(KNOWN_UPWARD - known)} from KNOWN_UPWARD"
+
+
+def test_the_layer_scan_sees_imports_inside_functions(tmp_path: Path) -> None:
+    source = tmp_path / "probe.py"
+    source.write_text(
+        "import os\n"
+        "from . import spaces\n"
+        "def f():\n"
+        "    from empo_gym.agents.base import Agent\n"
+        "    if True:\n"
+        "        import empo_gym.bench.train\n"
+    )
+    known = {"empo_gym.spaces", "empo_gym.agents.base", "empo_gym.bench.train"}
+    assert _empo_imports("empo_gym.probe", source, known) == [
+        ("empo_gym.spaces", 2),
+        ("empo_gym.agents.base", 4),
+        ("empo_gym.bench.train", 6),
+    ]
 
 
 @pytest.mark.slow
