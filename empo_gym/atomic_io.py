@@ -213,8 +213,9 @@ def follow_umask(path: str | os.PathLike[str]) -> None:
 
 def make_temp_dir(parent: str | os.PathLike[str], name: str) -> Path:
     """A new directory in ``parent`` named for ``name`` and this process (swept once it dies),
-    with the permissions the umask allows: for a writer that moves it into place itself
-    (prefer :func:`atomic_dir`)."""
+    with the permissions the umask allows, after sweeping what dead writers left in ``parent``:
+    a scratch folder, or one a writer moves into place itself (prefer :func:`atomic_dir`)."""
+    sweep_dead_temps(parent)
     return _make_temp(parent, name, "build")
 
 

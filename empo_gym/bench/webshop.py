@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from empo_gym.atomic_io import make_temp_dir
+
 _ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -211,7 +213,8 @@ def run_original_data_bench(
         ``{"original_file_mb", "original_build_s", "original_build_rss_mb",
         "original_load_s", "original_load_rss_mb"}`` (each suffixed with the size label).
     """
-    tmp = tempfile.mkdtemp(prefix="empo-gym-bench-orig-", dir=work_dir)
+    # named for this process: a killed bench's folder is swept by the next one in work_dir
+    tmp = make_temp_dir(work_dir or tempfile.gettempdir(), "empo-gym-bench-orig")
     label = size_label(num_products)
     try:
         log(f"[webshop bench] writing {num_products:,} products in the original format ...")
