@@ -19,7 +19,7 @@ augmented observations (:func:`~empo_gym.memory.compose_observation`, the wrappe
 whose prompt, batched generation and parsing it reuses. Its episodes are recorded by an
 :class:`~empo_gym.memory.EpisodeRecorder` (the memory wrapper's and the trainer's too), keyed by
 the embeddings computed for retrieval; finished ones are queued, and their tips are written
-(:func:`~empo_gym.agents.llm.tip_writer.policy_tip_writer`) with ONE batched generation at the
+(:func:`~empo_gym.agents.training.empo.policy_tip_writer`) with ONE batched generation at the
 start of the next ``act_batch`` (before the new episodes act, so they already see them), or by
 :meth:`MemoryOnlyAgent.flush_tips` / :meth:`MemoryOnlyAgent.close`.
 
@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 
 from empo_gym.agents.llm.naive import EVAL_TEMPERATURE, NaiveLLMAgent
 from empo_gym.agents.llm.policy import Policy, SamplingConfig
-from empo_gym.agents.llm.tip_writer import policy_tip_writer
+from empo_gym.agents.training.empo import policy_tip_writer
 from empo_gym.memory import (
     SLOT_MODES,
     Embedder,

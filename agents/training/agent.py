@@ -131,7 +131,7 @@ class LearningAgent(Agent):
             self.policy = make_policy(cfg)
         self._actor = None  # the trained evaluation starts with fresh episode state and counts
         setup = build_training(cfg)
-        memory = setup.memory
+        algorithm = setup.algorithm
 
         def progress(row: dict[str, Any]) -> None:
             print(
@@ -148,7 +148,7 @@ class LearningAgent(Agent):
                 self.policy,
                 setup.rollout_fn,
                 setup.tasks,
-                memory=memory,
+                algorithm=algorithm,
                 ref_model=reference_model(cfg, self.policy),
                 on_iteration=progress,
             )
@@ -173,8 +173,7 @@ class LearningAgent(Agent):
             "curve": str(curve),
             "metrics": str(self.run_dir / "metrics.jsonl"),
         }
-        if memory is not None:
-            self.train_summary.update(memory.stats())
+        self.train_summary.update(algorithm.stats())  # EMPO²: memory size, tips written
 
     # -- acting (evaluation) ---------------------------------------------------------------
     def _ensure_actor(self) -> Any:

@@ -1,5 +1,8 @@
 """Hyperparameters of the GRPO and EMPO² trainers: one dataclass each, loaded from YAML.
 
+:class:`GRPOConfig` is here; EMPO²'s :class:`~empo_gym.agents.training.empo.EMPOConfig` extends
+it beside the rest of the method (:mod:`empo_gym.agents.training.empo`).
+
 Defaults are the paper's (ScienceWorld recipe); :func:`paper_preset` applies the per-env
 differences and :func:`quick_preset` the CPU settings of ``empo-gym run`` (the values of both
 live in :mod:`empo_gym.agents.training.presets`). Every value is
@@ -22,7 +25,6 @@ from typing import Any
 
 from empo_gym.agents.llm.vllm_sync import WEIGHT_SYNC_MODES
 from empo_gym.agents.training.presets import preset_base
-from empo_gym.memory.embedders import EMBEDDER_NAMES
 from empo_gym.registry import ACTION_FORMATS, PROMPT_STYLES
 from empo_gym.yaml_config import check_fields, from_dict, read_yaml
 
@@ -302,11 +304,22 @@ class GRPOConfig:
             return self.recompute_old_logprobs
         return self.rollout_backend == "vllm"
 
+    @property
+    def intrinsic_return_scale(self) -> float:
+        """Weight of ``Turn.intrinsic_reward`` in the return the update normalises: 0 (GRPO has
+        no intrinsic reward; EMPO²'s config says its own).
+
+        Example:
+            >>> GRPOConfig().intrinsic_return_scale
+            0.0
+        """
+        return 0.0
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field plus ``agent`` (for metrics and leaderboard entries).
 
         Example:
-            >>> GRPOConfig().to_dict()["agent"], EMPOConfig().to_dict()["memory_prob"]
+            >>> GRPOConfig().to_dict()["agent"], config_class("empo")().to_dict()["memory_prob"]
             ('grpo', 0.25)
         """
         out = {"agent": self.agent}
@@ -314,65 +327,6 @@ class GRPOConfig:
             value = getattr(self, f.name)
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
-
-
-@dataclass
-class EMPOConfig(GRPOConfig):
-    """EMPO² trainer settings: GRPO's plus memory rollouts, tip distillation, intrinsic reward."""
-
-    memory_prob: float = 0.25
-    """p: probability that an iteration's rollouts are memory-augmented."""
-    off_policy_prob: float = 2.0 / 3.0
-    """q: probability that a memory iteration updates off-policy (tips stripped)."""
-    intrinsic_reward: bool = True
-    """Add the novelty bonus r_int = 1/(n+1) of memory rollouts to the returns."""
-    intrinsic_scale: float = 1.0
-    """Scale of the intrinsic reward relative to the env reward."""
-    novelty_threshold: float | None = None
-    """Cosine similarity above which two states count as the same for the novelty bonus; None =
-    the embedder's calibrated default (0.9 for hashing and minilm). Set too low, every state
-    counts as seen and the bonus vanishes."""
-    memory_embedder: str = "hashing"
-    """Embedder of memory keys and novelty: ``hashing`` (no model) or ``minilm``."""
-    memory_top_k: int = 10
-    """Memories retrieved per turn."""
-    memory_min_similarity: float = 0.5
-    """Cosine similarity a stored state must exceed to be retrieved."""
-    memory_capacity: int = 1000
-    """FIFO cap of entries per memory slot (one slot per training task instance)."""
-    tip_max_tokens: int = 128
-    """Generated tokens for the one-sentence tip written after each trajectory."""
-
-    @property
-    def agent(self) -> str:
-        """``grpo`` or ``empo``."""
-        return "empo"
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first field whose value is out of range."""
-        super().validate()
-        _require(self, "memory_prob", 0 <= self.memory_prob <= 1, "a probability in [0, 1]")
-        _require(self, "off_policy_prob", 0 <= self.off_policy_prob <= 1, "a probability in [0, 1]")
-        _require(self, "intrinsic_scale", self.intrinsic_scale >= 0, ">= 0")
-        _require(
-            self,
-            "novelty_threshold",
-            self.novelty_threshold is None or -1 <= self.novelty_threshold <= 1,
-            "a cosine in [-1, 1] or null (the embedder's calibrated default)",
-        )
-        _require(
-            self,
-            "memory_embedder",
-            self.memory_embedder in EMBEDDER_NAMES,
-            f"one of {list(EMBEDDER_NAMES)}",
-        )
-        _require(self, "memory_top_k", self.memory_top_k >= 1, ">= 1")
-        _require(self, "memory_min_similarity", -1 <= self.memory_min_similarity <= 1, "in [-1, 1]")
-        _require(self, "memory_capacity", self.memory_capacity >= 1, ">= 1")
-        _require(self, "tip_max_tokens", self.tip_max_tokens >= 1, ">= 1")
-
-
-TrainConfig = GRPOConfig | EMPOConfig
 
 
 def config_class(agent: str) -> type[GRPOConfig]:
@@ -384,7 +338,11 @@ def config_class(agent: str) -> type[GRPOConfig]:
     """
     if agent not in AGENTS:
         raise ValueError(f"agent={agent!r}; expected one of {list(AGENTS)}")
-    return EMPOConfig if agent == "empo" else GRPOConfig
+    if agent == "empo":
+        from empo_gym.agents.training.empo import EMPOConfig  # empo.py builds on this module
+
+        return EMPOConfig
+    return GRPOConfig
 
 
 def paper_preset(agent: str, env: str = "scienceworld", **overrides: Any) -> GRPOConfig:
@@ -460,10 +418,8 @@ __all__ = [
     "AGENTS",
     "BACKENDS",
     "COMPUTE_DTYPES",
-    "EMPOConfig",
     "GRPOConfig",
     "MASTER_DTYPES",
-    "TrainConfig",
     "config_class",
     "config_from_dict",
     "load_config",

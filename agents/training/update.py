@@ -3,7 +3,7 @@
 Reads like the objective: returns -> group-relative advantages -> broadcast to every response
 token of every turn -> low-probability turn masking -> clipped token-level loss (+ k3 KL) ->
 gradient accumulation over micro-batches -> grad-norm clip -> AdamW step. The update mode only
-decides which prompt the numerator is scored under (:mod:`empo_gym.agents.training.modes`).
+decides which prompt the numerator is scored under (:mod:`empo_gym.agents.training.algorithm`).
 
 Each turn of a trajectory is one row: ``prompt ids + response ids``, scored in one forward pass
 by :func:`empo_gym.agents.llm.logprobs.token_logprobs`.
@@ -23,6 +23,7 @@ import torch
 from empo_gym.agents.llm.logprobs import shareable_prefix_len, token_logprobs
 from empo_gym.agents.llm.lora import is_lora
 from empo_gym.agents.llm.trajectory import Trajectory
+from empo_gym.agents.training.algorithm import UpdateMode, denominator_prompt, numerator_prompt
 from empo_gym.agents.training.config import GRPOConfig
 from empo_gym.agents.training.engine import Engine
 from empo_gym.agents.training.losses import (
@@ -32,11 +33,13 @@ from empo_gym.agents.training.losses import (
     low_prob_turn_mask,
     masked_sum,
 )
-from empo_gym.agents.training.modes import UpdateMode, denominator_prompt, numerator_prompt
 
 
 def trajectory_return(traj: Trajectory, intrinsic_scale: float = 0.0) -> float:
     """The return GRPO normalises: env rewards plus the scaled intrinsic rewards.
+
+    ``intrinsic_scale`` is the config's ``intrinsic_return_scale``: 0 for GRPO; EMPO²'s novelty
+    bonus (:mod:`empo_gym.agents.training.empo`) times ``intrinsic_scale`` when it is on.
 
     The reference code adds each turn's intrinsic reward on that turn's last token; with an
     outcome (trajectory-level) advantage that equals adding their sum to the return.
@@ -109,7 +112,7 @@ def build_turn_batch(
         ValueError: A turn's log-probabilities do not match its response length.
     """
     trajs = _flatten(groups)
-    scale = cfg.intrinsic_scale if getattr(cfg, "intrinsic_reward", False) else 0.0
+    scale = cfg.intrinsic_return_scale
     returns = torch.tensor([trajectory_return(t, scale) for t in trajs], dtype=torch.float32)
     group_ids = [gi for gi, group in enumerate(groups) for _ in group]
     traj_adv = group_advantages(returns, group_ids, eps=cfg.adv_eps)  # [T]

@@ -10,9 +10,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from empo_gym.agents.llm.policy import TrainablePolicy
-from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
-from empo_gym.agents.training.modes import RolloutMode
-from empo_gym.agents.training.trainer import MemoryHooks, RolloutFn, TrainingRun
+from empo_gym.agents.training.algorithm import Algorithm, RolloutMode
+from empo_gym.agents.training.config import GRPOConfig
+from empo_gym.agents.training.empo import EMPOConfig
+from empo_gym.agents.training.trainer import RolloutFn, TrainingRun
 
 #: Fields that may differ between the two configs of a fair comparison.
 _FREE_FIELDS = {"output_dir"}
@@ -46,7 +47,7 @@ def compare_iteration_cost(
     make_policy: Callable[[], TrainablePolicy],
     rollout_fn: RolloutFn,
     tasks: Sequence[Any],
-    make_memory: Callable[[], MemoryHooks] | None = None,
+    make_empo: Callable[[], Algorithm] | None = None,
     *,
     warmup: int = 1,
     timing_keys: Sequence[str] = (),
@@ -62,10 +63,11 @@ def compare_iteration_cost(
         make_policy: Builds a fresh policy (same initial weights for both runs).
         rollout_fn: Rollout function shared by both runs.
         tasks: Training task instances.
-        make_memory: Builds EMPO²'s memory hooks.
+        make_empo: Builds the EMPO² run's algorithm (default: the one ``empo_cfg``
+            configures, :func:`~empo_gym.agents.training.algorithm.make_algorithm`).
         warmup: Leading iterations left out of the averages (first-call overheads).
-        timing_keys: Extra per-iteration seconds reported by the memory hooks
-            (``last_timings``); each is summed and reported as a share of EMPO² time.
+        timing_keys: Extra per-iteration seconds reported by the EMPO² algorithm
+            (``timings``); each is summed and reported as a share of EMPO² time.
         log: Progress lines (one per iteration) go here.
 
     Returns:
@@ -76,7 +78,7 @@ def compare_iteration_cost(
         spent on zero-advantage turns, i.e. the cost with ``skip_zero_advantage=True``),
         ``empo_expected_s_per_iter`` / ``empo_vs_grpo_expected_ratio`` (EMPO² cost weighted by
         the rollout-mode probability p instead of the modes this short run happened to draw;
-        only when both modes were drawn), ``memory_share_of_iteration`` (memory-hook seconds /
+        only when both modes were drawn), ``memory_share_of_iteration`` (memory + tip seconds /
         EMPO² seconds), ``update_tok_s`` (response tokens per update second, both runs),
         ``update_forward_tok_s`` (prompt + response tokens), ``update_shared_prefix_fraction``
         (of those, the share computed once as a shared prompt prefix), ``empo_modes``,
@@ -96,13 +98,13 @@ def compare_iteration_cost(
 
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         runs: dict[str, TrainingRun] = {}
-        for name, cfg, memory in (
+        for name, cfg, algorithm in (
             ("grpo", grpo_cfg, None),
-            ("empo", empo_cfg, make_memory() if make_memory else None),
+            ("empo", empo_cfg, make_empo() if make_empo else None),
         ):
             cfg = dataclasses.replace(cfg, output_dir=f"{tmp}/{name}", checkpoint_every=0)
             runs[name] = TrainingRun(
-                cfg, make_policy(), rollout_fn, tasks, memory=memory, resume=False
+                cfg, make_policy(), rollout_fn, tasks, algorithm=algorithm, resume=False
             )
         interleave(runs, grpo_cfg.iterations, log)
     rows = {name: run.history[warmup:] for name, run in runs.items()}
@@ -220,7 +222,7 @@ def run_train_bench(
             load_policy,
             setup.rollout_fn,
             setup.tasks,
-            lambda: setup.memory,
+            lambda: setup.algorithm,
             warmup=warmup,
             timing_keys=("tip_generate_s", "memory_store_s", "memory_retrieval_s"),
             log=log,

@@ -128,10 +128,10 @@ def run_check(
     """
     from empo_gym.agents.llm.policy import SamplingConfig
     from empo_gym.agents.llm.transformers_policy import TransformersPolicy
+    from empo_gym.agents.training.algorithm import UpdateMode
     from empo_gym.agents.training.config import GRPOConfig
     from empo_gym.agents.training.engine import Engine
     from empo_gym.agents.training.engine import compute_dtype as resolve_compute
-    from empo_gym.agents.training.modes import UpdateMode
     from empo_gym.agents.training.update import make_optimizer, policy_update
     from empo_gym.tools.plan import plan_memory
 

@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from empo_gym.agents.llm.transformers_policy import TransformersPolicy
 from empo_gym.agents.llm.vllm_weights import write_hf_weights
-from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
+from empo_gym.agents.training.config import GRPOConfig
+from empo_gym.agents.training.empo import EMPOConfig
 from empo_gym.bench.train import compare_iteration_cost, run_backend_bench
 from empo_gym.cli import app
 from tests.llm.vllm_standin import StandInVLLM
@@ -42,7 +43,7 @@ def test_bench_compares_equal_settings():
         lambda: BanditPolicy(make_tiny_model(0, BANDIT_VOCAB)),
         bandit_rollout,
         TASKS,
-        ListMemory,
+        lambda: ListMemory(EMPOConfig(**common)),
         log=lines.append,
     )
     for key in (

@@ -6,7 +6,7 @@ Usage::
     python kill_train.py OUT_DIR [--novelty] [--kill-at K --stage STAGE --marker PATH]
 
 Trains a tiny model with :func:`empo_gym.agents.training.trainer.train` (``resume=True``) and a real
-:class:`~empo_gym.agents.training.memory_hooks.EMPOMemory` over a real
+:class:`~empo_gym.agents.training.empo.EMPO` over a real
 :class:`~empo_gym.memory.MemoryStore` (hashing embedder). Every iteration is a memory rollout
 (``memory_prob=1.0``), every iteration is checkpointed (``checkpoint_every=1``) and every step
 of every trajectory becomes exactly one memory entry (state keys are unique), so the store of a
@@ -59,7 +59,7 @@ BLOCK_S = 600.0
 
 def make_config(out_dir: Path, novelty: bool, backend: str = "ddp") -> Any:
     """The EMPO² config of every run (reference, killed and resumed)."""
-    from empo_gym.agents.training.config import EMPOConfig
+    from empo_gym.agents.training.empo import EMPOConfig
 
     return EMPOConfig(
         iterations=ITERATIONS,
@@ -206,19 +206,21 @@ def block(kill: dict[str, Any]) -> None:
     raise SystemExit(f"kill point {kill} was not killed within {BLOCK_S} s")
 
 
-def make_memory(clock: Clock, kill: dict[str, Any], novelty: bool):
-    """A real EMPOMemory (hashing MemoryStore) with the ``checkpoint`` kill point."""
-    from empo_gym.agents.training.memory_hooks import EMPOMemory
+def make_memory(clock: Clock, kill: dict[str, Any], novelty: bool, cfg: Any):
+    """A real EMPO (hashing MemoryStore) with the ``checkpoint`` kill point."""
+    from empo_gym.agents.training.empo import EMPO
     from empo_gym.memory import MemoryStore, NoveltyReward
 
-    class KillableMemory(EMPOMemory):
+    class KillableMemory(EMPO):
         def save(self, directory: Path) -> None:
             super().save(directory)  # inside save_checkpoint's temporary directory
             if kill.get("stage") == "checkpoint" and kill["at"] == clock.iteration:
                 block(kill)
 
     store = MemoryStore("hashing")
-    return KillableMemory(store, novelty=NoveltyReward(store.embedder) if novelty else None)
+    return KillableMemory(
+        cfg, store=store, novelty=NoveltyReward(store.embedder) if novelty else None
+    )
 
 
 def install_metrics_kill_point(kill: dict[str, Any]) -> None:
@@ -289,7 +291,8 @@ def run(
     if kill.get("stage") in ("metrics", "torn"):
         install_metrics_kill_point(kill)
     clock = Clock(start_iteration(out_dir))
-    memory = make_memory(clock, kill, novelty)
+    cfg = make_config(out_dir, novelty, backend)
+    memory = make_memory(clock, kill, novelty, cfg)
     policy = TipPolicy(make_tiny_model(0, BANDIT_VOCAB))
 
     def advance(row: dict[str, Any]) -> None:
@@ -300,11 +303,11 @@ def run(
         clock.iteration += 1
 
     result = train(
-        make_config(out_dir, novelty, backend),
+        cfg,
         policy,
         make_rollout(memory.store, clock, kill),
         TASKS,
-        memory=memory,
+        algorithm=memory,
         resume=True,
         stop_after=stop_after,
         on_iteration=advance,

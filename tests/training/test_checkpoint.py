@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from empo_gym.agents.training.algorithm import UpdateMode
 from empo_gym.agents.training.checkpoint import (
     latest_checkpoint,
     list_checkpoints,
@@ -18,7 +19,7 @@ from empo_gym.agents.training.checkpoint import (
     save_checkpoint,
 )
 from empo_gym.agents.training.config import GRPOConfig
-from empo_gym.agents.training.modes import UpdateMode, sample_modes
+from empo_gym.agents.training.empo import sample_modes
 from empo_gym.agents.training.update import make_optimizer, policy_update
 from empo_gym.atomic_io import temp_prefix
 from tests.tiny_llama import tiny_llama

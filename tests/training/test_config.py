@@ -7,13 +7,13 @@ import dataclasses
 import pytest
 
 from empo_gym.agents.training.config import (
-    EMPOConfig,
     GRPOConfig,
     config_from_dict,
     load_config,
     paper_preset,
     quick_preset,
 )
+from empo_gym.agents.training.empo import EMPOConfig
 
 
 def test_defaults_are_the_papers():

@@ -8,9 +8,9 @@ import re
 import pytest
 import torch
 
+from empo_gym.agents.training.algorithm import UpdateMode
 from empo_gym.agents.training.config import GRPOConfig
 from empo_gym.agents.training.engine import Engine, decoder_layers
-from empo_gym.agents.training.modes import UpdateMode
 from empo_gym.agents.training.trainer import TrainingRun
 from empo_gym.agents.training.update import make_optimizer, policy_update
 from tests.training.train_helpers import BanditPolicy, make_traj, make_turn

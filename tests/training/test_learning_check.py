@@ -14,7 +14,8 @@ import gymnasium as gym
 import pytest
 
 from empo_gym.agents.llm.rollout import ResetSpec
-from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
+from empo_gym.agents.training.config import GRPOConfig
+from empo_gym.agents.training.empo import EMPOConfig
 from empo_gym.agents.training.setup import build_training
 from empo_gym.agents.training.trainer import train
 from empo_gym.spaces import UnicodeText
@@ -95,7 +96,9 @@ def _run(algo: str, tmp_path) -> list[float]:
     setup = build_training(
         cfg, envs=[PickEnv() for _ in range(32)], tasks=[ResetSpec(seed=s) for s in range(4)]
     )
-    result = train(cfg, policy, setup.rollout_fn, setup.tasks, memory=setup.memory, resume=False)
+    result = train(
+        cfg, policy, setup.rollout_fn, setup.tasks, algorithm=setup.algorithm, resume=False
+    )
     return [row["success"] for row in result.history]
 
 

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
-from empo_gym.agents.training.modes import UpdateMode
+from empo_gym.agents.training.algorithm import UpdateMode
+from empo_gym.agents.training.config import GRPOConfig
+from empo_gym.agents.training.empo import EMPOConfig
 from empo_gym.agents.training.update import (
     build_turn_batch,
     make_optimizer,

@@ -7,6 +7,7 @@ import os
 import torch
 
 from empo_gym.agents.llm.trajectory import Trajectory, Turn
+from empo_gym.agents.training.empo import EMPO, EMPOConfig
 from tests.tiny_llama import tiny_llama
 
 VOCAB = 128
@@ -138,17 +139,19 @@ def bandit_rollout(
     return trajs
 
 
-class ListMemory:
-    """Fake EMPO² memory hooks: one entry per trajectory, novelty 1/(n+1) per action."""
+class ListMemory(EMPO):
+    """EMPO² with a fake memory side: the real mode draws; one entry per trajectory, novelty
+    1/(n+1) per action."""
 
-    def __init__(self) -> None:
+    def __init__(self, cfg: EMPOConfig) -> None:
+        super().__init__(cfg)
         self.entries: list[list[int]] = []
 
-    def after_rollouts(self, policy, trajectories, memory_mode) -> None:
+    def after_rollouts(self, policy, trajectories, rollout_mode) -> None:
         for traj in trajectories:
             for turn in traj.turns:
                 n = sum(e == [*turn.response_ids] for e in self.entries)
-                turn.intrinsic_reward = 1.0 / (n + 1) if memory_mode else 0.0
+                turn.intrinsic_reward = 1.0 / (n + 1) if rollout_mode.use_memory else 0.0
                 self.entries.append(list(turn.response_ids))
 
     def size(self) -> int:

@@ -1,19 +1,34 @@
-"""EMPO²'s training-side memory: novelty into turns, policy-written tips into the store."""
+"""EMPO² as the loop calls it: mode draws with p and q, memory-wrapped envs, novelty into
+turns, policy-written tips into the store, its state in checkpoints."""
 
 from __future__ import annotations
 
+import random
 import warnings
 
 import numpy as np
 import pytest
 
 from empo_gym.agents.llm.policy import Generation, SamplingConfig
-from empo_gym.agents.llm.rollout import ResetSpec, RolloutEngine
+from empo_gym.agents.llm.rollout import ResetSpec, RolloutRunner
 from empo_gym.agents.llm.trajectory import Trajectory, Turn
-from empo_gym.agents.training.memory_hooks import STORE_FILE, EMPOMemory, rollout_episode
-from empo_gym.memory import EpisodeRecorder, MemoryStore, MemoryWrapper, NoveltyReward
-from empo_gym.memory._toy import ToyTextEnv
+from empo_gym.agents.training.algorithm import RolloutMode, UpdateMode
+from empo_gym.agents.training.config import GRPOConfig
+from empo_gym.agents.training.empo import (
+    EMPO,
+    STORE_FILE,
+    EMPOConfig,
+    rollout_episode,
+    sample_modes,
+    sample_rollout_mode,
+    sample_update_mode,
+)
+from empo_gym.memory import MemoryStore, MemoryWrapper, NoveltyReward
+from empo_gym.toy import ToyTextEnv
 from tests.counting import CountingEmbedder
+
+NO_NOVELTY = EMPOConfig(intrinsic_reward=False)
+"""EMPO² without the novelty bonus (the memory side alone)."""
 
 
 class EchoTipPolicy:
@@ -46,16 +61,16 @@ def _traj(gid: str, states: list[str], score: float, memory: bool) -> Trajectory
         turns,
         score=score,
         memory_mode=memory,
-        info={"instruction": "boil water", "memory_slot": "boil/0"},
+        info={"instruction": "boil water", "memory_partition": "boil/0"},
     )
 
 
 def test_tips_are_written_in_one_batch_and_stored_per_step() -> None:
     store = MemoryStore("hashing")
     policy = EchoTipPolicy()
-    hooks = EMPOMemory(store, novelty=None)
+    hooks = EMPO(NO_NOVELTY, store=store)
     trajs = [_traj("g0", ["hall", "kitchen"], 40.0, False), _traj("g1", ["hall"], 0.0, False)]
-    hooks.after_rollouts(policy, trajs, memory_mode=False)
+    hooks.after_rollouts(policy, trajs, RolloutMode.PLAIN)
     assert policy.calls == [2]  # one batched generation for all trajectories
     assert hooks.size() == 3  # one entry per step of each trajectory
     assert trajs[0].tip == "Open the door first. Then look."
@@ -65,12 +80,12 @@ def test_tips_are_written_in_one_batch_and_stored_per_step() -> None:
 
 def test_novelty_only_in_memory_rollouts() -> None:
     store = MemoryStore("hashing")
-    hooks = EMPOMemory(store, novelty=NoveltyReward(store.embedder))
+    hooks = EMPO(EMPOConfig(), store=store, novelty=NoveltyReward(store.embedder))
     plain = [_traj("g0", ["a red room", "a blue room"], 0.0, False)]
-    hooks.after_rollouts(EchoTipPolicy(), plain, memory_mode=False)
+    hooks.after_rollouts(EchoTipPolicy(), plain, RolloutMode.PLAIN)
     assert all(t.intrinsic_reward == 0.0 for t in plain[0].turns)
     mem = [_traj("g1", ["a red room", "a red room"], 0.0, True)]
-    hooks.after_rollouts(EchoTipPolicy(), mem, memory_mode=True)
+    hooks.after_rollouts(EchoTipPolicy(), mem, RolloutMode.MEMORY)
     r = [t.intrinsic_reward for t in mem[0].turns]
     assert r[0] == 1.0 and r[1] == 0.5  # the repeated state has one similar entry: 1/(1+1)
 
@@ -79,34 +94,34 @@ def test_group_members_are_scored_against_the_same_counts() -> None:
     """Every member of a group sees the counts from before the group, not its siblings'
     states: identical members get identical bonuses (no ranking by member index)."""
     store = MemoryStore("hashing")
-    hooks = EMPOMemory(store, novelty=NoveltyReward(store.embedder))
+    hooks = EMPO(EMPOConfig(), store=store, novelty=NoveltyReward(store.embedder))
     states = ["You are in the armory.", "You are in the cellar.", "You are in the armory."]
     group = [_traj("g0", states, 0.0, True) for _ in range(4)]
     for member, traj in enumerate(group):
         traj.member = member
-    hooks.after_rollouts(EchoTipPolicy(), group, memory_mode=True)
+    hooks.after_rollouts(EchoTipPolicy(), group, RolloutMode.MEMORY)
     rewards = [[t.intrinsic_reward for t in traj.turns] for traj in group]
     assert rewards == [[1.0, 1.0, 0.5]] * 4  # the revisit within a trajectory still counts
     # the next group sees all four members' states: armory seen 8 times, cellar 4 times
     later = [_traj("g1", states[:2], 0.0, True)]
-    hooks.after_rollouts(EchoTipPolicy(), later, memory_mode=True)
+    hooks.after_rollouts(EchoTipPolicy(), later, RolloutMode.MEMORY)
     assert [t.intrinsic_reward for t in later[0].turns] == pytest.approx([1 / 9, 1 / 5])
 
 
 def test_save_load_round_trip(tmp_path) -> None:
     store = MemoryStore("hashing")
-    hooks = EMPOMemory(store)
-    hooks.after_rollouts(EchoTipPolicy(), [_traj("g0", ["x", "y"], 10.0, False)], False)
+    hooks = EMPO(NO_NOVELTY, store=store)
+    hooks.after_rollouts(EchoTipPolicy(), [_traj("g0", ["x", "y"], 10.0, False)], RolloutMode.PLAIN)
     hooks.save(tmp_path)
     assert (tmp_path / STORE_FILE).exists()
-    fresh = EMPOMemory(MemoryStore("hashing"))
+    fresh = EMPO(NO_NOVELTY, store=MemoryStore("hashing"))
     fresh.load(tmp_path)
     assert sorted(e.text for e in fresh.store.entries()) == sorted(e.text for e in store.entries())
 
 
 def test_tip_view_of_a_rollout() -> None:
     view = rollout_episode(_traj("g0", ["hall"], 5.0, True))
-    assert (view.task, view.slot, view.final_score, view.used_memory) == (
+    assert (view.task, view.partition, view.final_score, view.used_memory) == (
         "boil water",
         "boil/0",
         5.0,
@@ -158,26 +173,24 @@ def _train_memory(recorded: bool, env_steps: list[int], max_turns: int):
     store = MemoryStore(CountingEmbedder())
     novelty = NoveltyReward(store.embedder)
     envs = [ToyTextEnv(max_steps=n) for n in env_steps]
-    if recorded:
-        rec = EpisodeRecorder(store)
-        wrapped = [MemoryWrapper(e, recorder=rec, novelty=False) for e in envs]
-        hooks = EMPOMemory(store, novelty=novelty, recorder=rec, wrappers=wrapped)
+    hooks = EMPO(EMPOConfig(), store=store, novelty=novelty)
+    if recorded:  # the training wiring: the wrappers record into the algorithm's recorder
+        wrapped = hooks.wrap_envs(envs)
     else:
         wrapped = [MemoryWrapper(e, store, write_tips=False, novelty=False) for e in envs]
-        hooks = EMPOMemory(store, novelty=novelty, wrappers=wrapped)
     policy = ScriptedPolicy()
-    engine = RolloutEngine(policy, wrapped, "toy", max_turns=max_turns)
+    engine = RolloutRunner(policy, wrapped, "toy", max_turns=max_turns)
     seen, states = [], []
-    for it, mode in enumerate([False, True, True]):
+    for it, mode in enumerate([RolloutMode.PLAIN, RolloutMode.MEMORY, RolloutMode.MEMORY]):
         specs = [ResetSpec(seed=0, options={"variation": it % 2}), ResetSpec(seed=1)]
-        trajs = engine.run(specs, 3, memory_mode=mode)
+        trajs = engine.run(specs, 3, memory_mode=mode.use_memory)
         with warnings.catch_warnings():
             warnings.simplefilter("error", RuntimeWarning)  # every rollout matches its record
             hooks.after_rollouts(policy, trajs, mode)
         seen.append([(t.tip, [u.intrinsic_reward for u in t.turns]) for t in trajs])
         states += [u.observation for t in trajs for u in t.turns]
-    entries = [(e.text, e.key, e.slot, e.step, e.score) for e in store.entries()]
-    keys = {s: store.embeddings(s) for s in store.slots()}
+    entries = [(e.text, e.key, e.partition, e.step, e.score) for e in store.entries()]
+    keys = {s: store.embeddings(s) for s in store.partitions()}
     return seen, entries, keys, store.embedder.texts, states, policy.tip_calls
 
 
@@ -206,5 +219,51 @@ def test_a_training_iteration_embeds_each_state_once() -> None:
 
 
 def test_hooks_write_where_the_wrappers_read() -> None:
-    with pytest.raises(ValueError, match="recorder.store is not store"):
-        EMPOMemory(MemoryStore("hashing"), recorder=EpisodeRecorder(MemoryStore("hashing")))
+    """The wrappers record into the algorithm's recorder over the store it writes (a recorder
+    of another store cannot be handed in: EMPO builds both)."""
+    store = MemoryStore("hashing")
+    empo = EMPO(EMPOConfig(), store=store)
+    assert empo.recorder.store is store
+    wrapped = empo.wrap_envs([ToyTextEnv(), ToyTextEnv()])
+    assert all(w.recorder is empo.recorder and w.store is store for w in wrapped)
+    assert empo.wrappers == wrapped  # their retrieval seconds join the timings
+
+
+def test_settings_reach_the_memory_the_novelty_and_the_tips() -> None:
+    cfg = EMPOConfig(
+        memory_top_k=3, memory_capacity=7, novelty_threshold=0.8, tip_max_tokens=9, seed=4
+    )
+    empo = EMPO(cfg)
+    assert (empo.store.top_k, empo.store.capacity) == (3, 7)
+    assert empo.novelty is not None and empo.novelty.threshold == 0.8
+    assert (empo.tip_sampling.max_new_tokens, empo.tip_sampling.seed) == (9, 4)
+    assert EMPO(NO_NOVELTY).novelty is None
+    with pytest.raises(TypeError, match="EMPO needs an EMPOConfig"):
+        EMPO(GRPOConfig())  # type: ignore[arg-type]
+
+
+def test_modes_are_drawn_with_p_and_q() -> None:
+    empo = EMPO(EMPOConfig(memory_prob=0.25, off_policy_prob=2 / 3))
+    a, b = random.Random(5), random.Random(5)
+    assert [empo.modes(a) for _ in range(50)] == [sample_modes(b, 0.25, 2 / 3) for _ in range(50)]
+    assert EMPO(EMPOConfig(memory_prob=0.0)).modes(a) == (RolloutMode.PLAIN, UpdateMode.ON_POLICY)
+
+
+def test_mode_draw_frequencies_match_p_and_q():
+    rng = random.Random(0)
+    n = 30000
+    draws = [sample_modes(rng, 0.25, 2 / 3) for _ in range(n)]
+    memory = sum(r is RolloutMode.MEMORY for r, _ in draws) / n
+    off = sum(u is UpdateMode.OFF_POLICY for _, u in draws) / n
+    tips = sum(u is UpdateMode.ON_POLICY_TIPS for _, u in draws) / n
+    assert memory == pytest.approx(0.25, abs=0.01)
+    assert off == pytest.approx(0.25 * 2 / 3, abs=0.01)  # reference code: r < 0.17
+    assert tips == pytest.approx(0.25 / 3, abs=0.01)
+    assert all(u is UpdateMode.ON_POLICY for r, u in draws if r is RolloutMode.PLAIN)
+
+
+def test_probabilities_outside_unit_interval_rejected():
+    with pytest.raises(ValueError, match="p=1.5"):
+        sample_rollout_mode(random.Random(0), 1.5)
+    with pytest.raises(ValueError, match="q=-0.1"):
+        sample_update_mode(random.Random(0), -0.1)

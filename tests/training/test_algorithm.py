@@ -1,4 +1,5 @@
-"""Update modes: numerator prompts, mode draws, the importance ratio of each mode."""
+"""The algorithm side of the loop: update modes (numerator prompts, the importance ratio of each
+mode), GRPO, picking the algorithm from the config, the trainer's checks of it."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ import pytest
 import torch
 
 from empo_gym.agents.llm.logprobs import token_logprobs
-from empo_gym.agents.training.config import EMPOConfig
-from empo_gym.agents.training.modes import (
+from empo_gym.agents.training.algorithm import (
+    GRPO,
+    Algorithm,
     RolloutMode,
     UpdateMode,
     denominator_prompt,
+    make_algorithm,
     numerator_prompt,
-    sample_modes,
-    sample_rollout_mode,
-    sample_update_mode,
 )
+from empo_gym.agents.training.config import GRPOConfig
+from empo_gym.agents.training.empo import EMPO, EMPOConfig
 from empo_gym.agents.training.update import build_turn_batch, make_optimizer, policy_update
 from tests.training.train_helpers import PAD, make_traj, make_turn, score
 
@@ -56,26 +58,6 @@ def test_mode_labels_and_unknown_label():
         UpdateMode.from_label("offpolicy")
 
 
-def test_mode_draw_frequencies_match_p_and_q():
-    rng = random.Random(0)
-    n = 30000
-    draws = [sample_modes(rng, 0.25, 2 / 3) for _ in range(n)]
-    memory = sum(r is RolloutMode.MEMORY for r, _ in draws) / n
-    off = sum(u is UpdateMode.OFF_POLICY for _, u in draws) / n
-    tips = sum(u is UpdateMode.ON_POLICY_TIPS for _, u in draws) / n
-    assert memory == pytest.approx(0.25, abs=0.01)
-    assert off == pytest.approx(0.25 * 2 / 3, abs=0.01)  # reference code: r < 0.17
-    assert tips == pytest.approx(0.25 / 3, abs=0.01)
-    assert all(u is UpdateMode.ON_POLICY for r, u in draws if r is RolloutMode.PLAIN)
-
-
-def test_probabilities_outside_unit_interval_rejected():
-    with pytest.raises(ValueError, match="p=1.5"):
-        sample_rollout_mode(random.Random(0), 1.5)
-    with pytest.raises(ValueError, match="q=-0.1"):
-        sample_update_mode(random.Random(0), -0.1)
-
-
 @pytest.mark.parametrize("mode", list(UpdateMode))
 def test_importance_ratio_of_each_mode(tiny_model, mode):
     """Before any step: ratio 1 when numerator and denominator share the prompt; for off-policy
@@ -105,3 +87,40 @@ def test_importance_ratio_of_each_mode(tiny_model, mode):
     opt = make_optimizer(tiny_model, cfg)
     metrics = policy_update(tiny_model, opt, groups, mode, cfg, PAD)
     assert metrics["ratio_mean"] == pytest.approx(expected.mean().item(), abs=1e-5)
+
+
+def test_grpo_rolls_out_plain_and_updates_on_policy_drawing_nothing(tmp_path):
+    grpo, rng = GRPO(), random.Random(0)
+    assert isinstance(grpo, Algorithm)
+    assert grpo.modes(rng) == (RolloutMode.PLAIN, UpdateMode.ON_POLICY)
+    assert rng.random() == random.Random(0).random()  # the mode RNG is left as it was
+    envs = [object(), object()]
+    assert grpo.wrap_envs(envs) == envs
+    grpo.after_rollouts(None, [], RolloutMode.PLAIN)
+    grpo.save(tmp_path)
+    grpo.load(tmp_path)
+    assert (grpo.size(), grpo.stats(), grpo.timings, list(tmp_path.iterdir())) == (0, {}, {}, [])
+
+
+def test_make_algorithm_follows_the_config():
+    assert isinstance(make_algorithm(GRPOConfig()), GRPO)
+    empo = make_algorithm(EMPOConfig(memory_prob=0.5))
+    assert isinstance(empo, EMPO) and isinstance(empo, Algorithm) and empo.cfg.memory_prob == 0.5
+
+
+def test_the_trainer_checks_the_algorithm_fits_the_config(tmp_path):
+    from empo_gym.agents.training.trainer import TrainingRun
+    from tests.training.train_helpers import (
+        BANDIT_VOCAB,
+        BanditPolicy,
+        bandit_rollout,
+        make_tiny_model,
+    )
+
+    cfg = GRPOConfig(output_dir=str(tmp_path / "run"))
+    policy = BanditPolicy(make_tiny_model(0, BANDIT_VOCAB))
+    with pytest.raises(ValueError, match="algorithm 'empo' does not match the config's agent"):
+        TrainingRun(cfg, policy, bandit_rollout, [0], algorithm=EMPO(EMPOConfig()))
+    with pytest.raises(TypeError, match="needs an Algorithm; got object, which lacks name"):
+        TrainingRun(cfg, policy, bandit_rollout, [0], algorithm=object())  # type: ignore[arg-type]
+    assert not (tmp_path / "run").exists()  # rejected before anything is written
