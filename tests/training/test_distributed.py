@@ -194,7 +194,7 @@ def test_process_group_collectives_over_two_ranks(launched):
     answers = [json.loads((launched / f"group_rank{r}.json").read_text()) for r in (0, 1)]
     for rank, got in enumerate(answers):
         assert (got["rank"], got["world"], got["is_main"]) == (rank, 2, rank == 0)
-        assert got["device"] == "cpu"
+        assert got["device"].startswith("cpu")  # accelerate's MULTI_CPU device: cpu:0
         assert got["mean"] == [0.5, 2.0]  # (0, 1) and (1, 3)
         assert got["sum"] == 2.0 and got["max"] == 4
         assert got["gather"] == [10, 11]
