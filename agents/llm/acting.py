@@ -1,6 +1,6 @@
 """Prompt -> generate -> parse: the one path from episode states to actions for an LLM policy.
 
-The rollout engine (training) and the LLM agents (evaluation, memory-only inference) all act
+The rollout runner (training) and the LLM agents (evaluation, memory-only inference) all act
 through :class:`Actor`, so a trained policy is evaluated on exactly the prompts, tokens and
 parsing it was trained with. Per batch the actor
 

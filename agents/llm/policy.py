@@ -5,7 +5,7 @@ Three protocols, by who needs what:
 * :class:`Policy` -- chat in, text out (agents; :class:`~empo_gym.agents.llm.openai_policy.
   OpenAIPolicy` implements only this).
 * :class:`TokenPolicy` -- a :class:`Policy` with token-level access: token-exact prompts,
-  generation from token ids, log-probabilities (the rollout engine records full turns with it).
+  generation from token ids, log-probabilities (the rollout runner records full turns with it).
 * :class:`TrainablePolicy` -- what the GRPO / EMPO² trainer drives: the ``model`` it updates in
   place and the hooks around that (sampling state for checkpoints, caches to drop).
 * :class:`ServedPolicy` -- a trainable policy that samples on a separate inference engine
@@ -128,7 +128,7 @@ class EncodedPrompt:
 
 @runtime_checkable
 class Policy(Protocol):
-    """What agents and the rollout engine need from a policy: chat in, text out.
+    """What agents and the rollout runner need from a policy: chat in, text out.
 
     ``generate`` answers a batch of chat conversations; ``close`` releases what the policy
     holds (a model, connections). Token-level policies also satisfy :class:`TokenPolicy`.
@@ -152,7 +152,7 @@ class Policy(Protocol):
 
 @runtime_checkable
 class TokenPolicy(Policy, Protocol):
-    """A :class:`Policy` with token-level access (the rollout engine records full turns with it).
+    """A :class:`Policy` with token-level access (the rollout runner records full turns with it).
 
     ``model`` / ``tokenizer`` / ``pad_id`` feed
     :func:`empo_gym.agents.llm.logprobs.token_logprobs` directly.

@@ -1,4 +1,4 @@
-"""Records of multi-turn LLM rollouts, shared by the rollout engine and the trainers."""
+"""Records of multi-turn LLM rollouts, shared by the rollout runner and the trainers."""
 
 from __future__ import annotations
 

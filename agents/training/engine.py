@@ -241,7 +241,7 @@ class Engine:
             )
         return model
 
-    def prepare_reference(self, ref: torch.nn.Module) -> torch.nn.Module:
+    def wrap_reference(self, ref: torch.nn.Module) -> torch.nn.Module:
         """The frozen KL reference in the compute dtype: on the device, or (FSDP2) sharded
         like the policy (``fully_shard`` moves each shard to the device, so a reference in CPU
         memory, :func:`frozen_copy`, never lands whole on a GPU)."""

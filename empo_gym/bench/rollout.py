@@ -4,7 +4,7 @@ The same episodes (one group of ``G`` rollouts from the identical initial state,
 are rolled out twice in one run with the same policy:
 
 * **batched**: ``G`` envs in lockstep, one batched generation per turn
-  (:class:`empo_gym.agents.llm.rollout.RolloutEngine`);
+  (:class:`empo_gym.agents.llm.rollout.RolloutRunner`);
 * **sequential**: one env, the ``G`` episodes one after the other (batch size 1).
 
 Then the exact prompt batches of the batched run are replayed through the policy's bare
@@ -136,7 +136,7 @@ class SyntheticTextEnv(gym.Env):
 class _RecordingPolicy:
     """Delegates to a token-level policy and records every prompt batch it generates for.
 
-    It is a ``TokenPolicy`` itself, so the rollout engine drives it exactly like the inner one.
+    It is a ``TokenPolicy`` itself, so the rollout runner drives it exactly like the inner one.
     """
 
     def __init__(self, policy: Any) -> None:
@@ -230,7 +230,7 @@ def run_rollout_bench(
         TrainablePolicy,
         check_policy,
     )
-    from empo_gym.agents.llm.rollout import ResetSpec, RolloutEngine
+    from empo_gym.agents.llm.rollout import ResetSpec, RolloutRunner
     from empo_gym.agents.llm.transformers_policy import TransformersPolicy
 
     if group_size < 1 or turns < 1:
@@ -266,7 +266,7 @@ def run_rollout_bench(
     envs = [make_env() for _ in range(group_size)]
     try:
         clear()
-        engine = RolloutEngine(recorder, envs, env_name, max_turns=turns, sampling=sampling)
+        engine = RolloutRunner(recorder, envs, env_name, max_turns=turns, sampling=sampling)
         engine.run(spec, group_size)
         batched = engine.stats
     finally:
@@ -277,7 +277,7 @@ def run_rollout_bench(
     single = make_env()
     try:
         clear()
-        engine = RolloutEngine(policy, [single], env_name, max_turns=turns, sampling=sampling)
+        engine = RolloutRunner(policy, [single], env_name, max_turns=turns, sampling=sampling)
         engine.run(spec, group_size)
         sequential = engine.stats
     finally:
