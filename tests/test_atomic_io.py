@@ -128,7 +128,7 @@ def test_results_memory_files_and_checkpoints_follow_the_umask(tmp_path) -> None
         result = evaluate(RandomAgent(seed=0), "guess", episodes=1)
         row = lb.write_entry(lb.entry_from_result(result, agent=RandomAgent()), tmp_path / "lb")
         store = MemoryStore("hashing")
-        store.add([MemoryEntry("tip", key="state", score=1.0, slot="s")])
+        store.add([MemoryEntry("tip", key="state", score=1.0, partition="s")])
         memory = store.save(tmp_path / "m.memory.safetensors")
         ckpt = save_checkpoint(tmp_path / "ckpts", 1, make_tiny_model(0))
     finally:

@@ -82,7 +82,7 @@ def test_webshop_surrogate_actions_are_invalid_noops(tmp_path: Path) -> None:
 def test_memory_store_saves_and_loads_a_tip_with_a_surrogate(tmp_path: Path) -> None:
     store = MemoryStore("hashing")
     entry = MemoryEntry(
-        f"tip {BAD}", key=f"state {BAD}", score=1.0, slot="t/0", action=f"go{BAD}",
+        f"tip {BAD}", key=f"state {BAD}", score=1.0, partition="t/0", action=f"go{BAD}",
         metadata={"note": [f"x{BAD}"]},
     )  # fmt: skip
     assert entry.text == f"tip {REPLACEMENT_CHAR}" and entry.action == f"go{REPLACEMENT_CHAR}"

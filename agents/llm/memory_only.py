@@ -40,18 +40,17 @@ from empo_gym.agents.llm.naive import EVAL_TEMPERATURE, NaiveLLMAgent
 from empo_gym.agents.llm.policy import Policy, SamplingConfig
 from empo_gym.agents.training.empo import policy_tip_writer
 from empo_gym.memory import (
-    SLOT_MODES,
+    PARTITION_MODES,
     Embedder,
     EpisodeRecorder,
     MemorySession,
     MemoryStore,
     make_embedder,
-    memory_slot,
+    memory_partition,
 )
 from empo_gym.memory.observation import compose_observation, split_observation
 
-# SLOT_MODES and memory_slot are the memory module's (one slot rule), re-exported here
-__all__ = ["SLOT_MODES", "MemoryOnlyAgent", "memory_slot"]
+__all__ = ["MemoryOnlyAgent"]
 
 #: Tokens the LLM may spend on one tip (one sentence, < 100 words).
 TIP_MAX_NEW_TOKENS = 96
@@ -81,7 +80,8 @@ class MemoryOnlyAgent(NaiveLLMAgent):
         memory_path: Memory file: loaded when it exists, saved after every batch of tips.
         top_k: Memories retrieved per step.
         threshold: Retrieval cosine threshold.
-        slot_by: ``instance`` (paper) or ``task`` (see :data:`SLOT_MODES`).
+        partition_by: Memory partitions: ``instance`` (paper) or ``task`` (see
+            :data:`~empo_gym.memory.PARTITION_MODES`).
         use_memory: False = never inject tips (tips are still written: an ablation).
         tip_max_new_tokens: Token budget of one tip.
         tip_temperature: Temperature of tip writing (default: ``temperature``).
@@ -107,7 +107,7 @@ class MemoryOnlyAgent(NaiveLLMAgent):
         memory_path: str | os.PathLike[str] | None = None,
         top_k: int = 10,
         threshold: float = 0.5,
-        slot_by: str = "instance",
+        partition_by: str = "instance",
         use_memory: bool = True,
         tip_max_new_tokens: int = TIP_MAX_NEW_TOKENS,
         tip_temperature: float | None = None,
@@ -124,9 +124,10 @@ class MemoryOnlyAgent(NaiveLLMAgent):
             max_history=max_history,
             max_context_tokens=max_context_tokens,
         )
-        if slot_by not in SLOT_MODES:
+        if partition_by not in PARTITION_MODES:
             raise ValueError(
-                f"unknown slot_by {slot_by!r}; expected one of: {', '.join(SLOT_MODES)}"
+                f"unknown partition_by {partition_by!r}; expected one of: "
+                f"{', '.join(PARTITION_MODES)}"
             )
         if not isinstance(tip_max_new_tokens, int) or tip_max_new_tokens < 1:
             raise ValueError(
@@ -138,7 +139,7 @@ class MemoryOnlyAgent(NaiveLLMAgent):
         self.memory_path = os.fspath(memory_path) if memory_path is not None else None
         self.top_k = top_k
         self.threshold = threshold
-        self.slot_by = slot_by
+        self.partition_by = partition_by
         self.use_memory = bool(use_memory)
         self.tip_max_new_tokens = tip_max_new_tokens
         self.tip_temperature = temperature if tip_temperature is None else tip_temperature
@@ -146,7 +147,7 @@ class MemoryOnlyAgent(NaiveLLMAgent):
         self._session: MemorySession | None = None
         #: Recorder episode id of the episode running in each harness slot.
         self.episodes: dict[int, int] = {}
-        #: Every tip written so far: ``{"slot", "tip", "score", "success", "steps"}``.
+        #: Every tip written so far: ``{"partition", "tip", "score", "success", "steps"}``.
         self.tip_log: list[dict[str, Any]] = []
         #: Seconds spent on memory work (embedding, retrieval, tip writing, storing).
         self.memory_seconds = 0.0
@@ -217,7 +218,7 @@ class MemoryOnlyAgent(NaiveLLMAgent):
         for ep in self.session.flush(policy_tip_writer(self.policy, budget)):
             self.tip_log.append(
                 {
-                    "slot": ep.slot,
+                    "partition": ep.partition,
                     "tip": ep.tip,
                     "score": ep.final_score,
                     "success": ep.success,
@@ -234,7 +235,7 @@ class MemoryOnlyAgent(NaiveLLMAgent):
         task = str(info.get("instruction") or info.get("task") or "")
         self.session.drop(self.episodes.pop(slot, None))
         self.episodes[slot] = self.session.start(
-            task=task, partition=memory_slot(info, self.slot_by, default="task")
+            task=task, partition=memory_partition(info, self.partition_by, default="task")
         )
 
     def act_batch(
@@ -256,7 +257,7 @@ class MemoryOnlyAgent(NaiveLLMAgent):
         tips, _ = session.look(
             texts,
             episodes=eids,
-            partitions=[session.episode(eid).slot for eid in eids],
+            partitions=[session.episode(eid).partition for eid in eids],
             retrieve=self.use_memory,
         )
         for eid, t in zip(eids, tips, strict=True):
@@ -298,7 +299,7 @@ class MemoryOnlyAgent(NaiveLLMAgent):
                 "embedder": embedder if isinstance(embedder, str) else type(embedder).__name__,
                 "top_k": self.top_k,
                 "threshold": self.threshold,
-                "slot_by": self.slot_by,
+                "partition_by": self.partition_by,
                 "use_memory": self.use_memory,
                 "entries": self.memory_size,
                 "tips_written": len(self.tip_log),

@@ -26,7 +26,7 @@ from empo_gym.agents.llm.acting import Actor, ActStats
 from empo_gym.agents.llm.policy import Policy, SamplingConfig
 from empo_gym.agents.llm.prompts import EpisodeState, Prompt
 from empo_gym.agents.llm.trajectory import Trajectory, Turn
-from empo_gym.memory.episode import memory_slot
+from empo_gym.memory.episode import PARTITION_KEY, memory_partition
 from empo_gym.memory.observation import (
     USE_MEMORY_OPTION,
     is_memory_env,
@@ -233,7 +233,8 @@ class RolloutEngine:
                 "task": info.get("task"),
                 "instruction": slot.state.instruction,
                 "first_observation": text,
-                "memory_slot": info.get("memory_slot") or memory_slot(info),
+                # the one partition rule; an env whose info has no task: the group id
+                PARTITION_KEY: memory_partition(info, default=gid),
                 # the memory wrapper's id of the episode it records: the trainer's memory hooks
                 # take that record (and its state embeddings) instead of rebuilding it
                 "memory_episode": info.get("memory_episode"),

@@ -248,8 +248,8 @@ class _Arm:
         def rollout(policy: Any, tasks: Sequence[Any], g: int, use_memory: bool) -> Any:
             trajs = fn(policy, tasks, g, use_memory)
             for t in trajs:
-                slot = str(t.info.get("memory_slot"))
-                self.discovered.update((slot, d) for d in range(_depth(t) + 1))
+                partition = str(t.info.get("memory_partition"))
+                self.discovered.update((partition, d) for d in range(_depth(t) + 1))
             return trajs
 
         return rollout

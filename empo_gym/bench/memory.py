@@ -3,12 +3,12 @@
 Metrics (returned as one flat dict; the CLI prints it as the last output line):
 
 * per embedder ``E`` (``hashing``, ``minilm``): ``add_per_s_10k_E`` (entries added per second
-  while filling one slot to 10k entries, keys embedded in batches of ``add_batch``),
+  while filling one partition to 10k entries, keys embedded in batches of ``add_batch``),
   ``query_p50_ms_10k_E`` / ``query_p95_ms_10k_E`` (one query = embed the state + retrieve, at 10k
   entries), ``search_p50_ms_10k_E`` (retrieval only, query embedding precomputed);
   ``embedder_E`` records which embedder ran (name and source);
 * ``query_p50_ms_10k`` and ``add_per_s_10k``: the hashing embedder's figures (the targets);
-* ``query_p50_ms_100k``: hashing embedder, 100k entries in one slot;
+* ``query_p50_ms_100k``: hashing embedder, 100k entries in one partition;
 * ``overhead_fraction`` (hashing; ``overhead_fraction_minilm`` when minilm is benched): memory
   time / total time of memory-augmented ScienceWorld episodes played with the
   :class:`~empo_gym.memory.MemoryWrapper` (seeded random admissible actions; the
@@ -57,7 +57,7 @@ def synthetic_states(n: int, seed: int = 0, words: int = 40) -> list[str]:
     return [" ".join(rng.choice(vocab, words)) for _ in range(n)]
 
 
-def _entries(states: Sequence[str], slot: str, seed: int) -> list[MemoryEntry]:
+def _entries(states: Sequence[str], partition: str, seed: int) -> list[MemoryEntry]:
     rng = np.random.default_rng(seed + 1)
     scores = rng.integers(-100, 101, len(states))
     return [
@@ -66,7 +66,7 @@ def _entries(states: Sequence[str], slot: str, seed: int) -> list[MemoryEntry]:
             f"took was look around; Eventually you got the score {int(s)}/100.",
             key=st,
             score=float(s),
-            slot=slot,
+            partition=partition,
             step=i % 30,
             action="look around",
         )

@@ -4,7 +4,7 @@ novelty reward.
 Example:
     >>> from empo_gym.memory import MemoryStore, MemoryEntry
     >>> store = MemoryStore("hashing")
-    >>> store.add([MemoryEntry("tip", key="You see a door.", score=10, slot="t")])
+    >>> store.add([MemoryEntry("tip", key="You see a door.", score=10, partition="t")])
     1
 """
 
@@ -15,7 +15,13 @@ from empo_gym.memory.embedders import (
     MiniLMEmbedder,
     make_embedder,
 )
-from empo_gym.memory.episode import SLOT_MODES, Episode, Step, memory_slot
+from empo_gym.memory.episode import (
+    PARTITION_KEY,
+    PARTITION_MODES,
+    Episode,
+    Step,
+    memory_partition,
+)
 from empo_gym.memory.novelty import NoveltyReward
 from empo_gym.memory.observation import (
     MEMORY_OPTIONS,
@@ -58,7 +64,8 @@ __all__ = [
     "TIPS_KEY",
     "TIP_BLOCK_KEY",
     "USE_MEMORY_OPTION",
-    "SLOT_MODES",
+    "PARTITION_KEY",
+    "PARTITION_MODES",
     "TIP_BLOCK_CLOSE",
     "TIP_BLOCK_GAP",
     "TIP_BLOCK_OPEN",
@@ -88,7 +95,7 @@ __all__ = [
     "is_memory_env",
     "make_embedder",
     "memory_observation_space",
-    "memory_slot",
+    "memory_partition",
     "parse_tips",
     "render_tip_block",
     "split_observation",
@@ -100,7 +107,9 @@ __getattr__ = deprecated_aliases(
     __name__,
     {
         "Trajectory": ("empo_gym.memory.Episode", Episode),
-        "default_slot": ("empo_gym.memory.memory_slot", memory_slot),
+        "SLOT_MODES": ("empo_gym.memory.PARTITION_MODES", PARTITION_MODES),
+        "default_slot": ("empo_gym.memory.memory_partition", memory_partition),
+        "memory_slot": ("empo_gym.memory.memory_partition", memory_partition),
         "trajectory_entries": ("empo_gym.memory.episode_entries", episode_entries),
     },
 )

@@ -1,4 +1,4 @@
-"""A finished episode as EMPO²'s memory sees it, and the memory slot it belongs to.
+"""A finished episode as EMPO²'s memory sees it, and the memory partition it belongs to.
 
 One record type serves every writer of memory: the memory wrapper, the ``memory-only`` agent
 and the trainer's memory hooks all record :class:`Episode` objects (through
@@ -6,7 +6,9 @@ and the trainer's memory hooks all record :class:`Episode` objects (through
 and the store keeps one entry per :class:`Step`. (The trainer's rollout record,
 ``empo_gym.agents.llm.trajectory.Trajectory``, holds token ids; this one holds text.)
 
-Memories are grouped into *slots*: :func:`memory_slot` is the one rule that names them.
+Memories are grouped into *partitions* (EMPO²: one per task instance; a partition never sees
+another's memories): :func:`memory_partition` is the one rule that names them. ("Slot", in
+empo_gym, is the harness's lane of a running episode, not a memory partition.)
 """
 
 from __future__ import annotations
@@ -16,46 +18,64 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SLOT_MODES", "Episode", "Step", "memory_slot"]
+from empo_gym.deprecation import deprecated_aliases
 
-#: How episodes are grouped into memory slots: ``instance`` = task + variation / goal (EMPO²:
-#: one slot per task instance), ``task`` = all instances of a task share one slot.
-SLOT_MODES = ("instance", "task")
+__all__ = ["PARTITION_KEY", "PARTITION_MODES", "Episode", "Step", "memory_partition"]
+
+#: How episodes are grouped into memory partitions: ``instance`` = task + variation / goal
+#: (EMPO²: one partition per task instance), ``task`` = all instances of a task share one.
+PARTITION_MODES = ("instance", "task")
+#: Info key naming an episode's partition: the memory wrapper reports its assignment there (and
+#: takes a reset option of that name), a rollout's trajectory info records it.
+PARTITION_KEY = "memory_partition"
 
 
-def memory_slot(info: dict[str, Any], by: str = "instance", *, default: str | None = None) -> str:
-    """The memory slot of an episode from its env info.
+def memory_partition(
+    info: dict[str, Any], by: str = "instance", *, default: str | None = None
+) -> str:
+    """The memory partition of an episode from its info: the one rule, in this order.
 
-    ``instance`` slots are ``task`` plus ``/variation`` (ScienceWorld) or ``/goal_index``
-    (WebShop) when the info has one; ``task`` slots are the task alone.
+    1. ``info["memory_partition"]`` when set (the memory wrapper's assignment, which a
+       rollout's trajectory info copies);
+    2. the env's ``task``, for ``instance`` partitions plus ``/variation`` (ScienceWorld) or
+       ``/goal_index`` (WebShop) when the info has one;
+    3. ``default`` (a rollout's group id, say) for an env whose info has no ``task``.
 
     Args:
-        info: The env's info dict (``task``, and ``variation`` / ``goal_index`` if any).
-        by: ``instance`` or ``task`` (see :data:`SLOT_MODES`).
-        default: Slot of an info without ``task``; None raises instead.
+        info: An env's (or a trajectory's) info dict.
+        by: ``instance`` or ``task`` (see :data:`PARTITION_MODES`).
+        default: Partition of an info without either key; None raises instead.
 
     Raises:
-        ValueError: ``by`` is not a slot mode, or the info has no ``task`` and no default.
+        ValueError: ``by`` is not a partition mode, or the info names no partition and there is
+            no default.
 
     Example:
-        >>> memory_slot({"task": "boil", "variation": 3})
+        >>> memory_partition({"task": "boil", "variation": 3})
         'boil/3'
-        >>> memory_slot({"task": "webshop", "goal_index": 12})
+        >>> memory_partition({"task": "webshop", "goal_index": 12})
         'webshop/12'
-        >>> memory_slot({"task": "boil", "variation": 3}, "task")
+        >>> memory_partition({"task": "boil", "variation": 3}, "task")
         'boil'
-        >>> memory_slot({}, default="task")
-        'task'
+        >>> memory_partition({"memory_partition": "custom", "task": "boil"})
+        'custom'
+        >>> memory_partition({}, default="g0")
+        'g0'
     """
-    if by not in SLOT_MODES:
-        raise ValueError(f"unknown slot mode {by!r}; expected one of: {', '.join(SLOT_MODES)}")
+    if by not in PARTITION_MODES:
+        raise ValueError(
+            f"unknown partition mode {by!r}; expected one of: {', '.join(PARTITION_MODES)}"
+        )
+    assigned = info.get(PARTITION_KEY)
+    if assigned:
+        return str(assigned)
     task = info.get("task")
     if task is None:
         if default is not None:
             return default
         raise ValueError(
-            "the env's info has no 'task' key to name the memory slot; pass slot_fn=... or "
-            "reset(options={'memory_slot': ...})"
+            "the env's info has no 'task' key to name the memory partition; pass "
+            "partition_fn=... or reset(options={'memory_partition': ...})"
         )
     if by == "instance":
         for key in ("variation", "goal_index"):  # ScienceWorld variation, WebShop goal
@@ -88,7 +108,7 @@ class Episode:
 
     Attributes:
         task: Task text (the env's ``info["instruction"]`` or ``info["task"]``).
-        slot: Memory slot of the episode (see :func:`memory_slot`).
+        partition: Memory partition of the episode (see :func:`memory_partition`).
         steps: Steps in order.
         final_score: Score at the end (env's native scale).
         success: Whether the env reported success.
@@ -107,7 +127,7 @@ class Episode:
     """
 
     task: str
-    slot: str
+    partition: str
     steps: list[Step] = field(default_factory=list)
     final_score: float = 0.0
     success: bool = False
@@ -116,3 +136,13 @@ class Episode:
     tip: str | None = None
     keys: np.ndarray | None = field(default=None, repr=False, compare=False)
     episode_id: int | None = None
+
+
+# old names, still importable (with a DeprecationWarning) for code written against them
+__getattr__ = deprecated_aliases(
+    __name__,
+    {
+        "SLOT_MODES": ("empo_gym.memory.PARTITION_MODES", PARTITION_MODES),
+        "memory_slot": ("empo_gym.memory.memory_partition", memory_partition),
+    },
+)

@@ -3,7 +3,7 @@
 EMPO²'s intrinsic exploration reward: a state is novel when its
 embedding is not similar to the states already seen; ``r_int = 1 / (n + 1)`` where ``n`` counts
 the stored states with cosine similarity above ``threshold``. Every scored state is then stored
-(revisits make a state less novel). States are counted per slot (task instance).
+(revisits make a state less novel). States are counted per partition (task instance).
 
 The rollouts of one GRPO group are scored together (:meth:`NoveltyReward.score_group`): every
 member against the same counts, those from before the group. Scoring them one after the other
@@ -53,14 +53,14 @@ def default_threshold(embedder: Embedder | str) -> float:
 
 
 class NoveltyReward:
-    """``r = scale / (n + 1)``, n = similar states already seen in the slot.
+    """``r = scale / (n + 1)``, n = similar states already seen in the partition.
 
     Args:
         embedder: Embedder or its name.
         threshold: Cosine similarity above which a stored state counts as "the same"; None =
             the embedder's calibrated default (:data:`DEFAULT_THRESHOLDS`).
         scale: Multiplier of the reward (a setting in EMPO²).
-        capacity: States kept per slot (FIFO), bounding memory and time.
+        capacity: States kept per partition (FIFO), bounding memory and time.
 
     Example:
         >>> nov = NoveltyReward("hashing")
@@ -94,25 +94,25 @@ class NoveltyReward:
 
     def __call__(
         self,
-        slot: str,
+        partition: str,
         states: Sequence[str],
         embeddings: np.ndarray | None = None,
     ) -> np.ndarray:
         """Score ``states`` in order (each sees the ones before it) and remember them.
 
         Args:
-            slot: Task slot.
+            partition: Memory partition.
             states: State texts.
             embeddings: Precomputed embeddings ``[n, dim]`` (skips the embedder).
 
         Returns:
             float32 rewards, one per state.
         """
-        return self.score_group(slot, [states], [embeddings])[0]
+        return self.score_group(partition, [states], [embeddings])[0]
 
     def score_group(
         self,
-        slot: str,
+        partition: str,
         members: Sequence[Sequence[str]],
         embeddings: Sequence[np.ndarray | None] | None = None,
     ) -> list[np.ndarray]:
@@ -123,7 +123,7 @@ class NoveltyReward:
         position in the group.
 
         Args:
-            slot: Task slot (shared by the group).
+            partition: Memory partition (shared by the group).
             members: Each member's state texts, in order.
             embeddings: Each member's precomputed embeddings ``[n_i, dim]`` (or None).
 
@@ -137,16 +137,16 @@ class NoveltyReward:
             >>> nov("t", ["a red room"]).tolist()
             [0.3333333432674408]
         """
-        if not isinstance(slot, str):
-            raise TypeError(f"slot must be a str, got {slot!r}")
+        if not isinstance(partition, str):
+            raise TypeError(f"partition must be a str, got {partition!r}")
         members = [list(m) for m in members]
         given = list(embeddings) if embeddings is not None else [None] * len(members)
         if len(given) != len(members):
             raise ValueError(f"{len(members)} members but {len(given)} embedding arrays")
         vecs = [self._vectors(m, e) for m, e in zip(members, given, strict=True)]
-        buf = self._seen.get(slot)
+        buf = self._seen.get(partition)
         if buf is None:
-            buf = self._seen[slot] = _RingBuffer(self.capacity, self.embedder.dim)
+            buf = self._seen[partition] = _RingBuffer(self.capacity, self.embedder.dim)
         seen = buf.view()
         out = []
         for v in vecs:
@@ -175,14 +175,14 @@ class NoveltyReward:
             )
         return vecs
 
-    def count(self, slot: str) -> int:
-        """States remembered for ``slot``."""
-        buf = self._seen.get(slot)
+    def count(self, partition: str) -> int:
+        """States remembered for ``partition``."""
+        buf = self._seen.get(partition)
         return 0 if buf is None else buf.n
 
     def state_dict(self) -> dict[str, tuple[np.ndarray, int]]:
-        """The remembered states, ``{slot: (rows, ring position)}`` (training checkpoints)."""
-        return {slot: (buf.view().copy(), buf.pos) for slot, buf in self._seen.items()}
+        """The remembered states, ``{partition: (rows, ring position)}`` (training checkpoints)."""
+        return {partition: (buf.view().copy(), buf.pos) for partition, buf in self._seen.items()}
 
     def load_state_dict(self, state: dict[str, tuple[np.ndarray, int]]) -> None:
         """Replace the remembered states with those :meth:`state_dict` returned.
@@ -194,37 +194,42 @@ class NoveltyReward:
             [0.5]
         """
         self._seen.clear()
-        for slot, (rows, pos) in state.items():
-            buf = self._seen[slot] = _RingBuffer(self.capacity, self.embedder.dim)
+        for partition, (rows, pos) in state.items():
+            buf = self._seen[partition] = _RingBuffer(self.capacity, self.embedder.dim)
             buf.extend(np.asarray(rows, dtype=np.float32))
             buf.pos = int(pos) if buf.n == self.capacity else 0
 
     def save(self, path: str | Path) -> None:
-        """Write the remembered states to one safetensors file (slot names in its metadata).
+        """Write the remembered states to one safetensors file (partition names in its metadata).
 
         Not atomic by itself: the trainer writes it inside its atomic checkpoint directory.
         """
         from safetensors.numpy import save_file
 
         state = self.state_dict()
-        tensors = {f"slot{i}": rows for i, (rows, _) in enumerate(state.values())}
-        slots = [[slot, f"slot{i}", pos] for i, (slot, (_, pos)) in enumerate(state.items())]
-        save_file(tensors, str(path), metadata={"slots": json.dumps(slots)})
+        tensors = {f"partition{i}": rows for i, (rows, _) in enumerate(state.values())}
+        names = [[name, f"partition{i}", pos] for i, (name, (_, pos)) in enumerate(state.items())]
+        save_file(tensors, str(path), metadata={"partitions": json.dumps(names)})
 
     def load(self, path: str | Path) -> None:
-        """Replace the remembered states with those :meth:`save` wrote to ``path``."""
+        """Replace the remembered states with those :meth:`save` wrote to ``path``.
+
+        Files written before partitions were renamed from "slots" keep their names under the
+        metadata key ``slots``; they load too.
+        """
         from safetensors import safe_open
 
         with safe_open(str(path), framework="np") as f:
-            slots = json.loads((f.metadata() or {})["slots"])
-            self.load_state_dict({s: (f.get_tensor(t), pos) for s, t, pos in slots})
+            meta = f.metadata() or {}
+            names = json.loads(meta["partitions"] if "partitions" in meta else meta["slots"])
+            self.load_state_dict({s: (f.get_tensor(t), pos) for s, t, pos in names})
 
-    def reset(self, slot: str | None = None) -> None:
-        """Forget the states of ``slot`` (all slots when None)."""
-        if slot is None:
+    def reset(self, partition: str | None = None) -> None:
+        """Forget the states of ``partition`` (all partitions when None)."""
+        if partition is None:
             self._seen.clear()
         else:
-            self._seen.pop(slot, None)
+            self._seen.pop(partition, None)
 
 
 class _RingBuffer:

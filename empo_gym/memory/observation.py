@@ -9,7 +9,7 @@ The memory wrappers (:mod:`empo_gym.memory.wrapper`) turn a text observation int
 This module is the one home of that format: the keys, the observation space
 (:func:`memory_observation_space`), the builder (:func:`compose_observation`, used by the
 wrappers and the ``memory-only`` agent), the reader (:func:`split_observation`, used by the LLM
-agents and the rollout engine) and the reset options the wrappers consume
+agents and the rollout runner) and the reset options the wrappers consume
 (:data:`MEMORY_OPTIONS`).
 
 Example:
@@ -28,6 +28,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium import spaces as gspaces
 
+from empo_gym.memory.episode import PARTITION_KEY
 from empo_gym.memory.tips import (
     TIP_BLOCK_CLOSE,
     TIP_BLOCK_GAP,
@@ -39,6 +40,7 @@ from empo_gym.spaces import UnicodeText
 
 __all__ = [
     "EVAL_OPTION",
+    "LEGACY_PARTITION_OPTION",
     "MEMORY_OPTIONS",
     "OBSERVATION_KEY",
     "PARTITION_OPTION",
@@ -62,8 +64,11 @@ TIP_BLOCK_KEY = "tip_block"
 USE_MEMORY_OPTION = "use_memory"
 #: Reset option for an evaluation episode: nothing is written, no novelty kept (bool).
 EVAL_OPTION = "eval"
-#: Reset option naming the episode's memory slot (str; else the wrapper's ``slot_fn``).
-PARTITION_OPTION = "memory_slot"
+#: Reset option naming the episode's memory partition (str; else the wrapper's
+#: ``partition_fn``); the wrapper reports the partition under the same info key.
+PARTITION_OPTION = PARTITION_KEY
+#: Old name of :data:`PARTITION_OPTION`, still accepted by the wrappers (DeprecationWarning).
+LEGACY_PARTITION_OPTION = "memory_slot"
 #: Reset options consumed by the memory wrappers (not forwarded to the env).
 MEMORY_OPTIONS = (USE_MEMORY_OPTION, EVAL_OPTION, PARTITION_OPTION)
 

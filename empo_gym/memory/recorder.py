@@ -58,14 +58,16 @@ the score 40/100.'
     if tip is None:
         tip = episode.tip
     if tip is None:
-        raise ValueError(f"episode {episode.episode_id} of slot {episode.slot!r} has no tip yet")
+        raise ValueError(
+            f"episode {episode.episode_id} of partition {episode.partition!r} has no tip yet"
+        )
     tip = clean_tip(tip)
     return [
         MemoryEntry(
             text=format_memory(tip, step.action, episode.final_score),
             key=step.state,
             score=episode.final_score,
-            slot=episode.slot,
+            partition=episode.partition,
             step=k,
             action=step.action,
             metadata={"success": episode.success, "used_memory": episode.used_memory},
@@ -98,7 +100,7 @@ class EpisodeRecorder:
     Example:
         >>> from empo_gym.memory.tips import TemplateTipWriter
         >>> rec = EpisodeRecorder(MemoryStore("hashing"))
-        >>> eid = rec.start(task="Open the chest.", slot="toy/0")
+        >>> eid = rec.start(task="Open the chest.", partition="toy/0")
         >>> for state, action in [("hall", "go north"), ("vault", "open chest")]:
         ...     rec.see(eid, state, rec.store.embedder([state])[0])
         ...     _ = rec.act(eid, action)
@@ -123,10 +125,12 @@ class EpisodeRecorder:
         self.entries_added = 0
 
     # -- running episodes ---------------------------------------------------------------------
-    def start(self, *, task: str, slot: str, used_memory: bool = False) -> int:
+    def start(self, *, task: str, partition: str, used_memory: bool = False) -> int:
         """Begin recording an episode; returns its id."""
         eid = next(_EPISODE_IDS)
-        ep = Episode(task=str(task), slot=str(slot), used_memory=bool(used_memory), episode_id=eid)
+        ep = Episode(
+            task=str(task), partition=str(partition), used_memory=bool(used_memory), episode_id=eid
+        )
         self._running[eid] = _Running(ep)
         return eid
 

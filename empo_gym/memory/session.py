@@ -68,7 +68,7 @@ class MemorySession:
     # -- episodes --------------------------------------------------------------------------
     def start(self, *, task: str, partition: str, used_memory: bool = False) -> int:
         """Begin recording an episode of memory partition ``partition``; returns its id."""
-        return self.recorder.start(task=task, slot=partition, used_memory=used_memory)
+        return self.recorder.start(task=task, partition=partition, used_memory=used_memory)
 
     def is_running(self, episode_id: int | None) -> bool:
         """Whether the recorder still records ``episode_id``."""

@@ -1,12 +1,14 @@
-"""The tip memory: per-task-slot entries keyed by state embeddings, retrieved by similarity.
+"""The tip memory: per-partition entries keyed by state embeddings, retrieved by similarity.
 
 Semantics (EMPO²'s memory):
 
-* one *slot* per training task instance (a string such as ``"boil/3"``); slots never see each
-  other's entries;
+* one *partition* per training task instance (a string such as ``"boil/3"``; see
+  :func:`~empo_gym.memory.episode.memory_partition`); partitions never see each other's entries;
 * an entry is de-duplicated by content -- its ``(key, text)`` pair: adding an entry whose key
-  state and memory text already exist in the slot is a no-op (the older copy keeps its place);
-* each slot is a FIFO of at most ``capacity`` entries (default 1000); the oldest entry goes first;
+  state and memory text already exist in the partition is a no-op (the older copy keeps its
+  place);
+* each partition is a FIFO of at most ``capacity`` entries (default 1000); the oldest entry goes
+  first;
 * retrieval: candidates whose cosine similarity to the query state exceeds ``threshold`` (0.5),
   ranked by stored score (ties: newer first), the top ``k`` (10).
 
@@ -17,6 +19,10 @@ entries, so a damaged file (a flipped byte) is refused on load instead of silent
 nothing; non-finite embeddings are refused on add and on load. ``save(path, merge=True)``
 holds a file lock (``path + ".lock"``) and merges the file's entries first, so several
 processes can append to one memory file without losing each other's entries.
+
+File versions: ``2`` (written) keeps the partitions under the header key ``partitions``, each
+entry's under ``partition``; ``1`` (files written before partitions were renamed from "slots")
+used ``slots`` / ``slot`` and still loads.
 """
 
 from __future__ import annotations
@@ -39,7 +45,9 @@ __all__ = ["FILE_FORMAT", "MemoryEntry", "MemoryFileError", "MemoryStore"]
 
 #: ``format`` marker in the header of memory files.
 FILE_FORMAT = "empo_gym.memory"
-_FILE_VERSION = "1"
+_FILE_VERSION = "2"
+#: Versions :meth:`MemoryStore.load` reads (1: partitions named "slots" in the header).
+_READ_VERSIONS = ("1", "2")
 
 
 class MemoryFileError(ValueError):
@@ -65,26 +73,27 @@ class MemoryEntry:
         text: The memory as injected into a prompt (tip + action + final score).
         key: The state text whose embedding retrieves this entry.
         score: Final score of the trajectory (retrieval ranks by it).
-        slot: Task slot the entry belongs to.
+        partition: Memory partition the entry belongs to (see
+            :func:`~empo_gym.memory.episode.memory_partition`).
         step: Step index inside its trajectory.
         action: The action taken at that step.
         metadata: Free JSON-serialisable data (episode id, env name, ...).
 
     Example:
-        >>> MemoryEntry("tip", key="You see a door.", score=40.0, slot="t/0").slot
+        >>> MemoryEntry("tip", key="You see a door.", score=40.0, partition="t/0").partition
         't/0'
     """
 
     text: str
     key: str
     score: float
-    slot: str
+    partition: str
     step: int = 0
     action: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("text", "key", "slot", "action"):
+        for name in ("text", "key", "partition", "action"):
             if not isinstance(getattr(self, name), str):
                 raise TypeError(
                     f"MemoryEntry.{name} must be a str, got {type(getattr(self, name)).__name__}"
@@ -103,21 +112,35 @@ class MemoryEntry:
             raise TypeError(f"MemoryEntry.metadata must be a dict, got {self.metadata!r}")
         object.__setattr__(self, "metadata", _replace_unencodable_in(self.metadata))
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MemoryEntry:
+        """The entry of :meth:`to_json`'s dict (a version-1 file's ``slot`` key is read too).
+
+        Example:
+            >>> old = {"text": "t", "key": "k", "score": 1.0, "slot": "boil/0"}
+            >>> MemoryEntry.from_json(old).partition
+            'boil/0'
+        """
+        data = dict(data)
+        if "slot" in data and "partition" not in data:
+            data["partition"] = data.pop("slot")
+        return cls(**data)
+
     def to_json(self) -> dict[str, Any]:
         """The entry as a JSON-serialisable dict."""
         return {
             "text": self.text,
             "key": self.key,
             "score": self.score,
-            "slot": self.slot,
+            "partition": self.partition,
             "step": self.step,
             "action": self.action,
             "metadata": self.metadata,
         }
 
 
-class _Slot:
-    """Ring buffer of one slot's entries with a preallocated embedding matrix."""
+class _Partition:
+    """Ring buffer of one partition's entries with a preallocated embedding matrix."""
 
     __slots__ = ("cap", "emb", "scores", "seq", "entries", "index", "n", "head")
 
@@ -169,11 +192,11 @@ class _Slot:
 
 
 class MemoryStore:
-    """Tip memory with per-slot FIFO, content de-duplication and similarity retrieval.
+    """Tip memory with per-partition FIFO, content de-duplication and similarity retrieval.
 
     Args:
         embedder: An :class:`~empo_gym.memory.embedders.Embedder` or its name.
-        capacity: Maximum entries per slot (FIFO eviction).
+        capacity: Maximum entries per partition (FIFO eviction).
         threshold: Retrieval keeps candidates with cosine similarity strictly above this.
         top_k: Number of entries retrieved.
 
@@ -181,10 +204,10 @@ class MemoryStore:
         >>> store = MemoryStore("hashing")
         >>> store.add([
         ...     MemoryEntry("go to the kitchen first", key="You are in the hallway.",
-        ...                 score=20, slot="boil/0"),
+        ...                 score=20, partition="boil/0"),
         ...     MemoryEntry("open the door", key="You are in the hallway. A door.",
-        ...                 score=80, slot="boil/0"),
-        ...     MemoryEntry("unrelated", key="Mars weather report", score=99, slot="boil/0"),
+        ...                 score=80, partition="boil/0"),
+        ...     MemoryEntry("unrelated", key="Mars weather report", score=99, partition="boil/0"),
         ... ])
         3
         >>> [e.text for e in store.query("boil/0", "You are in the hallway.")]
@@ -211,40 +234,40 @@ class MemoryStore:
         self.capacity = capacity
         self.threshold = float(threshold)
         self.top_k = top_k
-        self._slots: dict[str, _Slot] = {}
+        self._partitions: dict[str, _Partition] = {}
         self._seq = 0
 
     # -- inspection -----------------------------------------------------------------------
     def __len__(self) -> int:
-        return sum(s.n for s in self._slots.values())
+        return sum(s.n for s in self._partitions.values())
 
-    def slots(self) -> list[str]:
-        """Slot names that hold at least one entry (insertion order)."""
-        return [name for name, s in self._slots.items() if s.n]
+    def partitions(self) -> list[str]:
+        """Partition names that hold at least one entry (insertion order)."""
+        return [name for name, s in self._partitions.items() if s.n]
 
-    def entries(self, slot: str | None = None) -> list[MemoryEntry]:
-        """Entries of ``slot`` (all slots when None), oldest first."""
-        names = self.slots() if slot is None else [slot]
+    def entries(self, partition: str | None = None) -> list[MemoryEntry]:
+        """Entries of ``partition`` (all partitions when None), oldest first."""
+        names = self.partitions() if partition is None else [partition]
         out: list[MemoryEntry] = []
         for name in names:
-            s = self._slots.get(name)
+            s = self._partitions.get(name)
             if s is not None:
                 out.extend(s.entries[i] for i in s.order())  # type: ignore[misc]
         return out
 
-    def embeddings(self, slot: str) -> np.ndarray:
-        """Key embeddings of ``slot`` aligned with :meth:`entries` (oldest first)."""
-        s = self._slots.get(slot)
+    def embeddings(self, partition: str) -> np.ndarray:
+        """Key embeddings of ``partition`` aligned with :meth:`entries` (oldest first)."""
+        s = self._partitions.get(partition)
         if s is None:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
         return s.emb[s.order()].copy()
 
-    def clear(self, slot: str | None = None) -> None:
-        """Remove all entries of ``slot`` (every slot when None)."""
-        if slot is None:
-            self._slots.clear()
+    def clear(self, partition: str | None = None) -> None:
+        """Remove all entries of ``partition`` (every partition when None)."""
+        if partition is None:
+            self._partitions.clear()
         else:
-            self._slots.pop(slot, None)
+            self._partitions.pop(partition, None)
 
     # -- add / query ----------------------------------------------------------------------
     def _embed(self, texts: list[str]) -> np.ndarray:
@@ -288,30 +311,30 @@ class MemoryStore:
             vecs = self._check_embeddings(embeddings, len(entries))
         added = 0
         for e, v in zip(entries, vecs, strict=True):
-            s = self._slots.get(e.slot)
+            s = self._partitions.get(e.partition)
             if s is None:
-                s = self._slots[e.slot] = _Slot(self.capacity, self.embedder.dim)
+                s = self._partitions[e.partition] = _Partition(self.capacity, self.embedder.dim)
             self._seq += 1
             added += s.add(e, v, self._seq)
         return added
 
-    def query(self, slot: str, state: str, k: int | None = None) -> list[MemoryEntry]:
-        """Entries of ``slot`` similar to ``state`` (cosine > threshold), best score first."""
-        return self.query_batch([slot], [state], k=k)[0]
+    def query(self, partition: str, state: str, k: int | None = None) -> list[MemoryEntry]:
+        """Entries of ``partition`` similar to ``state`` (cosine > threshold), best score first."""
+        return self.query_batch([partition], [state], k=k)[0]
 
     def query_batch(
         self,
-        slots: Sequence[str],
+        partitions: Sequence[str],
         states: Sequence[str] | None = None,
         *,
         embeddings: np.ndarray | None = None,
         k: int | None = None,
         with_similarity: bool = False,
     ) -> list[list[Any]]:
-        """Retrieve for several (slot, state) pairs with one embedder call.
+        """Retrieve for several (partition, state) pairs with one embedder call.
 
         Args:
-            slots: Slot of each query.
+            partitions: Partition of each query.
             states: State text of each query (embedded in one batch), or None with
                 ``embeddings``.
             embeddings: Precomputed query embeddings ``[n, dim]``.
@@ -321,27 +344,28 @@ class MemoryStore:
         Returns:
             One list per query, ranked by stored score (ties: newer first), each text once.
         """
-        slots = list(slots)
-        for s in slots:
+        partitions = list(partitions)
+        for s in partitions:
             if not isinstance(s, str):
-                raise TypeError(f"slots are strings, got {s!r}")
+                raise TypeError(f"partitions are strings, got {s!r}")
         if embeddings is None:
             if states is None:
                 raise ValueError("query_batch needs states or embeddings")
             states = list(states)
-            if len(states) != len(slots):
-                raise ValueError(f"{len(slots)} slots but {len(states)} states")
-            # embed only queries whose slot holds entries (empty memory costs nothing)
-            live = [i for i, s in enumerate(slots) if s in self._slots and self._slots[s].n]
-            vecs = np.zeros((len(slots), self.embedder.dim), np.float32)
+            if len(states) != len(partitions):
+                raise ValueError(f"{len(partitions)} partitions but {len(states)} states")
+            # embed only queries whose partition holds entries (empty memory costs nothing)
+            held = {name for name, s in self._partitions.items() if s.n}
+            live = [i for i, p in enumerate(partitions) if p in held]
+            vecs = np.zeros((len(partitions), self.embedder.dim), np.float32)
             if live:
                 vecs[live] = self._embed([states[i] for i in live])
         else:
-            vecs = self._check_embeddings(embeddings, len(slots))
+            vecs = self._check_embeddings(embeddings, len(partitions))
         k = self.top_k if k is None else k
         out: list[list[Any]] = []
-        for slot, v in zip(slots, vecs, strict=True):
-            s = self._slots.get(slot)
+        for partition, v in zip(partitions, vecs, strict=True):
+            s = self._partitions.get(partition)
             if s is None or s.n == 0:
                 out.append([])
                 continue
@@ -365,10 +389,10 @@ class MemoryStore:
                 out.append([s.entries[i] for i in picked])
         return out
 
-    def count_similar(self, slot: str, embeddings: np.ndarray, threshold: float) -> np.ndarray:
-        """Number of ``slot`` entries with cosine > ``threshold`` to each query embedding."""
+    def count_similar(self, partition: str, embeddings: np.ndarray, threshold: float) -> np.ndarray:
+        """Number of ``partition`` entries with cosine > ``threshold`` to each query embedding."""
         vecs = self._check_embeddings(embeddings, len(embeddings))
-        s = self._slots.get(slot)
+        s = self._partitions.get(partition)
         if s is None or s.n == 0:
             return np.zeros(len(vecs), dtype=np.int64)
         return (cosine_matrix(s.emb[: s.n], vecs) > threshold).sum(axis=0)
@@ -378,20 +402,20 @@ class MemoryStore:
         from safetensors.numpy import save
 
         tensors: dict[str, np.ndarray] = {}
-        slots_meta = []
-        for i, name in enumerate(self.slots()):
-            s = self._slots[name]
+        partitions_meta = []
+        for i, name in enumerate(self.partitions()):
+            s = self._partitions[name]
             order = s.order()
-            tensors[f"slot{i}"] = np.ascontiguousarray(s.emb[order])
-            slots_meta.append(
+            tensors[f"partition{i}"] = np.ascontiguousarray(s.emb[order])
+            partitions_meta.append(
                 {
-                    "slot": name,
-                    "tensor": f"slot{i}",
+                    "partition": name,
+                    "tensor": f"partition{i}",
                     "entries": [s.entries[j].to_json() for j in order],  # type: ignore[union-attr]
                 }
             )
         header = {
-            "checksum": _checksum(tensors, slots_meta),
+            "checksum": _checksum(tensors, partitions_meta),
             "format": FILE_FORMAT,
             "version": _FILE_VERSION,
             "embedder": self.embedder.name,
@@ -399,7 +423,7 @@ class MemoryStore:
             "capacity": str(self.capacity),
             "threshold": repr(self.threshold),
             "top_k": str(self.top_k),
-            "slots": json.dumps(slots_meta, ensure_ascii=False),
+            "partitions": json.dumps(partitions_meta, ensure_ascii=False),
         }
         if not tensors:  # safetensors needs no tensor, but keep one marker for clarity
             tensors["empty"] = np.zeros((0, self.embedder.dim), dtype=np.float32)
@@ -433,10 +457,10 @@ class MemoryStore:
                     self.threshold,
                     self.top_k,
                 )
-            for name in self.slots():
+            for name in self.partitions():
                 merged.add(self.entries(name), self.embeddings(name))
             write_bytes_atomic(path, merged._to_bytes())
-        self._slots, self._seq = merged._slots, merged._seq
+        self._partitions, self._seq = merged._partitions, merged._seq
         return path
 
     def _empty_like(self) -> MemoryStore:
@@ -470,10 +494,11 @@ class MemoryStore:
                         f"{path} is not an empo_gym memory file (no format={FILE_FORMAT!r} in its "
                         "header); pass a file written by MemoryStore.save"
                     )
-                if header.get("version") != _FILE_VERSION:
+                version = header.get("version")
+                if version not in _READ_VERSIONS:
                     raise MemoryFileError(
-                        f"{path} has memory file version {header.get('version')!r}, this "
-                        f"empo_gym reads version {_FILE_VERSION!r}"
+                        f"{path} has memory file version {version!r}, this "
+                        f"empo_gym reads versions {', '.join(_READ_VERSIONS)}"
                     )
                 name, dim = header["embedder"], int(header["dim"])
                 if embedder is None:
@@ -490,25 +515,27 @@ class MemoryStore:
                     threshold=float(header["threshold"]),
                     top_k=int(header["top_k"]),
                 )
-                slots_meta = json.loads(header["slots"])
-                tensors = {m["tensor"]: f.get_tensor(m["tensor"]) for m in slots_meta}
+                # version 1 named the partitions "slots" (the checksum covers the meta as stored)
+                partitions_meta = json.loads(header["slots" if version == "1" else "partitions"])
+                tensors = {m["tensor"]: f.get_tensor(m["tensor"]) for m in partitions_meta}
                 stored = header.get("checksum")  # absent in files of older empo_gym versions
-                if stored is not None and stored != _checksum(tensors, slots_meta):
+                if stored is not None and stored != _checksum(tensors, partitions_meta):
                     raise MemoryFileError(
                         f"{path} is corrupt: its contents do not match the checksum in its "
                         "header (a damaged copy?); restore it from a good copy or delete it"
                     )
-                for slot_meta in slots_meta:
-                    vecs = tensors[slot_meta["tensor"]]
+                for partition_meta in partitions_meta:
+                    name = partition_meta["slot" if version == "1" else "partition"]
+                    vecs = tensors[partition_meta["tensor"]]
                     if not np.all(np.isfinite(vecs)):
                         raise MemoryFileError(
-                            f"{path}: slot {slot_meta['slot']!r} has non-finite (NaN or "
+                            f"{path}: partition {name!r} has non-finite (NaN or "
                             "infinite) embeddings; expected finite vectors: the file is corrupt"
                         )
-                    entries = [MemoryEntry(**e) for e in slot_meta["entries"]]
+                    entries = [MemoryEntry.from_json(e) for e in partition_meta["entries"]]
                     if vecs.shape != (len(entries), dim):
                         raise MemoryFileError(
-                            f"{path}: slot {slot_meta['slot']!r} has {len(entries)} entries but "
+                            f"{path}: partition {name!r} has {len(entries)} entries but "
                             f"embeddings of shape {vecs.shape}"
                         )
                     store.add(entries, vecs)
@@ -525,7 +552,7 @@ class MemoryStore:
 
     def __repr__(self) -> str:
         return (
-            f"MemoryStore(embedder={self.embedder.name!r}, slots={len(self.slots())}, "
+            f"MemoryStore(embedder={self.embedder.name!r}, partitions={len(self.partitions())}, "
             f"entries={len(self)}, capacity={self.capacity})"
         )
 
@@ -540,13 +567,13 @@ def _check_finite(vecs: np.ndarray, source: str) -> None:
         )
 
 
-def _checksum(tensors: dict[str, np.ndarray], slots_meta: list[dict[str, Any]]) -> str:
-    """SHA-256 over every slot's embedding bytes and entries (the file's integrity check)."""
+def _checksum(tensors: dict[str, np.ndarray], partitions_meta: list[dict[str, Any]]) -> str:
+    """SHA-256 over every partition's embedding bytes and entries (the file's integrity check)."""
     digest = hashlib.sha256()
-    for meta in slots_meta:
+    for meta in partitions_meta:
         vecs = np.ascontiguousarray(tensors[meta["tensor"]], dtype=np.float32)
         digest.update(meta["tensor"].encode() + str(vecs.shape).encode() + vecs.tobytes())
-    text = json.dumps(slots_meta, ensure_ascii=False, sort_keys=True)
+    text = json.dumps(partitions_meta, ensure_ascii=False, sort_keys=True)
     digest.update(text.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 

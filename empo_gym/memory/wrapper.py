@@ -16,7 +16,7 @@ store; to share memory between workers pass a file path as ``store``
 episode is merged into the file under a file lock and the worker adopts what the others wrote.
 :class:`MemoryVectorWrapper` shares one in-process store without files.
 
-Per episode, ``reset(options={"use_memory": bool, "eval": bool, "memory_slot": str})`` decides
+Per episode, ``reset(options={"use_memory": bool, "eval": bool, "memory_partition": str})`` decides
 whether tips are retrieved (training mode writes a tip after every episode either way, as
 EMPO² does); in evaluation mode nothing is written to memory and no novelty state is kept. The
 intrinsic novelty reward of memory episodes is reported in ``info["intrinsic_reward"]`` and is
@@ -47,10 +47,11 @@ from gymnasium.wrappers import TimeLimit
 
 from empo_gym.deprecation import deprecated_aliases
 from empo_gym.memory.embedders import Embedder
-from empo_gym.memory.episode import memory_slot
+from empo_gym.memory.episode import PARTITION_KEY, memory_partition
 from empo_gym.memory.novelty import NoveltyReward
 from empo_gym.memory.observation import (
     EVAL_OPTION,
+    LEGACY_PARTITION_OPTION,
     MEMORY_OPTIONS,
     OBSERVATION_KEY,
     PARTITION_OPTION,
@@ -80,7 +81,7 @@ MAX_TIPS_CHARS = 16_000
 __getattr__ = deprecated_aliases(
     __name__,
     {
-        "default_slot": ("empo_gym.memory.memory_slot", memory_slot),
+        "default_slot": ("empo_gym.memory.memory_partition", memory_partition),
         "trajectory_entries": ("empo_gym.memory.episode_entries", episode_entries),
     },
 )
@@ -88,7 +89,7 @@ __getattr__ = deprecated_aliases(
 
 @dataclass(eq=False)
 class _Lane:
-    slot: str = ""
+    partition: str = ""
     use_memory: bool = False
     training: bool = True
     episode: int | None = None  # the recorder's id while the episode is recorded
@@ -104,7 +105,7 @@ class _MemoryCore:
         embedder: Embedder | str,
         tip_writer: TipWriter | None,
         novelty: NoveltyReward | bool,
-        slot_fn: Callable[[dict[str, Any]], str] | None,
+        partition_fn: Callable[[dict[str, Any]], str] | None,
         use_memory: bool,
         training: bool,
         add_intrinsic_to_reward: bool,
@@ -149,7 +150,7 @@ class _MemoryCore:
         elif not isinstance(novelty, NoveltyReward):
             raise TypeError(f"novelty must be a bool or a NoveltyReward, got {novelty!r}")
         self.novelty: NoveltyReward | None = novelty
-        self.slot_fn = memory_slot if slot_fn is None else slot_fn
+        self.partition_fn = memory_partition if partition_fn is None else partition_fn
         self.use_memory = bool(use_memory)
         self.training = bool(training)
         self.add_intrinsic_to_reward = bool(add_intrinsic_to_reward)
@@ -176,12 +177,20 @@ class _MemoryCore:
         same = self.novelty.embedder is self.store.embedder
         for i, (ln, s) in enumerate(zip(lanes, states, strict=True)):
             if self._scores_novelty(ln):
-                out[i] = self.novelty(ln.slot, [s], vecs[i : i + 1] if same else None)[0]
+                out[i] = self.novelty(ln.partition, [s], vecs[i : i + 1] if same else None)[0]
         return out
 
     # -- episode protocol -------------------------------------------------------------------
     def split_options(self, options: dict[str, Any] | None) -> tuple[dict[str, Any], dict]:
         options = dict(options or {})
+        if LEGACY_PARTITION_OPTION in options:
+            warnings.warn(
+                f"reset option {LEGACY_PARTITION_OPTION!r} is deprecated; use {PARTITION_OPTION!r}",
+                DeprecationWarning,
+                stacklevel=4,
+            )
+            legacy = options.pop(LEGACY_PARTITION_OPTION)
+            options.setdefault(PARTITION_OPTION, legacy)
         mine = {k: options.pop(k) for k in MEMORY_OPTIONS if k in options}
         for k in (USE_MEMORY_OPTION, EVAL_OPTION):
             if k in mine and not isinstance(mine[k], (bool, np.bool_)):
@@ -212,17 +221,19 @@ class _MemoryCore:
         for ln, info, m in zip(lanes, infos, mine, strict=True):
             ln.use_memory = bool(m.get(USE_MEMORY_OPTION, self.use_memory))
             ln.training = not bool(m.get(EVAL_OPTION, not self.training))
-            ln.slot = m[PARTITION_OPTION] if PARTITION_OPTION in m else str(self.slot_fn(info))
+            ln.partition = (
+                m[PARTITION_OPTION] if PARTITION_OPTION in m else str(self.partition_fn(info))
+            )
             if ln.training and self.write_tips:
-                task = str(info.get("instruction") or info.get("task") or ln.slot)
+                task = str(info.get("instruction") or info.get("task") or ln.partition)
                 ln.episode = self.session.start(
-                    task=task, partition=ln.slot, used_memory=ln.use_memory
+                    task=task, partition=ln.partition, used_memory=ln.use_memory
                 )
             ln.active = True
         tips, vecs = self.session.look(
             obs,
             episodes=[ln.episode for ln in lanes],
-            partitions=[ln.slot for ln in lanes],
+            partitions=[ln.partition for ln in lanes],
             retrieve=[ln.use_memory for ln in lanes],
         )
         self._novelty(lanes, obs, vecs)  # the start state counts as seen
@@ -251,7 +262,7 @@ class _MemoryCore:
         tips, vecs = self.session.look(
             obs,
             episodes=[None if d else ln.episode for ln, d in zip(lanes, dones, strict=True)],
-            partitions=[ln.slot for ln in lanes],
+            partitions=[ln.partition for ln in lanes],
             retrieve=[ln.use_memory and not d for ln, d in zip(lanes, dones, strict=True)],
             embed=[d and self._scores_novelty(ln) for ln, d in zip(lanes, dones, strict=True)],
         )
@@ -330,7 +341,8 @@ class MemoryWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         tip_writer: ``list[Episode] -> list[str]``; default :class:`TemplateTipWriter`. An
             LLM agent passes its own (see :func:`~empo_gym.memory.tips.build_tip_prompt`).
         novelty: True (a :class:`NoveltyReward` on the store's embedder), False, or an instance.
-        slot_fn: ``info -> slot`` (default :func:`~empo_gym.memory.episode.memory_slot`).
+        partition_fn: ``info -> memory partition`` (default
+            :func:`~empo_gym.memory.episode.memory_partition`).
         use_memory: Default of the ``use_memory`` reset option.
         training: False = evaluation mode (default of the ``eval`` reset option, negated).
         add_intrinsic_to_reward: Add ``info["intrinsic_reward"]`` to the returned reward.
@@ -365,7 +377,7 @@ class MemoryWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         embedder: Embedder | str = "hashing",
         tip_writer: TipWriter | None = None,
         novelty: NoveltyReward | bool = True,
-        slot_fn: Callable[[dict[str, Any]], str] | None = None,
+        partition_fn: Callable[[dict[str, Any]], str] | None = None,
         use_memory: bool = False,
         training: bool = True,
         add_intrinsic_to_reward: bool = False,
@@ -382,7 +394,7 @@ class MemoryWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             embedder=embedder,
             tip_writer=tip_writer,
             novelty=novelty,
-            slot_fn=slot_fn,
+            partition_fn=partition_fn,
             use_memory=use_memory,
             training=training,
             add_intrinsic_to_reward=add_intrinsic_to_reward,
@@ -396,7 +408,7 @@ class MemoryWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             embedder,
             tip_writer,
             novelty,
-            slot_fn,
+            partition_fn,
             use_memory,
             training,
             add_intrinsic_to_reward,
@@ -428,7 +440,7 @@ class MemoryWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             tips=tips,
             intrinsic_reward=r_int,
             use_memory=self._lane.use_memory,
-            memory_slot=self._lane.slot,
+            **{PARTITION_KEY: self._lane.partition},
         )
         return info
 
@@ -537,7 +549,7 @@ class MemoryVectorWrapper(VectorWrapper):
 
     Args:
         env: A vector env of empo_gym text envs.
-        store, embedder, tip_writer, novelty, slot_fn, use_memory, training,
+        store, embedder, tip_writer, novelty, partition_fn, use_memory, training,
         add_intrinsic_to_reward, max_tips_chars, write_tips, recorder: As in
         :class:`MemoryWrapper`.
     """
@@ -550,7 +562,7 @@ class MemoryVectorWrapper(VectorWrapper):
         embedder: Embedder | str = "hashing",
         tip_writer: TipWriter | None = None,
         novelty: NoveltyReward | bool = True,
-        slot_fn: Callable[[dict[str, Any]], str] | None = None,
+        partition_fn: Callable[[dict[str, Any]], str] | None = None,
         use_memory: bool = False,
         training: bool = True,
         add_intrinsic_to_reward: bool = False,
@@ -570,7 +582,7 @@ class MemoryVectorWrapper(VectorWrapper):
             embedder,
             tip_writer,
             novelty,
-            slot_fn,
+            partition_fn,
             use_memory,
             training,
             add_intrinsic_to_reward,

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from empo_gym.agents.llm.memory_only import MemoryOnlyAgent, memory_slot
+from empo_gym.agents.llm.memory_only import MemoryOnlyAgent
 from empo_gym.agents.llm.policy import Generation, SamplingConfig
 from empo_gym.harness import evaluate
-from empo_gym.memory import MemoryStore
+from empo_gym.memory import MemoryStore, memory_partition
 from empo_gym.toy import GUESS_WORDS, ToyTextEnv
 
 _FAILED = re.compile(r"the specific action you took was (say \w+); Eventually you got the score 0/")
@@ -70,7 +70,7 @@ def _agent(**kwargs: Any) -> MemoryOnlyAgent:
 def test_memory_grows_across_episodes_and_tips_reach_the_prompt() -> None:
     agent = _agent()
     scores, sizes = [], []
-    for _ in range(5):  # the same seed each time: the same secret, the same memory slot
+    for _ in range(5):  # the same seed each time: the same secret, the same memory partition
         res = evaluate(agent, "guess", episodes=1, seed=3, make_env=_guess_env)
         agent.flush_tips()
         scores.append(res.records[0].score)
@@ -84,10 +84,10 @@ def test_memory_grows_across_episodes_and_tips_reach_the_prompt() -> None:
     # the memory steers the frozen stub to the secret, then keeps it there
     assert scores[-1] == 100.0 and scores[0] < 100.0
     assert sizes == sorted(sizes) and sizes[0] == 1
-    entry = agent.store.query(memory_slot({"task": "guess"}), "guess the word (test)")[0]
+    entry = agent.store.query(memory_partition({"task": "guess"}), "guess the word (test)")[0]
     assert entry.text.startswith("Guessing words one by one finds the secret; try another word")
     assert "; At that timestep, the specific action you took was say " in entry.text
-    assert agent.tip_log[0]["slot"] == "guess" and len(agent.tip_log) == 5
+    assert agent.tip_log[0]["partition"] == "guess" and len(agent.tip_log) == 5
     cfg = agent.config()["memory"]
     assert cfg["tips_written"] == 5 and cfg["entries"] == agent.memory_size
     assert cfg["steps_with_tips"] == 4
@@ -153,8 +153,10 @@ def test_close_writes_pending_tips_and_memory_file_round_trips(tmp_path) -> None
 
 
 def test_bad_settings_name_the_valid_choices() -> None:
-    with pytest.raises(ValueError, match="unknown slot_by 'variation'; expected one of: instance"):
-        _agent(slot_by="variation")
+    with pytest.raises(
+        ValueError, match="unknown partition_by 'variation'; expected one of: instance"
+    ):
+        _agent(partition_by="variation")
     with pytest.raises(ValueError, match="tip_max_new_tokens"):
         _agent(tip_max_new_tokens=0)
 

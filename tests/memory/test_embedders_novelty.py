@@ -86,3 +86,17 @@ def test_novelty_threshold_and_capacity():
     np.testing.assert_allclose(small("s", ["x"]), [1 / 3])
     with pytest.raises(ValueError, match="threshold"):
         NoveltyReward(emb, threshold=2)
+
+
+def test_a_novelty_file_with_slots_still_loads(tmp_path: Path) -> None:
+    # written before memory partitions were renamed from "slots" (metadata key "slots")
+    old = Path(__file__).parent / "data" / "v1.novelty.safetensors"
+    nov = NoveltyReward("hashing")
+    nov.load(old)
+    assert nov.count("toy-chest/0") == 2
+    nov.save(tmp_path / "new.safetensors")
+    again = NoveltyReward("hashing")
+    again.load(tmp_path / "new.safetensors")
+    assert again.count("toy-chest/0") == 2
+    first, second = (n("toy-chest/0", ["You are in a hall. Exits: north."]) for n in (nov, again))
+    assert first.tolist() == second.tolist() == [0.5]

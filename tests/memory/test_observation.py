@@ -10,8 +10,8 @@ from empo_gym.memory import (
     compose_prompt,
     split_observation,
 )
-from empo_gym.toy import ToyTextEnv
 from empo_gym.memory.tips import TIP_BLOCK_GAP
+from empo_gym.toy import ToyTextEnv
 
 
 def test_split_observation_rejects_other_types():

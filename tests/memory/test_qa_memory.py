@@ -1,4 +1,4 @@
-"""QA: memory-file errors through the wrapper, slot isolation through the wrapper, FIFO + dedup."""
+"""QA: memory-file errors and partition isolation through the wrapper, FIFO + dedup."""
 
 from __future__ import annotations
 
@@ -40,11 +40,11 @@ def test_wrapper_with_new_memory_file_creates_it_after_an_episode(tmp_path):
     assert len(MemoryStore.load(path)) == len(WIN)
 
 
-def test_slots_are_isolated_through_the_wrapper():
+def test_partitions_are_isolated_through_the_wrapper():
     env = MemoryWrapper(ToyTextEnv())
-    play(env, WIN, memory_slot="a")
-    assert play(env, [], use_memory=True, memory_slot="a")[0][0]["tips"] != ""
-    obs, info = play(env, [], use_memory=True, memory_slot="b")[0]
+    play(env, WIN, memory_partition="a")
+    assert play(env, [], use_memory=True, memory_partition="a")[0][0]["tips"] != ""
+    obs, info = play(env, [], use_memory=True, memory_partition="b")[0]
     assert obs["tips"] == "" and obs["tip_block"] == "" and info["tips"] == []
 
 
@@ -52,7 +52,7 @@ def test_fifo_and_dedup_interplay():
     # a duplicate of a live entry is dropped and does not refresh its age; once evicted, the
     # same content can come back as the newest entry
     store = MemoryStore("hashing", capacity=2)
-    e = [MemoryEntry(f"t{i}", key=f"state number {i}", score=i, slot="s") for i in range(3)]
+    e = [MemoryEntry(f"t{i}", key=f"state number {i}", score=i, partition="s") for i in range(3)]
     assert store.add([e[0], e[1]]) == 2
     assert store.add([e[0]]) == 0
     assert store.add([e[2]]) == 1  # evicts e[0], the oldest, despite the duplicate add
@@ -66,14 +66,19 @@ def test_top_k_and_threshold_settings_survive_reload(tmp_path):
     store.add(
         [
             MemoryEntry(
-                f"tip {i}", key="the same state", score=float(i), slot="s", step=i, action="look"
+                f"tip {i}",
+                key="the same state",
+                score=float(i),
+                partition="s",
+                step=i,
+                action="look",
             )
             for i in range(1)
         ]
     )
     store.add(
         [
-            MemoryEntry(f"tip {i}", key=f"the same state {i}", score=float(i), slot="s")
+            MemoryEntry(f"tip {i}", key=f"the same state {i}", score=float(i), partition="s")
             for i in range(1, 6)
         ]
     )

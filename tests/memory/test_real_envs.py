@@ -49,7 +49,7 @@ def test_scienceworld_check_env_and_tips_outside_observation():
         assert len(env.store) == len(first) - 1  # one entry per step
         seen = _play(env, 10, rng, use_memory=True)
         obs0, info0 = seen[0]
-        assert info0["memory_slot"].startswith("boil/")
+        assert info0["memory_partition"].startswith("boil/")
         assert obs0["observation"] == first[0][0]["observation"]  # same seed, same raw state
         assert obs0["tips"] and obs0["tip_block"].startswith("<tip>")
         for obs, _ in seen:
@@ -111,7 +111,7 @@ def test_webshop_check_env_and_memory():
         check_env(env, skip_render_check=True)
         for use_memory in (False, True):
             obs, info = env.reset(seed=0, options={"use_memory": use_memory})
-            assert info["memory_slot"].startswith("webshop/")
+            assert info["memory_partition"].startswith("webshop/")
             assert bool(obs["tips"]) == use_memory
             for a in ["search[shirt]", "click[back to search]", "search[red shoes]"]:
                 obs, _, term, trunc, info = env.step(a)

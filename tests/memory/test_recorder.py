@@ -1,4 +1,4 @@
-"""The episode recorder, the one slot rule, and the wrapper's recording modes (fast)."""
+"""The episode recorder, the one partition rule, and the wrapper's recording modes (fast)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from empo_gym.memory import (
     MemoryWrapper,
     Step,
     TemplateTipWriter,
-    memory_slot,
+    memory_partition,
 )
 from empo_gym.toy import ToyTextEnv
 from tests.counting import CountingEmbedder
@@ -35,8 +35,8 @@ class CountingWriter:
         return TemplateTipWriter()(episodes)
 
 
-def _record(rec: EpisodeRecorder, slot: str, states: list[str], actions: list[str]) -> int:
-    eid = rec.start(task="Open the chest.", slot=slot)
+def _record(rec: EpisodeRecorder, partition: str, states: list[str], actions: list[str]) -> int:
+    eid = rec.start(task="Open the chest.", partition=partition)
     for state, action in zip(states, actions, strict=True):
         rec.see(eid, state, rec.store.embedder([state])[0])
         assert rec.act(eid, action, score=10.0)
@@ -46,15 +46,15 @@ def _record(rec: EpisodeRecorder, slot: str, states: list[str], actions: list[st
 def test_flush_writes_all_queued_episodes_with_one_writer_call_and_the_recorded_keys():
     emb = CountingEmbedder()
     rec = EpisodeRecorder(MemoryStore(emb))
-    for slot, states in [("a", ["hall", "vault"]), ("b", ["hall"]), ("a", ["cellar"])]:
-        eid = _record(rec, slot, states, WIN[: len(states)])
+    for partition, states in [("a", ["hall", "vault"]), ("b", ["hall"]), ("a", ["cellar"])]:
+        eid = _record(rec, partition, states, WIN[: len(states)])
         rec.end(eid, final_score=50, success=False)
     keys = np.concatenate([ep.keys for ep in rec.pending])
     embedded = len(emb.texts)
     writer = CountingWriter()
     written = rec.flush(writer)
     assert writer.calls == [3]  # one batched call for every queued episode
-    assert [ep.slot for ep in written] == ["a", "b", "a"] and rec.pending == []
+    assert [ep.partition for ep in written] == ["a", "b", "a"] and rec.pending == []
     assert all(ep.tip and ep.tip.startswith("In 'Open the chest.'") for ep in written)
     assert len(emb.texts) == embedded  # storing embedded nothing: the recorded keys are used
     stored = np.concatenate([rec.store.embeddings("a"), rec.store.embeddings("b")])
@@ -99,7 +99,7 @@ def test_unfinished_episodes_drop_or_wait_and_bad_use_errors():
     rec.stop(waiting)
     assert rec.pending == []  # a stopped episode is never flushed by itself
     assert rec.discard() == 1 and rec.claim(waiting, final_score=0, success=False) is None
-    eid = rec.start(task="t", slot="s")
+    eid = rec.start(task="t", partition="s")
     assert rec.act(eid, "go north") is False  # no state seen: nothing to record
     assert rec.end(eid, final_score=0, success=False) is None  # no steps: not queued
     with pytest.raises(KeyError, match="not running"):
@@ -120,20 +120,23 @@ def test_flush_merges_into_the_store_path(tmp_path):
     assert len(MemoryStore.load(path)) == 1
 
 
-def test_one_slot_rule():
-    assert memory_slot({"task": "boil", "variation": 3}) == "boil/3"
-    assert memory_slot({"task": "webshop", "goal_index": 0}) == "webshop/0"
-    assert memory_slot({"task": "boil", "variation": 3}, by="task") == "boil"
-    assert memory_slot({"variation": 3}, default="fallback") == "fallback"
+def test_one_partition_rule():
+    assert memory_partition({"task": "boil", "variation": 3}) == "boil/3"
+    assert memory_partition({"task": "webshop", "goal_index": 0}) == "webshop/0"
+    assert memory_partition({"task": "boil", "variation": 3}, by="task") == "boil"
+    assert memory_partition({"variation": 3}, default="fallback") == "fallback"
     with pytest.raises(ValueError, match="no 'task' key"):
-        memory_slot({"variation": 3})
-    with pytest.raises(ValueError, match="unknown slot mode 'goal'; expected one of: instance"):
-        memory_slot({"task": "t"}, by="goal")
+        memory_partition({"variation": 3})
+    with pytest.raises(
+        ValueError, match="unknown partition mode 'goal'; expected one of: instance"
+    ):
+        memory_partition({"task": "t"}, by="goal")
     # the wrapper, the memory-only agent and the rollout engine use this very function
     from empo_gym.agents.llm import memory_only, rollout
 
-    assert MemoryWrapper(ToyTextEnv()).core.slot_fn is memory_slot
-    assert memory_only.memory_slot is memory_slot and rollout.memory_slot is memory_slot
+    assert MemoryWrapper(ToyTextEnv()).core.partition_fn is memory_partition
+    assert memory_only.memory_partition is memory_partition
+    assert rollout.memory_partition is memory_partition
 
 
 def test_old_names_warn_and_still_work():
@@ -146,7 +149,9 @@ def test_old_names_warn_and_still_work():
     assert len(env.store) == 3
     for old, new in [
         ("Trajectory", Episode),
-        ("default_slot", memory_slot),
+        ("default_slot", memory_partition),
+        ("memory_slot", memory_partition),
+        ("SLOT_MODES", memory.PARTITION_MODES),
         ("trajectory_entries", memory.episode_entries),
     ]:
         with pytest.warns(DeprecationWarning, match=f"{old} is deprecated"):

@@ -33,8 +33,8 @@ class FixedEmbedder:
         return out / np.where(norms == 0, 1, norms)
 
 
-def entry(text: str, key: str = "vec:1,0", score: float = 0.0, slot: str = "s", **kw):
-    return MemoryEntry(text, key=key, score=score, slot=slot, **kw)
+def entry(text: str, key: str = "vec:1,0", score: float = 0.0, partition: str = "s", **kw):
+    return MemoryEntry(text, key=key, score=score, partition=partition, **kw)
 
 
 def cos_key(c: float) -> str:
@@ -74,10 +74,10 @@ def test_dedup_by_content():
     assert len(store) == 2
 
 
-def test_fifo_eviction_per_slot():
+def test_fifo_eviction_per_partition():
     store = MemoryStore(FixedEmbedder(), capacity=3)
     store.add([entry(f"m{i}", score=i) for i in range(5)])
-    store.add([entry("other", slot="t")])
+    store.add([entry("other", partition="t")])
     assert [e.text for e in store.entries("s")] == ["m2", "m3", "m4"]
     assert len(store.entries("t")) == 1
     # an evicted entry can be added again (its content left the de-dup index)
@@ -86,9 +86,9 @@ def test_fifo_eviction_per_slot():
     np.testing.assert_allclose(store.embeddings("s")[:, 0], 1.0)
 
 
-def test_slot_isolation():
+def test_partition_isolation():
     store = MemoryStore(FixedEmbedder())
-    store.add([entry("a", slot="task/0"), entry("b", slot="task/1")])
+    store.add([entry("a", partition="task/0"), entry("b", partition="task/1")])
     assert [e.text for e in store.query("task/0", "vec:1,0")] == ["a"]
     assert [e.text for e in store.query("task/1", "vec:1,0")] == ["b"]
     assert store.query("task/2", "vec:1,0") == []
@@ -97,25 +97,27 @@ def test_slot_isolation():
 def test_batched_query_matches_single():
     store = MemoryStore("hashing")
     states = [f"you are in room {i} with a {w}" for i, w in enumerate(["door", "key", "cat"] * 5)]
-    store.add([entry(f"tip {i}", key=s, score=i, slot=f"s{i % 3}") for i, s in enumerate(states)])
-    slots = [f"s{i % 3}" for i in range(len(states))]
-    batch = store.query_batch(slots, states)
-    assert batch == [store.query(sl, st) for sl, st in zip(slots, states, strict=True)]
+    store.add(
+        [entry(f"tip {i}", key=s, score=i, partition=f"s{i % 3}") for i, s in enumerate(states)]
+    )
+    partitions = [f"s{i % 3}" for i in range(len(states))]
+    batch = store.query_batch(partitions, states)
+    assert batch == [store.query(p, st) for p, st in zip(partitions, states, strict=True)]
 
 
 def test_bad_inputs_raise_clear_errors():
     store = MemoryStore("hashing")
     with pytest.raises(TypeError, match="MemoryEntry"):
         store.add(["not an entry"])
-    with pytest.raises(TypeError, match="slot"):
-        MemoryEntry("t", key="k", score=1, slot=3)
+    with pytest.raises(TypeError, match="partition"):
+        MemoryEntry("t", key="k", score=1, partition=3)
     with pytest.raises(ValueError, match="capacity"):
         MemoryStore("hashing", capacity=0)
     with pytest.raises(ValueError, match="shape"):
         store.add([entry("x")], embeddings=np.zeros((1, 3)))
 
 
-def _filled(n_slots: int = 3) -> MemoryStore:
+def _filled(n_partitions: int = 3) -> MemoryStore:
     store = MemoryStore(HashingEmbedder(dim=64), capacity=5)
     store.add(
         [
@@ -123,7 +125,7 @@ def _filled(n_slots: int = 3) -> MemoryStore:
                 f"tip ünïcode ✓ {i}",
                 key=f"state {i} 你好",
                 score=i * 1.5,
-                slot=f"s{i % n_slots}",
+                partition=f"s{i % n_partitions}",
                 step=i,
                 action=f"act {i}",
                 metadata={"i": i, "nested": [1, "x"]},
@@ -135,10 +137,10 @@ def _filled(n_slots: int = 3) -> MemoryStore:
 
 
 def _same(a: MemoryStore, b: MemoryStore) -> None:
-    assert a.slots() == b.slots()
+    assert a.partitions() == b.partitions()
     assert a.embedder.name == b.embedder.name
     assert (a.capacity, a.threshold, a.top_k) == (b.capacity, b.threshold, b.top_k)
-    for s in a.slots():
+    for s in a.partitions():
         assert a.entries(s) == b.entries(s)
         np.testing.assert_array_equal(a.embeddings(s), b.embeddings(s))
         assert a.query(s, "state 3 你好") == b.query(s, "state 3 你好")
@@ -150,8 +152,8 @@ def test_persistence_round_trip(tmp_path):
     loaded = MemoryStore.load(path)  # embedder rebuilt from the file's record
     _same(store, loaded)
     # FIFO order survives: adding continues to evict the oldest
-    loaded.add([entry("new", key="state new", slot="s0")])
-    store.add([entry("new", key="state new", slot="s0")])
+    loaded.add([entry("new", key="state new", partition="s0")])
+    store.add([entry("new", key="state new", partition="s0")])
     _same(store, loaded)
     assert not list(tmp_path.glob("*.tmp"))
 
@@ -207,7 +209,7 @@ def test_failed_save_keeps_previous_file(tmp_path, monkeypatch):
     store = _filled()
     path = store.save(tmp_path / "m.safetensors")
     data = path.read_bytes()
-    store.add([entry("more", key="another state", slot="s9")])
+    store.add([entry("more", key="another state", partition="s9")])
 
     def boom(*a, **k):
         raise OSError("disk full")
@@ -218,7 +220,7 @@ def test_failed_save_keeps_previous_file(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert path.read_bytes() == data
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
-    assert "s9" in store.slots()
+    assert "s9" in store.partitions()
 
 
 @pytest.mark.parametrize("kill_at", ["fsync", "replace", "write"])
@@ -231,7 +233,7 @@ def test_writer_killed_mid_write_leaves_previous_file(tmp_path, kill_at):
         import os, io
         from empo_gym.memory.store import MemoryStore, MemoryEntry
         s = MemoryStore.load({str(path)!r})
-        s.add([MemoryEntry("x" * 100000, key="k", score=1, slot="big")])
+        s.add([MemoryEntry("x" * 100000, key="k", score=1, partition="big")])
         kill_at = {kill_at!r}
         if kill_at == "replace":
             os.replace = lambda *a, **k: os._exit(9)
@@ -258,7 +260,7 @@ def test_writer_killed_mid_write_leaves_previous_file(tmp_path, kill_at):
 def _append_worker(path: str, k: int) -> None:
     s = MemoryStore(HashingEmbedder(dim=64))
     for j in range(5):
-        s.add([entry(f"w{k} tip {j}", key=f"w{k} state {j}", slot=f"s{j % 2}")])
+        s.add([entry(f"w{k} tip {j}", key=f"w{k} state {j}", partition=f"s{j % 2}")])
         s.save(path, merge=True)
 
 
@@ -330,7 +332,39 @@ def test_non_finite_vectors_are_refused_on_add_and_on_load(tmp_path):
         header = dict(f.metadata())
         tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     header.pop("checksum")
-    tensors["slot0"][:] = np.nan
+    tensors["partition0"][:] = np.nan
     save_file(tensors, str(path), metadata=header)
     with pytest.raises(MemoryFileError, match="non-finite"):
         MemoryStore.load(path, FixedEmbedder())
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_a_version_1_file_with_slots_still_loads_and_is_rewritten_with_partitions(tmp_path):
+    # written by empo_gym before memory partitions were renamed from "slots" (header key
+    # "slots", entry key "slot", file version 1)
+    store = MemoryStore.load(DATA / "v1.memory.safetensors")
+    assert store.partitions() == ["toy-chest/0", "toy-chest/1"] and len(store) == 2
+    (entry,) = store.entries("toy-chest/0")
+    assert entry.partition == "toy-chest/0" and entry.action == "go north"
+    assert store.query("toy-chest/0", "You are in a hall. Exits: north.")[0] == entry
+    path = store.save(tmp_path / "v2.memory.safetensors")
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="np") as f:
+        header = f.metadata()
+    assert header["version"] == "2" and "partitions" in header and "slots" not in header
+    again = MemoryStore.load(path)
+    assert again.entries() == store.entries()
+    # merging into an old file reads it, then writes the new format
+    old = tmp_path / "old.memory.safetensors"
+    old.write_bytes((DATA / "v1.memory.safetensors").read_bytes())
+    fresh = MemoryStore("hashing")
+    fresh.add([entry_of("new", "toy-chest/0")])
+    fresh.save(old, merge=True)
+    assert len(MemoryStore.load(old)) == 3
+
+
+def entry_of(text: str, partition: str) -> MemoryEntry:
+    return MemoryEntry(text, key="a new state", score=1.0, partition=partition)

@@ -25,18 +25,18 @@ ops = st.lists(
 @given(ops=ops, queries=st.lists(texts, min_size=1, max_size=5), cap=st.integers(1, 8))
 def test_matches_reference(ops, queries, cap):
     store = MemoryStore("hashing", capacity=cap, top_k=3)
-    ref: dict[str, list[tuple[str, str, float, int]]] = {}  # slot -> [(key, text, score, seq)]
-    for seq, (key, text, slot, score) in enumerate(ops):
-        store.add([MemoryEntry(text, key=key, score=score, slot=slot)])
-        rows = ref.setdefault(slot, [])
+    ref: dict[str, list[tuple[str, str, float, int]]] = {}  # partition -> [(key, text, score, seq)]
+    for seq, (key, text, partition, score) in enumerate(ops):
+        store.add([MemoryEntry(text, key=key, score=score, partition=partition)])
+        rows = ref.setdefault(partition, [])
         if not any(r[0] == key and r[1] == text for r in rows):
             rows.append((key, text, float(score), seq))
             if len(rows) > cap:
                 rows.pop(0)
-    for slot in ("a", "b"):
-        rows = ref.get(slot, [])
-        assert [(e.key, e.text) for e in store.entries(slot)] == [(r[0], r[1]) for r in rows]
-        keys = store.embeddings(slot)
+    for partition in ("a", "b"):
+        rows = ref.get(partition, [])
+        assert [(e.key, e.text) for e in store.entries(partition)] == [(r[0], r[1]) for r in rows]
+        keys = store.embeddings(partition)
         if rows:  # stored key embeddings are the embedder's output, bit for bit
             np.testing.assert_array_equal(keys, store.embedder([r[0] for r in rows]))
         for q in queries:
@@ -45,6 +45,6 @@ def test_matches_reference(ops, queries, cap):
             cand = [r for r, s in zip(rows, sims, strict=True) if s > store.threshold]
             cand.sort(key=lambda r: (-r[2], -r[3]))
             distinct = [r for i, r in enumerate(cand) if r[1] not in {c[1] for c in cand[:i]}]
-            got = store.query(slot, q)
+            got = store.query(partition, q)
             assert [(e.key, e.text) for e in got] == [(r[0], r[1]) for r in distinct[:3]]
     assert np.isfinite(store.embeddings("a")).all()

@@ -76,10 +76,10 @@ def test_vector_memory_wrapper_resets_steps_and_stores_on_every_env(
         envs.close()
 
 
-def test_webshop_dict_infos_reach_the_slot_function(tmp_path: Path) -> None:
+def test_webshop_dict_infos_reach_the_partition_function(tmp_path: Path) -> None:
     seen: list[dict[str, Any]] = []
 
-    def slot(info: dict[str, Any]) -> str:
+    def partition(info: dict[str, Any]) -> str:
         seen.append(info)
         return f"webshop/{info['goal_index']}"
 
@@ -92,7 +92,7 @@ def test_webshop_dict_infos_reach_the_slot_function(tmp_path: Path) -> None:
             oracle_info=True,
             cache_dir=str(tmp_path),
         ),
-        slot_fn=slot,
+        partition_fn=partition,
     )
     try:
         envs.reset(seed=0)

@@ -65,7 +65,7 @@ def test_memory_on_off_per_episode_and_writes_after_every_episode():
     assert seen[0][0]["tips"] == ""
 
 
-def test_one_entry_per_step_with_empo2_wording_and_slots():
+def test_one_entry_per_step_with_empo2_wording_and_partitions():
     env = MemoryWrapper(ToyTextEnv())
     play(env, WIN)
     entries = env.store.entries("toy-chest/0")
@@ -77,10 +77,10 @@ def test_one_entry_per_step_with_empo2_wording_and_slots():
         "Eventually you got the score 100/100."
     )
     assert {e.score for e in entries} == {100.0}
-    env.reset(seed=0, options={"variation": 1, "use_memory": True})  # other slot: no tips
+    env.reset(seed=0, options={"variation": 1, "use_memory": True})  # other partition: no tips
     assert env.unwrapped._variation == 1
-    obs, info = env.reset(options={"memory_slot": "custom", "use_memory": True})
-    assert info["memory_slot"] == "custom" and obs["tips"] == ""
+    obs, info = env.reset(options={"memory_partition": "custom", "use_memory": True})
+    assert info["memory_partition"] == "custom" and obs["tips"] == ""
 
 
 def test_eval_mode_writes_nothing_and_reads_existing():
@@ -124,7 +124,7 @@ def test_custom_tip_writer_gets_episodes():
     seen = play(env, WIN)
     (traj,) = calls[0]
     assert traj.success and traj.final_score == 100 and traj.task == "Open the chest."
-    assert [s.action for s in traj.steps] == WIN and traj.slot == "toy-chest/0"
+    assert [s.action for s in traj.steps] == WIN and traj.partition == "toy-chest/0"
     assert seen[-1][1]["memory_tip"] == "Take the key before the chest."
     assert env.store.entries()[0].text.startswith("Take the key before the chest.;")
 
@@ -176,7 +176,9 @@ def test_vector_wrapper_shared_store_on_off_per_env(use_memory):
     envs = MemoryVectorWrapper(gym.vector.SyncVectorEnv([lambda: ToyTextEnv(unicode=True)] * 2))
     _, info = _vector_episode(envs, False)
     assert list(info["_memory_tip"]) == [True, True]
-    assert len(envs.store) == 3  # both sub-envs share slot toy-chest/0: identical entries dedup
+    assert (
+        len(envs.store) == 3
+    )  # both sub-envs share partition toy-chest/0: identical entries dedup
     obs, info = envs.reset(seed=[0, 1], options={"use_memory": use_memory})
     assert [bool(t) for t in obs["tips"]] == use_memory
     assert all("<tip>" not in o for o in obs["observation"])
@@ -270,7 +272,7 @@ def test_write_tips_false_lets_a_trainer_write_into_the_shared_store():
     states = [o["observation"] for o, _ in seen[:-1]]
     traj = Episode(
         "Open the chest.",
-        seen[0][1]["memory_slot"],
+        seen[0][1]["memory_partition"],
         [Step(s, a) for s, a in zip(states, WIN, strict=True)],
         final_score=100,
         success=True,

@@ -88,8 +88,8 @@ def state_text(iteration: int, task: int, group: int, member: int, step: int, pr
     )
 
 
-def slot_of(task: int) -> str:
-    """Memory slot of a task."""
+def partition_of(task: int) -> str:
+    """Memory partition of a task."""
     return f"task/{task}"
 
 
@@ -156,7 +156,7 @@ def make_rollout(store: Any, clock: Clock, kill: dict[str, Any]):
                     plain = [1, 3 + task, 6 + k, prev]
                     prompt = plain
                     if use_memory:
-                        hits = store.query(slot_of(task), state)
+                        hits = store.query(partition_of(task), state)
                         # the tip block depends on what memory holds: a store restored
                         # wrongly changes prompts, log-probs and the update
                         block_ids = [TIP_TOKENS[0]] * min(len(hits), 3) + [TIP_TOKENS[1]]
@@ -188,7 +188,10 @@ def make_rollout(store: Any, clock: Clock, kill: dict[str, Any]):
                         score=round(100 * ret / STEPS),
                         success=ret > 1.0,
                         memory_mode=use_memory,
-                        info={"instruction": f"task {task}", "memory_slot": slot_of(task)},
+                        info={
+                            "instruction": f"task {task}",
+                            "memory_partition": partition_of(task),
+                        },
                     )
                 )
         return trajs

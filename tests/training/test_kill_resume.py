@@ -168,12 +168,14 @@ def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
 
 
 def _memory(ckpt: Path) -> tuple[list[dict], dict[str, Any]]:
-    """Entries (oldest first) and per-slot key embeddings of a checkpoint's memory file."""
+    """Entries (oldest first) and per-partition key embeddings of a checkpoint's memory file."""
     from empo_gym.agents.training.memory_hooks import STORE_FILE
     from empo_gym.memory import MemoryStore
 
     store = MemoryStore.load(ckpt / STORE_FILE)
-    return [e.to_json() for e in store.entries()], {s: store.embeddings(s) for s in store.slots()}
+    return [e.to_json() for e in store.entries()], {
+        s: store.embeddings(s) for s in store.partitions()
+    }
 
 
 def _same_memory(a: Path, b: Path) -> bool:
