@@ -8,7 +8,7 @@ reports the best of the 10 trials (the EMPO² paper's out-of-distribution protoc
 
 :func:`run_ood` runs these trials on ``empo_gym/ScienceWorldOOD-v0`` (``stage="target"``) with
 the harness: every trial evaluates the same episodes (the same seeds, hence the same task
-variations and memory slots) with the one agent object, whose memory carries over. It writes
+variations and memory partitions) with the one agent object, whose memory carries over. It writes
 
 * ``{out_dir}/ood-{transfer}-{agent}-trials.json``: per-trial metrics, episodes, memory sizes
   and the paper's reference numbers (rewritten atomically after every trial);
