@@ -32,6 +32,7 @@ from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
 from empo_gym.agents.training.trainer import RolloutFn, TrainingRun, engine_rollout_fn
 from empo_gym.atomic_io import write_text_atomic
 from empo_gym.bench.reader import ReflectionTipWriter
+from empo_gym.memory import PARTITION_KEY
 from empo_gym.stats import t_interval
 from empo_gym.yaml_config import check_fields
 
@@ -248,7 +249,7 @@ class _Arm:
         def rollout(policy: Any, tasks: Sequence[Any], g: int, use_memory: bool) -> Any:
             trajs = fn(policy, tasks, g, use_memory)
             for t in trajs:
-                partition = str(t.info.get("memory_partition"))
+                partition = str(t.info.get(PARTITION_KEY))
                 self.discovered.update((partition, d) for d in range(_depth(t) + 1))
             return trajs
 

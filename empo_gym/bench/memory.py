@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from empo_gym.memory.embedders import Embedder, make_embedder, normalize_rows
+from empo_gym.memory.observation import USE_MEMORY_OPTION
 from empo_gym.memory.store import MemoryEntry, MemoryStore
 
 __all__ = ["run_memory_bench", "synthetic_states"]
@@ -156,7 +157,7 @@ def _overhead(
         base.reset(seed=seed)  # JVM start-up and task load are not episode time
         for ep in range(episodes):
             for name, env in [("plain", base), *wrapped.items()]:
-                opts = None if name == "plain" else {"use_memory": True}
+                opts = None if name == "plain" else {USE_MEMORY_OPTION: True}
                 dt, n = _play(env, seed, ep, opts)
                 times[name] += dt
                 steps[name] += n
