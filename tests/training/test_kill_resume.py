@@ -2,7 +2,7 @@
 resume ends exactly where an uninterrupted run ends.
 
 ``kill_train.py`` trains EMPO² (every iteration a memory rollout, a checkpoint every iteration,
-a real ``EMPOMemory`` over a hashing ``MemoryStore``) in a subprocess. At iteration index
+a real ``EMPO`` over a hashing ``MemoryStore``) in a subprocess. At iteration index
 :data:`K` it stops at a kill point, writes a marker file and sleeps; the test then kills it with
 SIGKILL (no handler, no ``finally`` runs), inspects what is on disk and re-runs the same script,
 which resumes. An uninterrupted run of the same script in another directory is the reference.
@@ -169,7 +169,7 @@ def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
 
 def _memory(ckpt: Path) -> tuple[list[dict], dict[str, Any]]:
     """Entries (oldest first) and per-partition key embeddings of a checkpoint's memory file."""
-    from empo_gym.agents.training.memory_hooks import STORE_FILE
+    from empo_gym.agents.training.empo import STORE_FILE
     from empo_gym.memory import MemoryStore
 
     store = MemoryStore.load(ckpt / STORE_FILE)
@@ -268,7 +268,7 @@ def test_kill_leaves_only_complete_checkpoints(runs, stage):
         list_checkpoints,
         load_checkpoint,
     )
-    from empo_gym.agents.training.memory_hooks import EMPOMemory
+    from empo_gym.agents.training.empo import EMPO
     from empo_gym.agents.training.update import make_optimizer
     from empo_gym.memory import MemoryStore
     from tests.training.train_helpers import BANDIT_VOCAB, make_tiny_model
@@ -309,7 +309,7 @@ def test_kill_leaves_only_complete_checkpoints(runs, stage):
         saved = _weights(ref_ckpt)
         loaded = _weights(ckpt) if sharded else dict(model.named_parameters())
         assert all(torch.equal(loaded[n], saved[n]) for n in saved), name
-        hooks = EMPOMemory(MemoryStore("hashing"))
+        hooks = EMPO(cfg, store=MemoryStore("hashing"))  # cfg: no novelty
         hooks.load(ckpt)
         assert hooks.size() == i * PER_ITER, f"{name}: {hooks.size()} memory entries"
         entries, _ = _memory(ckpt)
