@@ -35,3 +35,10 @@ def test_wrapper_writes_the_contract():
     obs, _ = env.reset(seed=0)
     assert obs == compose_observation("You are in a hall. Exits: north.", [])
     assert env.observation_space.contains(obs)
+
+
+def test_the_old_partition_reset_option_still_works_with_a_warning():
+    env = MemoryWrapper(ToyTextEnv())
+    with pytest.warns(DeprecationWarning, match="'memory_slot' is deprecated"):
+        _, info = env.reset(seed=0, options={"memory_slot": "custom"})
+    assert info["memory_partition"] == "custom"
