@@ -56,3 +56,27 @@ def test_a_single_process_group_lets_the_engine_shard(no_launcher) -> None:
     finally:
         ProcessGroup.leave()
     assert not ProcessGroup().joined
+
+
+def test_only_the_group_reads_the_launch_and_only_the_engine_shards() -> None:
+    """One handle: no other package module reads RANK / WORLD_SIZE or calls torch.distributed
+    (the engine imports its FSDP2 / DCP parts, nothing else of it)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    launch = re.compile(r"""environ(\.get)?\(?\[?["'](LOCAL_)?(RANK|WORLD_SIZE)["']""")
+    found = []
+    package = [root / "cli.py", *root.glob("agents/**/*.py"), *root.glob("empo_gym/**/*.py")]
+    for path in package:
+        rel = path.relative_to(root).as_posix()
+        if rel == "agents/training/process_group.py":
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            uses_dist = "torch.distributed" in line and not (
+                rel == "agents/training/engine.py"
+                and re.search(r"torch\.distributed\.(fsdp|checkpoint)", line)
+            )
+            if launch.search(line) or uses_dist:
+                found.append(f"{rel}:{n}: {line.strip()}")
+    assert found == []
