@@ -11,9 +11,9 @@ with no moment where neither the old nor the new copy exists: on Linux one ``ren
 ``RENAME_EXCHANGE`` swaps the two names atomically (the old copy, now under the temp name, is
 deleted after). Where the kernel or filesystem cannot exchange, the old copy is renamed aside
 (a ``.prev`` temp) and the new one renamed in; a kill between the two renames leaves the target
-missing and the old copy aside, and the next sweep of that folder (every publish there, and the
-checkpoint readers) moves it back. :func:`remove_dir` deletes a directory with one rename first,
-so a kill never leaves a half-deleted copy under the real name.
+missing and the old copy aside, and the next sweep of that folder (every publish there) or
+:func:`restore_dirs` (the checkpoint readers) moves it back. :func:`remove_dir` deletes a
+directory with one rename first, so a kill never leaves a half-deleted copy under the real name.
 
 Temps. A write killed outright (``kill -9``) cannot clean up after itself, so every temp file
 or directory made here carries its writer's process id and machine
@@ -62,9 +62,11 @@ __all__ = [
     "atomic_path",
     "check_writable_dir",
     "check_writable_file",
+    "find_temps",
     "follow_umask",
     "make_temp_dir",
     "remove_dir",
+    "restore_dirs",
     "sweep_dead_temps",
     "temp_prefix",
     "write_bytes_atomic",
@@ -148,7 +150,8 @@ def _make_temp(
 def sweep_dead_temps(directory: str | os.PathLike[str]) -> list[Path]:
     """Clean up what writers no longer running left in ``directory``: remove their temp files
     and directories, and move back an old copy a killed replace had put aside while its
-    directory is missing (:func:`atomic_dir` without an atomic exchange).
+    directory is missing (:func:`atomic_dir` without an atomic exchange; see
+    :func:`restore_dirs`).
 
     Only names made by this module (they carry the writer's pid) are touched; a live writer's
     temp (this process's or another's) stays. A writer counts as running by
@@ -167,6 +170,21 @@ def sweep_dead_temps(directory: str | os.PathLike[str]) -> list[Path]:
         >>> sweep_dead_temps(d) == [dead]
         True
     """
+    return _sweep(directory, remove=True)
+
+
+def restore_dirs(directory: str | os.PathLike[str]) -> list[Path]:
+    """Move back into place the old copies that killed replaces had put aside in
+    ``directory`` while their directories are missing; delete nothing (what a reader calls
+    before it looks: only :func:`atomic_dir` without an atomic exchange leaves such a copy).
+
+    Returns:
+        The aside copies moved back.
+    """
+    return _sweep(directory, remove=False)
+
+
+def _sweep(directory: str | os.PathLike[str], *, remove: bool) -> list[Path]:
     swept = []
     try:
         names = sorted(os.listdir(directory))
@@ -176,6 +194,9 @@ def sweep_dead_temps(directory: str | os.PathLike[str]) -> list[Path]:
         match = _TEMP_NAME.match(name)
         if match is None or match.group("host") != HOST_TAG:
             continue  # not a temp, or another machine's: its pid means nothing here
+        aside = match.group("suffix") == _ASIDE_SUFFIX
+        if not (remove or aside):
+            continue
         pid, path = int(match.group("pid")), Path(directory) / name
         try:
             changed = os.lstat(path).st_ctime
@@ -183,7 +204,7 @@ def sweep_dead_temps(directory: str | os.PathLike[str]) -> list[Path]:
             continue  # gone meanwhile
         if pid == os.getpid() or process_running(pid, started_by=changed):
             continue
-        if match.group("suffix") == _ASIDE_SUFFIX and path.is_dir() and not path.is_symlink():
+        if aside and path.is_dir() and not path.is_symlink():
             try:  # a killed replace's old copy: back in place while its directory is missing
                 _rename_noreplace(path, Path(directory) / match.group("name"))
                 swept.append(path)
@@ -192,6 +213,8 @@ def sweep_dead_temps(directory: str | os.PathLike[str]) -> list[Path]:
                 pass  # the directory is there: this copy is an old one
             except OSError:
                 continue  # cannot move it now: keep it for a later sweep
+        if not remove:
+            continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
@@ -199,6 +222,26 @@ def sweep_dead_temps(directory: str | os.PathLike[str]) -> list[Path]:
                 path.unlink()
         swept.append(path)
     return swept
+
+
+def find_temps(directory: str | os.PathLike[str], name: str) -> list[Path]:
+    """The temps made for ``name`` in ``directory``, by any writer on any machine (sorted): to
+    find a temp directory another process made, e.g. the one all ranks write their shards to.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> made = make_temp_dir(d, "dcp-000001")
+        >>> find_temps(d, "dcp-000001") == [made]
+        True
+    """
+    found = []
+    with contextlib.suppress(OSError):
+        for entry in sorted(os.listdir(directory)):
+            match = _TEMP_NAME.match(entry)
+            if match is not None and match.group("name") == name:
+                found.append(Path(directory) / entry)
+    return found
 
 
 def follow_umask(path: str | os.PathLike[str]) -> None:

@@ -14,7 +14,8 @@ Layout of one checkpoint (``<root>/iter_000010/``)::
 The directory is published with :func:`empo_gym.atomic_io.atomic_dir` (written under a temporary
 name, then swapped in: a re-saved iteration is never missing); the ``<root>/latest`` pointer is
 replaced atomically afterwards, so an interrupted save leaves the previous checkpoint intact and
-``latest`` never names a partial one. Readers first sweep what killed saves left.
+``latest`` never names a partial one. Readers first restore a copy a killed re-save had put
+aside (:func:`~empo_gym.atomic_io.restore_dirs`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from empo_gym.agents.llm.lora import is_lora
-from empo_gym.atomic_io import atomic_dir, remove_dir, sweep_dead_temps, write_text_atomic
+from empo_gym.atomic_io import atomic_dir, remove_dir, restore_dirs, write_text_atomic
 
 FORMAT_VERSION = 1
 LATEST = "latest"
@@ -228,7 +229,7 @@ def list_checkpoints(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    sweep_dead_temps(root)  # a killed save's leftovers go, a copy it had put aside comes back
+    restore_dirs(root)  # a copy a killed re-save had put aside comes back (nothing deleted)
     found = [
         p for p in root.iterdir() if p.name.startswith(_PREFIX) and (p / "state.json").exists()
     ]
@@ -238,7 +239,7 @@ def list_checkpoints(root: str | Path) -> list[Path]:
 def latest_checkpoint(root: str | Path) -> Path | None:
     """The checkpoint ``<root>/latest`` names, else the newest complete one, else None."""
     root = Path(root)
-    sweep_dead_temps(root)
+    restore_dirs(root)
     pointer = root / LATEST
     if pointer.exists():
         candidate = root / pointer.read_text(encoding="utf-8").strip()

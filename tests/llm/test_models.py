@@ -45,3 +45,21 @@ def test_default_model_resolves_offline_and_cache_env_override(tmp_path, monkeyp
     (src.cache_path / "config.json").write_text("{}")
     (src.cache_path / "model.safetensors").write_bytes(b"")
     assert resolve_model("smollm2-135m-instruct").kind == "cached"
+
+
+def test_the_gguf_cache_keeps_the_first_copy_and_no_temps(tmp_path) -> None:
+    """Two processes de-quantise at once: the first to publish wins, the other's copy goes."""
+    from empo_gym.agents.llm.models import _atomic_save
+
+    class Saved:
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+        def save_pretrained(self, directory, **_: object) -> None:
+            (directory / f"{type(self).__name__}.txt").write_text(self.text)
+
+    target = tmp_path / "models" / "smollm2"
+    _atomic_save(Saved("first"), Saved("first"), target)
+    _atomic_save(Saved("second"), Saved("second"), target)  # lost the race: no error
+    assert (target / "Saved.txt").read_text() == "first"
+    assert [p.name for p in target.parent.iterdir()] == ["smollm2"]
