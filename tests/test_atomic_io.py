@@ -137,3 +137,167 @@ def test_results_memory_files_and_checkpoints_follow_the_umask(tmp_path) -> None
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
     assert stat.S_IMODE(ckpt.stat().st_mode) == 0o755
+
+
+# --------------------------------------------------------------------------- directories
+@pytest.fixture(params=["exchange", "fallback"])
+def replace_mode(request, monkeypatch) -> str:
+    """Both ways atomic_dir replaces a directory: renameat2 exchange, and rename aside + in."""
+    from empo_gym import atomic_io
+
+    if request.param == "fallback":
+        monkeypatch.setattr(atomic_io, "_use_renameat2", False)
+    return request.param
+
+
+def test_atomic_dir_publishes_replaces_and_cleans_up(tmp_path, replace_mode) -> None:
+    from empo_gym.atomic_io import atomic_dir
+
+    target = tmp_path / "model"
+    for text in ("old", "new"):
+        with atomic_dir(target) as tmp:
+            assert tmp.parent == tmp_path and tmp.name.startswith(temp_prefix("model"))
+            (tmp / "w.bin").write_text(text)
+    assert (target / "w.bin").read_text() == "new"
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "w.bin").write_text("half")
+        raise RuntimeError("failed mid-write")
+    assert (target / "w.bin").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_exclusive_atomic_dir_keeps_the_first_copy(tmp_path, replace_mode) -> None:
+    from empo_gym.atomic_io import atomic_dir
+
+    target = tmp_path / "cache"
+    with atomic_dir(target, exclusive=True) as tmp:
+        (tmp / "meta.json").write_text("first")
+    with pytest.raises(FileExistsError), atomic_dir(target, exclusive=True) as tmp:
+        (tmp / "meta.json").write_text("second")
+    assert (target / "meta.json").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
+def test_remove_dir_renames_first(tmp_path, monkeypatch) -> None:
+    """A kill while the files are deleted leaves a swept temp, not a half-deleted target."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from empo_gym.atomic_io import remove_dir, sweep_dead_temps
+
+    (tmp_path / "iter_000001").mkdir()
+    (tmp_path / "iter_000001" / "state.json").write_text("{}")
+    seen = []
+    monkeypatch.setattr(shutil, "rmtree", lambda path, **kw: seen.append(path))  # "killed"
+    remove_dir(tmp_path / "iter_000001")
+    monkeypatch.undo()
+    assert not (tmp_path / "iter_000001").exists()
+    assert [p.name for p in tmp_path.iterdir()] == [seen[0].name]
+    assert seen[0].name.startswith(temp_prefix("iter_000001")) and seen[0].name.endswith(".old")
+    remove_dir(tmp_path / "missing")  # nothing to do
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    seen[0].rename(tmp_path / seen[0].name.replace(f".pid{os.getpid()}-", f".pid{dead.pid}-"))
+    assert len(sweep_dead_temps(tmp_path)) == 1 and not list(tmp_path.iterdir())
+
+
+def test_sigkill_at_each_point_of_a_directory_publish(tmp_path) -> None:
+    """Killed at every point of atomic_dir (both ways of replacing): the old or the new copy is
+    there -- with renameat2 at every moment; without, restored by the next sweep."""
+    from tests.publish_kill import check
+
+    check("toy", tmp_path)
+
+
+def test_the_sweep_covers_every_temp_family(tmp_path) -> None:
+    """Each family of TEMP_FAMILIES, left by a dead writer, is removed by the next sweep (an
+    old copy put aside is moved back while its directory is missing)."""
+    import subprocess
+    import sys
+
+    from empo_gym.atomic_io import TEMP_FAMILIES, _make_temp, sweep_dead_temps
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for present in (False, True):
+        folder = tmp_path / f"target-present-{present}"
+        folder.mkdir()
+        if present:
+            (folder / "x").mkdir()
+        made = {fam: _make_temp(folder, "x", fam, pid=dead.pid) for fam in TEMP_FAMILIES}
+        for family, path in made.items():
+            assert path.name.startswith(temp_prefix("x", dead.pid)), family
+            assert path.name.endswith(TEMP_FAMILIES[family][0]), family
+            if path.is_dir():
+                (path / "f").write_text(family)
+        assert sorted(sweep_dead_temps(folder)) == sorted(made.values())
+        assert [p.name for p in folder.iterdir()] == ["x"]
+        if not present:  # the aside copy came back
+            assert (folder / "x" / "f").read_text() == "aside"
+
+
+def _temp_makers(tree: object) -> list[str]:
+    """Calls in a module's AST that make temp names in a given folder, and string constants
+    that look like hand-made temp names (``.tmp``, ``.partial``, ``.dcp-``)."""
+    import ast
+    import re
+
+    assert isinstance(tree, ast.AST)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            makes = {"mkdtemp", "mkstemp", "mktemp", "NamedTemporaryFile", "TemporaryDirectory"}
+            if name in makes and any(k.arg == "dir" for k in node.keywords):
+                found.append(f"line {node.lineno}: {name}(dir=...)")
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+            and re.search(r"\.(tmp|partial)\b|\.dcp-", node.value)
+        ):
+            found.append(f"line {node.lineno}: {node.value!r}")
+    return found
+
+
+def test_no_module_makes_temp_names_of_its_own() -> None:
+    """Every temp in a user's folder is made by atomic_io (so the sweep knows its family); the
+    module itself makes them in one function (_make_temp) of the families it sweeps."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sources = [root / "cli.py"] + [
+        p for top in ("empo_gym", "agents", "leaderboard") for p in (root / top).rglob("*.py")
+    ]
+    offenders = {}
+    for path in sources:
+        if path.name == "atomic_io.py" and path.parent.name == "empo_gym":
+            continue
+        found = _temp_makers(ast.parse(path.read_text(encoding="utf-8")))
+        if found:
+            offenders[str(path.relative_to(root))] = found
+    assert offenders == {}, "make temps through empo_gym.atomic_io (atomic_dir, make_temp_dir)"
+    module = ast.parse((root / "empo_gym" / "atomic_io.py").read_text(encoding="utf-8"))
+    makers = [
+        (func.name, call.func.attr)
+        for func in ast.walk(module)
+        if isinstance(func, ast.FunctionDef)
+        for call in ast.walk(func)
+        if isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and isinstance(call.func.value, ast.Name)
+        and call.func.value.id == "tempfile"
+        and call.func.attr != "gettempdir"
+    ]
+    assert {name for name, _ in makers} == {"_make_temp"}, makers

@@ -52,7 +52,7 @@ from empo_gym.agents.training.metrics import (
 from empo_gym.agents.training.modes import RolloutMode, UpdateMode, sample_modes
 from empo_gym.agents.training.run_lock import RunLock
 from empo_gym.agents.training.update import make_optimizer, policy_update
-from empo_gym.atomic_io import write_text_atomic
+from empo_gym.atomic_io import find_temps, make_temp_dir, write_text_atomic
 
 RolloutFn = Callable[[Any, Sequence[Any], int, bool], list[Trajectory]]
 """``rollout_fn(policy, tasks, group_size, use_memory) -> trajectories`` (B x G, group order)."""
@@ -347,12 +347,14 @@ class TrainingRun:
         if self.engine.sharded:
             import torch.distributed as dist
 
-            staging = self.ckpt_root / f".dcp-{iteration:06d}"
-            if self.main:  # a killed save's shards
-                for old in self.ckpt_root.glob(".dcp-*"):
+            staged = f"dcp-{iteration:06d}"  # rank 0's temp dir for every rank's shards
+            if self.main:
+                self.ckpt_root.mkdir(parents=True, exist_ok=True)
+                for old in find_temps(self.ckpt_root, staged):  # a killed save's (run lock held)
                     shutil.rmtree(old, ignore_errors=True)
-                staging.mkdir(parents=True)
+                make_temp_dir(self.ckpt_root, staged)
             dist.barrier()
+            (staging,) = find_temps(self.ckpt_root, staged)
             self.engine.save_sharded(staging, model, self.optimizer)
             dist.barrier()
             if not self.main:
