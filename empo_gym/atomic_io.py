@@ -318,8 +318,8 @@ def _reached(point: str) -> None:
 
 
 def _replace_dir(new: Path, target: Path) -> None:
-    """Put directory ``new`` at ``target`` (replacing an existing copy) with no moment where
-    neither copy is there (see the module docstring); the old copy is deleted."""
+    """Put directory ``new`` at ``target``, replacing an existing copy (deleted after): one
+    atomic exchange, else rename aside, rename in (the module docstring says why)."""
     try:
         _rename_noreplace(new, target)
         return
@@ -330,7 +330,12 @@ def _replace_dir(new: Path, target: Path) -> None:
         shutil.rmtree(new, ignore_errors=True)  # the old copy now (a kill here: swept)
         return
     aside = _make_temp(target.parent, target.name, "aside")
-    os.replace(target, aside)  # onto the empty placeholder
+    try:
+        os.replace(target, aside)  # onto the empty placeholder
+    except BaseException:
+        with contextlib.suppress(OSError):
+            aside.rmdir()
+        raise
     _reached("aside")
     try:
         os.rename(new, target)
@@ -349,7 +354,9 @@ def atomic_dir(target: str | os.PathLike[str], *, exclusive: bool = False) -> It
     The directory is made beside ``target`` (whose parent is created when missing) after
     sweeping what killed writers left there; its files get the permissions the umask allows.
     Replacing an existing ``target`` leaves no moment where neither the old nor the new copy
-    exists (see the module docstring); the old copy is deleted after.
+    is there (with ``renameat2``; without, a kill between the two renames leaves the old copy
+    aside, and the next sweep or :func:`restore_dirs` moves it back); the old copy is deleted
+    after.
 
     Args:
         target: The directory to (re)place.
