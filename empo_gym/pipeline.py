@@ -262,7 +262,7 @@ def run(
     try:
         if the_agent.learns:  # its env-specific preset may set its evaluation episodes; it
             # checks (and locks) its run directory
-            the_agent.prepare(env, task, os.fspath(out_dir))
+            the_agent.prepare(env, task)
         n = next(
             (x for x in (episodes, cfg.episodes, the_agent.eval_episodes) if x is not None),
             DEFAULT_EPISODES,
@@ -281,7 +281,7 @@ def run(
                 # the row is built now: its config is the agent's before training
                 initial = (before, entry_from_result(before, agent=the_agent, checkpoint="initial"))
             log(f"training {agent} on {where}")
-            the_agent.train(env, task, os.fspath(out_dir))
+            the_agent.train(env, task)
             if not the_agent.is_main_process:
                 log("training done on this process; the main process evaluates")
                 return None

@@ -80,7 +80,7 @@ class GuessLearner(RandomAgent):
     def env_kwargs(self, env_name: str) -> dict[str, Any]:
         return {"oracle_info": True}  # the "trained" policy reads the answer
 
-    def prepare(self, env_name: str, task: str | None, out_dir: str) -> None:
+    def prepare(self, env_name: str, task: str | None) -> None:
         self.calls.append("prepare")
         self.prepared = True
 
@@ -89,7 +89,7 @@ class GuessLearner(RandomAgent):
         # like a trainer's env-specific preset: known once the agent is prepared for the env
         return 6 if getattr(self, "prepared", False) else 1
 
-    def train(self, env_name: str, task: str | None, out_dir: str) -> None:
+    def train(self, env_name: str, task: str | None) -> None:
         self.calls.append("train")
         self.trained = True
 

@@ -1,17 +1,15 @@
 """The learning agents ``grpo`` and ``empo``: train with the trainer, then act with the policy.
 
 ``empo-gym run --agent empo --env webshop`` builds :class:`EMPOAgent`, calls :meth:`train`
-(rollouts on the env's *train* split through :class:`~empo_gym.agents.llm.rollout.RolloutEngine`,
+(rollouts on the env's *train* split through :class:`~empo_gym.agents.llm.rollout.RolloutRunner`,
 updates by :func:`empo_gym.agents.training.trainer.train`, a learning curve PNG next to the
-metrics),
-and the harness then evaluates it on the test split through :meth:`act_batch` -- without
+metrics), and the harness then evaluates it on the test split through :meth:`act_batch` -- without
 memory, at the evaluation temperature (0.4), as the paper evaluates.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from empo_gym.agents.base import Agent
 from empo_gym.agents.training.config import GRPOConfig, config_from_dict
 from empo_gym.agents.training.metrics import METRICS_FILE, read_metrics
+from empo_gym.agents.training.process_group import ProcessGroup
 from empo_gym.atomic_io import check_writable_dir
 from empo_gym.yaml_config import read_yaml
 
@@ -81,32 +80,32 @@ class LearningAgent(Agent):
         }
 
     # -- training --------------------------------------------------------------------------
-    def prepare(self, env_name: str, task: str | None, out_dir: str) -> None:
+    def prepare(self, env_name: str, task: str | None) -> None:
         """Settle the config for the env being run (env-specific presets, task, run directory),
         so the untrained policy acts as it will be trained: same prompts, limits, parsing."""
         from empo_gym.agents.training.run_lock import RunLock
 
-        self._configure_for(env_name, task, out_dir)
+        self._configure_for(env_name, task)
         self._prepared_for = (env_name, task)
         # only rank 0 of an `accelerate launch` run evaluates (the untrained policy too)
-        self.is_main_process = int(os.environ.get("RANK", "0")) == 0
+        self.is_main_process = ProcessGroup.launched().is_main
         check_writable_dir(self.cfg.output_dir, "output_dir")
         if self.is_main_process and self._run_lock is None:
-            # held from before the untrained evaluation until close(): a second run on this
-            # output_dir is refused before it loads a model
+            # held from before the untrained evaluation until close() (the trainer runs under
+            # it): a second run on this output_dir is refused before it loads a model
             self._run_lock = RunLock(self.cfg.output_dir).acquire()
             metrics = Path(self.cfg.output_dir) / METRICS_FILE
             if metrics.exists():  # a resumed run: a damaged metrics file fails now, not later
                 read_metrics(metrics)
 
-    def _configure_for(self, env_name: str, task: str | None, out_dir: str) -> None:
+    def _configure_for(self, env_name: str, task: str | None) -> None:
         """Re-validate the config for the env being run (env-specific presets and task)."""
         data = dict(self._data)
         data.setdefault("env", env_name)
         if task is not None:
             data["task"] = task
         if "output_dir" not in data:
-            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            if ProcessGroup.launched().distributed:
                 raise ValueError(
                     "output_dir is not set; under accelerate launch every process must share "
                     "one run directory: set output_dir in the --config YAML"
@@ -118,14 +117,14 @@ class LearningAgent(Agent):
             data["output_dir"] = str(Path("runs") / name)
         self.cfg = config_from_dict(data, agent=self.algorithm)
 
-    def train(self, env_name: str, task: str | None, out_dir: str) -> None:
+    def train(self, env_name: str, task: str | None) -> None:
         """Train on the env's train split; write metrics.jsonl, checkpoints and a curve PNG."""
         from empo_gym.agents.training.curves import plot_curves
         from empo_gym.agents.training.setup import build_training, make_policy, reference_model
         from empo_gym.agents.training.trainer import train as run_training
 
         if self._prepared_for != (env_name, task):
-            self.prepare(env_name, task, out_dir)
+            self.prepare(env_name, task)
         cfg = self.cfg
         if self.policy is None:  # else: the untrained evaluation's policy, trained in place
             self.policy = make_policy(cfg)
@@ -151,6 +150,7 @@ class LearningAgent(Agent):
                 algorithm=algorithm,
                 ref_model=reference_model(cfg, self.policy),
                 on_iteration=progress,
+                run_lock=self._run_lock,
             )
         finally:
             setup.close()

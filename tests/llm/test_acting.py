@@ -8,7 +8,7 @@ from empo_gym.agents.llm.acting import Actor, ActStats, ContextLimitError
 from empo_gym.agents.llm.naive import NaiveLLMAgent
 from empo_gym.agents.llm.policy import SamplingConfig
 from empo_gym.agents.llm.prompts import EpisodeState
-from empo_gym.agents.llm.rollout import ResetSpec, RolloutEngine
+from empo_gym.agents.llm.rollout import ResetSpec, RolloutRunner
 from empo_gym.toy import ToyTextEnv
 
 LIMIT = 900
@@ -28,7 +28,7 @@ class VerboseToyEnv(ToyTextEnv):
 
 @pytest.mark.slow  # ~20 s: 120 generations over ~900-token prompts
 def test_a_120_step_episode_never_exceeds_max_context_tokens(tiny_policy, smol_tokenizer):
-    engine = RolloutEngine(
+    engine = RolloutRunner(
         tiny_policy,
         [VerboseToyEnv("echo", with_tips=True)],
         "scienceworld",

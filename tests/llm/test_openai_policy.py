@@ -10,7 +10,7 @@ import pytest
 from empo_gym.agents.llm.openai_policy import OpenAIPolicy
 from empo_gym.agents.llm.policy import SamplingConfig
 from empo_gym.agents.llm.policy_server import PolicyServer
-from empo_gym.agents.llm.rollout import RolloutEngine
+from empo_gym.agents.llm.rollout import RolloutRunner
 from empo_gym.toy import ECHO_ACTIONS, ToyTextEnv
 
 CONVS = [[{"role": "user", "content": f"Say a word about room {i}."}] for i in range(4)]
@@ -47,7 +47,7 @@ def test_rollout_engine_runs_on_a_message_level_policy(tiny_policy):
         client = OpenAIPolicy(
             server.base_url, model="tiny", sampling=SamplingConfig(max_new_tokens=4, seed=0)
         )
-        trajs = RolloutEngine(client, [ToyTextEnv("echo"), ToyTextEnv("echo")], "toy").run(
+        trajs = RolloutRunner(client, [ToyTextEnv("echo"), ToyTextEnv("echo")], "toy").run(
             [1], group_size=2
         )
     assert len(trajs) == 2 and all(len(t.turns) == 3 for t in trajs)

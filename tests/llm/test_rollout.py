@@ -6,13 +6,13 @@ import gymnasium as gym
 import pytest
 
 from empo_gym.agents.llm.naive import NaiveLLMAgent
-from empo_gym.agents.llm.rollout import ResetSpec, RolloutEngine
+from empo_gym.agents.llm.rollout import ResetSpec, RolloutRunner
 from empo_gym.toy import ECHO_ACTIONS, ToyTextEnv
 
 
 def test_groups_share_first_observation_and_finished_envs_leave(tiny_policy):
     envs = [ToyTextEnv("echo") for _ in range(6)]
-    engine = RolloutEngine(tiny_policy, envs, "toy", max_turns=10)
+    engine = RolloutRunner(tiny_policy, envs, "toy", max_turns=10)
     specs = [ResetSpec(seed=11, options={"length": 2}), ResetSpec(seed=22, options={"length": 4})]
     trajs = engine.run(specs, group_size=3)
     assert [(t.group_id, t.member) for t in trajs] == [
@@ -43,7 +43,7 @@ def test_groups_share_first_observation_and_finished_envs_leave(tiny_policy):
 
 def test_more_rollouts_than_envs_refill_slots(tiny_policy):
     envs = [ToyTextEnv("echo") for _ in range(2)]
-    engine = RolloutEngine(tiny_policy, envs, "toy")
+    engine = RolloutRunner(tiny_policy, envs, "toy")
     trajs = engine.run([ResetSpec(seed=1, options={"length": 1}), 5], group_size=2)
     assert len(trajs) == 4 and engine.stats.batch_sizes[:1] == [2]
     assert {t.info["seed"] for t in trajs} == {1, 5}
@@ -52,14 +52,14 @@ def test_more_rollouts_than_envs_refill_slots(tiny_policy):
 
 
 def test_max_turns_truncates(tiny_policy):
-    engine = RolloutEngine(tiny_policy, [ToyTextEnv("echo")], "toy", max_turns=2)
+    engine = RolloutRunner(tiny_policy, [ToyTextEnv("echo")], "toy", max_turns=2)
     (traj,) = engine.run([ResetSpec(seed=3, options={"length": 9})], group_size=1)
     assert len(traj.turns) == 2 and traj.info["truncated"] and not traj.info["terminated"]
 
 
 def test_memory_mode_records_tips_and_their_span(tiny_policy):
     envs = [ToyTextEnv("echo", with_tips=True) for _ in range(2)]
-    engine = RolloutEngine(tiny_policy, envs, "toy")
+    engine = RolloutRunner(tiny_policy, envs, "toy")
     trajs = engine.run([ResetSpec(seed=4, options={"length": 2})], group_size=2, memory_mode=True)
     for t in trajs:
         assert t.memory_mode
@@ -73,19 +73,19 @@ def test_memory_mode_records_tips_and_their_span(tiny_policy):
     lp = tiny_policy.logprobs([turn.prompt_ids_no_tips], [turn.response_ids])[0]
     assert len(lp) == len(turn.response_ids)
     # Without memory mode the same env's tips are ignored.
-    plain = RolloutEngine(tiny_policy, envs, "toy").run([4], group_size=1)[0]
+    plain = RolloutRunner(tiny_policy, envs, "toy").run([4], group_size=1)[0]
     assert not plain.turns[0].used_tips and not plain.memory_mode
 
 
 def test_sync_vector_env_is_accepted(tiny_policy):
     venv = gym.vector.SyncVectorEnv([lambda: ToyTextEnv("echo") for _ in range(2)])
-    trajs = RolloutEngine(tiny_policy, venv, "toy").run([ResetSpec(seed=2)], group_size=2)
+    trajs = RolloutRunner(tiny_policy, venv, "toy").run([ResetSpec(seed=2)], group_size=2)
     assert len(trajs) == 2 and all(len(t.turns) == 3 for t in trajs)
 
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="no envs"):
-        RolloutEngine(object(), [], "toy")  # type: ignore[arg-type]
+        RolloutRunner(object(), [], "toy")  # type: ignore[arg-type]
 
 
 def test_naive_agent_act_batch_drives_envs(tiny_policy):
@@ -138,10 +138,10 @@ def test_memory_wrapper_dict_format_and_use_memory_option(tiny_policy):
             return {"observation": text, "tips": tips, "tip_block": block}
 
     env = WrappedToy()
-    (traj,) = RolloutEngine(tiny_policy, [env], "toy").run([7], group_size=1, memory_mode=True)
+    (traj,) = RolloutRunner(tiny_policy, [env], "toy").run([7], group_size=1, memory_mode=True)
     assert env.resets[-1][1] == {"use_memory": True}
     assert all(t.used_tips and t.tips == ["m1", "m2"] for t in traj.turns)
-    (plain,) = RolloutEngine(tiny_policy, [env], "toy").run([7], group_size=1)
+    (plain,) = RolloutRunner(tiny_policy, [env], "toy").run([7], group_size=1)
     assert env.resets[-1][1] == {"use_memory": False}
     assert not any(t.used_tips for t in plain.turns)
 
@@ -149,8 +149,8 @@ def test_memory_wrapper_dict_format_and_use_memory_option(tiny_policy):
 def test_engine_checks_the_policy_protocols(tiny_policy):
     from empo_gym.agents.llm.openai_policy import OpenAIPolicy
 
-    assert RolloutEngine(tiny_policy, [ToyTextEnv("echo")], "toy").token_level
+    assert RolloutRunner(tiny_policy, [ToyTextEnv("echo")], "toy").token_level
     remote = OpenAIPolicy("http://127.0.0.1:9/v1", model="m")  # text only: no token records
-    assert not RolloutEngine(remote, [ToyTextEnv("echo")], "toy").token_level
-    with pytest.raises(TypeError, match="RolloutEngine needs a Policy; got object, which lacks"):
-        RolloutEngine(object(), [ToyTextEnv("echo")], "toy")  # type: ignore[arg-type]
+    assert not RolloutRunner(remote, [ToyTextEnv("echo")], "toy").token_level
+    with pytest.raises(TypeError, match="RolloutRunner needs a Policy; got object, which lacks"):
+        RolloutRunner(object(), [ToyTextEnv("echo")], "toy")  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ import pytest
 from empo_gym.agents.llm.models import DEFAULT_MODEL, resolve_model
 from empo_gym.agents.llm.policy import SamplingConfig
 from empo_gym.agents.llm.prompts import EpisodeState, build_prompt
-from empo_gym.agents.llm.rollout import RolloutEngine
+from empo_gym.agents.llm.rollout import RolloutRunner
 from empo_gym.toy import ECHO_ACTIONS, ToyTextEnv
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ def test_greedy_answers_a_simple_question(smol_policy):
 
 
 def test_rollout_with_the_real_model(smol_policy):
-    engine = RolloutEngine(
+    engine = RolloutRunner(
         smol_policy,
         [ToyTextEnv("echo") for _ in range(2)],
         "scienceworld",

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from empo_gym.agents.llm.policy import SamplingConfig, ServedPolicy, TokenPolicy, TrainablePolicy
-from empo_gym.agents.llm.rollout import RolloutEngine
+from empo_gym.agents.llm.rollout import RolloutRunner
 from empo_gym.agents.llm.vllm_policy import VLLMPolicy
 from empo_gym.agents.llm.vllm_server import normalize_url
 from empo_gym.agents.llm.vllm_sync import StaleWeightsError
@@ -45,7 +45,7 @@ def test_satisfies_the_policy_protocols(local, tmp_path):
 
 def test_greedy_trajectories_equal_the_local_backend(local, tmp_path):
     def run(policy):
-        engine = RolloutEngine(
+        engine = RolloutRunner(
             policy, [ToyTextEnv("echo") for _ in range(3)], "toy", max_turns=3, sampling=GREEDY
         )
         return engine.run([5, 9], group_size=2)
@@ -83,7 +83,7 @@ def test_stop_tokens_and_seeds_go_with_each_request(local, tmp_path):
 def test_trajectories_stick_to_one_of_two_servers(local, tmp_path):
     with StandInVLLM(local) as a, StandInVLLM(local) as b:
         policy = _vllm(local, [a, b], tmp_path)
-        engine = RolloutEngine(policy, [ToyTextEnv("echo") for _ in range(4)], "toy", max_turns=3)
+        engine = RolloutRunner(policy, [ToyTextEnv("echo") for _ in range(4)], "toy", max_turns=3)
         trajs = engine.run([1, 2], group_size=2)
         counts = [len(a.completions()), len(b.completions())]
     routes = policy._routes

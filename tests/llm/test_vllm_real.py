@@ -15,7 +15,7 @@ import torch
 
 from empo_gym.agents.llm.models import DEFAULT_MODEL
 from empo_gym.agents.llm.policy import SamplingConfig
-from empo_gym.agents.llm.rollout import RolloutEngine
+from empo_gym.agents.llm.rollout import RolloutRunner
 from empo_gym.agents.llm.vllm_policy import VLLMPolicy
 from empo_gym.agents.llm.vllm_server import DEFAULT_VLLM_VENV, start_servers
 from empo_gym.agents.llm.vllm_sync import PROBE_TEXT
@@ -61,7 +61,7 @@ def test_rollouts_and_weight_sync_on_a_real_vllm_server(tmp_path):
 
         def run(p):
             envs = [ToyTextEnv("echo") for _ in range(4)]
-            return RolloutEngine(p, envs, "toy", max_turns=2, sampling=GREEDY).run([3, 4], 2)
+            return RolloutRunner(p, envs, "toy", max_turns=2, sampling=GREEDY).run([3, 4], 2)
 
         expected, got = run(local), run(policy)
         for a, b in zip(expected, got, strict=True):

@@ -282,14 +282,9 @@ def run(
 
     torch.set_num_threads(1)
     if backend == "fsdp2":
-        import socket
+        from empo_gym.agents.training.process_group import ProcessGroup
 
-        import torch.distributed as dist
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+        ProcessGroup.single("cpu")
     kill = kill or {}
     if kill.get("stage") in ("metrics", "torn"):
         install_metrics_kill_point(kill)

@@ -64,7 +64,7 @@ def test_fp32_masters_leave_no_half_precision_weight_or_optimizer_state(tmp_path
 def _changed_fraction(model: torch.nn.Module, engine: Engine) -> float:
     """Share of the entries with a non-zero gradient that one lr-1e-6 AdamW step changes."""
     cfg = GRPOConfig(lr=1e-6, weight_decay=0.0, low_prob_masking=False, micro_batch_size=8)
-    model = engine.prepare(model)
+    model = engine.wrap_model(model)
     groups = _groups(model)
     opt = make_optimizer(model, cfg)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -88,7 +88,7 @@ def _changed_fraction(model: torch.nn.Module, engine: Engine) -> float:
 
 
 def test_lr_1e6_step_changes_almost_every_weight_only_with_fp32_masters(model_factory):
-    bf16_compute = {"device": torch.device("cpu"), "compute": torch.bfloat16}
+    bf16_compute = {"compute": torch.bfloat16}  # one process on the CPU (the default group)
     fp32 = _changed_fraction(model_factory(0).to(torch.bfloat16), Engine(**bf16_compute))
     bf16 = _changed_fraction(
         model_factory(0).to(torch.bfloat16), Engine(fp32_master=False, **bf16_compute)
@@ -105,7 +105,7 @@ def test_activation_checkpointing_gives_the_same_update(model_factory):
     results = []
     for checkpointing in (False, True):
         engine = Engine(activation_checkpointing=checkpointing)
-        model = engine.prepare(model_factory(0))
+        model = engine.wrap_model(model_factory(0))
         opt = make_optimizer(model, cfg)
         groups = _groups(model, prefix=40)  # >= 32 shared tokens: the prefix pass would run
         out = policy_update(model, opt, groups, UpdateMode.ON_POLICY, cfg, 0, engine=engine)
