@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import time
 from typing import Any
 
@@ -93,20 +92,6 @@ def _groups(
     return groups
 
 
-def _init_process_group(device: torch.device) -> None:
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        return
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(
-        backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1, device_id=None
-    )
-
-
 def run_check(
     shape: ModelShape,
     *,
@@ -132,22 +117,23 @@ def run_check(
     from empo_gym.agents.training.config import GRPOConfig
     from empo_gym.agents.training.engine import Engine
     from empo_gym.agents.training.engine import compute_dtype as resolve_compute
+    from empo_gym.agents.training.process_group import ProcessGroup
     from empo_gym.agents.training.update import make_optimizer, policy_update
     from empo_gym.tools.plan import plan_memory
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    _init_process_group(dev)
+    group = ProcessGroup.single(dev)  # FSDP2 shards over a process group, even of one
     cuda = dev.type == "cuda"
     t0 = time.perf_counter()
     model = build_model(shape, dev)
     build_s = time.perf_counter() - t0
     engine = Engine(
         backend="fsdp2",
-        device=dev,
+        group=group,
         compute=resolve_compute(compute_dtype, dev),
         activation_checkpointing=activation_checkpointing,
     )
-    engine.prepare(model)
+    engine.wrap_model(model)
     cfg = GRPOConfig(
         lr=1e-6,
         weight_decay=0.0,
@@ -274,9 +260,9 @@ def main(argv: list[str] | None = None) -> None:
         compute_dtype=args.compute_dtype,
     )
     print(json.dumps(result), flush=True)
-    import torch.distributed as dist
+    from empo_gym.agents.training.process_group import ProcessGroup
 
-    dist.destroy_process_group()
+    ProcessGroup.leave()
 
 
 if __name__ == "__main__":
