@@ -1,11 +1,12 @@
 """Batched multi-turn rollouts: many envs and one policy in lockstep.
 
-Each turn, the engine builds the prompts of all *active* episodes and answers them with ONE
-batched generation, parses and projects the outputs onto admissible actions, steps the envs and
-records a :class:`~empo_gym.agents.llm.trajectory.Turn` per episode. Rollouts come in groups of
-``G``
-that start from the identical initial state (same reset seed and options). An env whose episode
-ends leaves the batch; while rollouts are still queued it takes the next one.
+Each turn, the :class:`RolloutRunner` builds the prompts of all *active* episodes and answers
+them with ONE batched generation, parses and projects the outputs onto admissible actions, steps
+the envs and records a :class:`~empo_gym.agents.llm.trajectory.Turn` per episode. Rollouts come
+in groups of ``G`` that start from the identical initial state (same reset seed and options).
+An env whose episode ends leaves the batch; while rollouts are still queued it takes the next
+one. The runner is also the trainer's rollout function: ``runner(policy, tasks, group_size,
+use_memory)``.
 
 Observations may be plain strings or the memory wrapper's dicts (raw observation + tips); only
 :func:`~empo_gym.memory.observation.split_observation` (the env layer's contract) reads that
@@ -51,7 +52,7 @@ class ResetSpec:
 
 @dataclass
 class RolloutStats(ActStats):
-    """Timings and counts of the last :meth:`RolloutEngine.run` (the actor's, plus the envs').
+    """Timings and counts of the last :meth:`RolloutRunner.run` (the actor's, plus the envs').
 
     Attributes:
         env_seconds: Time inside env ``reset`` / ``step``.
@@ -88,7 +89,7 @@ def _as_env_list(envs: Sequence[gym.Env] | gym.vector.VectorEnv) -> list[gym.Env
         sub = getattr(envs, "envs", None)
         if sub is None:
             raise TypeError(
-                f"{type(envs).__name__} does not expose its sub-envs; the rollout engine steps "
+                f"{type(envs).__name__} does not expose its sub-envs; the rollout runner steps "
                 "envs individually (finished ones leave the batch). Pass a list of envs or a "
                 "gymnasium.vector.SyncVectorEnv."
             )
@@ -108,18 +109,23 @@ class _Slot:
     turns: int = 0
 
 
-class RolloutEngine:
+class RolloutRunner:
     """Runs groups of rollouts over many envs with one batched generation per turn.
+
+    Call :meth:`run` with reset specs, or call the runner itself as the trainer's rollout
+    function (:data:`~empo_gym.agents.training.trainer.RolloutFn`): ``runner(policy, tasks,
+    group_size, use_memory)``.
 
     Args:
         policy: A :class:`~empo_gym.agents.llm.policy.Policy`; a
-            :class:`~empo_gym.agents.llm.policy.TokenPolicy` gets full token records.
+            :class:`~empo_gym.agents.llm.policy.TokenPolicy` gets full token records. None:
+            the policy each call passes (the trainer's rollout function; :meth:`run` needs one).
         envs: A list of gymnasium envs or a ``SyncVectorEnv`` (its sub-envs are used).
         env_name: Env short name choosing prompt and parsing (``scienceworld``, ``webshop``).
         prompt_style: A prompt style instead of the env profile's (see :class:`Actor`).
         action_format: An answer format instead of the env profile's.
         max_turns: Episodes are truncated after this many actions.
-        sampling: Sampling override for this engine (else the policy's own).
+        sampling: Sampling override for these rollouts (else the policy's own).
         prompt_kwargs: Extra arguments of the prompt builder (``max_history``, ...).
         prompt_fn: Replaces :func:`~empo_gym.agents.llm.prompts.build_prompt` (same signature).
         max_context_tokens: Longest prompt in tokens; older history is dropped first (see
@@ -128,7 +134,7 @@ class RolloutEngine:
 
     def __init__(
         self,
-        policy: Policy,
+        policy: Policy | None,
         envs: Sequence[gym.Env] | gym.vector.VectorEnv,
         env_name: str = "scienceworld",
         *,
@@ -143,24 +149,37 @@ class RolloutEngine:
         if max_turns < 1:
             raise ValueError(f"max_turns={max_turns!r}; expected >= 1")
         self.envs = _as_env_list(envs)
-        # token-level policies record the exact ids (with and without tips) the trainer needs
-        self.actor = Actor(
-            policy,
-            env_name,
-            prompt_style=prompt_style,
-            action_format=action_format,
-            sampling=sampling,
-            prompt_kwargs=prompt_kwargs,
-            prompt_fn=prompt_fn,
-            max_context_tokens=max_context_tokens,
-            needed_by="RolloutEngine",
-        )
+        self._acting: dict[str, Any] = {
+            "env_name": env_name,
+            "prompt_style": prompt_style,
+            "action_format": action_format,
+            "sampling": sampling,
+            "prompt_kwargs": prompt_kwargs,
+            "prompt_fn": prompt_fn,
+            "max_context_tokens": max_context_tokens,
+        }
+        self._actor = None if policy is None else self._actor_for(policy)
         self.max_turns = max_turns
         self.stats = RolloutStats()
 
+    def _actor_for(self, policy: Policy) -> Actor:
+        # token-level policies record the exact ids (with and without tips) the trainer needs
+        acting = dict(self._acting)
+        return Actor(policy, acting.pop("env_name"), needed_by="RolloutRunner", **acting)
+
+    @property
+    def actor(self) -> Actor:
+        """The prompt -> generate -> parse path of the current policy."""
+        if self._actor is None:
+            raise RuntimeError(
+                "RolloutRunner has no policy yet; expected RolloutRunner(policy, ...) or a call "
+                "runner(policy, tasks, group_size, use_memory)"
+            )
+        return self._actor
+
     @property
     def policy(self) -> Policy:
-        """The policy the engine generates with."""
+        """The policy the runner generates with."""
         return self.actor.policy
 
     @property
@@ -169,6 +188,28 @@ class RolloutEngine:
         return self.actor.token_level
 
     # ------------------------------------------------------------------ api
+    def __call__(
+        self, policy: Policy, tasks: Sequence[Any], group_size: int, use_memory: bool
+    ) -> list[Trajectory]:
+        """The trainer's rollout function: ``group_size`` episodes per task with ``policy``.
+
+        Tasks are :class:`ResetSpec` (or bare seeds); each becomes a group with a fresh id
+        (``g0``, ``g1``, ...), so one task drawn twice still forms two groups.
+
+        Args:
+            policy: The policy to generate with (the runner switches to it when it changes).
+            tasks: One task instance per group.
+            group_size: Rollouts per group (G).
+            use_memory: Memory rollouts (tips in the prompts).
+        """
+        if self._actor is None or self._actor.policy is not policy:
+            self._actor = self._actor_for(policy)
+        specs = []
+        for i, task in enumerate(tasks):
+            spec = task if isinstance(task, ResetSpec) else ResetSpec(seed=task)
+            specs.append(ResetSpec(seed=spec.seed, options=spec.options, group_id=f"g{i}"))
+        return self.run(specs, group_size, memory_mode=use_memory)
+
     def run(
         self,
         specs: Sequence[ResetSpec | int | None],
@@ -305,19 +346,3 @@ class RolloutEngine:
                 finished.append(traj)
                 slot.traj, slot.state, slot.tips = None, None, None
         return finished
-
-
-def rollout_groups(
-    policy: Policy,
-    envs: Sequence[gym.Env] | gym.vector.VectorEnv,
-    specs: Sequence[ResetSpec | int | None],
-    *,
-    group_size: int = 8,
-    env_name: str = "scienceworld",
-    max_turns: int = 30,
-    memory_mode: bool = False,
-    sampling: SamplingConfig | None = None,
-) -> list[Trajectory]:
-    """One-call convenience over :class:`RolloutEngine` (see its arguments)."""
-    engine = RolloutEngine(policy, envs, env_name, max_turns=max_turns, sampling=sampling)
-    return engine.run(specs, group_size, memory_mode=memory_mode)
