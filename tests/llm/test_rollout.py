@@ -1,4 +1,4 @@
-"""The rollout engine and the naive agent on a toy text env with the tiny model."""
+"""The rollout runner and the naive agent on a toy text env with the tiny model."""
 
 from __future__ import annotations
 
@@ -154,3 +154,17 @@ def test_engine_checks_the_policy_protocols(tiny_policy):
     assert not RolloutRunner(remote, [ToyTextEnv("echo")], "toy").token_level
     with pytest.raises(TypeError, match="RolloutRunner needs a Policy; got object, which lacks"):
         RolloutRunner(object(), [ToyTextEnv("echo")], "toy")  # type: ignore[arg-type]
+
+
+def test_the_runner_is_the_trainers_rollout_function(tiny_policy):
+    """``runner(policy, tasks, group_size, use_memory)``: one group per drawn task with a fresh
+    id (a task drawn twice is two groups); the policy comes with the call."""
+    runner = RolloutRunner(None, [ToyTextEnv("echo") for _ in range(4)], "toy", max_turns=2)
+    with pytest.raises(RuntimeError, match="RolloutRunner has no policy yet"):
+        runner.run([3], group_size=1)
+    trajs = runner(tiny_policy, [ResetSpec(seed=3, group_id="mine"), 3], 2, False)
+    assert runner.policy is tiny_policy
+    assert [(t.group_id, t.member) for t in trajs] == [("g0", 0), ("g0", 1), ("g1", 0), ("g1", 1)]
+    assert all(t.info["seed"] == 3 and not t.memory_mode for t in trajs)
+    first = {t.group_id: t.info["first_observation"] for t in trajs}
+    assert first["g0"] == first["g1"]  # the same task, drawn twice
