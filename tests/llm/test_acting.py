@@ -97,7 +97,7 @@ def test_the_naive_agent_acts_through_the_bounded_path(tiny_policy):
     agent = NaiveLLMAgent(
         policy=tiny_policy, env="scienceworld", max_history=LONG, max_context_tokens=600
     )
-    env = VerboseToyEnv()
+    env = VerboseToyEnv("echo")
     obs, info = env.reset(seed=1, options={"length": 20})
     agent.reset(0, obs, info)
     for _ in range(20):
