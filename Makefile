@@ -72,8 +72,11 @@ run: install
 test: install vllm chromium-check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The fast suite runs on pytest-xdist (one worker per core; tests that must share a worker carry
+# @pytest.mark.xdist_group). The full suite stays serial: its slow tests start multi-process
+# launches (torchrun, accelerate, vLLM servers, JVMs) that size themselves to the whole machine.
 test-fast: install chromium-check
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" -n auto --dist loadgroup $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
