@@ -1,4 +1,4 @@
-"""The one wiring of a GRPO / EMPO² training run: policy, envs, memory, rollouts, reference.
+"""The one wiring of a GRPO / EMPO² training run: policy, envs, algorithm, rollouts, reference.
 
 :func:`build_training` turns a trainer config into what :func:`~empo_gym.agents.training.
 trainer.train` consumes; the learning agents (``empo-gym run --agent grpo|empo``), ``empo-gym
@@ -9,8 +9,8 @@ Example:
     >>> from empo_gym.toy import ToyTextEnv
     >>> cfg = quick_preset("empo", "toy", tasks_per_iter=1, group_size=2)
     >>> setup = build_training(cfg, envs=[ToyTextEnv(), ToyTextEnv()])
-    >>> type(setup.memory).__name__, len(setup.tasks)
-    ('EMPOMemory', 5)
+    >>> type(setup.algorithm).__name__, len(setup.tasks)
+    ('EMPO', 5)
     >>> setup.close()
 """
 
@@ -23,8 +23,8 @@ from typing import Any
 import gymnasium as gym
 
 from empo_gym.agents.llm.trajectory import Trajectory
-from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
-from empo_gym.agents.training.memory_hooks import EMPOMemory
+from empo_gym.agents.training.algorithm import Algorithm, make_algorithm
+from empo_gym.agents.training.config import GRPOConfig
 from empo_gym.agents.training.trainer import RolloutFn, engine_rollout_fn
 
 __all__ = [
@@ -45,18 +45,19 @@ MIN_TRAIN_INSTANCES = 5
 
 @dataclass
 class TrainingSetup:
-    """The envs, memory, rollout function and tasks of a run (the policy is built apart)."""
+    """The envs, algorithm, rollout function and tasks of a run (the policy is built apart)."""
 
     cfg: GRPOConfig
     """The trainer settings the run was built from."""
     envs: list[gym.Env]
-    """The training envs (memory-wrapped when the run has memory)."""
+    """The training envs, as the algorithm wrapped them (EMPO²: memory wrappers)."""
     rollout_fn: RolloutFn
     """Batched rollouts over :attr:`envs` (the trainer calls it each iteration)."""
     tasks: list[Any]
     """Task instances (``ResetSpec``) the trainer draws ``tasks_per_iter`` from."""
-    memory: EMPOMemory | None
-    """EMPO²'s memory hooks (tips, novelty), or None for GRPO."""
+    algorithm: Algorithm
+    """The algorithm the trainer calls (:class:`~empo_gym.agents.training.algorithm.GRPO`, or
+    :class:`~empo_gym.agents.training.empo.EMPO` with its memory, tips and novelty)."""
 
     def close(self) -> None:
         """Close the envs (ScienceWorld's JVMs go away)."""
@@ -161,41 +162,6 @@ def _make_envs(cfg: GRPOConfig) -> list[gym.Env]:
     return [gym.make(info.gym_id, **kwargs) for _ in range(cfg.tasks_per_iter * cfg.group_size)]
 
 
-def _with_memory(
-    cfg: EMPOConfig, envs: list[gym.Env], tip_writer: Any | None
-) -> tuple[list[gym.Env], EMPOMemory]:
-    from empo_gym.memory import EpisodeRecorder, MemoryStore, MemoryWrapper, NoveltyReward
-
-    store = MemoryStore(
-        cfg.memory_embedder,
-        capacity=cfg.memory_capacity,
-        threshold=cfg.memory_min_similarity,
-        top_k=cfg.memory_top_k,
-    )
-    # the wrappers retrieve and record episodes (each state embedded once) into one recorder;
-    # after the rollouts the hooks score novelty and write every tip with one generation
-    recorder = EpisodeRecorder(store)
-    wrapped: list[gym.Env] = [
-        MemoryWrapper(env, recorder=recorder, novelty=False, training=True) for env in envs
-    ]
-    # the bonus is scaled by intrinsic_scale in the update (update.trajectory_return)
-    novelty = (
-        NoveltyReward(store.embedder, threshold=cfg.novelty_threshold)
-        if cfg.intrinsic_reward
-        else None
-    )
-    hooks = EMPOMemory(
-        store,
-        novelty=novelty,
-        tip_max_tokens=cfg.tip_max_tokens,
-        seed=cfg.seed,
-        wrappers=wrapped,
-        recorder=recorder,
-        tip_writer=tip_writer,
-    )
-    return wrapped, hooks
-
-
 def build_training(
     cfg: GRPOConfig,
     *,
@@ -203,8 +169,9 @@ def build_training(
     tasks: Sequence[Any] | None = None,
     tip_writer: Any | None = None,
 ) -> TrainingSetup:
-    """Wire a run of ``cfg``: envs of ``cfg.env`` / ``cfg.task`` (train split), EMPO²'s memory
-    when ``cfg`` is an :class:`EMPOConfig`, the batched rollout function, the task instances.
+    """Wire a run of ``cfg``: envs of ``cfg.env`` / ``cfg.task`` (train split), the algorithm
+    ``cfg`` configures (it wraps the envs: EMPO²'s memory), the batched rollout function, the
+    task instances.
 
     Args:
         cfg: Trainer settings (``env``, ``task``, ``max_steps``, ``tasks_per_iter`` x
@@ -215,9 +182,8 @@ def build_training(
         tip_writer: EMPO²: a :class:`~empo_gym.memory.TipWriter` instead of the policy.
     """
     env_list = list(envs) if envs is not None else _make_envs(cfg)
-    memory = None
-    if isinstance(cfg, EMPOConfig):
-        env_list, memory = _with_memory(cfg, env_list, tip_writer)
+    algorithm = make_algorithm(cfg, tip_writer=tip_writer)
+    env_list = algorithm.wrap_envs(env_list)
     rollout_fn: RolloutFn = engine_rollout_fn(
         env_list,
         cfg.env,
@@ -235,7 +201,7 @@ def build_training(
         envs=env_list,
         rollout_fn=rollout_fn,
         tasks=list(tasks) if tasks is not None else training_tasks(cfg),
-        memory=memory,
+        algorithm=algorithm,
     )
 
 

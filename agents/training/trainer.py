@@ -3,14 +3,17 @@
 One iteration, as in the EMPO² paper::
 
     tasks            <- B task instances
-    rollout, update  <- modes (EMPO²: memory with p, then off-policy with q; GRPO: plain/on)
+    rollout, update  <- algorithm.modes(rng)   (GRPO: plain / on-policy; EMPO²: memory with p,
+                                                then off-policy with q)
     trajectories     <- rollout_fn(policy, tasks, G, use_memory)       # B x G episodes
-    memory hook      <- tips written into memory, intrinsic rewards filled in (EMPO²)
+    after rollouts   <- algorithm.after_rollouts(...)   (EMPO²: tips into memory, intrinsic
+                                                rewards into the turns)
     policy update    <- empo_gym.agents.training.update.policy_update(...)
     metrics.jsonl    <- one line; checkpoint every `checkpoint_every` iterations
 
-The rollout engine, the tip writer and the memory store are injected as callables, so the loop
-is tested with fakes and wired to :mod:`empo_gym.agents.llm.rollout` / :mod:`empo_gym.memory` by
+The rollout engine and the algorithm (:class:`~empo_gym.agents.training.algorithm.Algorithm`:
+GRPO, or EMPO² in :mod:`empo_gym.agents.training.empo`) are injected, so the loop is tested
+with fakes and wired to :mod:`empo_gym.agents.llm.rollout` / :mod:`empo_gym.memory` by
 :mod:`empo_gym.agents.training.setup`.
 Device placement goes through ``accelerate.Accelerator`` so ``accelerate launch`` / ``torchrun``
 work; with several processes each one rolls out its share of the tasks. How the weights are
@@ -29,19 +32,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 
 from empo_gym.agents.llm.policy import ServedPolicy, TrainablePolicy, check_policy
 from empo_gym.agents.llm.trajectory import Trajectory
+from empo_gym.agents.training.algorithm import Algorithm, make_algorithm
 from empo_gym.agents.training.checkpoint import (
     load_checkpoint,
     load_newest_intact,
     save_checkpoint,
 )
-from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
+from empo_gym.agents.training.config import GRPOConfig
 from empo_gym.agents.training.engine import DCP_DIR, Engine
 from empo_gym.agents.training.metrics import (
     METRICS_FILE,
@@ -49,10 +53,10 @@ from empo_gym.agents.training.metrics import (
     read_metrics,
     write_metrics,
 )
-from empo_gym.agents.training.modes import RolloutMode, UpdateMode, sample_modes
 from empo_gym.agents.training.run_lock import RunLock
 from empo_gym.agents.training.update import make_optimizer, policy_update
 from empo_gym.atomic_io import find_temps, make_temp_dir, write_text_atomic
+from empo_gym.protocols import missing_members
 
 RolloutFn = Callable[[Any, Sequence[Any], int, bool], list[Trajectory]]
 """``rollout_fn(policy, tasks, group_size, use_memory) -> trajectories`` (B x G, group order)."""
@@ -60,24 +64,6 @@ RolloutFn = Callable[[Any, Sequence[Any], int, bool], list[Trajectory]]
 CHECKPOINTS_DIR = "checkpoints"
 FINAL_MODEL_DIR = "model"
 """Under FSDP2: the HF-format model gathered from the shards at the end of the run."""
-
-
-class MemoryHooks(Protocol):
-    """What the EMPO² trainer needs from the memory side (tips, store, novelty)."""
-
-    def after_rollouts(
-        self, policy: Any, trajectories: list[Trajectory], memory_mode: bool
-    ) -> None:
-        """Write a tip per trajectory into the store; fill ``Turn.intrinsic_reward``."""
-
-    def size(self) -> int:
-        """Entries in the store (for metrics)."""
-
-    def save(self, directory: Path) -> None:
-        """Write the store into ``directory`` (called inside the atomic checkpoint write)."""
-
-    def load(self, directory: Path) -> None:
-        """Restore the store saved by :meth:`save` from ``directory``."""
 
 
 @dataclass
@@ -142,7 +128,7 @@ class TrainingRun:
         rollout_fn: RolloutFn,
         tasks: Sequence[Any],
         *,
-        memory: MemoryHooks | None = None,
+        algorithm: Algorithm | None = None,
         accelerator: Any | None = None,
         ref_model: torch.nn.Module | None = None,
         resume: bool = True,
@@ -151,14 +137,14 @@ class TrainingRun:
         if not tasks:
             raise ValueError("tasks is empty; expected at least one training task instance")
         check_policy(policy, TrainablePolicy, needed_by="the trainer")
+        algorithm = _check_algorithm(cfg, algorithm)
         if accelerator is None:
             from accelerate import Accelerator
 
             accelerator = Accelerator(cpu=not torch.cuda.is_available())
         self.cfg, self.policy, self.rollout_fn, self.tasks = cfg, policy, rollout_fn, tasks
-        self.memory, self.accelerator, self.ref_model = memory, accelerator, ref_model
+        self.algorithm, self.accelerator, self.ref_model = algorithm, accelerator, ref_model
         self.on_iteration = on_iteration
-        self.is_empo = isinstance(cfg, EMPOConfig)
         self.out_dir = Path(cfg.output_dir)
         self.ckpt_root = self.out_dir / CHECKPOINTS_DIR
         self.metrics_path = self.out_dir / METRICS_FILE
@@ -212,25 +198,21 @@ class TrainingRun:
         return self.iteration >= self.cfg.iterations
 
     def step(self) -> dict[str, Any]:
-        """Run one iteration (rollouts, memory, update, checkpoint) and return its metrics row."""
+        """Run one iteration (rollouts, the algorithm's turn, update, checkpoint); returns its
+        metrics row."""
         if self.done:
             raise RuntimeError(f"the run already completed its {self.cfg.iterations} iterations")
-        cfg, model, memory, policy = self.cfg, self.model, self.memory, self.policy
+        cfg, model, algorithm, policy = self.cfg, self.model, self.algorithm, self.policy
         iteration = self.iteration
         t_iter = time.perf_counter()
 
         # 1. tasks and modes of this iteration
         picks = [self.trainer_rng.randrange(len(self.tasks)) for _ in range(cfg.tasks_per_iter)]
         my_tasks = [self.tasks[i] for i in picks][self._b_local]
-        if self.is_empo:
-            rollout_mode, update_mode = sample_modes(
-                self.trainer_rng, cfg.memory_prob, cfg.off_policy_prob
-            )
-        else:
-            rollout_mode, update_mode = RolloutMode.PLAIN, UpdateMode.ON_POLICY
+        rollout_mode, update_mode = algorithm.modes(self.trainer_rng)
 
         # 2. rollouts: B x G episodes (sampling needs no gradients; FSDP2 gathers the weights)
-        # 3. EMPO² memory: tips into the store, intrinsic rewards into the turns
+        # 3. the algorithm's turn (EMPO²: tips into memory, intrinsic rewards into the turns)
         t0 = time.perf_counter()
         model.eval()
         with torch.no_grad(), self.engine.generation(model):
@@ -239,8 +221,7 @@ class TrainingRun:
             )
             rollout_s = time.perf_counter() - t0
             t0 = time.perf_counter()
-            if memory is not None:
-                memory.after_rollouts(policy, trajectories, rollout_mode.use_memory)
+            algorithm.after_rollouts(policy, trajectories, rollout_mode)
             memory_s = time.perf_counter() - t0
 
         # 4. policy update on group-relative advantages (a colocated sampler sleeps meanwhile),
@@ -274,12 +255,12 @@ class TrainingRun:
             "intrinsic": float(
                 np.mean([sum(x.intrinsic_reward for x in t.turns) for t in trajectories] or [0.0])
             ),
-            "memory_size": memory.size() if memory is not None else 0,
+            "memory_size": algorithm.size(),
             "rollout_s": rollout_s,
             "memory_s": memory_s,
             "weight_sync_s": weight_sync_s,
             **{k: v for k, v in upd.items() if k != "return_mean"},
-            **dict(getattr(memory, "last_timings", None) or {}),
+            **algorithm.timings,
         }
         _mean_over_processes(row, _PER_PROCESS_MEANS, self.accelerator)
         t0 = time.perf_counter()
@@ -316,7 +297,8 @@ class TrainingRun:
 
     def _resume(self, found: Path) -> Any:
         """Load checkpoint ``found``: full weights, or (FSDP2) this rank's DCP shards, and the
-        memory store; raises when it does not load (the caller then tries an older one)."""
+        algorithm's state (EMPO²: memory); raises when it does not load (the caller then tries
+        an older one)."""
         sharded = (found / DCP_DIR).is_dir()
         if sharded != self.engine.sharded:
             written, now = ("fsdp2", "ddp") if sharded else ("ddp", "fsdp2")
@@ -329,20 +311,19 @@ class TrainingRun:
         state = load_checkpoint(found, model, optimizer, trainer_rng=self.trainer_rng)
         if sharded:  # after load_checkpoint: each rank's own RNG states replace rank 0's
             self.engine.load_sharded(found / DCP_DIR, self.model, self.optimizer)
-        if self.memory is not None:
-            self.memory.load(found)
+        self.algorithm.load(found)
         return state
 
     def _checkpoint(self, iteration: int, row: dict[str, Any] | None = None) -> Path | None:
         """Rank 0 writes the checkpoint; under FSDP2 every rank first writes its shards."""
-        model, accelerator, memory = self.model, self.accelerator, self.memory
+        model, accelerator, algorithm = self.model, self.accelerator, self.algorithm
         extra: dict[str, Any] = {
             "config": self.cfg.to_dict(),
             "policy_sampling": self.policy.sampling_state(),
         }
         if row is not None:
             extra["metrics_row"] = row
-        write_extra = memory.save if memory is not None else None
+        write_extra = algorithm.save
         weights: torch.nn.Module | None = model
         if self.engine.sharded:
             import torch.distributed as dist
@@ -362,8 +343,7 @@ class TrainingRun:
 
             def write_extra(tmp: Path) -> None:  # the shards join the atomic checkpoint write
                 os.replace(staging, tmp / DCP_DIR)
-                if memory is not None:
-                    memory.save(tmp)
+                algorithm.save(tmp)
 
             weights = None
         elif not self.main:
@@ -388,7 +368,7 @@ def train(
     rollout_fn: RolloutFn,
     tasks: Sequence[Any],
     *,
-    memory: MemoryHooks | None = None,
+    algorithm: Algorithm | None = None,
     evaluate_fn: Callable[[Any], dict[str, Any]] | None = None,
     accelerator: Any | None = None,
     ref_model: torch.nn.Module | None = None,
@@ -396,16 +376,19 @@ def train(
     stop_after: int | None = None,
     on_iteration: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
-    """Train ``policy`` with GRPO (``GRPOConfig``) or EMPO² (``EMPOConfig``).
+    """Train ``policy`` with GRPO or EMPO² (the algorithm ``cfg.agent`` names).
 
     Args:
-        cfg: The config; its class picks the algorithm.
+        cfg: The trainer settings (GRPO's, or EMPO²'s which extend them).
         policy: A :class:`~empo_gym.agents.llm.policy.TrainablePolicy` (its ``model`` is trained
-            in place and also samples); passed through to ``rollout_fn``, ``memory`` and
+            in place and also samples); passed through to ``rollout_fn``, ``algorithm`` and
             ``evaluate_fn``.
         rollout_fn: ``(policy, tasks, group_size, use_memory) -> list[Trajectory]``.
         tasks: Training task instances; each iteration draws ``cfg.tasks_per_iter`` of them.
-        memory: EMPO² memory hooks (tips, store, intrinsic reward); None = no memory side.
+        algorithm: The :class:`~empo_gym.agents.training.algorithm.Algorithm` (modes, what
+            happens after the rollouts, its checkpointed state); None: the one ``cfg``
+            configures (:func:`~empo_gym.agents.training.algorithm.make_algorithm`). Its
+            ``name`` must be ``cfg.agent``. Wrap the training envs with its ``wrap_envs``.
         evaluate_fn: Called once after training on the main process (EMPO²: no memory,
             temperature 0.4).
         accelerator: An ``accelerate.Accelerator``; one is created when None.
@@ -418,15 +401,16 @@ def train(
         A :class:`TrainResult`.
 
     Raises:
-        ValueError: ``tasks`` is empty.
-        TypeError: ``policy`` is not a ``TrainablePolicy`` (the message names what it lacks).
+        ValueError: ``tasks`` is empty, or ``algorithm`` is not the one ``cfg`` names.
+        TypeError: ``policy`` is not a ``TrainablePolicy`` or ``algorithm`` not an
+            ``Algorithm`` (the message names what it lacks).
     """
     run = TrainingRun(
         cfg,
         policy,
         rollout_fn,
         tasks,
-        memory=memory,
+        algorithm=algorithm,
         accelerator=accelerator,
         ref_model=ref_model,
         resume=resume,
@@ -452,6 +436,24 @@ def train(
         output_dir=run.out_dir,
         main_process=run.main,
     )
+
+
+def _check_algorithm(cfg: GRPOConfig, algorithm: Algorithm | None) -> Algorithm:
+    """``algorithm``, or the one ``cfg`` configures; raises when it does not fit ``cfg``."""
+    if algorithm is None:
+        return make_algorithm(cfg)
+    missing = missing_members(algorithm, Algorithm)
+    if missing:
+        raise TypeError(
+            f"the trainer needs an Algorithm; got {type(algorithm).__name__}, which lacks "
+            f"{', '.join(missing)} (see empo_gym.agents.training.algorithm)"
+        )
+    if algorithm.name != cfg.agent:
+        raise ValueError(
+            f"algorithm {algorithm.name!r} does not match the config's agent {cfg.agent!r}; "
+            "expected the algorithm the config is for (make_algorithm(cfg) builds it)"
+        )
+    return algorithm
 
 
 #: Metrics of each process's own share of the trajectories, averaged over processes.

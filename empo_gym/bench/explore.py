@@ -28,7 +28,9 @@ from typing import Any
 import torch
 
 from empo_gym.agents.llm.trajectory import Trajectory
-from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
+from empo_gym.agents.training.algorithm import RolloutMode
+from empo_gym.agents.training.config import GRPOConfig
+from empo_gym.agents.training.empo import EMPOConfig
 from empo_gym.agents.training.trainer import RolloutFn, TrainingRun, engine_rollout_fn
 from empo_gym.atomic_io import write_text_atomic
 from empo_gym.bench.reader import ReflectionTipWriter
@@ -228,7 +230,7 @@ class _Arm:
             policy,
             self._recording(self.setup.rollout_fn),
             self.tasks,
-            memory=self.setup.memory,
+            algorithm=self.setup.algorithm,
             resume=False,
         )
         eval_n = bench.train_layouts * bench.eval_group
@@ -291,7 +293,6 @@ def _ood_trials(
         tasks=tasks,
         tip_writer=ReflectionTipWriter(),
     )
-    assert setup.memory is not None
     out = []
     try:
         policy.model.eval()
@@ -299,7 +300,7 @@ def _ood_trials(
             for _ in range(bench.ood_trials):
                 # trial 0 retrieves from an empty memory; every trial's tips go into it
                 trajs = setup.rollout_fn(policy, tasks, bench.group_size, True)
-                setup.memory.after_rollouts(policy, trajs, memory_mode=False)
+                setup.algorithm.after_rollouts(policy, trajs, RolloutMode.PLAIN)
                 out.append(_summary(trajs)["success"])
     finally:
         setup.close()

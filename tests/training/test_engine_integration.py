@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from empo_gym.agents.training.config import EMPOConfig
-from empo_gym.agents.training.modes import UpdateMode
+from empo_gym.agents.training.algorithm import UpdateMode
+from empo_gym.agents.training.empo import EMPO, EMPOConfig
 from empo_gym.agents.training.trainer import engine_rollout_fn, group_trajectories, train
 from empo_gym.agents.training.update import build_turn_batch
 from tests.tiny_llama import tiny_llama
@@ -53,13 +53,14 @@ def byte_policy():
     return _byte_policy()
 
 
-class _MemberBonus:
-    """Memory hooks stand-in: an intrinsic bonus that differs within each group."""
+class _MemberBonus(EMPO):
+    """EMPO² with a stand-in memory side: an intrinsic bonus that differs within each group."""
 
-    def __init__(self) -> None:
+    def __init__(self, cfg: EMPOConfig) -> None:
+        super().__init__(cfg)
         self.n = 0
 
-    def after_rollouts(self, policy, trajectories, memory_mode):
+    def after_rollouts(self, policy, trajectories, rollout_mode):
         for traj in trajectories:
             self.n += 1
             for turn in traj.turns:
@@ -99,7 +100,7 @@ def test_empo_trains_through_the_rollout_engine_with_tip_stripping(tmp_path, byt
         checkpoint_every=1,
         output_dir=str(tmp_path),
     )
-    result = train(cfg, byte_policy, spy, [11, 12], memory=_MemberBonus())
+    result = train(cfg, byte_policy, spy, [11, 12], algorithm=_MemberBonus(cfg))
     assert [r["update_mode"] for r in result.history] == ["off_policy", "off_policy"]
     for row in result.history:
         assert row["steps"] == 1 and row["grad_norm"] > 0 and row["memory_size"] > 0
@@ -132,7 +133,7 @@ def test_on_policy_ratio_stays_one_across_updates(tmp_path, byte_policy):
         checkpoint_every=0,
         output_dir=str(tmp_path),
     )
-    result = train(cfg, byte_policy, rollout, [3, 14], memory=_MemberBonus())
+    result = train(cfg, byte_policy, rollout, [3, 14], algorithm=_MemberBonus(cfg))
     for row in result.history:
         assert row["steps"] == 1
         assert row["ratio_mean"] == pytest.approx(1.0, abs=1e-5)
@@ -158,7 +159,9 @@ def test_resumed_llm_run_samples_and_ends_like_an_uninterrupted_one(tmp_path):
             output_dir=str(out),
         )
         rollout = engine_rollout_fn(envs, "toy", max_turns=2)
-        res = train(cfg, policy, rollout, [11, 12], memory=_MemberBonus(), stop_after=stop_after)
+        res = train(
+            cfg, policy, rollout, [11, 12], algorithm=_MemberBonus(cfg), stop_after=stop_after
+        )
         return res, policy
 
     ref, ref_policy = run(tmp_path / "ref")

@@ -9,7 +9,8 @@ import torch
 
 from empo_gym.agents.llm.vllm_policy import VLLMPolicy
 from empo_gym.agents.llm.vllm_sync import StaleWeightsError
-from empo_gym.agents.training.config import EMPOConfig, GRPOConfig, config_from_dict
+from empo_gym.agents.training.config import GRPOConfig, config_from_dict
+from empo_gym.agents.training.empo import EMPOConfig
 from empo_gym.agents.training.setup import build_training, with_trainer_logprobs
 from empo_gym.agents.training.trainer import TrainingRun, engine_rollout_fn
 from empo_gym.toy import ToyTextEnv
@@ -84,7 +85,9 @@ def test_a_vllm_run_syncs_after_every_step_and_rescores_with_the_trainer(tmp_pat
         rollout_fn = engine_rollout_fn([ToyTextEnv("echo") for _ in range(4)], "toy", max_turns=2)
         if cfg.recompute_logprobs:
             rollout_fn = with_trainer_logprobs(rollout_fn)
-        run = TrainingRun(cfg, policy, rollout_fn, [3, 14], memory=_MemberBonus(), resume=False)
+        run = TrainingRun(
+            cfg, policy, rollout_fn, [3, 14], algorithm=_MemberBonus(cfg), resume=False
+        )
         rows = [run.step() for _ in range(cfg.iterations)]
         reloads = [b for p, b in server.log if p == "/collective_rpc"]
         served = dict(server.policy.model.named_parameters())
@@ -146,7 +149,9 @@ def test_a_vllm_run_under_fsdp2_syncs_the_weights_gathered_from_the_shards(
         rollout_fn = with_trainer_logprobs(
             engine_rollout_fn([ToyTextEnv("echo") for _ in range(4)], "toy", max_turns=2)
         )
-        run = TrainingRun(cfg, policy, rollout_fn, [3, 14], memory=_MemberBonus(), resume=False)
+        run = TrainingRun(
+            cfg, policy, rollout_fn, [3, 14], algorithm=_MemberBonus(cfg), resume=False
+        )
         assert run.engine.sharded
         rows = [run.step() for _ in range(cfg.iterations)]
         reloads = [b for p, b in server.log if p == "/collective_rpc"]

@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from empo_gym.agents.training.config import EMPOConfig, GRPOConfig
+from empo_gym.agents.training.config import GRPOConfig
+from empo_gym.agents.training.empo import EMPOConfig
 from empo_gym.agents.training.metrics import METRICS_FILE
 from empo_gym.agents.training.trainer import group_trajectories, train
 from tests.training.train_helpers import (
@@ -65,9 +66,14 @@ def test_grpo_learns_the_rewarded_action(tmp_path):
 def test_empo_learns_and_draws_all_modes(tmp_path):
     cfg = EMPOConfig(iterations=30, output_dir=str(tmp_path), memory_prob=0.5, **COMMON)
     policy = BanditPolicy(make_tiny_model(0, BANDIT_VOCAB))
-    memory = ListMemory()
+    memory = ListMemory(cfg)
     result = train(
-        cfg, policy, bandit_rollout, TASKS, memory=memory, evaluate_fn=lambda p: {"evaluated": True}
+        cfg,
+        policy,
+        bandit_rollout,
+        TASKS,
+        algorithm=memory,
+        evaluate_fn=lambda p: {"evaluated": True},
     )
     curve = _success_curve(result)
     assert sum(curve[-3:]) / 3 >= 0.9, curve
@@ -84,9 +90,9 @@ def test_killed_run_resumes_to_identical_weights_metrics_and_memory(tmp_path):
     def run(out, stop_after=None, memory=None):
         torch.manual_seed(123)  # the trainer must reseed: this must not matter
         policy = BanditPolicy(make_tiny_model(0, BANDIT_VOCAB))
-        memory = memory if memory is not None else ListMemory()
         cfg = EMPOConfig(output_dir=str(out), **settings)
-        res = train(cfg, policy, bandit_rollout, TASKS, memory=memory, stop_after=stop_after)
+        memory = memory if memory is not None else ListMemory(cfg)
+        res = train(cfg, policy, bandit_rollout, TASKS, algorithm=memory, stop_after=stop_after)
         return policy, memory, res
 
     ref_policy, ref_memory, ref = run(tmp_path / "a")
@@ -146,7 +152,9 @@ def test_learning_curves_png(tmp_path):
 
     for agent, cls in (("grpo", GRPOConfig), ("empo", EMPOConfig)):
         cfg = cls(iterations=3, output_dir=str(tmp_path / agent), **COMMON)
-        train(cfg, BanditPolicy(make_tiny_model(0, BANDIT_VOCAB)), bandit_rollout, TASKS)
+        algorithm = ListMemory(cfg) if agent == "empo" else None  # the bandit writes no tips
+        policy = BanditPolicy(make_tiny_model(0, BANDIT_VOCAB))
+        train(cfg, policy, bandit_rollout, TASKS, algorithm=algorithm)
     out = plot_curves(
         {"EMPO²": tmp_path / "empo", "GRPO": tmp_path / "grpo"},
         tmp_path / "plots" / "curve.png",
