@@ -201,7 +201,7 @@ class TrainablePolicy(Protocol):
     The trainer updates ``model`` in place (sampling uses the same module), pads batches with
     ``pad_id``, saves :meth:`sampling_state` in checkpoints and restores it on resume, and calls
     :meth:`clear_prefix_cache` after every weight change. The trainer hands the policy on to its
-    rollout function and memory hooks, which may need more (e.g. :class:`TokenPolicy`).
+    rollout function and algorithm, which may need more (e.g. :class:`TokenPolicy`).
     """
 
     model: torch.nn.Module

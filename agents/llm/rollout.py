@@ -276,8 +276,8 @@ class RolloutRunner:
                 "first_observation": text,
                 # the one partition rule; an env whose info has no task: the group id
                 PARTITION_KEY: memory_partition(info, default=gid),
-                # the memory wrapper's id of the episode it records: the trainer's memory hooks
-                # take that record (and its state embeddings) instead of rebuilding it
+                # the memory wrapper's id of the episode it records: the trainer's EMPO² algorithm
+                # takes that record (and its state embeddings) instead of rebuilding it
                 "memory_episode": info.get("memory_episode"),
             },
         )

@@ -1,7 +1,7 @@
 """A finished episode as EMPO²'s memory sees it, and the memory partition it belongs to.
 
 One record type serves every writer of memory: the memory wrapper, the ``memory-only`` agent
-and the trainer's memory hooks all record :class:`Episode` objects (through
+and the trainer's EMPO² algorithm all record :class:`Episode` objects (through
 :class:`~empo_gym.memory.recorder.EpisodeRecorder`), a tip writer turns each into one sentence,
 and the store keeps one entry per :class:`Step`. (The trainer's rollout record,
 ``empo_gym.agents.llm.trajectory.Trajectory``, holds token ids; this one holds text.)

@@ -11,8 +11,8 @@ key alike.
 Who flushes decides when tips are written: the memory wrapper flushes at every episode end
 (unless a trainer shares a recorder with it, see
 :class:`~empo_gym.memory.wrapper.MemoryWrapper`'s ``recorder``), the ``memory-only`` agent before
-its next batch of actions, the trainer's memory hooks after each iteration's rollouts, with the
-policy as the tip writer.
+its next batch of actions, the trainer's EMPO² algorithm after each iteration's rollouts, with
+the policy as the tip writer.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ class Clock:
 
 class TipPolicy:
     """A tiny-model policy that also writes (deterministic, weight-dependent) tips: a
-    ``TrainablePolicy`` for the trainer and a ``Policy`` for the memory hooks' tip prompts."""
+    ``TrainablePolicy`` for the trainer and a ``Policy`` for EMPO²'s tip prompts."""
 
     name = "tip-policy"
 
