@@ -139,7 +139,6 @@ def check(kind: str, out: Path) -> list[dict[str, Any]]:
         text=True,
         cwd=Path(__file__).resolve().parents[1],
         env=env,
-        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
