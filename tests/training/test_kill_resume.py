@@ -65,8 +65,11 @@ class Script:
 
     live: list[Script] = []
     """Every launch of this module (the fixture and a timed-out test stop those still running)."""
+    stopped = False
+    """Set by a timed-out test: the launches still queued fail at once instead of running."""
 
     def __init__(self, out_dir: Path, *args: str) -> None:
+        assert not Script.stopped, "not launched: an earlier test of this module timed out"
         self.out_dir = out_dir
         logs = out_dir.parent / "logs"
         logs.mkdir(exist_ok=True)
@@ -127,6 +130,7 @@ def runs(request, tmp_path_factory) -> Iterator[dict[str, Future]]:
     """All launches, two at a time: the reference run and one kill-and-resume per stage, with
     each backend (``fsdp2``: real FSDP2 shards over a 1-process gloo group, DCP checkpoints)."""
     backend = request.param
+    Script.stopped = False
     base = tmp_path_factory.mktemp(f"kill_resume_{backend}")
     pool = ThreadPoolExecutor(max_workers=2)
     futures: dict[str, Future] = {}
@@ -216,7 +220,8 @@ def _iterations_in(entries: list[dict]) -> list[int]:
 
 
 def _stop_live() -> None:
-    """Kill the launches still running (only the processes this module started)."""
+    """Kill the launches still running (only the processes this module started); no new ones."""
+    Script.stopped = True
     for script in Script.live:
         if script.proc.poll() is None:
             script.proc.kill()
