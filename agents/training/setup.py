@@ -22,10 +22,12 @@ from typing import Any
 
 import gymnasium as gym
 
+from empo_gym.agents.llm.rollout import RolloutRunner
 from empo_gym.agents.llm.trajectory import Trajectory
 from empo_gym.agents.training.algorithm import Algorithm, make_algorithm
 from empo_gym.agents.training.config import GRPOConfig
-from empo_gym.agents.training.trainer import RolloutFn, engine_rollout_fn
+from empo_gym.agents.training.process_group import ProcessGroup
+from empo_gym.agents.training.trainer import RolloutFn
 
 __all__ = [
     "TrainingSetup",
@@ -90,7 +92,6 @@ def vllm_policy(cfg: GRPOConfig, local: Any, *, startup_timeout: float = 600.0) 
     when ``cfg.vllm_colocate`` (by the main process; the others wait for them), else the
     running servers at ``cfg.vllm_urls``. The servers are checked to serve ``local``'s weights.
     """
-    import os
     from pathlib import Path
 
     import torch
@@ -100,7 +101,7 @@ def vllm_policy(cfg: GRPOConfig, local: Any, *, startup_timeout: float = 600.0) 
     from empo_gym.agents.llm.vllm_weights import write_hf_weights
 
     weights_dir = Path(cfg.vllm_weights_dir or Path(cfg.output_dir) / "vllm_weights")
-    main = int(os.environ.get("RANK", "0")) == 0
+    main = ProcessGroup.launched().is_main  # before the trainer joins the process group
     gpus = torch.cuda.device_count()
     sleep_mode = cfg.vllm_colocate and gpus > 0  # vLLM's sleep mode exists on GPUs only
     servers = []
@@ -184,7 +185,8 @@ def build_training(
     env_list = list(envs) if envs is not None else _make_envs(cfg)
     algorithm = make_algorithm(cfg, tip_writer=tip_writer)
     env_list = algorithm.wrap_envs(env_list)
-    rollout_fn: RolloutFn = engine_rollout_fn(
+    rollout_fn: RolloutFn = RolloutRunner(
+        None,  # the trainer passes its policy with each call
         env_list,
         cfg.env,
         prompt_style=cfg.prompt_style,
@@ -220,7 +222,6 @@ def with_trainer_logprobs(rollout_fn: RolloutFn) -> RolloutFn:
             scored = policy.logprobs([t.prompt_ids for t in turns], [t.response_ids for t in turns])
             for turn, logprobs in zip(turns, scored, strict=True):
                 turn.logprobs = list(logprobs)
-        rollout.last_stats = getattr(rollout_fn, "last_stats", None)  # type: ignore[attr-defined]
         return trajectories
 
     return rollout

@@ -11,14 +11,15 @@ One iteration, as in the EMPO² paper::
     policy update    <- empo_gym.agents.training.update.policy_update(...)
     metrics.jsonl    <- one line; checkpoint every `checkpoint_every` iterations
 
-The rollout engine and the algorithm (:class:`~empo_gym.agents.training.algorithm.Algorithm`:
-GRPO, or EMPO² in :mod:`empo_gym.agents.training.empo`) are injected, so the loop is tested
-with fakes and wired to :mod:`empo_gym.agents.llm.rollout` / :mod:`empo_gym.memory` by
+The rollouts (:class:`~empo_gym.agents.llm.rollout.RolloutRunner` is a rollout function) and
+the algorithm (:class:`~empo_gym.agents.training.algorithm.Algorithm`: GRPO, or EMPO² in
+:mod:`empo_gym.agents.training.empo`) are injected, so the loop is tested with fakes and
+wired to :mod:`empo_gym.agents.llm.rollout` / :mod:`empo_gym.memory` by
 :mod:`empo_gym.agents.training.setup`.
-Device placement goes through ``accelerate.Accelerator`` so ``accelerate launch`` / ``torchrun``
-work; with several processes each one rolls out its share of the tasks. How the weights are
-held (DDP replicas or FSDP2 shards, fp32 masters, activation checkpointing) is the
-:class:`~empo_gym.agents.training.engine.Engine`'s business.
+The :class:`~empo_gym.agents.training.engine.Engine` holds the weights (DDP replicas or FSDP2
+shards, fp32 masters, activation checkpointing) and its
+:class:`~empo_gym.agents.training.process_group.ProcessGroup` the processes, so
+``accelerate launch`` / ``torchrun`` work: each process rolls out its share of the tasks.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from empo_gym.agents.training.metrics import (
     read_metrics,
     write_metrics,
 )
+from empo_gym.agents.training.process_group import ProcessGroup
 from empo_gym.agents.training.run_lock import RunLock
 from empo_gym.agents.training.update import make_optimizer, policy_update
 from empo_gym.atomic_io import find_temps, make_temp_dir, write_text_atomic
@@ -73,7 +75,6 @@ class TrainResult:
     Attributes:
         iterations: Iterations completed (including those before a resume).
         history: One metrics dict per iteration run in this call.
-        final_eval: Output of ``evaluate_fn`` (None when not given).
         resumed_from: Iteration the run resumed from (0 for a fresh run).
         output_dir: Directory of metrics.jsonl and checkpoints/.
         main_process: False on the non-main processes of an ``accelerate launch`` run (they
@@ -82,7 +83,6 @@ class TrainResult:
 
     iterations: int
     history: list[dict[str, Any]] = field(default_factory=list)
-    final_eval: dict[str, Any] | None = None
     resumed_from: int = 0
     output_dir: Path | None = None
     main_process: bool = True
@@ -129,43 +129,43 @@ class TrainingRun:
         tasks: Sequence[Any],
         *,
         algorithm: Algorithm | None = None,
-        accelerator: Any | None = None,
         ref_model: torch.nn.Module | None = None,
         resume: bool = True,
         on_iteration: Callable[[dict[str, Any]], None] | None = None,
+        run_lock: RunLock | None = None,
     ) -> None:
         if not tasks:
             raise ValueError("tasks is empty; expected at least one training task instance")
         check_policy(policy, TrainablePolicy, needed_by="the trainer")
         algorithm = _check_algorithm(cfg, algorithm)
-        if accelerator is None:
-            from accelerate import Accelerator
-
-            accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        # the engine holds the weights (fp32 masters, FSDP2 shards) and the process group
+        self.engine = Engine.from_config(cfg, ProcessGroup.join())
+        group = self.group = self.engine.group
         self.cfg, self.policy, self.rollout_fn, self.tasks = cfg, policy, rollout_fn, tasks
-        self.algorithm, self.accelerator, self.ref_model = algorithm, accelerator, ref_model
+        self.algorithm, self.ref_model = algorithm, ref_model
         self.on_iteration = on_iteration
         self.out_dir = Path(cfg.output_dir)
         self.ckpt_root = self.out_dir / CHECKPOINTS_DIR
         self.metrics_path = self.out_dir / METRICS_FILE
-        self.main = accelerator.is_main_process
-        self._lock: RunLock | None = None
+        self.main = group.is_main
+        self._lock: RunLock | None = None  # the lock this run took (and releases at close)
         if self.main:  # one run per output_dir (the other ranks share rank 0's)
-            self._lock = RunLock(self.out_dir).acquire()
+            if run_lock is None:
+                self._lock = RunLock(self.out_dir).acquire()
             self.out_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(
                 self.out_dir / "config.json", json.dumps(cfg.to_dict(), indent=1) + "\n"
             )
 
-        # seeds, device, engine (fp32 masters, FSDP2 shards), optimizer after it, resume
-        seed_everything(cfg.seed + accelerator.process_index)
+        # seeds, device, rank 0's initial weights everywhere (e.g. a LoRA adapter's random
+        # init; the averaged gradients then keep them identical), engine, optimizer, resume
+        seed_everything(cfg.seed + group.rank)
         self.trainer_rng = random.Random(cfg.seed)  # same on every process: identical mode draws
-        self.model = policy.model.to(accelerator.device)
-        _sync_initial_weights(self.model, accelerator)
-        self.engine = Engine.from_config(cfg, accelerator.device)
-        self.model = self.engine.prepare(self.model)
+        self.model = policy.model.to(group.device)
+        group.broadcast_(t.data for t in [*self.model.parameters(), *self.model.buffers()])
+        self.model = self.engine.wrap_model(self.model)
         if ref_model is not None:
-            self.ref_model = self.engine.prepare_reference(ref_model)
+            self.ref_model = self.engine.wrap_reference(ref_model)
         self.optimizer = make_optimizer(self.model, cfg)
         self.start = 0
         state = load_newest_intact(self.ckpt_root, self._resume) if resume else None
@@ -176,8 +176,8 @@ class TrainingRun:
             sampling = state.extra.get("policy_sampling")
             if sampling is not None:
                 policy.load_sampling_state(sampling)  # the seeds of the next rollouts
-            _weights_changed(policy, self.model, accelerator, self.engine)
-        _check_same_start(self.start, accelerator)
+            _weights_changed(policy, self.model, self.engine)
+        _check_same_start(self.start, group)
         if self.main:  # drop metric lines of iterations after the checkpoint (killed mid-way)
             rows = []
             if self.metrics_path.exists():
@@ -190,7 +190,7 @@ class TrainingRun:
             write_metrics(self.metrics_path, rows)
         self.iteration = self.start
         self.history: list[dict[str, Any]] = []
-        self._b_local = _local_share(cfg.tasks_per_iter, accelerator)
+        self._b_local = group.local_share(cfg.tasks_per_iter)
 
     @property
     def done(self) -> bool:
@@ -238,7 +238,7 @@ class TrainingRun:
             ref_model=self.ref_model,
             engine=self.engine,
         )
-        weight_sync_s = _weights_changed(policy, model, self.accelerator, self.engine)
+        weight_sync_s = _weights_changed(policy, model, self.engine)
 
         # 5. metrics row, checkpoint (holding the row: a kill before the row is appended must
         #    not lose it), metrics line
@@ -262,7 +262,9 @@ class TrainingRun:
             **{k: v for k, v in upd.items() if k != "return_mean"},
             **algorithm.timings,
         }
-        _mean_over_processes(row, _PER_PROCESS_MEANS, self.accelerator)
+        # each process rolled out its share of the tasks: their metrics are averaged
+        means = self.group.mean([row[k] for k in _PER_PROCESS_MEANS])
+        row.update(zip(_PER_PROCESS_MEANS, means, strict=True))
         t0 = time.perf_counter()
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
             self._checkpoint(done, row)
@@ -316,7 +318,7 @@ class TrainingRun:
 
     def _checkpoint(self, iteration: int, row: dict[str, Any] | None = None) -> Path | None:
         """Rank 0 writes the checkpoint; under FSDP2 every rank first writes its shards."""
-        model, accelerator, algorithm = self.model, self.accelerator, self.algorithm
+        model, algorithm = self.model, self.algorithm
         extra: dict[str, Any] = {
             "config": self.cfg.to_dict(),
             "policy_sampling": self.policy.sampling_state(),
@@ -326,18 +328,16 @@ class TrainingRun:
         write_extra = algorithm.save
         weights: torch.nn.Module | None = model
         if self.engine.sharded:
-            import torch.distributed as dist
-
             staged = f"dcp-{iteration:06d}"  # rank 0's temp dir for every rank's shards
             if self.main:
                 self.ckpt_root.mkdir(parents=True, exist_ok=True)
                 for old in find_temps(self.ckpt_root, staged):  # a killed save's (run lock held)
                     shutil.rmtree(old, ignore_errors=True)
                 make_temp_dir(self.ckpt_root, staged)
-            dist.barrier()
+            self.group.barrier()
             (staging,) = find_temps(self.ckpt_root, staged)
             self.engine.save_sharded(staging, model, self.optimizer)
-            dist.barrier()
+            self.group.barrier()
             if not self.main:
                 return None
 
@@ -348,8 +348,6 @@ class TrainingRun:
             weights = None
         elif not self.main:
             return None
-        elif hasattr(accelerator, "unwrap_model"):
-            weights = accelerator.unwrap_model(model)
         return save_checkpoint(
             self.ckpt_root,
             iteration,
@@ -369,33 +367,30 @@ def train(
     tasks: Sequence[Any],
     *,
     algorithm: Algorithm | None = None,
-    evaluate_fn: Callable[[Any], dict[str, Any]] | None = None,
-    accelerator: Any | None = None,
     ref_model: torch.nn.Module | None = None,
     resume: bool = True,
     stop_after: int | None = None,
     on_iteration: Callable[[dict[str, Any]], None] | None = None,
+    run_lock: RunLock | None = None,
 ) -> TrainResult:
     """Train ``policy`` with GRPO or EMPO² (the algorithm ``cfg.agent`` names).
 
     Args:
         cfg: The trainer settings (GRPO's, or EMPO²'s which extend them).
         policy: A :class:`~empo_gym.agents.llm.policy.TrainablePolicy` (its ``model`` is trained
-            in place and also samples); passed through to ``rollout_fn``, ``algorithm`` and
-            ``evaluate_fn``.
+            in place and also samples); passed through to ``rollout_fn`` and ``algorithm``.
         rollout_fn: ``(policy, tasks, group_size, use_memory) -> list[Trajectory]``.
         tasks: Training task instances; each iteration draws ``cfg.tasks_per_iter`` of them.
         algorithm: The :class:`~empo_gym.agents.training.algorithm.Algorithm` (modes, what
             happens after the rollouts, its checkpointed state); None: the one ``cfg``
             configures (:func:`~empo_gym.agents.training.algorithm.make_algorithm`). Its
             ``name`` must be ``cfg.agent``. Wrap the training envs with its ``wrap_envs``.
-        evaluate_fn: Called once after training on the main process (EMPO²: no memory,
-            temperature 0.4).
-        accelerator: An ``accelerate.Accelerator``; one is created when None.
         ref_model: Frozen reference policy for ``kl_coef > 0`` (LoRA uses its base model).
         resume: Continue from ``<output_dir>/checkpoints`` when a checkpoint exists.
         stop_after: Stop after this many iterations of this call (tests simulate a kill).
         on_iteration: Called with each iteration's metrics row (progress display).
+        run_lock: The run lock of ``cfg.output_dir`` the caller already holds (a learning
+            agent takes it before its model loads); None: the main process takes it here.
 
     Returns:
         A :class:`TrainResult`.
@@ -411,27 +406,21 @@ def train(
         rollout_fn,
         tasks,
         algorithm=algorithm,
-        accelerator=accelerator,
         ref_model=ref_model,
         resume=resume,
         on_iteration=on_iteration,
+        run_lock=run_lock,
     )
     try:
         while not run.done and (stop_after is None or len(run.history) < stop_after):
             run.step()
         run.finish()
         run.engine.gather_for_inference(run.model)  # FSDP2: rank 0 evaluates without the others
-        final_eval = None
-        if evaluate_fn is not None and run.done and run.main:
-            run.model.eval()
-            with torch.no_grad():
-                final_eval = evaluate_fn(policy)
     finally:
         run.close()
     return TrainResult(
         iterations=run.iteration,
         history=run.history,
-        final_eval=final_eval,
         resumed_from=run.start,
         output_dir=run.out_dir,
         main_process=run.main,
@@ -460,23 +449,9 @@ def _check_algorithm(cfg: GRPOConfig, algorithm: Algorithm | None) -> Algorithm:
 _PER_PROCESS_MEANS = ("return", "score", "success", "episode_len", "intrinsic")
 
 
-def _sync_initial_weights(model: torch.nn.Module, accelerator: Any) -> None:
-    """Give every process rank 0's weights (e.g. a LoRA adapter's random init) before training;
-    afterwards the averaged gradients keep them identical."""
-    if getattr(accelerator, "num_processes", 1) <= 1:
-        return
-    import torch.distributed as dist
-
-    with torch.no_grad():
-        for tensor in [*model.parameters(), *model.buffers()]:
-            dist.broadcast(tensor.data, src=0)
-
-
-def _check_same_start(start: int, accelerator: Any) -> None:
+def _check_same_start(start: int, group: ProcessGroup) -> None:
     """All processes must resume from the same checkpoint (else their updates never match)."""
-    if getattr(accelerator, "num_processes", 1) <= 1:
-        return
-    starts = accelerator.gather(torch.tensor([start], device=accelerator.device)).tolist()
+    starts = group.gather(start)
     if len(set(starts)) != 1:
         raise RuntimeError(
             f"processes resumed from different iterations {starts}; expected one shared "
@@ -484,19 +459,7 @@ def _check_same_start(start: int, accelerator: Any) -> None:
         )
 
 
-def _mean_over_processes(row: dict[str, Any], keys: Sequence[str], accelerator: Any) -> None:
-    """Replace ``row[key]`` by its mean over processes (each rolled out its share of tasks)."""
-    if getattr(accelerator, "num_processes", 1) <= 1:
-        return
-    local = torch.tensor([float(row[k]) for k in keys], device=accelerator.device)
-    mean = accelerator.reduce(local, "mean")
-    for key, value in zip(keys, mean.tolist(), strict=True):
-        row[key] = value
-
-
-def _weights_changed(
-    policy: TrainablePolicy, model: torch.nn.Module, accelerator: Any, engine: Engine
-) -> float:
+def _weights_changed(policy: TrainablePolicy, model: torch.nn.Module, engine: Engine) -> float:
     """Drop caches computed with the old weights (TransformersPolicy's prefix KV cache: a stale
     cache makes the sampling log-probs disagree with the trainer's, so on-policy ratios != 1)
     and give a separate sampler (vLLM) the new weights; returns the sync's seconds.
@@ -506,81 +469,11 @@ def _weights_changed(
     policy.clear_prefix_cache()
     if not isinstance(policy, ServedPolicy):
         return 0.0
-    unwrap = getattr(accelerator, "unwrap_model", None)
+    group = engine.group
     state = engine.full_state_dict(model) if engine.sharded else None
     with engine.generation(model) if engine.sharded else contextlib.nullcontext():
         seconds = policy.sync_weights(
-            unwrap(model) if unwrap is not None else model,
-            main=bool(getattr(accelerator, "is_main_process", True)),
-            rank=int(getattr(accelerator, "process_index", 0)),
-            state_dict=state or None,
+            model, main=group.is_main, rank=group.rank, state_dict=state or None
         )
-    if getattr(accelerator, "num_processes", 1) > 1:  # nobody samples before the sync is done
-        accelerator.wait_for_everyone()
+    group.barrier()  # nobody samples before the sync is done
     return seconds
-
-
-def _local_share(total: int, accelerator: Any) -> slice:
-    """Tasks of this process when ``accelerate launch`` runs several (round robin)."""
-    n = getattr(accelerator, "num_processes", 1)
-    if n > 1 and total < n:
-        raise ValueError(f"tasks_per_iter={total} < {n} processes; expected >= one task each")
-    return slice(getattr(accelerator, "process_index", 0), None, n)
-
-
-def engine_rollout_fn(
-    envs: Sequence[Any],
-    env_name: str,
-    *,
-    prompt_style: str | None = None,
-    action_format: str | None = None,
-    max_turns: int = 30,
-    sampling: Any | None = None,
-    prompt_kwargs: dict[str, Any] | None = None,
-    max_context_tokens: int | None = None,
-) -> RolloutFn:
-    """A :data:`RolloutFn` over :class:`empo_gym.agents.llm.rollout.RolloutEngine`.
-
-
-    Tasks are :class:`empo_gym.agents.llm.rollout.ResetSpec` (or bare seeds); each drawn task
-    becomes a group with a fresh id (``g0``, ``g1``, ...) so one task drawn twice still forms two
-    groups.
-
-    Args:
-        envs: Gymnasium envs the engine drives in lockstep (memory-wrapped for EMPO²).
-        env_name: Env short name (prompt and parsing style).
-        prompt_style, action_format: Replace the env profile's (a training preset's choice).
-        max_turns: Episode length limit.
-        sampling: ``SamplingConfig`` of the training rollouts (temperature 1.0 in the paper).
-        prompt_kwargs: Extra prompt-builder arguments.
-        max_context_tokens: Longest prompt in tokens (older history is dropped first).
-    """
-    from empo_gym.agents.llm.rollout import ResetSpec, RolloutEngine
-
-    engine: RolloutEngine | None = None
-
-    def rollout(
-        policy: Any, tasks: Sequence[Any], group_size: int, use_memory: bool
-    ) -> list[Trajectory]:
-        nonlocal engine
-        if engine is None or engine.policy is not policy:
-            engine = RolloutEngine(
-                policy,
-                list(envs),
-                env_name,
-                prompt_style=prompt_style,
-                action_format=action_format,
-                max_turns=max_turns,
-                sampling=sampling,
-                prompt_kwargs=prompt_kwargs,
-                max_context_tokens=max_context_tokens,
-            )
-        specs = []
-        for i, task in enumerate(tasks):
-            spec = task if isinstance(task, ResetSpec) else ResetSpec(seed=task)
-            specs.append(ResetSpec(seed=spec.seed, options=spec.options, group_id=f"g{i}"))
-        trajectories = engine.run(specs, group_size, memory_mode=use_memory)
-        rollout.last_stats = engine.stats  # type: ignore[attr-defined]
-        return trajectories
-
-    return rollout

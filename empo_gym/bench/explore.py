@@ -27,11 +27,12 @@ from typing import Any
 
 import torch
 
+from empo_gym.agents.llm.rollout import RolloutRunner
 from empo_gym.agents.llm.trajectory import Trajectory
 from empo_gym.agents.training.algorithm import RolloutMode
 from empo_gym.agents.training.config import GRPOConfig
 from empo_gym.agents.training.empo import EMPOConfig
-from empo_gym.agents.training.trainer import RolloutFn, TrainingRun, engine_rollout_fn
+from empo_gym.agents.training.trainer import RolloutFn, TrainingRun
 from empo_gym.atomic_io import write_text_atomic
 from empo_gym.bench.reader import ReflectionTipWriter
 from empo_gym.memory import PARTITION_KEY
@@ -234,7 +235,8 @@ class _Arm:
             resume=False,
         )
         eval_n = bench.train_layouts * bench.eval_group
-        self.eval_fn: RolloutFn = engine_rollout_fn(
+        self.eval_fn: RolloutFn = RolloutRunner(
+            None,
             _doors_envs(bench, eval_n, bench.family, "train"),
             "doors",
             max_turns=trainer_cfg.max_steps,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from empo_gym.agents.llm.rollout import RolloutRunner
 from empo_gym.agents.training.algorithm import UpdateMode
 from empo_gym.agents.training.empo import EMPO, EMPOConfig
-from empo_gym.agents.training.trainer import engine_rollout_fn, group_trajectories, train
+from empo_gym.agents.training.trainer import group_trajectories, train
 from empo_gym.agents.training.update import build_turn_batch
 from tests.tiny_llama import tiny_llama
 
@@ -80,7 +81,7 @@ def test_empo_trains_through_the_rollout_engine_with_tip_stripping(tmp_path, byt
     from empo_gym.toy import ToyTextEnv
 
     envs = [ToyTextEnv("echo", with_tips=True) for _ in range(4)]
-    rollout = engine_rollout_fn(envs, "toy", max_turns=2)
+    rollout = RolloutRunner(None, envs, "toy", max_turns=2)
     seen = {}
 
     def spy(policy, tasks, group_size, use_memory):
@@ -121,7 +122,7 @@ def test_on_policy_ratio_stays_one_across_updates(tmp_path, byte_policy):
     """Sampling log-probs must match the trainer's after every weight update (no stale caches)."""
     from empo_gym.toy import ToyTextEnv
 
-    rollout = engine_rollout_fn([ToyTextEnv("echo") for _ in range(4)], "toy", max_turns=2)
+    rollout = RolloutRunner(None, [ToyTextEnv("echo") for _ in range(4)], "toy", max_turns=2)
     cfg = EMPOConfig(
         iterations=3,
         tasks_per_iter=2,
@@ -158,7 +159,7 @@ def test_resumed_llm_run_samples_and_ends_like_an_uninterrupted_one(tmp_path):
             checkpoint_every=1,
             output_dir=str(out),
         )
-        rollout = engine_rollout_fn(envs, "toy", max_turns=2)
+        rollout = RolloutRunner(None, envs, "toy", max_turns=2)
         res = train(
             cfg, policy, rollout, [11, 12], algorithm=_MemberBonus(cfg), stop_after=stop_after
         )

@@ -7,12 +7,14 @@ import dataclasses
 import pytest
 import torch
 
+from empo_gym.agents.llm.rollout import RolloutRunner
 from empo_gym.agents.llm.vllm_policy import VLLMPolicy
 from empo_gym.agents.llm.vllm_sync import StaleWeightsError
 from empo_gym.agents.training.config import GRPOConfig, config_from_dict
 from empo_gym.agents.training.empo import EMPOConfig
+from empo_gym.agents.training.process_group import ProcessGroup
 from empo_gym.agents.training.setup import build_training, with_trainer_logprobs
-from empo_gym.agents.training.trainer import TrainingRun, engine_rollout_fn
+from empo_gym.agents.training.trainer import TrainingRun
 from empo_gym.toy import ToyTextEnv
 from tests.llm.vllm_standin import StandInVLLM
 from tests.training.test_engine_integration import _byte_policy, _MemberBonus
@@ -50,7 +52,7 @@ def test_the_run_wiring_rescores_vllm_rollouts_with_the_trainer():
         ).rollout_fn
 
     assert "with_trainer_logprobs" in wiring(rollout_backend="vllm").__qualname__
-    assert "with_trainer_logprobs" not in wiring().__qualname__
+    assert isinstance(wiring(), RolloutRunner)  # the rollouts themselves: no rescoring wrapper
 
 
 def _vllm_toy_config(tmp_path, **overrides) -> EMPOConfig:
@@ -82,7 +84,7 @@ def test_a_vllm_run_syncs_after_every_step_and_rescores_with_the_trainer(tmp_pat
     cfg = _vllm_toy_config(tmp_path, recompute_old_logprobs=recompute)
     with StandInVLLM(local, logprob_offset=0.01) as server:
         policy = VLLMPolicy(local, [server.url], weights_dir=tmp_path / "w")
-        rollout_fn = engine_rollout_fn([ToyTextEnv("echo") for _ in range(4)], "toy", max_turns=2)
+        rollout_fn = RolloutRunner(None, [ToyTextEnv("echo") for _ in range(4)], "toy", max_turns=2)
         if cfg.recompute_logprobs:
             rollout_fn = with_trainer_logprobs(rollout_fn)
         run = TrainingRun(
@@ -121,18 +123,11 @@ def test_server_mode_wiring_checks_the_servers_serve_the_trainers_model(tmp_path
 @pytest.fixture
 def one_process_group():
     """A 1-process gloo group (FSDP2 shards over it for real), torn down after the test."""
-    import socket
-
-    import torch.distributed as dist
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    ProcessGroup.single("cpu")
     try:
         yield
     finally:
-        dist.destroy_process_group()
+        ProcessGroup.leave()
 
 
 def test_a_vllm_run_under_fsdp2_syncs_the_weights_gathered_from_the_shards(
@@ -147,7 +142,7 @@ def test_a_vllm_run_under_fsdp2_syncs_the_weights_gathered_from_the_shards(
     with StandInVLLM(local, logprob_offset=0.0) as server:
         policy = VLLMPolicy(local, [server.url], weights_dir=tmp_path / "w")
         rollout_fn = with_trainer_logprobs(
-            engine_rollout_fn([ToyTextEnv("echo") for _ in range(4)], "toy", max_turns=2)
+            RolloutRunner(None, [ToyTextEnv("echo") for _ in range(4)], "toy", max_turns=2)
         )
         run = TrainingRun(
             cfg, policy, rollout_fn, [3, 14], algorithm=_MemberBonus(cfg), resume=False
