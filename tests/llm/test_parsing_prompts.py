@@ -169,8 +169,7 @@ def test_tip_block_matches_the_memory_wrapper():
 
 def test_prompts_use_the_memory_modules_tip_block_format():
     from empo_gym.agents.llm import prompts
-    from empo_gym.memory import tips
-    from empo_gym.memory import compose_prompt
+    from empo_gym.memory import compose_prompt, tips
 
     assert prompts.render_tip_block is tips.render_tip_block  # one renderer
     assert not hasattr(prompts, "TIP_SEPARATOR") and not hasattr(prompts, "TIP_HEADER")
