@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from py4j.protocol import Py4JError, Py4JJavaError
+from py4j.protocol import Py4JError
 
+from empo_gym.jvm import heap_from_env, is_jvm_failure, jvm_death_message
 from empo_gym.scienceworld.jvm import (
     DEFAULT_MAX_HEAP_MB,
     JVMSupply,
@@ -53,33 +52,6 @@ _UNKNOWN_ACTION_PREFIX = "No known action matches that input"
 #: Longest action forwarded to the simulator; longer input is an invalid action (its parser
 #: gains nothing from it and the JVM round trip would grow with it).
 MAX_SIMULATOR_ACTION_CHARS = 1_000
-
-
-def _heap_from_env() -> int | None:
-    raw = os.environ.get("EMPO_GYM_JVM_HEAP_MB")
-    if raw is None:
-        return DEFAULT_MAX_HEAP_MB
-    if raw.strip().lower() in {"", "none", "default"}:
-        return None
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(
-            f"EMPO_GYM_JVM_HEAP_MB must be an integer number of MB or 'default', got {raw!r}"
-        ) from exc
-
-
-def _out_of_memory(exc: BaseException) -> bool:
-    try:  # the Java exception's text is fetched from the JVM, which may be gone
-        return "OutOfMemoryError" in str(getattr(exc, "java_exception", "") or exc)
-    except Exception:  # noqa: BLE001
-        return False
-
-
-def _jvm_failure(exc: Py4JError) -> bool:
-    """A lost JVM or an exhausted heap, not an action the simulator rejected (those arrive as
-    Java exceptions; py4j reports a lost connection as a bare ``Py4JError`` after logging it)."""
-    return not isinstance(exc, Py4JJavaError) or _out_of_memory(exc)
 
 
 class ScienceWorldEnv(gym.Env[str, str]):
@@ -139,7 +111,9 @@ class ScienceWorldEnv(gym.Env[str, str]):
             raise ValueError(f"max_steps must be a positive int or None, got {max_steps!r}")
         self._max_steps_arg = max_steps
         self.oracle_info = bool(oracle_info)
-        self.jvm_max_heap_mb = _heap_from_env() if jvm_max_heap_mb == "auto" else jvm_max_heap_mb
+        if jvm_max_heap_mb == "auto":
+            jvm_max_heap_mb = heap_from_env(DEFAULT_MAX_HEAP_MB)
+        self.jvm_max_heap_mb = jvm_max_heap_mb
         jvm_options(self.jvm_max_heap_mb)  # a bad heap fails here, not at the first reset
         if not isinstance(reuse_jvm, bool):
             raise TypeError(f"reuse_jvm must be a bool, got {reuse_jvm!r}")
@@ -273,7 +247,7 @@ class ScienceWorldEnv(gym.Env[str, str]):
                 try:
                     obs, score, completed, raw_info = self._simulate(sim, text)
                 except Py4JError as exc:
-                    if _jvm_failure(exc):
+                    if is_jvm_failure(exc):
                         raise  # the guard names the cause
                     # the simulator's parser rejected the input outright
                     obs = f"The simulator could not process that action ({type(exc).__name__})."
@@ -322,35 +296,17 @@ class ScienceWorldEnv(gym.Env[str, str]):
         try:
             yield
         except Py4JError as exc:
-            if not _jvm_failure(exc):
+            if not is_jvm_failure(exc):
                 raise
             raise self._jvm_error(sim, doing, exc) from exc
 
     def _jvm_error(
         self, sim: ScienceWorldJVM, doing: str, exc: BaseException | None
     ) -> ScienceWorldJVMError:
-        out_of_memory = exc is not None and _out_of_memory(exc)
-        try:  # the socket closes while a killed process exits: give it a moment for its status
-            code = sim.process.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            code = None
-        sim.close()  # a JVM that stopped answering is not reused; reset() starts a new one
-        fix = "call reset() to start a fresh JVM"
-        if out_of_memory:
-            cause = f"ran out of memory (heap {self.jvm_max_heap_mb} MB)"
-            fix = "raise jvm_max_heap_mb (or EMPO_GYM_JVM_HEAP_MB), then " + fix
-        elif code is None:
-            cause = f"stopped answering ({type(exc).__name__}: {exc})"
-        elif code < 0:
-            cause = f"was killed by signal {-code}"
-        else:
-            cause = f"exited with code {code}"
+        message = jvm_death_message(sim, "ScienceWorld", doing, exc, self.jvm_max_heap_mb)
         self._done = True
         self._current_task = None
-        return ScienceWorldJVMError(
-            f"the ScienceWorld JVM (pid {sim.pid}) {cause} during {doing}; this episode is "
-            f"lost: {fix}"
-        )
+        return ScienceWorldJVMError(message)
 
     def _simulate(self, sim: ScienceWorldJVM, text: str) -> tuple[str, int, bool, dict[str, Any]]:
         # The package's own step() also fetches the task description and move count on every
