@@ -19,6 +19,7 @@ import importlib
 from typing import Any
 
 from empo_gym.agents.base import Agent
+from empo_gym.registry import TWX_ENVS
 
 # agent name -> {env name or "*": "module:Class"}
 _AGENTS: dict[str, dict[str, str]] = {
@@ -29,6 +30,9 @@ _AGENTS: dict[str, dict[str, str]] = {
     "oracle": {
         "scienceworld": "empo_gym.agents.scripted.oracle:ScienceWorldOracleAgent",
         "webshop": "empo_gym.agents.scripted.webshop:WebShopOracleAgent",
+        **{
+            game: "empo_gym.agents.scripted.oracle:TextWorldExpressOracleAgent" for game in TWX_ENVS
+        },
     },
     "rule": {"webshop": "empo_gym.agents.scripted.webshop:WebShopRuleAgent"},
     "naive": {"*": "empo_gym.agents.llm.naive:NaiveLLMAgent"},

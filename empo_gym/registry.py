@@ -223,6 +223,34 @@ _ENVS: dict[str, EnvInfo] = {
 }
 
 
+def _twx_profile(game: str) -> EnvInfo:
+    from empo_gym.twx.games import GAMES, SPLITS
+
+    spec = GAMES[game]
+    return EnvInfo(
+        name=spec.name,
+        gym_id=spec.gym_id,
+        description=f"TextWorldExpress {spec.title}: {spec.description}; score 0..100",
+        splits=SPLITS,
+        default_split="test",
+        task_kwarg=None,  # one game per env; its generation parameters are env kwargs
+        prompt_style="generic",
+        action_format="plain",
+        max_action_tokens=16,  # the actions are short menu strings ("open door to north")
+    )
+
+
+def _twx_names() -> tuple[str, ...]:
+    from empo_gym.twx.games import GAME_NAMES
+
+    return GAME_NAMES
+
+
+#: The TextWorldExpress games, one profile each (``empo-gym run --env coin``).
+TWX_ENVS: tuple[str, ...] = _twx_names()
+_ENVS.update({game: _twx_profile(game) for game in TWX_ENVS})
+
+
 def env_names() -> list[str]:
     """All short env names."""
     return sorted(_ENVS)

@@ -71,6 +71,8 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "empo_gym.spaces",
         "empo_gym.registry",
         "empo_gym.scienceworld",
+        "empo_gym.twx",
+        "empo_gym.jvm",
         "empo_gym.webshop",
         "empo_gym.ood",
         "empo_gym.doors",

@@ -1,10 +1,12 @@
-"""The ScienceWorld ``oracle``: replays the simulator's gold action sequence."""
+"""The ``oracle`` of the simulator envs: replays the simulator's gold action sequence
+(ScienceWorld, TextWorldExpress)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
 from empo_gym.agents.base import Agent
+from empo_gym.registry import TWX_ENVS
 
 #: The oracle is granted this many steps (gold paths of some tasks exceed the paper's limits).
 ORACLE_MAX_STEPS = 1_000
@@ -51,3 +53,20 @@ class ScienceWorldOracleAgent(Agent):
         plan, i = self._plans.get(slot, []), self._cursor.get(slot, 0)
         self._cursor[slot] = i + 1
         return plan[i] if i < len(plan) else "look around"
+
+
+class TextWorldExpressOracleAgent(ScienceWorldOracleAgent):
+    """Replay a TextWorldExpress game's gold path (``info["oracle"]["gold_actions"]``).
+
+    Example:
+        >>> agent = TextWorldExpressOracleAgent()
+        >>> agent.reset(0, "obs", {"oracle": {"gold_actions": ["move north", "take coin"]}})
+        >>> agent.act(0, "obs", {}), agent.act(0, "obs", {})
+        ('move north', 'take coin')
+    """
+
+    supported_envs: ClassVar[tuple[str, ...]] = TWX_ENVS
+
+    def config(self) -> dict[str, Any]:
+        """Settings recorded in the leaderboard entry."""
+        return {"max_steps": ORACLE_MAX_STEPS, "source": "textworld-express gold action sequence"}

@@ -37,8 +37,8 @@ def memory_partition(
 
     1. ``info["memory_partition"]`` when set (the memory wrapper's assignment, which a
        rollout's trajectory info copies);
-    2. the env's ``task``, for ``instance`` partitions plus ``/variation`` (ScienceWorld) or
-       ``/goal_index`` (WebShop) when the info has one;
+    2. the env's ``task``, for ``instance`` partitions plus ``/variation`` (ScienceWorld),
+       ``/goal_index`` (WebShop) or ``/game_seed`` (TextWorldExpress) when the info has one;
     3. ``default`` (a rollout's group id, say) for an env whose info has no ``task``.
 
     Args:
@@ -55,6 +55,8 @@ def memory_partition(
         'boil/3'
         >>> memory_partition({"task": "webshop", "goal_index": 12})
         'webshop/12'
+        >>> memory_partition({"task": "coin", "game_seed": 20003})
+        'coin/20003'
         >>> memory_partition({"task": "boil", "variation": 3}, "task")
         'boil'
         >>> memory_partition({"memory_partition": "custom", "task": "boil"})
@@ -78,7 +80,8 @@ def memory_partition(
             "partition_fn=... or reset(options={'memory_partition': ...})"
         )
     if by == "instance":
-        for key in ("variation", "goal_index"):  # ScienceWorld variation, WebShop goal
+        # ScienceWorld variation, WebShop goal, TextWorldExpress game seed
+        for key in ("variation", "goal_index", "game_seed"):
             if info.get(key) is not None:
                 return f"{task}/{info[key]}"
     return str(task)
