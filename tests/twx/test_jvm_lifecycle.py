@@ -74,8 +74,7 @@ def test_jvm_dies_when_python_is_killed() -> None:
     script = textwrap.dedent(
         """
         import time
-        from empo_gym.processes import process_running
-from empo_gym.twx.env import TextWorldExpressEnv
+        from empo_gym.twx.env import TextWorldExpressEnv
         env = TextWorldExpressEnv("coin")
         env.reset(seed=0)
         print(env.simulator.pid, flush=True)
