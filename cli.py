@@ -100,7 +100,12 @@ def _webshop_catalogue(data_dir: Path | None) -> str:
 @app.command()
 def run(
     agent: str = typer.Option(..., "--agent", help="Agent name (see `empo-gym run --help`)."),
-    env: str = typer.Option(..., "--env", help="Env name: scienceworld, webshop, ood."),
+    env: str = typer.Option(
+        ...,
+        "--env",
+        help="Env name (`empo-gym envs` lists them): scienceworld, webshop, ood, doors, "
+        "the TextWorldExpress games coin, cookingworld, twc, ...",
+    ),
     task: str | None = typer.Option(None, "--task", help="Task (ScienceWorld name or id)."),
     episodes: int | None = typer.Option(None, "--episodes", help="Evaluation episodes."),
     seed: int | None = typer.Option(None, "--seed", help="Base seed."),

@@ -230,7 +230,7 @@ def _twx_profile(game: str) -> EnvInfo:
     return EnvInfo(
         name=spec.name,
         gym_id=spec.gym_id,
-        description=f"TextWorldExpress {spec.title}: {spec.description}; score 0..100",
+        description=f"TextWorldExpress {spec.title}: {spec.description}; score -100..100",
         splits=SPLITS,
         default_split="test",
         task_kwarg=None,  # one game per env; its generation parameters are env kwargs

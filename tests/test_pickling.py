@@ -1,8 +1,8 @@
 """Every env survives a pickle round trip (spawned workers, Ray-style frameworks).
 
-Doors and WebShop copies continue the episode; ScienceWorld copies carry the configuration and
-RNG but no JVM or episode (call ``reset()``): with a fresh JVM per episode, a copy's reset gives
-the same episode as the original's (the JVM cases are slow).
+Doors and WebShop copies continue the episode; ScienceWorld and TextWorldExpress copies carry the
+configuration and RNG but no JVM or episode (call ``reset()``): a copy's reset gives the same
+episode as the original's (the JVM cases are slow).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 from empo_gym.doors import DoorsEnv
 from empo_gym.ood import ScienceWorldOODEnv
 from empo_gym.scienceworld.env import ScienceWorldEnv
+from empo_gym.twx.env import TextWorldExpressEnv
 from empo_gym.webshop.env import WebShopEnv
 
 
@@ -69,6 +70,32 @@ def test_scienceworld_envs_pickle_their_configuration(make) -> None:
 )
 def test_scienceworld_copy_of_a_running_env_replays_the_same_episode(make) -> None:
     env = make()
+    try:
+        first = env.reset(seed=2)
+        env.step("look around")
+        copy = _round_trip(env)
+        try:
+            with pytest.raises(RuntimeError, match="call reset"):
+                copy.step("look around")
+            assert copy.reset(seed=2) == first
+            assert copy.step("look around")[:4] == env.step("look around")[:4]
+        finally:
+            copy.close()
+    finally:
+        env.close()
+
+
+def test_textworld_express_env_pickles_its_configuration() -> None:
+    env = TextWorldExpressEnv("coin", split="dev", max_steps=9, oracle_info=True, numLocations=4)
+    copy = _round_trip(env)
+    for name in ("game", "split", "params", "max_steps", "oracle_info", "jvm_max_heap_mb"):
+        assert getattr(copy, name) == getattr(env, name), name
+    assert copy._sim is None  # nothing started
+
+
+@pytest.mark.slow
+def test_textworld_express_copy_of_a_running_env_replays_the_same_episode() -> None:
+    env = TextWorldExpressEnv("cookingworld", split="test")
     try:
         first = env.reset(seed=2)
         env.step("look around")

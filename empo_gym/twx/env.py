@@ -87,10 +87,11 @@ class TWXJVM(ManagedJVM):
 class TextWorldExpressEnv(gym.Env[str, str]):
     """A TextWorldExpress game with the Gymnasium API: text in, text out, 5-tuple ``step``.
 
-    Reward is the score delta (the game's score is 0..1); ``terminated`` when the game reports
+    Reward is the score delta (the game's score is -1..1: 1 solved, -1 failed in the games that
+    can be failed, such as a wrong answer in arithmetic); ``terminated`` when the game reports
     success or failure (or the score reaches 1); ``truncated`` after ``max_steps`` actions.
     ``info`` carries ``admissible_actions``, ``instruction`` (the task description), ``score``
-    (0..100 = 100 * the game's score), ``success`` (the game's own success flag, named in
+    (-100..100 = 100 * the game's score), ``success`` (the game's own success flag, named in
     ``success_rule``), ``failure``, ``look``, ``inventory``, ``task`` (the game name),
     ``game_seed``, ``split``, ``params``, ``moves``, ``invalid_action``, ``max_steps`` and
     ``observation_truncated``.
