@@ -394,6 +394,23 @@ def bench_scienceworld(
     _emit(run_scienceworld_bench(steps=steps, rounds=rounds, log=_log))
 
 
+@bench_app.command("twx")
+def bench_twx(
+    game: str = typer.Option("coin", "--game", help="TextWorldExpress game."),
+    steps: int = typer.Option(500, "--steps", help="Steps per timing round."),
+    rounds: int = typer.Option(5, "--rounds", help="Timing rounds (medians are reported)."),
+) -> None:
+    """TextWorldExpress: wrapper vs raw package steps/s, JVM memory, reset vs JVM start."""
+    from empo_gym.bench.twx import run_twx_bench
+    from empo_gym.twx.games import resolve_game
+
+    try:
+        game = resolve_game(game)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    _emit(run_twx_bench(game=game, steps=steps, rounds=rounds, log=_log))
+
+
 @bench_app.command("webshop")
 def bench_webshop(
     sizes: str = typer.Option(
