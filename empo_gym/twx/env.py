@@ -41,13 +41,13 @@ from empo_gym.twx.games import FOLDS, fold_of_seed, generation_params, resolve_g
 SUCCESS_RULE = "twx:tasksuccess"
 #: The package's default step limit (``TextWorldExpressEnv(envStepLimit=100)``).
 DEFAULT_MAX_STEPS = 100
-#: Default JVM heap. Measured (``empo-gym bench twx``): the JVM default heap leaves the process
-#: at ~260 MB resident after a few thousand steps; 128 MB with the serial collector runs at the
-#: same step rate.
+#: Default JVM heap. Measured (``empo-gym bench twx``, coin, 2 shared cores): the raw package's
+#: JVM (default heap) ~300 MB resident, this env's JVM with the default heap ~130 MB, with 128 MB
+#: and the serial collector ~105 MB, at the same step rate.
 DEFAULT_MAX_HEAP_MB = 128
 #: Smallest accepted heap: the largest games (cookingworld with 11 rooms, 5 ingredients and 10
 #: distractors; mapreader with 50 rooms) generate and replay their gold paths at 64 MB
-#: (tests/textworld_express/test_reliability.py).
+#: (tests/twx/test_jvm_lifecycle.py).
 MIN_HEAP_MB = 64
 _UNKNOWN_ACTION_PREFIX = "Unknown action"
 #: Longest action forwarded to the simulator (its actions are short menu strings).
@@ -100,10 +100,11 @@ class TextWorldExpressEnv(gym.Env[str, str]):
     generates that game; ``options={"game_seed": n}`` picks exactly (``n`` must belong to the
     split's fold). The game is a pure function of its seed and parameters, so one JVM serves
     every episode: the same seed gives the same first observation, admissible actions and
-    dynamics in this env after other episodes or in a fresh env (tests/textworld_express/
-    test_determinism.py). The gold path (``oracle_info``) solves the game but is not unique:
-    the simulator's solver draws from an unseeded generator, so two resets of one seed may give
-    two different, equally valid, gold paths.
+    dynamics in this env after other episodes or in a fresh env (tests/twx/test_determinism.py).
+    A spare JVM (ScienceWorld's :class:`~empo_gym.jvm.JVMSupply`) would not pay: a reset takes
+    ~1.5 ms, a JVM start ~1 s (``empo-gym bench twx``). The gold path (``oracle_info``) solves
+    the game but is not unique: the simulator's solver draws from an unseeded generator, so two
+    resets of one seed may give two different, equally valid, gold paths.
 
     Actions that are empty, too long or carry unencodable code points are no-ops flagged
     ``invalid_action``; an action the game does not know ("Unknown action") is flagged too. A
