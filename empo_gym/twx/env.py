@@ -46,7 +46,7 @@ DEFAULT_MAX_STEPS = 100
 #: and the serial collector ~105 MB, at the same step rate.
 DEFAULT_MAX_HEAP_MB = 128
 #: Smallest accepted heap: the largest games (cookingworld with 11 rooms, 5 ingredients and 10
-#: distractors; mapreader with 50 rooms) generate and replay their gold paths at 64 MB
+#: distractors; mapreader with 40 rooms) generate and replay their gold paths at 64 MB
 #: (tests/twx/test_jvm_lifecycle.py).
 MIN_HEAP_MB = 64
 _UNKNOWN_ACTION_PREFIX = "Unknown action"
@@ -225,9 +225,11 @@ class TextWorldExpressEnv(gym.Env[str, str]):
             except Py4JError as exc:
                 if is_jvm_failure(exc):
                     raise
+                java_error = str(getattr(exc, "java_exception", "") or exc).strip()
                 raise ValueError(
                     f"textworld_express could not generate game {self.game!r} seed {game_seed} "
-                    f"with parameters {self.params!r}: {str(exc).strip()[:300]}"
+                    f"with parameters {self.params!r} ({java_error[:300]}); try other "
+                    f"parameters or another seed"
                 ) from exc
             self._instruction = sim.server.getTaskDescription()
             gold = list(sim.server.getGoldActionSequence()) if self.oracle_info else None

@@ -146,3 +146,14 @@ def test_dead_jvm_is_one_clear_error_and_reset_recovers() -> None:
         assert e.simulator.pid != pid and info["admissible_actions"]
     finally:
         e.close()
+
+
+def test_a_game_the_simulator_cannot_generate_is_a_clear_error() -> None:
+    e = TextWorldExpressEnv("mapreader", split="test", numLocations=15, maxDistanceApart=8)
+    try:
+        with pytest.raises(ValueError, match=r"could not generate game 'mapreader' seed 20811"):
+            e.reset(options={"game_seed": 20811})
+        _, info = e.reset(options={"game_seed": 20812})  # the JVM is still usable
+        assert info["admissible_actions"]
+    finally:
+        e.close()

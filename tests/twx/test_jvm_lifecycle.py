@@ -99,7 +99,7 @@ def test_jvm_dies_when_python_is_killed() -> None:
     ("game", "params"),
     [
         ("cookingworld", {"numLocations": 11, "numIngredients": 5, "numDistractorItems": 10}),
-        ("mapreader", {"numLocations": 30, "maxDistanceApart": 8}),
+        ("mapreader", {"numLocations": 40, "maxDistanceApart": 8}),
         ("coin", {"numLocations": 11, "numDistractorItems": 10}),
     ],
 )
