@@ -41,9 +41,9 @@ from empo_gym.twx.games import FOLDS, fold_of_seed, generation_params, resolve_g
 SUCCESS_RULE = "twx:tasksuccess"
 #: The package's default step limit (``TextWorldExpressEnv(envStepLimit=100)``).
 DEFAULT_MAX_STEPS = 100
-#: Default JVM heap. Measured (``empo-gym bench twx``, coin, 2 shared cores): the raw package's
-#: JVM (default heap) ~300 MB resident, this env's JVM with the default heap ~130 MB, with 128 MB
-#: and the serial collector ~105 MB, at the same step rate.
+#: Default JVM heap. Measured (``empo-gym bench twx --steps 1000 --rounds 7``, coin, cookingworld,
+#: twc; 2 shared cores): with the JVM's default heap the JVM is ~300 MB resident (the raw package
+#: and this env alike); with 128 MB and the serial collector ~105-115 MB, and no slower.
 DEFAULT_MAX_HEAP_MB = 128
 #: Smallest accepted heap: the largest games (cookingworld with 11 rooms, 5 ingredients and 10
 #: distractors; mapreader with 40 rooms) generate and replay their gold paths at 64 MB
