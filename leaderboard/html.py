@@ -28,6 +28,7 @@ from typing import Any
 from empo_gym.atomic_io import write_text_atomic
 from empo_gym.leaderboard.board import row_key, rows
 from empo_gym.leaderboard.entry import entry_source
+from empo_gym.run_metrics import read_metrics
 
 #: The page's file name inside ``--out``.
 PAGE_FILE = "index.html"
@@ -136,8 +137,6 @@ def learning_curve(entry: Mapping[str, Any]) -> dict[str, list[float]] | None:
     path = training.get("metrics") if isinstance(training, dict) else None
     if not path or not Path(path).is_file():
         return None
-    from empo_gym.agents.training.metrics import read_metrics
-
     history = read_metrics(path)
     curves = {
         key: [float(r[key]) for r in history if isinstance(r.get(key), (int, float))]

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from empo_gym.agents.base import Agent
 from empo_gym.agents.training.config import GRPOConfig, config_from_dict
-from empo_gym.agents.training.metrics import METRICS_FILE, read_metrics
 from empo_gym.agents.training.process_group import ProcessGroup
 from empo_gym.atomic_io import check_writable_dir
+from empo_gym.run_metrics import METRICS_FILE, read_metrics
 from empo_gym.yaml_config import read_yaml
 
 if TYPE_CHECKING:  # the model stack loads only when a policy is built

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from empo_gym.agents.training.metrics import read_metrics
 from empo_gym.atomic_io import atomic_path
+from empo_gym.run_metrics import read_metrics
 
 
 def moving_average(values: Sequence[float], window: int) -> list[float]:

@@ -48,17 +48,17 @@ from empo_gym.agents.training.checkpoint import (
 )
 from empo_gym.agents.training.config import GRPOConfig
 from empo_gym.agents.training.engine import DCP_DIR, Engine
-from empo_gym.agents.training.metrics import (
-    METRICS_FILE,
-    append_metrics,
-    read_metrics,
-    write_metrics,
-)
 from empo_gym.agents.training.process_group import ProcessGroup
 from empo_gym.agents.training.run_lock import RunLock
 from empo_gym.agents.training.update import make_optimizer, policy_update
 from empo_gym.atomic_io import find_temps, make_temp_dir, write_text_atomic
 from empo_gym.protocols import missing_members
+from empo_gym.run_metrics import (
+    METRICS_FILE,
+    append_metrics,
+    read_metrics,
+    write_metrics,
+)
 
 RolloutFn = Callable[[Any, Sequence[Any], int, bool], list[Trajectory]]
 """``rollout_fn(policy, tasks, group_size, use_memory) -> trajectories`` (B x G, group order)."""

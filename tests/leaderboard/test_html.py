@@ -16,9 +16,9 @@ import pytest
 
 from empo_gym import leaderboard as lb
 from empo_gym.agents.registry import make_agent
-from empo_gym.agents.training.metrics import append_metrics
 from empo_gym.harness import evaluate
 from empo_gym.leaderboard.html import render_html, write_html
+from empo_gym.run_metrics import append_metrics
 
 #: Chromium's headless flags for a closed network (no background fetches that would be refused).
 CHROMIUM_ARGS = [

@@ -9,8 +9,8 @@ import torch
 
 from empo_gym.agents.training.config import GRPOConfig
 from empo_gym.agents.training.empo import EMPOConfig
-from empo_gym.agents.training.metrics import METRICS_FILE
 from empo_gym.agents.training.trainer import group_trajectories, train
+from empo_gym.run_metrics import METRICS_FILE
 from tests.training.train_helpers import (
     BANDIT_VOCAB,
     BanditPolicy,
@@ -140,7 +140,7 @@ def test_a_policy_without_the_trainer_hooks_is_rejected(tmp_path):
 
 def test_learning_curves_png(tmp_path):
     from empo_gym.agents.training.curves import plot_curves
-    from empo_gym.agents.training.metrics import read_metrics
+    from empo_gym.run_metrics import read_metrics
 
     for agent, cls in (("grpo", GRPOConfig), ("empo", EMPOConfig)):
         cfg = cls(iterations=3, output_dir=str(tmp_path / agent), **COMMON)
