@@ -11,6 +11,8 @@ simulator in a JVM reached through py4j. This module is the one home of what the
   ``weakref.finalize`` that closes it at garbage collection and at interpreter exit;
 * :func:`is_jvm_failure` / :func:`jvm_death_message`: tell a lost JVM or an exhausted heap from
   an action the simulator rejected, and name the cause once;
+* :func:`refused_action`: the actions that never reach a simulator (empty, too long, or not
+  encodable for py4j), and the observation that says why;
 * :class:`JVMSupply`: fresh JVMs, the next one started in the background (a spare), for
   simulators whose episodes are only reproducible in a JVM that has never run one.
 
@@ -42,10 +44,14 @@ from py4j.java_gateway import (
 )
 from py4j.protocol import Py4JError, Py4JJavaError
 
+from empo_gym.spaces import has_unencodable
+
 logger = logging.getLogger(__name__)
 
 #: Environment variable that overrides every simulator env's default heap (MB, or ``default``).
 HEAP_ENV_VAR = "EMPO_GYM_JVM_HEAP_MB"
+MAX_SIMULATOR_ACTION_CHARS = 1_000
+"""Longest action sent to a simulator; a longer one is a flagged no-op."""
 
 
 class JVMError(RuntimeError):
@@ -103,6 +109,33 @@ def heap_from_env(default: int | None) -> int | None:
         raise ValueError(
             f"{HEAP_ENV_VAR} must be an integer number of MB or 'default', got {raw!r}"
         ) from exc
+
+
+def refused_action(text: str) -> str | None:
+    """The observation of an action no simulator is sent (None: send it).
+
+    Empty, longer than :data:`MAX_SIMULATOR_ACTION_CHARS`, or holding lone surrogates (py4j
+    cannot encode them): the env makes it a no-op flagged ``invalid_action``.
+
+    Example:
+        >>> refused_action("look around") is None
+        True
+        >>> refused_action("")
+        'No action was given. Choose one of the admissible actions.'
+    """
+    if not text:
+        return "No action was given. Choose one of the admissible actions."
+    if has_unencodable(text):
+        return (
+            "That action contains characters that cannot be encoded (lone surrogates); "
+            "nothing was done. Choose one of the admissible actions."
+        )
+    if len(text) > MAX_SIMULATOR_ACTION_CHARS:
+        return (
+            f"That action is too long ({len(text)} characters; at most "
+            f"{MAX_SIMULATOR_ACTION_CHARS}). Choose one of the admissible actions."
+        )
+    return None
 
 
 def out_of_memory(exc: BaseException) -> bool:

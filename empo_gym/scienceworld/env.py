@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 from py4j.protocol import Py4JError
 
-from empo_gym.jvm import heap_from_env, is_jvm_failure, jvm_death_message
+from empo_gym.jvm import heap_from_env, is_jvm_failure, jvm_death_message, refused_action
 from empo_gym.scienceworld.jvm import (
     DEFAULT_MAX_HEAP_MB,
     JVMSupply,
@@ -43,15 +43,11 @@ from empo_gym.spaces import (
     MAX_OBSERVATION_CHARS,
     UnicodeText,
     clip_observation,
-    has_unencodable,
 )
 
 #: The EMPO² paper's success rule: the episode ended (task completed) with a score above 70.
 SUCCESS_RULE = "scienceworld:terminated_and_score>70"
 _UNKNOWN_ACTION_PREFIX = "No known action matches that input"
-#: Longest action forwarded to the simulator; longer input is an invalid action (its parser
-#: gains nothing from it and the JVM round trip would grow with it).
-MAX_SIMULATOR_ACTION_CHARS = 1_000
 
 
 class ScienceWorldEnv(gym.Env[str, str]):
@@ -239,8 +235,9 @@ class ScienceWorldEnv(gym.Env[str, str]):
         text = text.replace("\n", " ").strip()
         self._steps += 1
         reward, terminated = 0.0, False
-        if not text or len(text) > MAX_SIMULATOR_ACTION_CHARS or has_unencodable(text):
-            obs = self._noop_observation(text)
+        refused = refused_action(text)
+        if refused is not None:
+            obs = refused
             info = dict(self._last_info, invalid_action=True, moves=self._steps)
         else:
             with self._jvm_guard(sim, f"step {text[:80]!r}"):
@@ -353,17 +350,3 @@ class ScienceWorldEnv(gym.Env[str, str]):
         self._last_obs, self._last_info = obs, info
         obs, info["observation_truncated"] = clip_observation(obs, self.observation_space)
         return obs, info
-
-    @staticmethod
-    def _noop_observation(text: str) -> str:
-        if not text:
-            return "No action was given. Choose one of the admissible actions."
-        if has_unencodable(text):
-            return (
-                "That action contains characters that cannot be encoded (lone surrogates); "
-                "nothing was done. Choose one of the admissible actions."
-            )
-        return (
-            f"That action is too long ({len(text)} characters; at most "
-            f"{MAX_SIMULATOR_ACTION_CHARS}). Choose one of the admissible actions."
-        )

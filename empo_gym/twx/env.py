@@ -27,13 +27,12 @@ from py4j.protocol import Py4JError
 from textworld_express.constants import BASEPATH, JAR_PATH
 
 from empo_gym import jvm as _jvm
-from empo_gym.jvm import JVMError, ManagedJVM, heap_from_env, is_jvm_failure
+from empo_gym.jvm import JVMError, ManagedJVM, heap_from_env, is_jvm_failure, refused_action
 from empo_gym.spaces import (
     MAX_ACTION_CHARS,
     MAX_OBSERVATION_CHARS,
     UnicodeText,
     clip_observation,
-    has_unencodable,
 )
 from empo_gym.twx.games import FOLDS, fold_of_seed, generation_params, resolve_game, resolve_split
 
@@ -50,8 +49,6 @@ DEFAULT_MAX_HEAP_MB = 128
 #: (tests/twx/test_jvm_lifecycle.py).
 MIN_HEAP_MB = 64
 _UNKNOWN_ACTION_PREFIX = "Unknown action"
-#: Longest action forwarded to the simulator (its actions are short menu strings).
-MAX_SIMULATOR_ACTION_CHARS = 1_000
 
 
 class TWXJVMError(JVMError):
@@ -251,8 +248,9 @@ class TextWorldExpressEnv(gym.Env[str, str]):
         text = text.replace("\n", " ").strip()
         self._steps += 1
         reward, terminated = 0.0, False
-        if not text or len(text) > MAX_SIMULATOR_ACTION_CHARS or has_unencodable(text):
-            obs = _noop_observation(text)
+        refused = refused_action(text)
+        if refused is not None:
+            obs = refused
             info = dict(self._last_info, invalid_action=True, moves=self._steps)
             info.pop("oracle", None)
         else:
@@ -343,17 +341,3 @@ class TextWorldExpressEnv(gym.Env[str, str]):
         self._last_obs, self._last_info = obs, info
         obs, info["observation_truncated"] = clip_observation(obs, self.observation_space)
         return obs, info
-
-
-def _noop_observation(text: str) -> str:
-    if not text:
-        return "No action was given. Choose one of the admissible actions."
-    if has_unencodable(text):
-        return (
-            "That action contains characters that cannot be encoded (lone surrogates); "
-            "nothing was done. Choose one of the admissible actions."
-        )
-    return (
-        f"That action is too long ({len(text)} characters; at most "
-        f"{MAX_SIMULATOR_ACTION_CHARS}). Choose one of the admissible actions."
-    )
